@@ -1,0 +1,8 @@
+//! promcore's storage engine: everything one shard owns, in Prometheus's on-disk formats.
+//!
+//! A shard is owned by exactly one executor; nothing in this crate is shared between
+//! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
+//! series and samples, selects series by label matchers, and reads samples back.
+
+pub mod encoding;
+pub mod labels;

@@ -1,0 +1,2 @@
+//! The promcore server binary.
+fn main() {}
