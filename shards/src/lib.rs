@@ -4,5 +4,12 @@
 //! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
 //! series and samples, selects series by label matchers, and reads samples back.
 
+pub mod chunkenc;
+pub mod chunks_head;
+pub mod data_dir;
 pub mod encoding;
+pub mod head;
+pub mod index;
 pub mod labels;
+pub mod shard;
+pub mod wal;

@@ -1,0 +1,96 @@
+//! WAL replay speed of one shard: 100,000 series x 100 samples (10 M samples) written
+//! through `Shard::append`, then the shard reopened as after a crash (no snapshot):
+//! - `full`: chunks_head removed, so every sample is decoded from the WAL and appended;
+//! - `with_chunks_head`: Prometheus's normal crash restart, where samples already in
+//!   chunks_head are skipped and only open chunks are rebuilt.
+//! Throughput is WAL samples per second.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use shards::head::{AppendBatch, BatchSample, SeriesKey};
+use shards::labels::Labels;
+use shards::shard::{Shard, ShardOptions};
+use shards::wal::DmaFs;
+
+const SERIES: usize = 100_000;
+const SAMPLES: usize = 100;
+
+fn on_executor<T: Send + 'static>(f: impl std::future::Future<Output = T> + 'static + Send) -> T {
+    glommio::LocalExecutorBuilder::default().spawn(|| f).unwrap().join().unwrap()
+}
+
+fn write(dir: &Path) {
+    let dir = dir.to_path_buf();
+    on_executor(async move {
+        let (mut shard, _) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {}).await.unwrap();
+        let first = AppendBatch {
+            new_series: (0..SERIES)
+                .map(|i| Labels::from_pairs([("__name__", "replay_metric"), ("id", &i.to_string()), ("job", "bench")]).unwrap())
+                .collect(),
+            samples: (0..SERIES).map(|i| BatchSample { series: SeriesKey::New(i as u32), t: 0, v: 0.0 }).collect(),
+        };
+        let refs = shard.append(&first).await.unwrap().series_refs;
+        for k in 1..SAMPLES as i64 {
+            for part in refs.chunks(10_000) {
+                let b = AppendBatch {
+                    new_series: vec![],
+                    samples: part.iter().map(|&r| BatchSample { series: SeriesKey::Ref(r), t: k * 15_000, v: (k * 3) as f64 }).collect(),
+                };
+                shard.append(&b).await.unwrap();
+            }
+        }
+        shard.sync().await.unwrap();
+        std::mem::forget(shard); // as after a crash: no snapshot
+    });
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn replay_once(src: &Path, keep_chunks_head: bool) -> Duration {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shard");
+    copy_dir(src, &dir);
+    if !keep_chunks_head {
+        std::fs::remove_dir_all(dir.join("chunks_head")).unwrap();
+    }
+    on_executor(async move {
+        let start = Instant::now();
+        let (shard, report) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {}).await.unwrap();
+        let d = start.elapsed();
+        assert_eq!(shard.head().num_series(), SERIES);
+        assert!(report.replay.samples + report.replay.samples_skipped >= (SERIES * SAMPLES) as u64);
+        std::mem::forget(shard);
+        drop(tmp);
+        d
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let src = tempfile::tempdir().unwrap();
+    write(src.path());
+    let mut g = c.benchmark_group("wal_replay");
+    g.throughput(Throughput::Elements((SERIES * SAMPLES) as u64));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    for (name, keep) in [("full", false), ("with_chunks_head", true)] {
+        let src = src.path().to_path_buf();
+        g.bench_function(name, move |b| b.iter_custom(|iters| (0..iters).map(|_| replay_once(&src, keep)).sum()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

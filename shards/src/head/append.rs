@@ -1,0 +1,246 @@
+//! Appending a batch to the head in two steps around the WAL write.
+//!
+//! `prepare` resolves series (creating new ones), refuses samples the head cannot take
+//! (out of bounds, out of order, a different value at the newest timestamp) and encodes one
+//! series record and one samples record. The shard writes those to the WAL, and only once
+//! they are there does `commit` apply the samples. A batch is therefore atomic on disk: a
+//! crash leaves its samples record whole or not at all.
+//!
+//! Samples of the same series later in a batch are checked again at commit, against what
+//! the batch itself appended, exactly as WAL replay will check them: the head after replay
+//! is the head that acknowledged.
+
+use crate::labels::Labels;
+use crate::wal::record::{self, RefSample, RefSeries};
+
+use super::series::Appendable;
+use super::{Head, HeadError};
+
+/// Which series a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesKey {
+    /// A ref the sender learned from an earlier batch.
+    Ref(u64),
+    /// An index into `AppendBatch::new_series`.
+    New(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSample {
+    pub series: SeriesKey,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A batch of samples for one shard: one target's scrape, one remote-write request, ...
+#[derive(Debug, Default, Clone)]
+pub struct AppendBatch {
+    /// Label sets the sender has no ref for; the outcome returns their refs in this order.
+    pub new_series: Vec<Labels>,
+    pub samples: Vec<BatchSample>,
+}
+
+/// What happened to a batch, for the sender's cache and its per-scrape counters.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The ref of each `new_series` entry, in order.
+    pub series_refs: Vec<u64>,
+    pub series_created: u32,
+    pub appended: u32,
+    pub out_of_order: u32,
+    pub out_of_bounds: u32,
+    pub duplicate_timestamp: u32,
+    /// Identical duplicates of the newest sample, ignored as Prometheus ignores them.
+    pub duplicates_ignored: u32,
+    /// Refs the head does not know (the sender's cache is stale): resend with labels.
+    pub unknown_refs: u32,
+}
+
+/// A validated batch: the WAL records to write and the samples to apply afterwards.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Series record (empty when no series needs logging) and samples record (empty when
+    /// no sample was accepted).
+    pub series_record: Vec<u8>,
+    pub samples_record: Vec<u8>,
+    samples: Vec<RefSample>,
+    unlogged_series: Vec<u64>,
+    outcome: AppendOutcome,
+}
+
+impl Prepared {
+    /// The WAL records of this batch, in the order they must be logged.
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+        [self.series_record.as_slice(), self.samples_record.as_slice()].into_iter().filter(|r| !r.is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series_record.is_empty() && self.samples_record.is_empty()
+    }
+}
+
+impl Head {
+    /// Validates `batch` and encodes its WAL records. New series are created now (their
+    /// records are logged with this batch or, if its WAL write fails, with a later one);
+    /// samples are applied only by `commit`.
+    pub fn prepare(&mut self, batch: &AppendBatch) -> Result<Prepared, HeadError> {
+        let mut p = Prepared::default();
+        let mut new_series = Vec::new();
+        for labels in &batch.new_series {
+            let (r, created) = self.get_or_create(labels)?;
+            p.outcome.series_created += u32::from(created);
+            p.outcome.series_refs.push(r);
+            if self.series(r).is_some_and(|s| !s.logged) {
+                new_series.push(RefSeries { series_ref: r, labels: labels.clone() });
+                p.unlogged_series.push(r);
+            }
+        }
+        let min_valid = self.min_valid_time();
+        p.samples.reserve(batch.samples.len());
+        for s in &batch.samples {
+            let r = match s.series {
+                SeriesKey::Ref(r) => r,
+                SeriesKey::New(i) => match p.outcome.series_refs.get(i as usize) {
+                    Some(&r) => r,
+                    None => {
+                        p.outcome.unknown_refs += 1;
+                        continue;
+                    }
+                },
+            };
+            let Some(series) = self.series(r) else {
+                p.outcome.unknown_refs += 1;
+                continue;
+            };
+            if !series.logged && !p.unlogged_series.contains(&r) {
+                // Created by a batch whose WAL write failed: log its series record now.
+                if let Some(labels) = self.series_labels(r) {
+                    new_series.push(RefSeries { series_ref: r, labels });
+                    p.unlogged_series.push(r);
+                }
+            }
+            match series.appendable(s.t, s.v, min_valid) {
+                Appendable::Yes => p.samples.push(RefSample { series_ref: r, t: s.t, v: s.v }),
+                Appendable::Duplicate => p.outcome.duplicates_ignored += 1,
+                Appendable::No(why) => {
+                    self.count_refusal(why);
+                    match why {
+                        super::AppendRefusal::OutOfOrder => p.outcome.out_of_order += 1,
+                        super::AppendRefusal::DuplicateTimestamp => p.outcome.duplicate_timestamp += 1,
+                        super::AppendRefusal::OutOfBounds => p.outcome.out_of_bounds += 1,
+                    }
+                }
+            }
+        }
+        self.stats.unknown_series_refs += u64::from(p.outcome.unknown_refs);
+        if !new_series.is_empty() {
+            record::encode_series(&new_series, &mut p.series_record);
+        }
+        if !p.samples.is_empty() {
+            record::encode_samples(&p.samples, &mut p.samples_record);
+        }
+        Ok(p)
+    }
+
+    /// Applies a prepared batch whose records are in the WAL.
+    pub fn commit(&mut self, p: Prepared) -> Result<AppendOutcome, HeadError> {
+        let Prepared { samples, unlogged_series, mut outcome, .. } = p;
+        for r in unlogged_series {
+            if let Some(s) = self.series_mut(r) {
+                s.logged = true;
+            }
+        }
+        let before = self.stats.clone();
+        for s in &samples {
+            if self.append_sample(s.series_ref, s.t, s.v)? {
+                outcome.appended += 1;
+            }
+        }
+        // Refusals found only now: later samples of a series in the same batch.
+        outcome.out_of_order += (self.stats.out_of_order_samples - before.out_of_order_samples) as u32;
+        outcome.duplicate_timestamp +=
+            (self.stats.duplicate_timestamp_samples - before.duplicate_timestamp_samples) as u32;
+        outcome.duplicates_ignored += (self.stats.duplicate_samples_ignored - before.duplicate_samples_ignored) as u32;
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::HeadOptions;
+
+    fn labels(name: &str, i: u32) -> Labels {
+        Labels::from_pairs([("__name__", name.to_string()), ("i", i.to_string())]).unwrap()
+    }
+
+    fn batch(new: Vec<Labels>, samples: &[(SeriesKey, i64, f64)]) -> AppendBatch {
+        AppendBatch {
+            new_series: new,
+            samples: samples.iter().map(|&(series, t, v)| BatchSample { series, t, v }).collect(),
+        }
+    }
+
+    #[test]
+    fn prepare_commit_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
+        let b = batch(vec![labels("a", 1), labels("a", 2)], &[(SeriesKey::New(0), 1000, 1.0), (SeriesKey::New(1), 1000, 2.0)]);
+        let p = head.prepare(&b).unwrap();
+        assert_eq!(p.records().count(), 2);
+        let out = head.commit(p).unwrap();
+        assert_eq!(out.series_refs, [1, 2]);
+        assert_eq!(out.appended, 2);
+
+        let b = batch(
+            vec![],
+            &[
+                (SeriesKey::Ref(1), 1000, 1.0), // identical duplicate: ignored
+                (SeriesKey::Ref(2), 1000, 3.0), // different value at the same time
+                (SeriesKey::Ref(1), 999, 1.0),  // out of order
+                (SeriesKey::Ref(9), 2000, 1.0), // unknown
+                (SeriesKey::Ref(1), 2000, 1.5),
+                (SeriesKey::Ref(1), 1500, 1.5), // out of order within the batch
+            ],
+        );
+        let p = head.prepare(&b).unwrap();
+        assert!(p.series_record.is_empty());
+        let out = head.commit(p).unwrap();
+        assert_eq!(
+            out,
+            AppendOutcome {
+                series_refs: vec![],
+                series_created: 0,
+                appended: 1,
+                out_of_order: 2,
+                out_of_bounds: 0,
+                duplicate_timestamp: 1,
+                duplicates_ignored: 1,
+                unknown_refs: 1
+            }
+        );
+        // Far behind the head's max time: out of bounds (max time - 1 h).
+        let b = batch(vec![labels("b", 1)], &[(SeriesKey::New(0), 2000 - 3_600_001, 1.0)]);
+        let out = head.commit(head.prepare(&b).unwrap()).unwrap();
+        assert_eq!(out.out_of_bounds, 1);
+        assert_eq!(head.stats.samples_appended, 3);
+        assert_eq!(head.stats.out_of_order_samples, 2);
+    }
+
+    #[test]
+    fn series_of_a_failed_batch_are_logged_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
+        let b = batch(vec![labels("a", 1)], &[(SeriesKey::New(0), 1000, 1.0)]);
+        let failed = head.prepare(&b).unwrap();
+        assert!(!failed.series_record.is_empty());
+        drop(failed); // the WAL write failed: nothing committed
+        let b = batch(vec![], &[(SeriesKey::Ref(1), 1000, 1.0)]);
+        let p = head.prepare(&b).unwrap();
+        assert!(!p.series_record.is_empty(), "series record must be retried");
+        let out = head.commit(p).unwrap();
+        assert_eq!(out.appended, 1);
+        let p = head.prepare(&b).unwrap();
+        assert!(p.series_record.is_empty());
+    }
+}

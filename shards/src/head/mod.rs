@@ -1,0 +1,326 @@
+//! The head: a shard's in-memory series, their open chunks, the symbol table and the
+//! postings index, plus the chunks_head files full chunks are written to.
+//!
+//! The head is plain single-owner data: no locks, no async. It does no WAL I/O: appending is
+//! split into `prepare` (validate, encode the WAL records) and `commit` (apply), so that the
+//! shard writes the WAL in between and only applies what the WAL holds. The only I/O here
+//! is the buffered chunks_head writes of full chunks, which the WAL can always rebuild.
+//!
+//! Series refs are Prometheus's `HeadSeriesRef`: they start at 1, only grow, and are what the
+//! WAL and chunks_head records carry. In memory a ref is a `u32` index (`SeriesId`) so that
+//! the postings stay half the size; a shard refuses to create its 2^32-th series.
+
+mod append;
+mod read;
+pub(crate) mod replay;
+pub mod series;
+pub mod snapshot;
+
+pub use append::{AppendBatch, AppendOutcome, BatchSample, Prepared, SeriesKey};
+pub use read::SeriesSamples;
+pub use replay::ReplayStats;
+pub use series::{AppendRefusal, MemSeries, MmappedChunk};
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::chunks_head::{ChunkDiskMapper, ChunksHeadError, OpenReport};
+use crate::index::mem_postings::MemPostings;
+use crate::labels::symbols::{SymbolId, SymbolTable};
+use crate::labels::{Label, Labels, LabelsError};
+
+/// In-memory series id: the series ref as u32.
+pub type SeriesId = u32;
+
+/// Prometheus's default block range, which is also the head chunk range: 2 h.
+pub const DEFAULT_CHUNK_RANGE: i64 = 2 * 60 * 60 * 1000;
+
+#[derive(Debug, Clone)]
+pub struct HeadOptions {
+    /// Chunks never cross a multiple of this range (ms).
+    pub chunk_range: i64,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        HeadOptions { chunk_range: DEFAULT_CHUNK_RANGE }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum HeadError {
+    #[error("chunks_head: {0}")]
+    ChunksHead(#[from] ChunksHeadError),
+    #[error("invalid labels: {0}")]
+    Labels(#[from] LabelsError),
+    #[error("series limit of this shard reached ({0} series refs used)")]
+    TooManySeries(u64),
+    #[error("corrupt chunk of series {series_ref}: {reason}")]
+    CorruptChunk { series_ref: u64, reason: String },
+}
+
+/// Counters in the sense of Prometheus's `prometheus_tsdb_head_*` metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeadStats {
+    pub samples_appended: u64,
+    pub out_of_order_samples: u64,
+    pub out_of_bound_samples: u64,
+    pub duplicate_timestamp_samples: u64,
+    /// Identical duplicates of the newest sample, dropped silently.
+    pub duplicate_samples_ignored: u64,
+    pub series_created: u64,
+    pub chunks_created: u64,
+    pub unknown_series_refs: u64,
+}
+
+pub struct Head {
+    opts: HeadOptions,
+    symbols: SymbolTable,
+    postings: MemPostings,
+    /// `series[id - 1]`; `None` only for refs skipped by replay.
+    series: Vec<Option<MemSeries>>,
+    /// Label-set hash to the first series with that hash; further ones (collisions) below.
+    by_hash: HashMap<u64, SeriesId, ahash::RandomState>,
+    collisions: HashMap<u64, Vec<SeriesId>, ahash::RandomState>,
+    chunks: ChunkDiskMapper,
+    /// Deleted intervals per series ref, closed `[mint, maxt]`, applied when reading.
+    tombstones: HashMap<u64, Vec<(i64, i64)>, ahash::RandomState>,
+    min_time: i64,
+    max_time: i64,
+    pub stats: HeadStats,
+}
+
+impl Head {
+    /// Opens the head over `shard_dir`, mapping its chunks_head files. Series are added by
+    /// replay (`replay` module) or by appends.
+    pub fn open(shard_dir: &Path, opts: HeadOptions) -> Result<(Head, OpenReport), HeadError> {
+        let (chunks, report) = ChunkDiskMapper::open(&shard_dir.join("chunks_head"))?;
+        let head = Head {
+            opts,
+            symbols: SymbolTable::new(),
+            postings: MemPostings::new(),
+            series: Vec::new(),
+            by_hash: HashMap::default(),
+            collisions: HashMap::default(),
+            chunks,
+            tombstones: HashMap::default(),
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            stats: HeadStats::default(),
+        };
+        Ok((head, report))
+    }
+
+    pub fn options(&self) -> &HeadOptions {
+        &self.opts
+    }
+
+    pub fn num_series(&self) -> usize {
+        self.series.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// The highest series ref ever handed out.
+    pub fn last_series_ref(&self) -> u64 {
+        self.series.len() as u64
+    }
+
+    /// Time range of the samples in the head; `None` when empty.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        (self.min_time <= self.max_time).then_some((self.min_time, self.max_time))
+    }
+
+    pub fn symbols(&self) -> &SymbolTable {
+        &self.symbols
+    }
+
+    pub fn postings(&self) -> &MemPostings {
+        &self.postings
+    }
+
+    pub fn chunk_disk_mapper(&mut self) -> &mut ChunkDiskMapper {
+        &mut self.chunks
+    }
+
+    pub fn series(&self, r: u64) -> Option<&MemSeries> {
+        let i = usize::try_from(r).ok()?.checked_sub(1)?;
+        self.series.get(i)?.as_ref()
+    }
+
+    fn series_mut(&mut self, r: u64) -> Option<&mut MemSeries> {
+        let i = usize::try_from(r).ok()?.checked_sub(1)?;
+        self.series.get_mut(i)?.as_mut()
+    }
+
+    /// Every live series ref, ascending.
+    pub fn series_refs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.series.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u64 + 1)
+    }
+
+    /// The owned label set of a series.
+    pub fn series_labels(&self, r: u64) -> Option<Labels> {
+        let s = self.series(r)?;
+        let labels = s
+            .labels()
+            .iter()
+            .map(|&(n, v)| Label::new(self.symbols.resolve(n), self.symbols.resolve(v)))
+            .collect();
+        Labels::from_sorted_unchecked(labels).ok()
+    }
+
+    /// The ref of the series with exactly these labels, if it exists.
+    pub fn lookup(&self, labels: &Labels) -> Option<u64> {
+        let hash = labels.hash();
+        let first = *self.by_hash.get(&hash)?;
+        let candidates = std::iter::once(first).chain(self.collisions.get(&hash).into_iter().flatten().copied());
+        for id in candidates {
+            if self.series(u64::from(id)).is_some_and(|s| self.same_labels(s, labels)) {
+                return Some(u64::from(id));
+            }
+        }
+        None
+    }
+
+    fn same_labels(&self, s: &MemSeries, labels: &Labels) -> bool {
+        s.labels().len() == labels.len()
+            && s.labels().iter().zip(labels.iter()).all(|(&(n, v), l)| {
+                self.symbols.resolve(n) == l.name && self.symbols.resolve(v) == l.value
+            })
+    }
+
+    /// Returns the ref of the series with these labels, creating it (with the next ref) if
+    /// needed. The bool says whether it was created.
+    pub fn get_or_create(&mut self, labels: &Labels) -> Result<(u64, bool), HeadError> {
+        if let Some(r) = self.lookup(labels) {
+            return Ok((r, false));
+        }
+        let r = self.series.len() as u64 + 1;
+        self.create_with_ref(r, labels)?;
+        Ok((r, true))
+    }
+
+    /// Creates a series with a given ref (replay). Refs between the last one and `r` are
+    /// left empty.
+    pub(crate) fn create_with_ref(&mut self, r: u64, labels: &Labels) -> Result<(), HeadError> {
+        let id = SeriesId::try_from(r).map_err(|_| HeadError::TooManySeries(r))?;
+        if id == 0 || id == SeriesId::MAX {
+            return Err(HeadError::TooManySeries(r));
+        }
+        let pairs: Box<[(SymbolId, SymbolId)]> = labels
+            .iter()
+            .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
+            .collect();
+        let idx = id as usize - 1;
+        if self.series.len() <= idx {
+            self.series.resize_with(idx + 1, || None);
+        }
+        self.postings.add(id, &pairs);
+        self.series[idx] = Some(MemSeries::new(pairs));
+        let hash = labels.hash();
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(id);
+            }
+        }
+        self.stats.series_created += 1;
+        Ok(())
+    }
+
+    /// Marks `[mint, maxt]` of series `r` deleted (a WAL tombstones record).
+    pub fn add_tombstone(&mut self, r: u64, interval: (i64, i64)) {
+        self.tombstones.entry(r).or_default().push(interval);
+    }
+
+    /// Deleted intervals of every series, for the snapshot and the WAL.
+    pub fn tombstones(&self) -> impl Iterator<Item = (u64, &[(i64, i64)])> {
+        self.tombstones.iter().map(|(r, v)| (*r, v.as_slice()))
+    }
+
+    /// The oldest timestamp an in-order append may have: Prometheus's
+    /// `max(minValidTime, head max time - chunk range / 2)`.
+    pub fn min_valid_time(&self) -> i64 {
+        if self.max_time == i64::MIN {
+            return i64::MIN;
+        }
+        self.max_time.saturating_sub(self.opts.chunk_range / 2)
+    }
+
+    /// Appends one in-order sample to a series and its chunks (already validated and
+    /// logged). Writes a cut chunk to chunks_head. Returns false if it was refused.
+    fn append_sample(&mut self, r: u64, t: i64, v: f64) -> Result<bool, HeadError> {
+        let chunk_range = self.opts.chunk_range;
+        let Some(s) = self.series_mut(r) else {
+            self.stats.unknown_series_refs += 1;
+            return Ok(false);
+        };
+        match s.appendable(t, v, i64::MIN) {
+            series::Appendable::Yes => {}
+            series::Appendable::Duplicate => {
+                self.stats.duplicate_samples_ignored += 1;
+                return Ok(false);
+            }
+            series::Appendable::No(why) => {
+                self.count_refusal(why);
+                return Ok(false);
+            }
+        }
+        let cut = s.append(t, v, chunk_range);
+        if let Some((min_time, chunk)) = cut {
+            self.write_cut_chunk(r, min_time, &chunk)?;
+        }
+        if t < self.min_time {
+            self.min_time = t;
+        }
+        if t > self.max_time {
+            self.max_time = t;
+        }
+        self.stats.samples_appended += 1;
+        Ok(true)
+    }
+
+    fn write_cut_chunk(&mut self, r: u64, min_time: i64, chunk: &crate::chunkenc::XorChunk) -> Result<(), HeadError> {
+        let max_time = chunk.last_time().unwrap_or(min_time);
+        let chunk_ref =
+            self.chunks.write_chunk(r, min_time, max_time, crate::chunkenc::Encoding::Xor, chunk.bytes())?;
+        self.stats.chunks_created += 1;
+        if let Some(s) = self.series_mut(r) {
+            s.push_mmapped(MmappedChunk { chunk_ref, min_time, max_time });
+        }
+        Ok(())
+    }
+
+    fn count_refusal(&mut self, why: AppendRefusal) {
+        match why {
+            AppendRefusal::OutOfOrder => self.stats.out_of_order_samples += 1,
+            AppendRefusal::DuplicateTimestamp => self.stats.duplicate_timestamp_samples += 1,
+            AppendRefusal::OutOfBounds => self.stats.out_of_bound_samples += 1,
+        }
+    }
+
+    /// Writes buffered chunks_head records and closes the files.
+    pub fn close(self) -> Result<(), HeadError> {
+        self.chunks.close()?;
+        Ok(())
+    }
+
+    /// Memory held by the head's in-memory structures (not the mmapped chunks), for the
+    /// bytes-per-series figure.
+    pub fn heap_bytes(&self) -> usize {
+        let series: usize = self
+            .series
+            .iter()
+            .map(|s| std::mem::size_of::<Option<MemSeries>>() + s.as_ref().map_or(0, |s| s.heap_bytes()))
+            .sum();
+        let slack = (self.series.capacity() - self.series.len()) * std::mem::size_of::<Option<MemSeries>>();
+        let hash_entry = std::mem::size_of::<(u64, SeriesId)>() + 1;
+        series
+            + slack
+            + self.by_hash.capacity() * hash_entry
+            + self.symbols.heap_bytes()
+            + self.postings.heap_bytes()
+    }
+}

@@ -1,0 +1,111 @@
+//! Reading the head: selecting series by matchers, their label names and values, and
+//! iterating a series' samples over its mmapped chunks and its open chunk.
+
+use crate::chunkenc::XorIterator;
+use crate::index::matcher::Matcher;
+
+use super::{Head, HeadError};
+
+impl Head {
+    /// Refs of the series matching every matcher, ascending (Prometheus's semantics: a
+    /// matcher that matches "" also selects series without the label).
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<u64> {
+        self.postings.select(&self.symbols, matchers).into_iter().map(u64::from).collect()
+    }
+
+    /// Sorted label names of the series matching `matchers` (all series when empty).
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        if matchers.is_empty() {
+            return self.postings.label_names(&self.symbols);
+        }
+        let ids = self.postings.select(&self.symbols, matchers);
+        self.postings.label_names_for(&self.symbols, &ids, |id| self.labels_of(id))
+    }
+
+    /// Sorted values of label `name` among the series matching `matchers`.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        if matchers.is_empty() {
+            return self.postings.label_values(&self.symbols, name);
+        }
+        let ids = self.postings.select(&self.symbols, matchers);
+        self.postings.label_values_for(&self.symbols, name, &ids, |id| self.labels_of(id))
+    }
+
+    fn labels_of(&self, id: u32) -> &[(u32, u32)] {
+        self.series(u64::from(id)).map_or(&[], |s| s.labels())
+    }
+
+    /// The samples of series `r` with `mint <= t <= maxt`, oldest first.
+    pub fn samples(&self, r: u64, mint: i64, maxt: i64) -> Result<SeriesSamples<'_>, HeadError> {
+        let mut chunks = Vec::new();
+        if let Some(s) = self.series(r) {
+            for m in s.mmapped_chunks() {
+                if m.max_time >= mint && m.min_time <= maxt {
+                    chunks.push(self.chunks.chunk(m.chunk_ref)?);
+                }
+            }
+            if let Some(c) = s.head_chunk() {
+                if c.last_time().is_some_and(|t| t >= mint) && s.head_chunk_min_time <= maxt {
+                    chunks.push(c.bytes());
+                }
+            }
+        }
+        let deleted = self.tombstones.get(&r).map_or(&[][..], |v| v.as_slice());
+        Ok(SeriesSamples { chunks, next_chunk: 0, cur: None, mint, maxt, series_ref: r, deleted })
+    }
+}
+
+/// Iterates the samples of one series across its chunks, within `[mint, maxt]`.
+pub struct SeriesSamples<'a> {
+    chunks: Vec<&'a [u8]>,
+    next_chunk: usize,
+    cur: Option<XorIterator<'a>>,
+    mint: i64,
+    maxt: i64,
+    series_ref: u64,
+    deleted: &'a [(i64, i64)],
+}
+
+impl SeriesSamples<'_> {
+    /// All remaining samples, or the corruption that stopped the iteration.
+    pub fn collect_checked(mut self) -> Result<Vec<(i64, f64)>, HeadError> {
+        let mut out = Vec::new();
+        while let Some(s) = self.next_checked()? {
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// The next sample; a chunk that cannot be decoded is an error, not an early end.
+    pub fn next_checked(&mut self) -> Result<Option<(i64, f64)>, HeadError> {
+        loop {
+            if let Some(it) = self.cur.as_mut() {
+                let next = if self.mint > i64::MIN {
+                    let m = self.mint;
+                    self.mint = i64::MIN;
+                    it.seek(m)
+                } else {
+                    it.next()
+                };
+                match next {
+                    Some((t, _)) if t <= self.maxt && self.deleted.iter().any(|&(a, b)| a <= t && t <= b) => {}
+                    Some((t, v)) if t <= self.maxt => return Ok(Some((t, v))),
+                    Some(_) => {
+                        self.cur = None;
+                        self.next_chunk = self.chunks.len();
+                    }
+                    None => {
+                        if let Some(e) = it.err() {
+                            return Err(HeadError::CorruptChunk { series_ref: self.series_ref, reason: e.to_string() });
+                        }
+                        self.cur = None;
+                    }
+                }
+                continue;
+            }
+            let Some(c) = self.chunks.get(self.next_chunk) else { return Ok(None) };
+            self.next_chunk += 1;
+            self.cur = Some(XorIterator::new(c));
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Rebuilding the head at start-up from chunks_head, a snapshot and WAL records, in
+//! Prometheus's order and by its rules (section 9.7 of the TSDB notes): mmapped chunks are
+//! attached to the series the WAL (or snapshot) declares; a series record for a label set
+//! already known under another ref is mapped onto the first; samples of unknown refs are
+//! dropped and counted; samples at or before a series' newest time (in chunks_head or
+//! already replayed) are skipped.
+//!
+//! Replay never refuses a sample for being out of bounds: what the WAL holds was accepted.
+
+use std::collections::HashMap;
+
+use crate::chunks_head::ChunksHeadError;
+use crate::wal::record::{self, RefSample, RefSeries, Stone};
+use crate::wal::WalError;
+
+use super::{Head, HeadError, MmappedChunk};
+
+/// What a replay read and what it had to leave out.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub records: u64,
+    pub series: u64,
+    pub samples: u64,
+    /// Samples already covered by chunks_head or the snapshot.
+    pub samples_skipped: u64,
+    pub unknown_refs: u64,
+    pub tombstones: u64,
+    pub mmapped_chunks: u64,
+    /// Chunks in chunks_head for series no record declared.
+    pub orphan_chunks: u64,
+    pub unknown_record_types: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+}
+
+/// Applies records to a head being rebuilt.
+pub struct Replayer<'h> {
+    head: &'h mut Head,
+    mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState>,
+    remap: HashMap<u64, u64, ahash::RandomState>,
+    series_buf: Vec<RefSeries>,
+    samples_buf: Vec<RefSample>,
+    stones_buf: Vec<Stone>,
+    pub stats: ReplayStats,
+}
+
+impl<'h> Replayer<'h> {
+    /// Starts a replay: reads every chunk record of chunks_head, to be attached to series as
+    /// their records arrive.
+    pub fn new(head: &'h mut Head) -> Result<Self, ChunksHeadError> {
+        let mut mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState> = HashMap::default();
+        let mut n = 0;
+        head.chunks.iterate(|c| {
+            n += 1;
+            mmapped.entry(c.series_ref).or_default().push(MmappedChunk {
+                chunk_ref: c.chunk_ref,
+                min_time: c.mint,
+                max_time: c.maxt,
+            });
+        })?;
+        let stats = ReplayStats { mmapped_chunks: n, ..Default::default() };
+        Ok(Replayer {
+            head,
+            mmapped,
+            remap: HashMap::default(),
+            series_buf: Vec::new(),
+            samples_buf: Vec::new(),
+            stones_buf: Vec::new(),
+            stats,
+        })
+    }
+
+    pub fn head(&mut self) -> &mut Head {
+        self.head
+    }
+
+    /// Declares a series (from a WAL series record or a snapshot) and attaches its chunks.
+    pub fn add_series(&mut self, s: &RefSeries) -> Result<(), HeadError> {
+        self.stats.series += 1;
+        if let Some(existing) = self.head.lookup(&s.labels) {
+            if existing != s.series_ref {
+                self.remap.insert(s.series_ref, existing);
+            }
+            return Ok(());
+        }
+        if self.head.series(s.series_ref).is_some() {
+            // A ref reused for another label set: the WAL is not one we wrote. Keep the first.
+            self.stats.unknown_refs += 1;
+            return Ok(());
+        }
+        self.head.create_with_ref(s.series_ref, &s.labels)?;
+        let chunks = self.mmapped.remove(&s.series_ref).unwrap_or_default();
+        if let Some(ms) = self.head.series_mut(s.series_ref) {
+            ms.logged = true;
+            for c in sorted_in_order(chunks) {
+                ms.push_mmapped(c);
+            }
+        }
+        if let Some(ms) = self.head.series(s.series_ref) {
+            if let (Some(lo), Some(hi)) = (ms.min_time(), ms.max_time()) {
+                self.head.min_time = self.head.min_time.min(lo);
+                self.head.max_time = self.head.max_time.max(hi);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one WAL record.
+    pub fn record(&mut self, rec: &[u8]) -> Result<(), ReplayError> {
+        self.stats.records += 1;
+        match record::record_type(rec) {
+            Some(record::SERIES) => {
+                let mut buf = std::mem::take(&mut self.series_buf);
+                buf.clear();
+                record::decode_series(rec, &mut buf)?;
+                for s in &buf {
+                    self.add_series(s)?;
+                }
+                self.series_buf = buf;
+            }
+            Some(record::SAMPLES) => {
+                let mut buf = std::mem::take(&mut self.samples_buf);
+                buf.clear();
+                record::decode_samples(rec, &mut buf)?;
+                for s in &buf {
+                    self.sample(s.series_ref, s.t, s.v)?;
+                }
+                self.samples_buf = buf;
+            }
+            Some(record::TOMBSTONES) => {
+                let mut buf = std::mem::take(&mut self.stones_buf);
+                buf.clear();
+                record::decode_tombstones(rec, &mut buf)?;
+                for s in &buf {
+                    let r = self.remap.get(&s.series_ref).copied().unwrap_or(s.series_ref);
+                    for &iv in &s.intervals {
+                        self.head.add_tombstone(r, iv);
+                        self.stats.tombstones += 1;
+                    }
+                }
+                self.stones_buf = buf;
+            }
+            _ => self.stats.unknown_record_types += 1,
+        }
+        Ok(())
+    }
+
+    fn sample(&mut self, r: u64, t: i64, v: f64) -> Result<(), HeadError> {
+        let r = self.remap.get(&r).copied().unwrap_or(r);
+        let Some(s) = self.head.series(r) else {
+            self.stats.unknown_refs += 1;
+            return Ok(());
+        };
+        if s.max_time().is_some_and(|m| t <= m) {
+            self.stats.samples_skipped += 1;
+            return Ok(());
+        }
+        if self.head.append_sample(r, t, v)? {
+            self.stats.samples += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the replay: counts chunks of series nobody declared (Prometheus drops them too).
+    pub fn finish(self) -> ReplayStats {
+        let mut stats = self.stats;
+        stats.orphan_chunks = self.mmapped.values().map(|v| v.len() as u64).sum();
+        // Replayed samples were accepted once; they are not "appended" again.
+        self.head.stats.samples_appended -= stats.samples;
+        stats
+    }
+}
+
+/// Chunks of one series in time order; overlapping ones (a file written twice after a
+/// crash) keep the first.
+fn sorted_in_order(mut chunks: Vec<MmappedChunk>) -> Vec<MmappedChunk> {
+    chunks.sort_by_key(|c| (c.min_time, c.chunk_ref));
+    let mut out: Vec<MmappedChunk> = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        if out.last().is_none_or(|p| c.min_time > p.max_time) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Replayer<'_> {
+    /// Restores one series of a snapshot with its open chunk.
+    pub fn restore_snapshot_series(&mut self, s: super::snapshot::SnapshotSeries) -> Result<(), HeadError> {
+        let r = s.series_ref;
+        self.add_series(&RefSeries { series_ref: r, labels: s.labels })?;
+        let Some((mint, chunk)) = s.head_chunk else { return Ok(()) };
+        let r = self.remap.get(&r).copied().unwrap_or(r);
+        let maxt = chunk.last_time().unwrap_or(mint);
+        if let Some(ms) = self.head.series_mut(r) {
+            ms.mmapped.retain(|m| m.max_time < mint);
+            ms.restore_head_chunk(mint, chunk);
+            self.head.min_time = self.head.min_time.min(mint);
+            self.head.max_time = self.head.max_time.max(maxt);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! `MemSeries`: one series in the head. It keeps only its open XOR chunk in memory; every
+//! full chunk has been written to chunks_head and is remembered by its disk ref and time
+//! range. Chunk cutting follows Prometheus's rules exactly (section 2.5 of the TSDB notes), so
+//! that promcore's chunks_head files look like the ones Prometheus would have written.
+//!
+//! This file never does I/O itself: cutting a chunk hands the full chunk back to the caller,
+//! which writes it to chunks_head and records the ref with `push_mmapped`.
+
+use crate::chunkenc::XorChunk;
+use crate::chunks_head::ChunkDiskRef;
+use crate::labels::symbols::SymbolId;
+
+/// Prometheus's target number of samples per chunk.
+pub const SAMPLES_PER_CHUNK: usize = 120;
+
+/// A full chunk that lives in chunks_head, read back through the mmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmappedChunk {
+    pub chunk_ref: ChunkDiskRef,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+/// Why a sample was not appended, as Prometheus names and counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendRefusal {
+    /// Older than the newest sample of the series.
+    OutOfOrder,
+    /// Same timestamp as the newest sample, different value bits.
+    DuplicateTimestamp,
+    /// Older than the head accepts at all (`head max time - chunk range / 2`).
+    OutOfBounds,
+}
+
+/// What `MemSeries::appendable` decided for one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appendable {
+    Yes,
+    /// An identical duplicate of the newest sample: dropped silently, as Prometheus does.
+    Duplicate,
+    No(AppendRefusal),
+}
+
+pub struct MemSeries {
+    /// Sorted (name, value) symbol pairs of the head's symbol table.
+    pub(crate) labels: Box<[(SymbolId, SymbolId)]>,
+    pub(crate) mmapped: Vec<MmappedChunk>,
+    /// The open chunk; `None` until the first sample (and never kept empty).
+    pub(crate) head_chunk: Option<XorChunk>,
+    pub(crate) head_chunk_min_time: i64,
+    /// When the open chunk must be cut (Prometheus's `nextAt`).
+    next_at: i64,
+    /// The series record has reached the WAL (a failed WAL write leaves it false, so the
+    /// record is written with the next successful batch).
+    pub(crate) logged: bool,
+}
+
+impl MemSeries {
+    pub fn new(labels: Box<[(SymbolId, SymbolId)]>) -> Self {
+        MemSeries {
+            labels,
+            mmapped: Vec::new(),
+            head_chunk: None,
+            head_chunk_min_time: i64::MIN,
+            next_at: i64::MIN,
+            logged: false,
+        }
+    }
+
+    pub fn labels(&self) -> &[(SymbolId, SymbolId)] {
+        &self.labels
+    }
+
+    pub fn mmapped_chunks(&self) -> &[MmappedChunk] {
+        &self.mmapped
+    }
+
+    pub fn head_chunk(&self) -> Option<&XorChunk> {
+        self.head_chunk.as_ref()
+    }
+
+    /// Timestamp and value of the newest sample, if any.
+    pub fn last_sample(&self) -> Option<(i64, f64)> {
+        let c = self.head_chunk.as_ref()?;
+        Some((c.last_time()?, c.last_value()?))
+    }
+
+    /// The newest timestamp of the series, in memory or in chunks_head.
+    pub fn max_time(&self) -> Option<i64> {
+        match &self.head_chunk {
+            Some(c) => c.last_time(),
+            None => self.mmapped.last().map(|m| m.max_time),
+        }
+    }
+
+    pub fn min_time(&self) -> Option<i64> {
+        match self.mmapped.first() {
+            Some(m) => Some(m.min_time),
+            None => self.head_chunk.as_ref().and_then(|c| c.first_time()),
+        }
+    }
+
+    /// Prometheus's `memSeries.appendable` for in-order samples.
+    pub fn appendable(&self, t: i64, v: f64, min_valid_time: i64) -> Appendable {
+        if t < min_valid_time {
+            return Appendable::No(AppendRefusal::OutOfBounds);
+        }
+        match self.head_chunk.as_ref() {
+            Some(c) => match (c.last_time(), c.last_value()) {
+                (Some(lt), Some(lv)) => appendable_after(lt, lv, t, v),
+                _ => Appendable::Yes,
+            },
+            None => match self.mmapped.last() {
+                Some(m) if t <= m.max_time => Appendable::No(AppendRefusal::OutOfOrder),
+                _ => Appendable::Yes,
+            },
+        }
+    }
+
+    /// Appends an in-order sample (checked with `appendable` before). If the open chunk
+    /// had to be cut first, the full chunk is returned for the caller to write to
+    /// chunks_head; the caller then records it with `push_mmapped`.
+    pub fn append(&mut self, t: i64, v: f64, chunk_range: i64) -> Option<(i64, XorChunk)> {
+        let mut cut = None;
+        match self.head_chunk.as_mut() {
+            None => self.start_chunk(t, chunk_range),
+            Some(c) => {
+                let n = c.num_samples();
+                if n == SAMPLES_PER_CHUNK / 4 {
+                    let max_time = c.last_time().unwrap_or(t);
+                    self.next_at = compute_chunk_end_time(self.head_chunk_min_time, max_time, self.next_at);
+                }
+                if t >= self.next_at || n >= SAMPLES_PER_CHUNK * 2 {
+                    cut = self.head_chunk.take().map(|c| (self.head_chunk_min_time, c));
+                    self.start_chunk(t, chunk_range);
+                }
+            }
+        }
+        if let Some(c) = self.head_chunk.as_mut() {
+            c.append(t, v);
+        }
+        cut
+    }
+
+    fn start_chunk(&mut self, t: i64, chunk_range: i64) {
+        self.head_chunk = Some(XorChunk::new());
+        self.head_chunk_min_time = t;
+        self.next_at = range_for_timestamp(t, chunk_range);
+    }
+
+    /// Records a chunk that was written to chunks_head (on cut, or found at start-up).
+    pub fn push_mmapped(&mut self, m: MmappedChunk) {
+        self.mmapped.push(m);
+    }
+
+    /// Installs an open chunk restored from a snapshot. Like Prometheus, the next append
+    /// cuts a new chunk, since the restored chunk's cut time is not part of the snapshot.
+    pub fn restore_head_chunk(&mut self, min_time: i64, chunk: XorChunk) {
+        self.next_at = chunk.last_time().unwrap_or(min_time);
+        self.head_chunk_min_time = min_time;
+        self.head_chunk = Some(chunk);
+    }
+
+    /// Memory held by this series outside the struct itself.
+    pub fn heap_bytes(&self) -> usize {
+        self.labels.len() * std::mem::size_of::<(SymbolId, SymbolId)>()
+            + self.mmapped.capacity() * std::mem::size_of::<MmappedChunk>()
+            + self.head_chunk.as_ref().map_or(0, |c| c.heap_bytes())
+    }
+}
+
+/// The check of `appendable` against a known newest sample `(lt, lv)`; also used for
+/// samples earlier in the same batch.
+#[inline]
+pub fn appendable_after(lt: i64, lv: f64, t: i64, v: f64) -> Appendable {
+    if t > lt {
+        Appendable::Yes
+    } else if t == lt {
+        if lv.to_bits() == v.to_bits() {
+            Appendable::Duplicate
+        } else {
+            Appendable::No(AppendRefusal::DuplicateTimestamp)
+        }
+    } else {
+        Appendable::No(AppendRefusal::OutOfOrder)
+    }
+}
+
+/// The end of the chunk range holding `t`: chunks never cross a multiple of the range.
+#[inline]
+pub fn range_for_timestamp(t: i64, chunk_range: i64) -> i64 {
+    t.div_euclid(chunk_range) * chunk_range + chunk_range
+}
+
+/// Prometheus's `computeChunkEndTime`: once a quarter of a chunk is filled, predict an end
+/// so that the chunks left in this range come out equally sized.
+#[inline]
+pub fn compute_chunk_end_time(start: i64, cur: i64, max: i64) -> i64 {
+    let n = (max - start) / ((cur - start + 1) * 4);
+    if n <= 1 {
+        return max;
+    }
+    start + (max - start) / n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RANGE: i64 = 2 * 3600 * 1000;
+
+    #[test]
+    fn cuts_about_every_120_samples_at_15s() {
+        let mut s = MemSeries::new(Box::new([]));
+        let mut sizes = Vec::new();
+        // Start on a range boundary: 480 samples at 15 s fill the 2 h range.
+        for i in 0..480 {
+            if let Some((_, c)) = s.append(i * 15_000, i as f64, RANGE) {
+                sizes.push(c.num_samples());
+            }
+        }
+        sizes.push(s.head_chunk().map_or(0, |c| c.num_samples()));
+        assert_eq!(sizes, [120, 120, 120, 120]);
+    }
+
+    #[test]
+    fn never_crosses_a_range_boundary() {
+        let mut s = MemSeries::new(Box::new([]));
+        let mut cut_at = Vec::new();
+        for i in 0..100 {
+            let t = RANGE - 50 * 1000 + i * 1000;
+            if let Some((min, c)) = s.append(t, 1.0, RANGE) {
+                cut_at.push((min, c.last_time().unwrap()));
+            }
+        }
+        assert_eq!(cut_at, [(RANGE - 50_000, RANGE - 1000)]);
+    }
+
+    #[test]
+    fn hard_cut_at_240_samples() {
+        let mut s = MemSeries::new(Box::new([]));
+        // 1 ms apart: the time prediction alone would allow far more than 240.
+        let mut first_cut = None;
+        for i in 0..300 {
+            if let Some((_, c)) = s.append(i, 0.0, RANGE) {
+                first_cut.get_or_insert(c.num_samples());
+            }
+        }
+        assert!(first_cut.unwrap() <= 240);
+    }
+
+    #[test]
+    fn appendable_rules() {
+        let mut s = MemSeries::new(Box::new([]));
+        assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Yes);
+        s.append(10, 1.0, RANGE);
+        assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Duplicate);
+        assert_eq!(s.appendable(10, 2.0, i64::MIN), Appendable::No(AppendRefusal::DuplicateTimestamp));
+        assert_eq!(s.appendable(9, 1.0, i64::MIN), Appendable::No(AppendRefusal::OutOfOrder));
+        assert_eq!(s.appendable(11, 1.0, 12), Appendable::No(AppendRefusal::OutOfBounds));
+        // NaN payloads are compared by bits: two different NaNs are different values.
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        s.append(20, stale, RANGE);
+        assert_eq!(s.appendable(20, stale, i64::MIN), Appendable::Duplicate);
+        assert_eq!(s.appendable(20, f64::NAN, i64::MIN), Appendable::No(AppendRefusal::DuplicateTimestamp));
+    }
+}

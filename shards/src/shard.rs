@@ -1,0 +1,338 @@
+//! A shard: the head, its WAL and its chunks_head files in one directory, owned by one
+//! glommio executor. This is where the WAL write sits between validating a batch and
+//! applying it, where start-up rebuilds the head, and where a clean shutdown leaves a
+//! snapshot behind.
+//!
+//! Start-up order (Prometheus's, section 9.7 of the TSDB notes):
+//! 1. map chunks_head (corrupt files are removed and reported);
+//! 2. load the newest `chunk_snapshot.S.O` when chunks_head was intact, or else ignore it;
+//! 3. replay the WAL from the snapshot's position (or from the start), truncating a torn or
+//!    corrupt tail at the last good record;
+//! 4. open a new WAL segment for appends.
+//!
+//! A batch is acknowledged when `append` returns `Ok`: its records were written to the WAL
+//! file (see `wal`'s durability rule), so a crash of the process cannot lose it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::chunks_head::{ChunksHeadError, OpenReport as ChunksHeadReport};
+use crate::head::replay::{ReplayError, Replayer};
+use crate::head::snapshot::{self, SnapshotError};
+use crate::head::{AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, ReplayStats};
+use crate::wal::{self, DmaFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader};
+
+#[derive(Debug, Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error(transparent)]
+    ChunksHead(#[from] ChunksHeadError),
+    #[error("snapshot {path}: {source}")]
+    Snapshot { path: PathBuf, source: SnapshotError },
+    #[error("shard directory {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl From<ReplayError> for ShardError {
+    fn from(e: ReplayError) -> Self {
+        match e {
+            ReplayError::Head(e) => ShardError::Head(e),
+            ReplayError::Wal(e) => ShardError::Wal(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ShardOptions {
+    pub head: HeadOptions,
+    pub wal: WalOptions,
+    /// Write a snapshot on `close` (on by default in promcore; Prometheus's
+    /// `memory-snapshot-on-shutdown`).
+    pub snapshot_on_shutdown: bool,
+}
+
+/// Start-up progress, for logging.
+#[derive(Debug, Clone)]
+pub enum OpenProgress {
+    SnapshotLoaded { path: PathBuf, series: u64 },
+    SnapshotIgnored { path: PathBuf, reason: String },
+    WalSegment { segment: u64, last: u64, records: u64, samples: u64 },
+    WalRepaired(RepairReport),
+}
+
+/// What start-up found and did.
+#[derive(Debug, Clone)]
+pub struct ShardOpenReport {
+    pub chunks_head: ChunksHeadReport,
+    pub snapshot: Option<PathBuf>,
+    pub replay: ReplayStats,
+    pub repair: Option<RepairReport>,
+    pub duration: Duration,
+}
+
+pub struct Shard<F: SegmentFs = DmaFs> {
+    dir: PathBuf,
+    opts: ShardOptions,
+    head: Head,
+    wal: Wal<F>,
+    fs: F,
+    scratch: Vec<crate::head::Prepared>,
+}
+
+impl<F: SegmentFs + Clone> Shard<F> {
+    /// Opens the shard in `dir` (created if missing) and rebuilds its head.
+    pub async fn open(
+        dir: &Path,
+        opts: ShardOptions,
+        fs: F,
+        mut progress: impl FnMut(OpenProgress),
+    ) -> Result<(Self, ShardOpenReport), ShardError> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir).map_err(|source| ShardError::Io { path: dir.to_path_buf(), source })?;
+        let wal_dir = dir.join("wal");
+
+        let (mut head, chunks_report) = Head::open(dir, opts.head.clone())?;
+        let mut snapshot_used = None;
+        let mut start = (0u64, 0u64);
+        if let Some((path, seg, off)) = last_snapshot(dir)? {
+            if chunks_report.is_intact() {
+                match load_snapshot(&mut head, &path) {
+                    Ok(series) => {
+                        progress(OpenProgress::SnapshotLoaded { path: path.clone(), series });
+                        snapshot_used = Some(path);
+                        start = (seg, off);
+                    }
+                    Err(e) => {
+                        progress(OpenProgress::SnapshotIgnored { path: path.clone(), reason: e.to_string() });
+                        head = Head::open(dir, opts.head.clone())?.0;
+                    }
+                }
+            } else {
+                let reason = "chunks_head was repaired; replaying the whole WAL".to_string();
+                progress(OpenProgress::SnapshotIgnored { path, reason });
+            }
+        }
+
+        let (replay, repair) = replay_wal(&mut head, &wal_dir, start, &mut progress)?;
+        if let Some(r) = &repair {
+            progress(OpenProgress::WalRepaired(r.clone()));
+        }
+        let wal = Wal::open(fs.clone(), &wal_dir, opts.wal.clone()).await?;
+        let report = ShardOpenReport {
+            chunks_head: chunks_report,
+            snapshot: snapshot_used,
+            replay,
+            repair,
+            duration: started.elapsed(),
+        };
+        let shard = Shard { dir: dir.to_path_buf(), opts, head, wal, fs, scratch: Vec::new() };
+        Ok((shard, report))
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one batch; `Ok` means acknowledged (in the WAL file).
+    pub async fn append(&mut self, batch: &AppendBatch) -> Result<AppendOutcome, ShardError> {
+        let mut out = self.append_many(std::slice::from_ref(batch)).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Appends several batches with one WAL write (group commit): all are acknowledged
+    /// together, or none is.
+    pub async fn append_many(&mut self, batches: &[AppendBatch]) -> Result<Vec<AppendOutcome>, ShardError> {
+        let mut prepared = std::mem::take(&mut self.scratch);
+        prepared.clear();
+        for b in batches {
+            prepared.push(self.head.prepare(b)?);
+        }
+        let records: Vec<&[u8]> = prepared.iter().flat_map(|p| p.records()).collect();
+        if !records.is_empty() {
+            self.wal.log(&records)?;
+            self.wal.flush().await?;
+        }
+        let mut out = Vec::with_capacity(batches.len());
+        for p in prepared.drain(..) {
+            out.push(self.head.commit(p)?);
+        }
+        self.scratch = prepared;
+        Ok(out)
+    }
+
+    /// Makes everything acknowledged so far survive a power loss, and writes buffered
+    /// chunks_head records.
+    pub async fn sync(&mut self) -> Result<(), ShardError> {
+        self.head.chunk_disk_mapper().sync()?;
+        self.wal.sync().await?;
+        Ok(())
+    }
+
+    /// Clean shutdown: chunks_head synced, the WAL closed, and (if enabled) a snapshot of
+    /// the head written so that the next start need not replay the WAL.
+    pub async fn close(mut self) -> Result<(), ShardError> {
+        self.head.chunk_disk_mapper().sync()?;
+        let pos = self.wal.position();
+        self.wal.close().await?;
+        if self.opts.snapshot_on_shutdown {
+            write_snapshot(&self.head, &self.dir, self.fs.clone(), pos.segment, pos.offset).await?;
+        }
+        let Shard { head, .. } = self;
+        head.close()?;
+        Ok(())
+    }
+}
+
+fn last_snapshot(dir: &Path) -> Result<Option<(PathBuf, u64, u64)>, ShardError> {
+    snapshot::last_snapshot(dir).map_err(|source| ShardError::Io { path: dir.to_path_buf(), source })
+}
+
+/// Restores series and open chunks from a snapshot; returns the number of series.
+fn load_snapshot(head: &mut Head, path: &Path) -> Result<u64, ShardError> {
+    let snap_err = |source| ShardError::Snapshot { path: path.to_path_buf(), source };
+    let mut replayer = Replayer::new(head)?;
+    let mut reader = WalReader::open(path)?;
+    let mut n = 0;
+    while let Some(rec) = reader.next_record()? {
+        match rec.first() {
+            Some(&snapshot::SERIES_RECORD) => {
+                let s = snapshot::decode_series(rec).map_err(snap_err)?;
+                replayer.restore_snapshot_series(s)?;
+                n += 1;
+            }
+            Some(&snapshot::TOMBSTONES_RECORD) => {
+                for (r, iv) in snapshot::decode_tombstones(rec).map_err(snap_err)? {
+                    replayer.head().add_tombstone(r, iv);
+                }
+            }
+            // Exemplars are not stored yet.
+            Some(&snapshot::EXEMPLARS_RECORD) => {}
+            other => {
+                return Err(snap_err(SnapshotError::Invalid(format!("unknown snapshot record type {other:?}"))));
+            }
+        }
+    }
+    replayer.finish();
+    Ok(n)
+}
+
+/// Replays WAL records from `start` (segment, offset), repairing a corrupt tail.
+fn replay_wal(
+    head: &mut Head,
+    wal_dir: &Path,
+    start: (u64, u64),
+    progress: &mut impl FnMut(OpenProgress),
+) -> Result<(ReplayStats, Option<RepairReport>), ShardError> {
+    let mut replayer = Replayer::new(head)?;
+    let mut repair = None;
+    if wal_dir.exists() {
+        let mut reader = WalReader::open_from(wal_dir, start.0, start.1)?;
+        let last = reader.last_segment();
+        let mut current = None;
+        loop {
+            match reader.next_record() {
+                Ok(Some(rec)) => {
+                    let seg = reader.segment();
+                    if current != Some(seg) {
+                        if let Some(prev) = current {
+                            progress(OpenProgress::WalSegment {
+                                segment: prev,
+                                last,
+                                records: replayer.stats.records,
+                                samples: replayer.stats.samples,
+                            });
+                        }
+                        current = Some(seg);
+                    }
+                    replayer.record(rec)?;
+                }
+                Ok(None) => break,
+                Err(e) => match e.corruption_point() {
+                    Some(_) => {
+                        drop(reader);
+                        repair = Some(wal::repair(wal_dir, &e)?);
+                        break;
+                    }
+                    None => return Err(e.into()),
+                },
+            }
+        }
+        if let Some(seg) = current {
+            progress(OpenProgress::WalSegment {
+                segment: seg,
+                last,
+                records: replayer.stats.records,
+                samples: replayer.stats.samples,
+            });
+        }
+    }
+    Ok((replayer.finish(), repair))
+}
+
+/// Writes `chunk_snapshot.S.O` through the WAL writer, then removes older snapshots.
+async fn write_snapshot<F: SegmentFs + Clone>(
+    head: &Head,
+    dir: &Path,
+    fs: F,
+    segment: u64,
+    offset: u64,
+) -> Result<(), ShardError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ShardError::Io { path, source }
+    };
+    let final_dir = dir.join(snapshot::dir_name(segment, offset));
+    let tmp = dir.join(format!("{}.tmp", snapshot::dir_name(segment, offset)));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let mut w = Wal::open(fs, &tmp, WalOptions::default()).await?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut ends = Vec::new();
+    for r in head.series_refs() {
+        snapshot::encode_series(head, r, &mut buf);
+        ends.push(buf.len());
+        if buf.len() > 8 << 20 {
+            log_records(&mut w, &buf, &ends).await?;
+            buf.clear();
+            ends.clear();
+        }
+    }
+    snapshot::encode_tombstones(head, &mut buf);
+    ends.push(buf.len());
+    log_records(&mut w, &buf, &ends).await?;
+    w.close().await?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    for old in snapshot::stale_snapshots(dir, Some(&final_dir)).map_err(io(dir))? {
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    }
+    Ok(())
+}
+
+async fn log_records<F: SegmentFs>(w: &mut Wal<F>, buf: &[u8], ends: &[usize]) -> Result<(), WalError> {
+    let mut start = 0;
+    let recs: Vec<&[u8]> = ends
+        .iter()
+        .map(|&end| {
+            let r = &buf[start..end];
+            start = end;
+            r
+        })
+        .collect();
+    w.log(&recs)?;
+    w.flush().await
+}
