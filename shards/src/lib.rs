@@ -4,5 +4,6 @@
 //! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
 //! series and samples, selects series by label matchers, and reads samples back.
 
+pub mod chunkenc;
 pub mod encoding;
 pub mod labels;
