@@ -5,5 +5,6 @@
 //! series and samples, selects series by label matchers, and reads samples back.
 
 pub mod chunkenc;
+pub mod chunks_head;
 pub mod encoding;
 pub mod labels;

@@ -716,7 +716,11 @@ mod tests {
             for &(t, v) in &s[cut..] {
                 r.append(t, v);
             }
-            assert_eq!(r.bytes(), encode(&s).bytes(), "restored after {cut} samples");
+            assert_eq!(
+                r.bytes(),
+                encode(&s).bytes(),
+                "restored after {cut} samples"
+            );
         }
     }
 
