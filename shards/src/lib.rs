@@ -5,4 +5,5 @@
 //! series and samples, selects series by label matchers, and reads samples back.
 
 pub mod encoding;
+pub mod index;
 pub mod labels;
