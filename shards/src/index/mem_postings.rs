@@ -1,0 +1,654 @@
+//! The head's inverted index: for every label name and value, the sorted ids of the series
+//! carrying that pair, plus the list of all series. It owns answering "which series match
+//! these matchers" (Prometheus's `PostingsForMatchers`) and listing label names and values.
+//! It never owns series or strings: ids are the head's series ids, names and values the
+//! head's `SymbolTable` ids, and label sets of individual series come from the head.
+//!
+//! Memory shapes it: at 1M series x ~10 labels it holds ~10M ids in ~1M lists, most of
+//! them (unique values such as `instance`) holding one id. A list is a `SmallVec` of 24
+//! bytes that keeps up to four ids inline, so those lists cost no allocation of their own.
+
+use crate::index::matcher::{MatchType, Matcher};
+use crate::index::postings::{difference_in_place, intersect, intersects, union};
+use crate::labels::symbols::{SymbolId, SymbolTable};
+use hashbrown::{HashMap, HashSet};
+use smallvec::SmallVec;
+use std::borrow::Cow;
+
+type List = SmallVec<[u32; 4]>;
+type Values = HashMap<SymbolId, List, ahash::RandomState>;
+
+/// Keys are the head's own sequential ids, never chosen by a client, so a fixed seed is
+/// safe and saves each map a trip to the random source.
+fn hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(0x9e37_79b9, 0x7f4a_7c15, 0xf39c_c060, 0x5ced_c834)
+}
+
+pub struct MemPostings {
+    /// Every live series, the base from which negative matchers subtract.
+    all: Vec<u32>,
+    /// name -> value -> ids. A name or value with no series has no entry.
+    by_name: HashMap<SymbolId, Values, ahash::RandomState>,
+}
+
+impl Default for MemPostings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemPostings {
+    pub fn new() -> Self {
+        MemPostings {
+            all: Vec::new(),
+            by_name: HashMap::with_hasher(hasher()),
+        }
+    }
+
+    /// Indexes series `id` under each of its (name, value) pairs. The head assigns ids
+    /// increasingly, so this appends; an older id (WAL replay out of order) is inserted in
+    /// place and a repeated one ignored. Values must be non-empty, as in a `Labels`.
+    pub fn add(&mut self, id: u32, labels: &[(SymbolId, SymbolId)]) {
+        if let Some(pos) = insert_position(&self.all, id) {
+            self.all.insert(pos, id);
+        }
+        for &(name, value) in labels {
+            let list = self
+                .by_name
+                .entry(name)
+                .or_insert_with(|| HashMap::with_hasher(hasher()))
+                .entry(value)
+                .or_default();
+            if let Some(pos) = insert_position(list, id) {
+                list.insert(pos, id);
+            }
+        }
+    }
+
+    /// Removes the series `ids` (sorted, as garbage collection produces them) from every
+    /// list. `series_labels` gives each one's label pairs, so only the lists they are in are
+    /// touched; lists, values and names left empty are dropped.
+    pub fn delete<'a>(
+        &mut self,
+        ids: &[u32],
+        series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
+    ) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut affected: Vec<(SymbolId, SymbolId)> = ids
+            .iter()
+            .flat_map(|&id| series_labels(id))
+            .copied()
+            .collect();
+        affected.sort_unstable();
+        affected.dedup();
+
+        let kept = difference_in_place(&mut self.all, ids);
+        self.all.truncate(kept);
+        for (name, value) in affected {
+            let Some(values) = self.by_name.get_mut(&name) else {
+                continue;
+            };
+            if let Some(list) = values.get_mut(&value) {
+                let kept = difference_in_place(list, ids);
+                list.truncate(kept);
+                if list.is_empty() {
+                    values.remove(&value);
+                } else if list.spilled() && list.len() * 4 < list.capacity() {
+                    list.shrink_to_fit();
+                }
+            }
+            if values.is_empty() {
+                self.by_name.remove(&name);
+            }
+        }
+    }
+
+    /// The ids of series carrying `name=value`.
+    pub fn postings(&self, name: SymbolId, value: SymbolId) -> &[u32] {
+        self.by_name
+            .get(&name)
+            .and_then(|values| values.get(&value))
+            .map_or(&[], |l| l.as_slice())
+    }
+
+    /// The ids of all series.
+    pub fn all(&self) -> &[u32] {
+        &self.all
+    }
+
+    /// Number of series indexed.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// The sorted ids of the series matching every matcher: Prometheus's
+    /// `PostingsForMatchers`, with its semantics exactly:
+    /// - a series lacking a label is matched as if its value were "", so a matcher that
+    ///   matches "" also selects series without the label (`{a=""}` is "no `a`",
+    ///   `{a!="x"}` includes series without `a`, `{a=~".*"}` is everything);
+    /// - such matchers, and all `!=`/`!~`, are applied by subtracting the series whose value
+    ///   fails them, so a selector made only of them starts from all series;
+    /// - no matchers select nothing.
+    pub fn select(&self, symbols: &SymbolTable, matchers: &[Matcher]) -> Vec<u32> {
+        if matchers.is_empty() {
+            return Vec::new();
+        }
+        // A name some matcher requires non-empty: every selected series has the label, so
+        // the other matchers on that name need only consider present values.
+        let must_be_set = |name: &str| {
+            matchers
+                .iter()
+                .any(|m| m.name == name && !m.matches_empty())
+        };
+
+        let mut intersecting: Vec<Cow<'_, [u32]>> = Vec::new();
+        let mut subtracting: Vec<Cow<'_, [u32]>> = Vec::new();
+        for m in matchers {
+            if m.positive_matches_all() {
+                match m.kind {
+                    MatchType::NotRegex => return Vec::new(),
+                    _ => continue,
+                }
+            }
+            let values = symbols
+                .lookup(&m.name)
+                .and_then(|name| self.by_name.get(&name));
+            if !m.matches_empty() || (must_be_set(&m.name) && !m.kind.is_negative()) {
+                // `a="x"`, `a=~"x|y"`, `a!=""`, or `a=~"|x"` next to `a!=""`: the series
+                // with a value the matcher accepts.
+                let lists = lists_where(symbols, values, m, true);
+                if lists.is_empty() {
+                    return Vec::new();
+                }
+                intersecting.push(union_of(lists));
+            } else {
+                // `a!="x"`, `a=""`, `a!~"x.*"`: all but the series whose value fails it.
+                let lists = lists_where(symbols, values, m, false);
+                if !lists.is_empty() {
+                    subtracting.push(union_of(lists));
+                }
+            }
+        }
+
+        let mut out = if intersecting.is_empty() {
+            self.all.clone()
+        } else {
+            let refs: Vec<&[u32]> = intersecting.iter().map(|l| l.as_ref()).collect();
+            intersect(&refs)
+        };
+        for l in &subtracting {
+            if out.is_empty() {
+                break;
+            }
+            let kept = difference_in_place(&mut out, l);
+            out.truncate(kept);
+        }
+        out
+    }
+
+    /// All label names with at least one series, sorted.
+    pub fn label_names(&self, symbols: &SymbolTable) -> Vec<String> {
+        sorted_strings(symbols, self.by_name.keys().copied())
+    }
+
+    /// All values of label `name` with at least one series, sorted.
+    pub fn label_values(&self, symbols: &SymbolTable, name: &str) -> Vec<String> {
+        match symbols.lookup(name).and_then(|n| self.by_name.get(&n)) {
+            Some(values) => sorted_strings(symbols, values.keys().copied()),
+            None => Vec::new(),
+        }
+    }
+
+    /// The label names carried by at least one of the series `ids` (sorted, e.g. from
+    /// `select`), sorted. `series_labels` gives a series' label pairs.
+    pub fn label_names_for<'a>(
+        &self,
+        symbols: &SymbolTable,
+        ids: &[u32],
+        series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
+    ) -> Vec<String> {
+        let mut seen: HashSet<SymbolId, ahash::RandomState> = HashSet::with_hasher(hasher());
+        for &id in ids {
+            seen.extend(series_labels(id).iter().map(|&(n, _)| n));
+            // Names are few; once every one is seen, no further series can add any.
+            if seen.len() >= self.by_name.len() {
+                break;
+            }
+        }
+        sorted_strings(symbols, seen.into_iter())
+    }
+
+    /// The values of label `name` carried by at least one of the series `ids` (sorted),
+    /// sorted. `series_labels` gives a series' label pairs.
+    pub fn label_values_for<'a>(
+        &self,
+        symbols: &SymbolTable,
+        name: &str,
+        ids: &[u32],
+        series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
+    ) -> Vec<String> {
+        let Some(name) = symbols.lookup(name) else {
+            return Vec::new();
+        };
+        let Some(values) = self.by_name.get(&name) else {
+            return Vec::new();
+        };
+        if values.len() <= ids.len() {
+            // Few values (`job`) for many series: probe each value's list, which stops at
+            // the first shared id.
+            let found = values
+                .iter()
+                .filter(|(_, list)| intersects(list, ids))
+                .map(|(&v, _)| v);
+            sorted_strings(symbols, found)
+        } else {
+            // Many values (`instance`) for few series: read the series' own labels.
+            let found = ids.iter().filter_map(|&id| {
+                series_labels(id)
+                    .iter()
+                    .find(|&&(n, _)| n == name)
+                    .map(|&(_, v)| v)
+            });
+            let set: HashSet<SymbolId, ahash::RandomState> = {
+                let mut s = HashSet::with_hasher(hasher());
+                s.extend(found);
+                s
+            };
+            sorted_strings(symbols, set.into_iter())
+        }
+    }
+
+    /// Bytes allocated on the heap by the index (capacities, not lengths).
+    pub fn heap_bytes(&self) -> usize {
+        let lists: usize = self
+            .by_name
+            .values()
+            .map(|values| {
+                values.allocation_size()
+                    + values
+                        .values()
+                        .filter(|l| l.spilled())
+                        .map(|l| l.capacity() * std::mem::size_of::<u32>())
+                        .sum::<usize>()
+            })
+            .sum();
+        self.all.capacity() * std::mem::size_of::<u32>() + self.by_name.allocation_size() + lists
+    }
+}
+
+impl std::fmt::Debug for MemPostings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemPostings")
+            .field("series", &self.all.len())
+            .field("names", &self.by_name.len())
+            .finish()
+    }
+}
+
+/// The lists of the values of `m`'s label for which `m.matches(value) == want`.
+fn lists_where<'a>(
+    symbols: &SymbolTable,
+    values: Option<&'a Values>,
+    m: &Matcher,
+    want: bool,
+) -> Vec<&'a [u32]> {
+    let Some(values) = values else {
+        return Vec::new();
+    };
+    // A literal or literal set names the values its positive form accepts: look them up
+    // rather than test every value of the label (`instance` may have a million).
+    if let Some(set) = m.set_matches() {
+        if want != m.kind.is_negative() && set.len() <= values.len() {
+            return set
+                .iter()
+                .filter_map(|s| symbols.lookup(s))
+                .filter_map(|v| values.get(&v))
+                .map(|l| l.as_slice())
+                .collect();
+        }
+    }
+    values
+        .iter()
+        .filter(|(&v, _)| m.matches(symbols.resolve(v)) == want)
+        .map(|(_, l)| l.as_slice())
+        .collect()
+}
+
+fn union_of(lists: Vec<&[u32]>) -> Cow<'_, [u32]> {
+    match lists.as_slice() {
+        [one] => Cow::Borrowed(*one),
+        _ => Cow::Owned(union(&lists)),
+    }
+}
+
+fn sorted_strings(symbols: &SymbolTable, ids: impl Iterator<Item = SymbolId>) -> Vec<String> {
+    let mut out: Vec<String> = ids.map(|id| symbols.resolve(id).to_owned()).collect();
+    out.sort_unstable();
+    out
+}
+
+/// Where id goes in a sorted list: the end on the head's increasing ids, found in O(1);
+/// `None` if it is already there.
+#[inline]
+fn insert_position(list: &[u32], id: u32) -> Option<usize> {
+    match list.last() {
+        Some(&last) if last >= id => list.binary_search(&id).err(),
+        _ => Some(list.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A head in miniature: symbols, postings, and each series' label pairs by id.
+    #[derive(Default)]
+    struct Head {
+        symbols: SymbolTable,
+        postings: MemPostings,
+        series: Vec<Vec<(SymbolId, SymbolId)>>,
+    }
+
+    impl Head {
+        fn add(&mut self, labels: &[(&str, &str)]) -> u32 {
+            let id = self.series.len() as u32;
+            let mut pairs: Vec<_> = labels
+                .iter()
+                .map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v)))
+                .collect();
+            pairs.sort_unstable();
+            self.postings.add(id, &pairs);
+            self.series.push(pairs);
+            id
+        }
+
+        fn value(&self, id: u32, name: &str) -> &str {
+            self.series[id as usize]
+                .iter()
+                .find(|(n, _)| self.symbols.resolve(*n) == name)
+                .map_or("", |(_, v)| self.symbols.resolve(*v))
+        }
+
+        /// The definition `select` must agree with.
+        fn brute_force(&self, live: &[u32], ms: &[Matcher]) -> Vec<u32> {
+            if ms.is_empty() {
+                return vec![];
+            }
+            live.iter()
+                .copied()
+                .filter(|&id| ms.iter().all(|m| m.matches(self.value(id, &m.name))))
+                .collect()
+        }
+
+        fn select(&self, ms: &[Matcher]) -> Vec<u32> {
+            self.postings.select(&self.symbols, ms)
+        }
+
+        fn labels_of<'s>(&'s self) -> impl Fn(u32) -> &'s [(SymbolId, SymbolId)] + 's {
+            |id| self.series[id as usize].as_slice()
+        }
+    }
+
+    fn m(kind: MatchType, n: &str, v: &str) -> Matcher {
+        Matcher::new(kind, n, v).unwrap()
+    }
+    use MatchType::{Equal as EQ, NotEqual as NEQ, NotRegex as NRE, Regex as RE};
+
+    /// 0: a=1 b=1, 1: a=1 b=2, 2: a=2, 3: b=1, 4: a=1 c=x
+    fn model() -> Head {
+        let mut h = Head::default();
+        h.add(&[("a", "1"), ("b", "1")]);
+        h.add(&[("a", "1"), ("b", "2")]);
+        h.add(&[("a", "2")]);
+        h.add(&[("b", "1")]);
+        h.add(&[("a", "1"), ("c", "x")]);
+        h
+    }
+
+    #[test]
+    fn prometheus_rules() {
+        let h = model();
+        let cases: &[(&[Matcher], &[u32])] = &[
+            (&[m(EQ, "a", "1")], &[0, 1, 4]),
+            (&[m(EQ, "a", "1"), m(EQ, "b", "1")], &[0]),
+            // A matcher matching "" also selects series lacking the label.
+            (&[m(EQ, "a", "")], &[3]),
+            (&[m(NEQ, "a", "1")], &[2, 3]),
+            (&[m(RE, "a", ".*")], &[0, 1, 2, 3, 4]),
+            (&[m(NRE, "a", ".*")], &[]),
+            (&[m(RE, "a", ".+")], &[0, 1, 2, 4]),
+            (&[m(NRE, "a", ".+")], &[3]),
+            (&[m(NEQ, "a", "")], &[0, 1, 2, 4]),
+            (&[m(RE, "a", "1|2")], &[0, 1, 2, 4]),
+            (&[m(RE, "a", "|2")], &[2, 3]),
+            (&[m(NRE, "a", "1|3")], &[2, 3]),
+            (&[m(RE, "b", "1"), m(NEQ, "a", "1")], &[3]),
+            // Must-be-set interplay: `a=~"|2"` next to `a!=""` only keeps a=2.
+            (&[m(RE, "a", "|2"), m(NEQ, "a", "")], &[2]),
+            (&[m(RE, "a", ".+"), m(EQ, "a", "")], &[]),
+            (&[m(RE, "a", ".+"), m(NEQ, "a", "1")], &[2]),
+            // Only negative/empty-matching matchers start from all series.
+            (&[m(NEQ, "a", "1"), m(NEQ, "b", "1")], &[2]),
+            (&[m(EQ, "c", ""), m(NRE, "b", "2")], &[0, 2, 3]),
+            // A name no series has.
+            (&[m(EQ, "zz", "")], &[0, 1, 2, 3, 4]),
+            (&[m(NEQ, "zz", "v")], &[0, 1, 2, 3, 4]),
+            (&[m(EQ, "zz", "v")], &[]),
+            (&[m(RE, "zz", ".+")], &[]),
+            (&[m(RE, "zz", "v|")], &[0, 1, 2, 3, 4]),
+            // A value no series has.
+            (&[m(EQ, "a", "9")], &[]),
+            (&[m(NEQ, "a", "9")], &[0, 1, 2, 3, 4]),
+            // Regexes off the fast paths.
+            (&[m(RE, "a", "[1-2]"), m(RE, "b", "\\d?")], &[0, 1, 2, 4]),
+            (&[m(NRE, "c", "x+")], &[0, 1, 2, 3]),
+            (&[], &[]),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(h.select(ms), *want, "{ms:?}");
+            assert_eq!(h.brute_force(h.postings.all(), ms), *want, "model {ms:?}");
+        }
+    }
+
+    #[test]
+    fn names_values_and_lookups() {
+        let h = model();
+        let s = &h.symbols;
+        assert_eq!(h.postings.label_names(s), ["a", "b", "c"]);
+        assert_eq!(h.postings.label_values(s, "a"), ["1", "2"]);
+        assert_eq!(h.postings.label_values(s, "zz"), Vec::<String>::new());
+        let (a, one) = (s.lookup("a").unwrap(), s.lookup("1").unwrap());
+        assert_eq!(h.postings.postings(a, one), [0, 1, 4]);
+        assert_eq!(h.postings.postings(one, a), [] as [u32; 0]);
+
+        let ids = h.select(&[m(EQ, "b", "1")]);
+        assert_eq!(
+            h.postings.label_names_for(s, &ids, h.labels_of()),
+            ["a", "b"]
+        );
+        assert_eq!(
+            h.postings.label_values_for(s, "a", &ids, h.labels_of()),
+            ["1"]
+        );
+        assert_eq!(
+            h.postings
+                .label_values_for(s, "b", &[1, 2, 3], h.labels_of()),
+            ["1", "2"]
+        );
+        // Both strategies: many ids for few values, and one id for several values.
+        assert_eq!(
+            h.postings
+                .label_values_for(s, "a", &[0, 1, 2, 3, 4], h.labels_of()),
+            ["1", "2"]
+        );
+        assert_eq!(
+            h.postings.label_values_for(s, "a", &[2], h.labels_of()),
+            ["2"]
+        );
+        assert_eq!(
+            h.postings.label_values_for(s, "c", &[2], h.labels_of()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            h.postings.label_names_for(s, &[], h.labels_of()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn delete_drops_empty_lists() {
+        let mut h = model();
+        let before = h.postings.heap_bytes();
+        let labels: Vec<_> = h.series.clone();
+        h.postings
+            .delete(&[0, 4], |id| labels[id as usize].as_slice());
+        assert_eq!(h.postings.all(), [1, 2, 3]);
+        assert_eq!(h.postings.label_names(&h.symbols), ["a", "b"]);
+        assert_eq!(h.select(&[m(EQ, "a", "1")]), [1]);
+        assert_eq!(h.select(&[m(EQ, "a", "")]), [3]);
+        assert!(h.postings.heap_bytes() <= before);
+        h.postings
+            .delete(&[1, 2, 3], |id| labels[id as usize].as_slice());
+        assert!(h.postings.is_empty());
+        assert_eq!(h.postings.label_names(&h.symbols), Vec::<String>::new());
+    }
+
+    #[test]
+    fn out_of_order_and_repeated_adds_stay_sorted() {
+        let mut p = MemPostings::new();
+        p.add(5, &[(0, 1)]);
+        p.add(2, &[(0, 1)]);
+        p.add(5, &[(0, 1)]);
+        p.add(7, &[(0, 1)]);
+        assert_eq!(p.all(), [2, 5, 7]);
+        assert_eq!(p.postings(0, 1), [2, 5, 7]);
+    }
+
+    /// 100k series; correctness of selections with 1 to 3 matchers at a realistic size.
+    #[test]
+    fn hundred_thousand_series() {
+        let mut h = Head::default();
+        for i in 0..100_000u32 {
+            let metric = format!("metric_{}", i % 10);
+            let job = format!("job_{}", i % 7);
+            let instance = format!("host-{}:9100", i / 10);
+            let mut labels = vec![
+                ("__name__", metric.as_str()),
+                ("job", job.as_str()),
+                ("instance", instance.as_str()),
+            ];
+            if i % 3 == 0 {
+                labels.push(("env", "prod"));
+            }
+            h.add(&labels);
+        }
+        let all = h.postings.all().to_vec();
+        let selectors: Vec<Vec<Matcher>> = vec![
+            vec![m(EQ, "__name__", "metric_3")],
+            vec![m(EQ, "__name__", "metric_3"), m(RE, "job", "job_1|job_2")],
+            vec![
+                m(EQ, "__name__", "metric_3"),
+                m(NRE, "instance", "host-1.*"),
+                m(NEQ, "job", "job_0"),
+            ],
+            vec![m(RE, "instance", "host-4242:9100|host-7:9100")],
+            vec![m(RE, "instance", ".*:9100"), m(EQ, "env", "")],
+            vec![m(RE, "job", "job_[0-3]"), m(NEQ, "env", "prod")],
+            vec![
+                m(RE, "env", ".+"),
+                m(RE, "instance", "host-99.*"),
+                m(NEQ, "__name__", "metric_0"),
+            ],
+        ];
+        for ms in &selectors {
+            let got = h.select(ms);
+            assert_eq!(got, h.brute_force(&all, ms), "{ms:?}");
+        }
+        assert_eq!(h.select(&selectors[0]).len(), 10_000);
+        assert_eq!(
+            h.postings.label_values(&h.symbols, "instance").len(),
+            10_000
+        );
+        assert!(h.postings.heap_bytes() > 0);
+    }
+
+    fn matcher_strategy() -> impl Strategy<Value = Matcher> {
+        let kind = prop_oneof![Just(EQ), Just(NEQ), Just(RE), Just(NRE)];
+        let name = prop_oneof![Just("a"), Just("b"), Just("c"), Just("d")];
+        let value = prop_oneof![
+            Just(""),
+            Just("x"),
+            Just("y"),
+            Just("w"),
+            Just("x|y"),
+            Just(".*"),
+            Just(".+"),
+            Just("x.*"),
+            Just("|x"),
+            Just("[xy]"),
+            Just("z?"),
+            Just(".*y"),
+        ];
+        (kind, name, value).prop_map(|(k, n, v)| m(k, n, v))
+    }
+
+    fn series_strategy() -> impl Strategy<Value = Vec<Vec<(&'static str, &'static str)>>> {
+        let value = prop_oneof![
+            Just(None),
+            Just(Some("x")),
+            Just(Some("y")),
+            Just(Some("z"))
+        ];
+        let one = (value.clone(), value.clone(), value).prop_map(|(a, b, c)| {
+            [("a", a), ("b", b), ("c", c)]
+                .into_iter()
+                .filter_map(|(n, v)| v.map(|v| (n, v)))
+                .collect::<Vec<_>>()
+        });
+        proptest::collection::vec(one, 0..60)
+    }
+
+    proptest! {
+        #[test]
+        fn select_is_the_brute_force_filter(
+            series in series_strategy(),
+            selectors in proptest::collection::vec(proptest::collection::vec(matcher_strategy(), 0..4), 1..8),
+            deleted in proptest::collection::btree_set(0u32..60, 0..20),
+        ) {
+            let mut h = Head::default();
+            for labels in &series {
+                h.add(labels);
+            }
+            let deleted: Vec<u32> = deleted.into_iter().filter(|&d| (d as usize) < series.len()).collect();
+            let labels = h.series.clone();
+            h.postings.delete(&deleted, |id| labels[id as usize].as_slice());
+            let live: Vec<u32> = (0..series.len() as u32).filter(|id| !deleted.contains(id)).collect();
+            prop_assert_eq!(h.postings.all(), live.as_slice());
+            for ms in &selectors {
+                let got = h.select(ms);
+                prop_assert_eq!(&got, &h.brute_force(&live, ms), "{:?}", ms);
+                // Names and values restricted to the selection, against the model.
+                let mut names: Vec<String> = got.iter()
+                    .flat_map(|&id| h.series[id as usize].iter().map(|(n, _)| h.symbols.resolve(*n).to_string()))
+                    .collect();
+                names.sort();
+                names.dedup();
+                prop_assert_eq!(h.postings.label_names_for(&h.symbols, &got, h.labels_of()), names);
+                let mut values: Vec<String> = got.iter()
+                    .map(|&id| h.value(id, "a").to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                values.sort();
+                values.dedup();
+                prop_assert_eq!(h.postings.label_values_for(&h.symbols, "a", &got, h.labels_of()), values);
+            }
+        }
+    }
+}
