@@ -437,6 +437,11 @@ mod tests {
         assert_eq!(shape("a.b"), "regex");
         assert_eq!(shape("foo.+"), "regex");
         assert_eq!(shape(r"\bfoo"), "regex");
+        assert_eq!(shape("[a-z]+"), "regex");
+        assert_eq!(shape("(?i)ab"), "set");
+        assert_eq!(shape(&"x".repeat(300)), "literal");
+        let ci = m(MatchType::Regex, "(?i)ab");
+        assert!(ci.matches("aB") && ci.matches("AB") && !ci.matches("abc"));
         assert_eq!(
             m(MatchType::Regex, "foo|foobar").set_matches().unwrap(),
             ["foo", "foobar"]
