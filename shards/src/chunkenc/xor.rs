@@ -725,6 +725,27 @@ mod tests {
     }
 
     #[test]
+    fn reuse_before_any_window_reads_64_bits_like_prometheus() {
+        // No writer emits this; Prometheus's reader starts with a 0/0 window.
+        let mut b = vec![0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        b.extend([
+            0b1011_1111,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0b1100_0000,
+        ]);
+        let mut it = XorIterator::new(&b);
+        assert_eq!(it.next().map(|s| s.1.to_bits()), Some(0));
+        assert_eq!(it.next().map(|s| (s.0, s.1.to_bits())), Some((1, u64::MAX)));
+        assert_eq!(it.err(), None);
+    }
+
+    #[test]
     fn from_bytes_clears_garbage_padding() {
         let s = [(1000, 1.0), (16000, 1.0), (31000, 2.0), (46500, 2.0)];
         let mut b = encode(&s).bytes().to_vec();

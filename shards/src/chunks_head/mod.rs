@@ -163,6 +163,7 @@ pub enum RemovalReason {
 /// Tunables; the defaults are Prometheus's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
+    /// At most 4 GiB - 1, since offsets are 32 bits of a ref.
     pub max_file_size: u64,
     pub write_buffer_size: usize,
     /// Reserve the whole file's blocks when cutting it (`posix_fallocate`), so a full disk
@@ -222,7 +223,9 @@ impl ChunkDiskMapper {
     /// last file shorter than its header or with a zero magic is deleted; a record with a
     /// bad length or CRC deletes its file and every later one. Repairs are reported, not
     /// failed on. A gap in the numbering, a foreign file or an unknown version is an error.
-    pub fn open_with(dir: &Path, opts: Options) -> Result<(Self, OpenReport), ChunksHeadError> {
+    pub fn open_with(dir: &Path, mut opts: Options) -> Result<(Self, OpenReport), ChunksHeadError> {
+        // Offsets are the low 32 bits of a ref.
+        opts.max_file_size = opts.max_file_size.min(u64::from(u32::MAX));
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         let mut report = OpenReport::default();
         let mut seqs = list_files(dir)?;
