@@ -6,3 +6,4 @@
 
 pub mod encoding;
 pub mod labels;
+pub mod wal;
