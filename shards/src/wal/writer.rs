@@ -548,3 +548,92 @@ mod tests {
         assert_eq!(got.len(), 2);
     }
 }
+
+/// Prometheus itself is the second judge: promtool (2.42) replays what the writer wrote.
+#[cfg(test)]
+mod promtool_tests {
+    use super::*;
+    use crate::labels::Labels;
+    use crate::wal::record::{encode_samples, encode_series, RefSample, RefSeries};
+    use crate::wal::segment_file::DmaFs;
+    use glommio::{LocalExecutorBuilder, Placement};
+    use std::process::Command;
+
+    #[test]
+    fn promtool_dumps_what_we_wrote() {
+        if Command::new("promtool").arg("--version").output().is_err() {
+            eprintln!("promtool not installed: skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(move || async move {
+                let opts = WalOptions {
+                    segment_size: 2 * PAGE_SIZE as u64,
+                };
+                let mut wal = Wal::open(DmaFs, &wal_dir, opts).await.unwrap();
+                let mut buf = Vec::new();
+                // Long label values make a series record span pages and segments.
+                let series: Vec<RefSeries> = (1..=40u64)
+                    .map(|i| RefSeries {
+                        series_ref: i,
+                        labels: Labels::from_pairs([
+                            ("__name__", format!("m{i}")),
+                            ("pad", "x".repeat(1000)),
+                        ])
+                        .unwrap(),
+                    })
+                    .collect();
+                encode_series(&series, &mut buf);
+                wal.log(&[&buf]).unwrap();
+                wal.flush().await.unwrap();
+                for round in 0..50i64 {
+                    buf.clear();
+                    let samples: Vec<RefSample> = (1..=40u64)
+                        .rev()
+                        .map(|i| RefSample {
+                            series_ref: i,
+                            t: 1_000_000 + round * 1000,
+                            v: if round == 49 {
+                                stale
+                            } else {
+                                (i as i64 * round) as f64
+                            },
+                        })
+                        .collect();
+                    encode_samples(&samples, &mut buf);
+                    wal.log(&[&buf]).unwrap();
+                    wal.flush().await.unwrap();
+                }
+                wal.close().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let out = Command::new("promtool")
+            .args(["tsdb", "dump"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("corrupt") && !stderr.contains("repair"),
+            "{stderr}"
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 40 * 50, "{stderr}");
+        let want = format!(
+            r#"{{__name__="m7", pad="{}"}} 21 1003000"#,
+            "x".repeat(1000)
+        );
+        assert!(lines.contains(&want.as_str()), "{}", lines[0]);
+    }
+}
