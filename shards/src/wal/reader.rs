@@ -116,8 +116,13 @@ impl WalReader {
             if flags & SNAPPY_FLAG == 0 {
                 return Ok(Some(bytes));
             }
-            let len = snap::raw::decompress_len(bytes)
-                .map_err(|e| corrupt(format!("snappy-compressed record: {e}")))?;
+            let len = match snap::raw::decompress_len(bytes) {
+                Ok(len) => len,
+                Err(e) => {
+                    self.pos = start;
+                    return Err(corrupt(format!("snappy-compressed record: {e}")));
+                }
+            };
             // Snappy expands at most ~21x: a larger claim is garbage and must not allocate.
             if len > bytes.len().saturating_mul(32) + 64 {
                 self.pos = start;
