@@ -142,6 +142,14 @@ pub struct OpenReport {
     pub truncated_tails: usize,
 }
 
+impl OpenReport {
+    /// No chunk was lost: nothing was found corrupt (a removed empty or torn last file held
+    /// no complete chunk). A head snapshot is only valid together with intact chunks.
+    pub fn is_intact(&self) -> bool {
+        self.corruption.is_none() && self.removed.iter().all(|r| r.reason == RemovalReason::TornLastFile)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedFile {
     pub path: PathBuf,
