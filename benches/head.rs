@@ -33,7 +33,11 @@ fn batch_for(refs: &[u64], t: i64) -> AppendBatch {
         samples: refs
             .iter()
             .enumerate()
-            .map(|(i, &r)| BatchSample { series: SeriesKey::Ref(r), t, v: (t / 1000) as f64 + i as f64 })
+            .map(|(i, &r)| BatchSample {
+                series: SeriesKey::Ref(r),
+                t,
+                v: (t / 1000) as f64 + i as f64,
+            })
             .collect(),
     }
 }
@@ -42,9 +46,19 @@ fn seeded_head(dir: &std::path::Path) -> (Head, Vec<u64>) {
     let (mut head, _) = Head::open(dir, HeadOptions::default()).unwrap();
     let b = AppendBatch {
         new_series: (0..SERIES).map(labels).collect(),
-        samples: (0..SERIES).map(|i| BatchSample { series: SeriesKey::New(i as u32), t: 0, v: 0.0 }).collect(),
+        samples: (0..SERIES)
+            .map(|i| BatchSample {
+                series: SeriesKey::New(i as u32),
+                t: 0,
+                v: 0.0,
+            })
+            .collect(),
     };
-    let out = head.commit(head.prepare(&b).unwrap()).unwrap();
+    let out = {
+        let p = head.prepare(&b).unwrap();
+        head.commit(p)
+    }
+    .unwrap();
     (head, out.series_refs)
 }
 
@@ -76,12 +90,29 @@ fn bench_head(c: &mut Criterion) {
                 next += SERIES;
                 AppendBatch {
                     new_series: (start..start + SERIES)
-                        .map(|i| Labels::from_pairs([("__name__", "churn"), ("id", &i.to_string())]).unwrap())
+                        .map(|i| {
+                            Labels::from_pairs([("__name__", "churn"), ("id", &i.to_string())])
+                                .unwrap()
+                        })
                         .collect(),
-                    samples: (0..SERIES).map(|i| BatchSample { series: SeriesKey::New(i as u32), t: 1000, v: 1.0 }).collect(),
+                    samples: (0..SERIES)
+                        .map(|i| BatchSample {
+                            series: SeriesKey::New(i as u32),
+                            t: 1000,
+                            v: 1.0,
+                        })
+                        .collect(),
                 }
             },
-            |batch| std::hint::black_box(head2.commit(head2.prepare(&batch).unwrap()).unwrap()),
+            |batch| {
+                std::hint::black_box(
+                    {
+                        let p = head2.prepare(&batch).unwrap();
+                        head2.commit(p)
+                    }
+                    .unwrap(),
+                )
+            },
             criterion::BatchSize::LargeInput,
         )
     });
@@ -97,10 +128,19 @@ fn bench_shard(c: &mut Criterion) {
             glommio::LocalExecutorBuilder::default()
                 .spawn(move || async move {
                     let dir = tempfile::tempdir().unwrap();
-                    let (mut shard, _) = Shard::open(dir.path(), ShardOptions::default(), DmaFs, |_| {}).await.unwrap();
+                    let (mut shard, _) =
+                        Shard::open(dir.path(), ShardOptions::default(), DmaFs, |_| {})
+                            .await
+                            .unwrap();
                     let first = AppendBatch {
                         new_series: (0..SERIES).map(labels).collect(),
-                        samples: (0..SERIES).map(|i| BatchSample { series: SeriesKey::New(i as u32), t: 0, v: 0.0 }).collect(),
+                        samples: (0..SERIES)
+                            .map(|i| BatchSample {
+                                series: SeriesKey::New(i as u32),
+                                t: 0,
+                                v: 0.0,
+                            })
+                            .collect(),
                     };
                     let refs = shard.append(&first).await.unwrap().series_refs;
                     let t = Cell::new(0i64);

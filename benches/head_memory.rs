@@ -13,7 +13,11 @@ const SAMPLES: i64 = 60;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -32,10 +36,16 @@ fn main() {
                 .map(|&i| {
                     Labels::from_pairs([
                         ("__name__", format!("node_metric_{}", i % 500)),
-                        ("instance", format!("10.0.{}.{}:9100", i / 250_000, i / 1000 % 250)),
+                        (
+                            "instance",
+                            format!("10.0.{}.{}:9100", i / 250_000, i / 1000 % 250),
+                        ),
                         ("job", "node".to_string()),
                         ("cpu", (i % 32).to_string()),
-                        ("mode", ["user", "system", "idle", "iowait", "irq", "steal"][i % 6].to_string()),
+                        (
+                            "mode",
+                            ["user", "system", "idle", "iowait", "irq", "steal"][i % 6].to_string(),
+                        ),
                         ("env", "prod".to_string()),
                     ])
                     .unwrap()
@@ -43,11 +53,25 @@ fn main() {
                 .collect(),
             samples: vec![],
         };
-        refs.extend(head.commit(head.prepare(&b).unwrap()).unwrap().series_refs);
+        refs.extend(
+            {
+                let p = head.prepare(&b).unwrap();
+                head.commit(p)
+            }
+            .unwrap()
+            .series_refs,
+        );
     }
     let mut batch = AppendBatch {
         new_series: vec![],
-        samples: refs.iter().map(|&r| BatchSample { series: SeriesKey::Ref(r), t: 0, v: 0.0 }).collect(),
+        samples: refs
+            .iter()
+            .map(|&r| BatchSample {
+                series: SeriesKey::Ref(r),
+                t: 0,
+                v: 0.0,
+            })
+            .collect(),
     };
     let mut v = 0.0;
     for k in 0..SAMPLES {
@@ -56,11 +80,25 @@ fn main() {
             s.t = 1_700_000_000_000 + k * 15_000;
             s.v = v;
         }
-        head.commit(head.prepare(&batch).unwrap()).unwrap();
+        {
+            let p = head.prepare(&batch).unwrap();
+            head.commit(p)
+        }
+        .unwrap();
     }
     drop(batch);
     let rss = rss_bytes().saturating_sub(before);
-    println!("head_memory: {} series, {} samples each", head.num_series(), SAMPLES);
-    println!("head_memory: accounted heap {:.0} bytes/series", head.heap_bytes() as f64 / SERIES as f64);
-    println!("head_memory: RSS growth {:.0} bytes/series (includes allocator slack)", rss as f64 / SERIES as f64);
+    println!(
+        "head_memory: {} series, {} samples each",
+        head.num_series(),
+        SAMPLES
+    );
+    println!(
+        "head_memory: accounted heap {:.0} bytes/series",
+        head.heap_bytes() as f64 / SERIES as f64
+    );
+    println!(
+        "head_memory: RSS growth {:.0} bytes/series (includes allocator slack)",
+        rss as f64 / SERIES as f64
+    );
 }

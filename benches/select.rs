@@ -19,15 +19,28 @@ fn build(dir: &std::path::Path) -> Head {
                         ("__name__", format!("metric_{}", i % 100)),
                         ("instance", format!("host-{}:9100", i / 100 % 10_000)),
                         ("job", format!("job_{}", i % 10)),
-                        ("mode", ["user", "system", "idle", "iowait"][i % 4].to_string()),
+                        (
+                            "mode",
+                            ["user", "system", "idle", "iowait"][i % 4].to_string(),
+                        ),
                         ("cpu", (i / 1000 % 16).to_string()),
                     ])
                     .unwrap()
                 })
                 .collect(),
-            samples: (0..chunk.len()).map(|k| BatchSample { series: SeriesKey::New(k as u32), t: 0, v: 1.0 }).collect(),
+            samples: (0..chunk.len())
+                .map(|k| BatchSample {
+                    series: SeriesKey::New(k as u32),
+                    t: 0,
+                    v: 1.0,
+                })
+                .collect(),
         };
-        head.commit(head.prepare(&b).unwrap()).unwrap();
+        {
+            let p = head.prepare(&b).unwrap();
+            head.commit(p)
+        }
+        .unwrap();
     }
     head
 }
@@ -37,8 +50,17 @@ fn bench(c: &mut Criterion) {
     let head = build(dir.path());
     let m = |k, n: &str, v: &str| Matcher::new(k, n, v).unwrap();
     let cases = [
-        ("1_matcher", vec![m(MatchType::Equal, "__name__", "metric_7")]),
-        ("2_matchers", vec![m(MatchType::Equal, "__name__", "metric_7"), m(MatchType::Regex, "mode", "user|system")]),
+        (
+            "1_matcher",
+            vec![m(MatchType::Equal, "__name__", "metric_7")],
+        ),
+        (
+            "2_matchers",
+            vec![
+                m(MatchType::Equal, "__name__", "metric_7"),
+                m(MatchType::Regex, "mode", "user|system"),
+            ],
+        ),
         (
             "3_matchers",
             vec![
@@ -47,7 +69,13 @@ fn bench(c: &mut Criterion) {
                 m(MatchType::NotEqual, "cpu", "3"),
             ],
         ),
-        ("broad_regex", vec![m(MatchType::Regex, "job", "job_[1-3]"), m(MatchType::NotEqual, "mode", "idle")]),
+        (
+            "broad_regex",
+            vec![
+                m(MatchType::Regex, "job", "job_[1-3]"),
+                m(MatchType::NotEqual, "mode", "idle"),
+            ],
+        ),
     ];
     let mut g = c.benchmark_group("select_1M");
     for (name, ms) in &cases {

@@ -17,26 +17,57 @@ use shards::wal::DmaFs;
 const SERIES: usize = 100_000;
 const SAMPLES: usize = 100;
 
-fn on_executor<T: Send + 'static>(f: impl std::future::Future<Output = T> + 'static + Send) -> T {
-    glommio::LocalExecutorBuilder::default().spawn(|| f).unwrap().join().unwrap()
+fn on_executor<T, F, Fut>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
 }
 
 fn write(dir: &Path) {
     let dir = dir.to_path_buf();
-    on_executor(async move {
-        let (mut shard, _) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {}).await.unwrap();
+    on_executor(move || async move {
+        let (mut shard, _) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {})
+            .await
+            .unwrap();
         let first = AppendBatch {
             new_series: (0..SERIES)
-                .map(|i| Labels::from_pairs([("__name__", "replay_metric"), ("id", &i.to_string()), ("job", "bench")]).unwrap())
+                .map(|i| {
+                    Labels::from_pairs([
+                        ("__name__", "replay_metric"),
+                        ("id", &i.to_string()),
+                        ("job", "bench"),
+                    ])
+                    .unwrap()
+                })
                 .collect(),
-            samples: (0..SERIES).map(|i| BatchSample { series: SeriesKey::New(i as u32), t: 0, v: 0.0 }).collect(),
+            samples: (0..SERIES)
+                .map(|i| BatchSample {
+                    series: SeriesKey::New(i as u32),
+                    t: 0,
+                    v: 0.0,
+                })
+                .collect(),
         };
         let refs = shard.append(&first).await.unwrap().series_refs;
         for k in 1..SAMPLES as i64 {
             for part in refs.chunks(10_000) {
                 let b = AppendBatch {
                     new_series: vec![],
-                    samples: part.iter().map(|&r| BatchSample { series: SeriesKey::Ref(r), t: k * 15_000, v: (k * 3) as f64 }).collect(),
+                    samples: part
+                        .iter()
+                        .map(|&r| BatchSample {
+                            series: SeriesKey::Ref(r),
+                            t: k * 15_000,
+                            v: (k * 3) as f64,
+                        })
+                        .collect(),
                 };
                 shard.append(&b).await.unwrap();
             }
@@ -66,9 +97,11 @@ fn replay_once(src: &Path, keep_chunks_head: bool) -> Duration {
     if !keep_chunks_head {
         std::fs::remove_dir_all(dir.join("chunks_head")).unwrap();
     }
-    on_executor(async move {
+    on_executor(move || async move {
         let start = Instant::now();
-        let (shard, report) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {}).await.unwrap();
+        let (shard, report) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {})
+            .await
+            .unwrap();
         let d = start.elapsed();
         assert_eq!(shard.head().num_series(), SERIES);
         assert!(report.replay.samples + report.replay.samples_skipped >= (SERIES * SAMPLES) as u64);
@@ -87,7 +120,9 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(20));
     for (name, keep) in [("full", false), ("with_chunks_head", true)] {
         let src = src.path().to_path_buf();
-        g.bench_function(name, move |b| b.iter_custom(|iters| (0..iters).map(|_| replay_once(&src, keep)).sum()));
+        g.bench_function(name, move |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| replay_once(&src, keep)).sum())
+        });
     }
     g.finish();
 }

@@ -21,9 +21,9 @@ fn series(kind: usize) -> Vec<(i64, f64)> {
         .map(|_| {
             t += 15_000 + (rnd() % 5) as i64 - 2;
             v = match kind {
-                0 => v + (rnd() % 20) as f64,                  // counter
-                1 => 50.0 + (rnd() % 10_000) as f64 / 100.0,   // gauge, 2 decimals
-                _ => (rnd() % 1_000_000) as f64 * 1.37e-3,     // noisy float gauge
+                0 => v + (rnd() % 20) as f64,                // counter
+                1 => 50.0 + (rnd() % 10_000) as f64 / 100.0, // gauge, 2 decimals
+                _ => (rnd() % 1_000_000) as f64 * 1.37e-3,   // noisy float gauge
             };
             (t, v)
         })
@@ -42,7 +42,10 @@ fn bench(c: &mut Criterion) {
     let mixes: Vec<Vec<(i64, f64)>> = (0..3).map(series).collect();
     for (name, s) in ["counter", "gauge", "float_gauge"].iter().zip(&mixes) {
         let bytes = encode(s).bytes().len();
-        println!("xor {name}: {bytes} bytes for {N} samples = {:.2} bytes/sample", bytes as f64 / N as f64);
+        println!(
+            "xor {name}: {bytes} bytes for {N} samples = {:.2} bytes/sample",
+            bytes as f64 / N as f64
+        );
     }
     let mut g = c.benchmark_group("xor");
     g.throughput(Throughput::Elements((N * mixes.len()) as u64));

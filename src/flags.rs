@@ -12,7 +12,11 @@ pub enum FlagError {
     #[error("flag {0} needs a value")]
     MissingValue(String),
     #[error("flag {flag}: invalid value {value:?}: {reason}")]
-    Invalid { flag: String, value: String, reason: String },
+    Invalid {
+        flag: String,
+        value: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,7 +78,9 @@ impl Flags {
             let mut value = |name: &str| -> Result<String, FlagError> {
                 match inline.clone() {
                     Some(v) => Ok(v),
-                    None => args.next().ok_or_else(|| FlagError::MissingValue(name.to_string())),
+                    None => args
+                        .next()
+                        .ok_or_else(|| FlagError::MissingValue(name.to_string())),
                 }
             };
             match name.as_str() {
@@ -86,13 +92,19 @@ impl Flags {
                 "--no-storage.tsdb.snapshot-on-shutdown" => f.snapshot_on_shutdown = false,
                 "--shards" => {
                     let v = value(&name)?;
-                    let n: usize = v.parse().map_err(|e: std::num::ParseIntError| FlagError::Invalid {
-                        flag: name.clone(),
-                        value: v.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    let n: usize =
+                        v.parse()
+                            .map_err(|e: std::num::ParseIntError| FlagError::Invalid {
+                                flag: name.clone(),
+                                value: v.clone(),
+                                reason: e.to_string(),
+                            })?;
                     if n == 0 || n > 1024 {
-                        return Err(FlagError::Invalid { flag: name, value: v, reason: "must be 1..=1024".into() });
+                        return Err(FlagError::Invalid {
+                            flag: name,
+                            value: v,
+                            reason: "must be 1..=1024".into(),
+                        });
                     }
                     f.shards = Some(n);
                 }
@@ -129,7 +141,13 @@ mod tests {
 
     #[test]
     fn both_forms() {
-        let f = parse(&["--storage.tsdb.path=/x", "--shards", "3", "--log.level=debug"]).unwrap();
+        let f = parse(&[
+            "--storage.tsdb.path=/x",
+            "--shards",
+            "3",
+            "--log.level=debug",
+        ])
+        .unwrap();
         assert_eq!(f.storage_path, PathBuf::from("/x"));
         assert_eq!(f.shards, Some(3));
         assert_eq!(f.log_level, LogLevel::Debug);
@@ -138,7 +156,13 @@ mod tests {
     #[test]
     fn errors_name_the_flag() {
         assert_eq!(parse(&["--nope"]), Err(FlagError::Unknown("--nope".into())));
-        assert_eq!(parse(&["--shards"]), Err(FlagError::MissingValue("--shards".into())));
-        assert!(parse(&["--shards=0"]).unwrap_err().to_string().contains("--shards"));
+        assert_eq!(
+            parse(&["--shards"]),
+            Err(FlagError::MissingValue("--shards".into()))
+        );
+        assert!(parse(&["--shards=0"])
+            .unwrap_err()
+            .to_string()
+            .contains("--shards"));
     }
 }

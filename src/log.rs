@@ -29,7 +29,11 @@ pub fn log(level: LogLevel, component: &str, msg: &str, kv: &[(&str, &dyn std::f
         LogLevel::Warn => "warn",
         LogLevel::Error => "error",
     };
-    let mut line = format!("ts={} level={lvl} component={component} msg={:?}", rfc3339_now(), msg);
+    let mut line = format!(
+        "ts={} level={lvl} component={component} msg={:?}",
+        rfc3339_now(),
+        msg
+    );
     for (k, v) in kv {
         let v = v.to_string();
         if v.is_empty() || v.contains([' ', '"', '=']) {
@@ -42,7 +46,9 @@ pub fn log(level: LogLevel, component: &str, msg: &str, kv: &[(&str, &dyn std::f
 }
 
 fn rfc3339_now() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil_from_days(days);

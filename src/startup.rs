@@ -24,11 +24,18 @@ const MEMLOCK_PER_EXECUTOR: u64 = 512 * 1024;
 #[derive(Debug, Error)]
 pub enum StartupError {
     #[error("config file {path}: {source} (pass --config.file=PATH)")]
-    Config { path: String, source: std::io::Error },
+    Config {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "locked-memory limit is {have_kib} KiB but {shards} shard executors need at least {need_kib} KiB: raise it with `ulimit -l {need_kib}` or LimitMEMLOCK= in the systemd unit"
     )]
-    Memlock { have_kib: u64, need_kib: u64, shards: usize },
+    Memlock {
+        have_kib: u64,
+        need_kib: u64,
+        shards: usize,
+    },
     #[error(transparent)]
     DataDir(#[from] shards::data_dir::DataDirError),
     #[error("shard {shard}: {reason}")]
@@ -45,7 +52,10 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         source,
     })?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards = flags.shards.or_else(|| DataDir::recorded_shards(&flags.storage_path)).unwrap_or(cores);
+    let shards = flags
+        .shards
+        .or_else(|| DataDir::recorded_shards(&flags.storage_path))
+        .unwrap_or(cores);
     check_memlock(shards)?;
     let signals = block_signals()?;
 
@@ -54,7 +64,11 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         LogLevel::Info,
         "main",
         "starting promcore",
-        &[("version", &env!("CARGO_PKG_VERSION")), ("data", &data.path().display()), ("shards", &shards)],
+        &[
+            ("version", &env!("CARGO_PKG_VERSION")),
+            ("data", &data.path().display()),
+            ("shards", &shards),
+        ],
     );
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -62,16 +76,24 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
     let mut handles = Vec::with_capacity(shards);
     for i in 0..shards {
         let dir = data.shard_dir(i);
-        let stop = stop.clone();
+        let shard_stop = stop.clone();
         let ready = ready_tx.clone();
-        let opts = ShardOptions { snapshot_on_shutdown: flags.snapshot_on_shutdown, ..Default::default() };
-        let builder = LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
-        let handle = builder.spawn(move || async move { shard_main(i, &dir, opts, stop, ready).await });
+        let opts = ShardOptions {
+            snapshot_on_shutdown: flags.snapshot_on_shutdown,
+            ..Default::default()
+        };
+        let builder =
+            LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
+        let handle = builder
+            .spawn(move || async move { shard_main(i, &dir, opts, shard_stop, ready).await });
         match handle {
             Ok(h) => handles.push(h),
             Err(e) => {
                 stop.store(true, Ordering::SeqCst);
-                return Err(StartupError::Executor { shard: i, reason: e.to_string() });
+                return Err(StartupError::Executor {
+                    shard: i,
+                    reason: e.to_string(),
+                });
             }
         }
     }
@@ -87,21 +109,39 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         }
     }
     if failure.is_none() {
-        log(LogLevel::Info, "main", "server is ready", &[("startup", &format!("{:?}", started.elapsed()))]);
+        log(
+            LogLevel::Info,
+            "main",
+            "server is ready",
+            &[("startup", &format!("{:?}", started.elapsed()))],
+        );
         let sig = wait_for_signal(&signals);
-        log(LogLevel::Info, "main", "received signal, shutting down", &[("signal", &sig)]);
+        log(
+            LogLevel::Info,
+            "main",
+            "received signal, shutting down",
+            &[("signal", &sig)],
+        );
     }
     stop.store(true, Ordering::SeqCst);
     for (i, h) in handles.into_iter().enumerate() {
         if let Err(e) = h.join() {
-            failure.get_or_insert(StartupError::Shard { shard: i, reason: e.to_string() });
+            failure.get_or_insert(StartupError::Shard {
+                shard: i,
+                reason: e.to_string(),
+            });
         }
     }
     if let Some(e) = failure {
         return Err(e);
     }
     if let Err(e) = data.close() {
-        log(LogLevel::Warn, "main", "cannot remove lock file", &[("err", &e)]);
+        log(
+            LogLevel::Warn,
+            "main",
+            "cannot remove lock file",
+            &[("err", &e)],
+        );
     }
     log(LogLevel::Info, "main", "see you next time", &[]);
     Ok(())
@@ -116,24 +156,40 @@ async fn shard_main(
 ) {
     let component = format!("shard-{i:03}");
     let progress = |p: OpenProgress| match p {
-        OpenProgress::SnapshotLoaded { path, series } => {
-            log(LogLevel::Info, &component, "head snapshot loaded", &[("dir", &path.display()), ("series", &series)])
-        }
+        OpenProgress::SnapshotLoaded { path, series } => log(
+            LogLevel::Info,
+            &component,
+            "head snapshot loaded",
+            &[("dir", &path.display()), ("series", &series)],
+        ),
         OpenProgress::SnapshotIgnored { path, reason } => log(
             LogLevel::Warn,
             &component,
             "head snapshot not used",
             &[("dir", &path.display()), ("reason", &reason)],
         ),
-        OpenProgress::WalSegment { segment, last, records, samples } => log(
+        OpenProgress::WalSegment {
+            segment,
+            last,
+            records,
+            samples,
+        } => log(
             LogLevel::Info,
             &component,
             "WAL segment loaded",
-            &[("segment", &segment), ("maxSegment", &last), ("records", &records), ("samples", &samples)],
+            &[
+                ("segment", &segment),
+                ("maxSegment", &last),
+                ("records", &records),
+                ("samples", &samples),
+            ],
         ),
-        OpenProgress::WalRepaired(r) => {
-            log(LogLevel::Warn, &component, "WAL tail was corrupt and has been repaired", &[("report", &format!("{r:?}"))])
-        }
+        OpenProgress::WalRepaired(r) => log(
+            LogLevel::Warn,
+            &component,
+            "WAL tail was corrupt and has been repaired",
+            &[("report", &format!("{r:?}"))],
+        ),
     };
     let shard = match Shard::open(dir, opts, DmaFs, progress).await {
         Ok((shard, report)) => {
@@ -153,7 +209,10 @@ async fn shard_main(
             shard
         }
         Err(e) => {
-            let _ = ready.send(Err(StartupError::Shard { shard: i, reason: e.to_string() }));
+            let _ = ready.send(Err(StartupError::Shard {
+                shard: i,
+                reason: e.to_string(),
+            }));
             return;
         }
     };
@@ -168,19 +227,31 @@ async fn shard_main(
             "shard closed",
             &[("duration", &format!("{:?}", closing.elapsed()))],
         ),
-        Err(e) => log(LogLevel::Error, &component, "closing shard failed", &[("err", &e)]),
+        Err(e) => log(
+            LogLevel::Error,
+            &component,
+            "closing shard failed",
+            &[("err", &e)],
+        ),
     }
 }
 
 fn check_memlock(shards: usize) -> Result<(), StartupError> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
         return Ok(());
     }
     let need = MEMLOCK_PER_EXECUTOR * shards as u64;
     if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need {
-        return Err(StartupError::Memlock { have_kib: lim.rlim_cur / 1024, need_kib: need / 1024, shards });
+        return Err(StartupError::Memlock {
+            have_kib: lim.rlim_cur / 1024,
+            need_kib: need / 1024,
+            shards,
+        });
     }
     Ok(())
 }

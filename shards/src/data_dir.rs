@@ -35,7 +35,11 @@ pub enum DataDirError {
     #[error(
         "data directory {path} was created with {on_disk} shards but --shards is {requested}: start with --shards {on_disk} (series are placed by hash, so the count cannot change in place)"
     )]
-    ShardCountMismatch { path: PathBuf, on_disk: usize, requested: usize },
+    ShardCountMismatch {
+        path: PathBuf,
+        on_disk: usize,
+        requested: usize,
+    },
     #[error("{path} is not a promcore.json this version understands: {reason}")]
     BadMeta { path: PathBuf, reason: String },
 }
@@ -57,7 +61,10 @@ pub struct DataDir {
 impl DataDir {
     /// Opens (creating if needed) and locks `path` for `shards` shards.
     pub fn open(path: &Path, shards: usize) -> Result<DataDir, DataDirError> {
-        let io_err = |source| DataDirError::Io { path: path.to_path_buf(), source };
+        let io_err = |source| DataDirError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         std::fs::create_dir_all(path).map_err(io_err)?;
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
@@ -74,12 +81,18 @@ impl DataDir {
         let meta_path = path.join(META_FILE);
         match std::fs::read(&meta_path) {
             Ok(bytes) => {
-                let meta: Meta = serde_json::from_slice(&bytes)
-                    .map_err(|e| DataDirError::BadMeta { path: meta_path.clone(), reason: e.to_string() })?;
+                let meta: Meta =
+                    serde_json::from_slice(&bytes).map_err(|e| DataDirError::BadMeta {
+                        path: meta_path.clone(),
+                        reason: e.to_string(),
+                    })?;
                 if meta.format_version != FORMAT_VERSION {
                     return Err(DataDirError::BadMeta {
                         path: meta_path,
-                        reason: format!("format_version {} (this build reads {FORMAT_VERSION})", meta.format_version),
+                        reason: format!(
+                            "format_version {} (this build reads {FORMAT_VERSION})",
+                            meta.format_version
+                        ),
                     });
                 }
                 if meta.shards != shards {
@@ -91,15 +104,21 @@ impl DataDir {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let meta = Meta { format_version: FORMAT_VERSION, shards };
+                let meta = Meta {
+                    format_version: FORMAT_VERSION,
+                    shards,
+                };
                 let tmp = path.join("promcore.json.tmp");
-                let mut text = serde_json::to_vec_pretty(&meta).map_err(|e| DataDirError::BadMeta {
-                    path: meta_path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let mut text =
+                    serde_json::to_vec_pretty(&meta).map_err(|e| DataDirError::BadMeta {
+                        path: meta_path.clone(),
+                        reason: e.to_string(),
+                    })?;
                 text.push(b'\n');
                 std::fs::write(&tmp, text).map_err(io_err)?;
-                File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err)?;
+                File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err)?;
                 std::fs::rename(&tmp, &meta_path).map_err(io_err)?;
             }
             Err(e) => return Err(io_err(e)),
@@ -107,14 +126,22 @@ impl DataDir {
         for i in 0..shards {
             std::fs::create_dir_all(shard_dir(path, i)).map_err(io_err)?;
         }
-        File::open(path).and_then(|d| d.sync_all()).map_err(io_err)?;
-        Ok(DataDir { path: path.to_path_buf(), shards, lock: Some(lock) })
+        File::open(path)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            shards,
+            lock: Some(lock),
+        })
     }
 
     /// The shard count recorded in an existing data directory, if any.
     pub fn recorded_shards(path: &Path) -> Option<usize> {
         let bytes = std::fs::read(path.join(META_FILE)).ok()?;
-        serde_json::from_slice::<Meta>(&bytes).ok().map(|m| m.shards)
+        serde_json::from_slice::<Meta>(&bytes)
+            .ok()
+            .map(|m| m.shards)
     }
 
     pub fn path(&self) -> &Path {
@@ -149,7 +176,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = DataDir::open(dir.path(), 3).unwrap();
         assert!(dir.path().join("shard-002").is_dir());
-        assert!(matches!(DataDir::open(dir.path(), 3), Err(DataDirError::Locked(_))));
+        assert!(matches!(
+            DataDir::open(dir.path(), 3),
+            Err(DataDirError::Locked(_))
+        ));
         d.close().unwrap();
         let err = DataDir::open(dir.path(), 2).unwrap_err();
         assert!(err.to_string().contains("start with --shards 3"), "{err}");

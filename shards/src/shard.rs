@@ -33,9 +33,15 @@ pub enum ShardError {
     #[error(transparent)]
     ChunksHead(#[from] ChunksHeadError),
     #[error("snapshot {path}: {source}")]
-    Snapshot { path: PathBuf, source: SnapshotError },
+    Snapshot {
+        path: PathBuf,
+        source: SnapshotError,
+    },
     #[error("shard directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl From<ReplayError> for ShardError {
@@ -59,9 +65,20 @@ pub struct ShardOptions {
 /// Start-up progress, for logging.
 #[derive(Debug, Clone)]
 pub enum OpenProgress {
-    SnapshotLoaded { path: PathBuf, series: u64 },
-    SnapshotIgnored { path: PathBuf, reason: String },
-    WalSegment { segment: u64, last: u64, records: u64, samples: u64 },
+    SnapshotLoaded {
+        path: PathBuf,
+        series: u64,
+    },
+    SnapshotIgnored {
+        path: PathBuf,
+        reason: String,
+    },
+    WalSegment {
+        segment: u64,
+        last: u64,
+        records: u64,
+        samples: u64,
+    },
     WalRepaired(RepairReport),
 }
 
@@ -93,7 +110,10 @@ impl<F: SegmentFs + Clone> Shard<F> {
         mut progress: impl FnMut(OpenProgress),
     ) -> Result<(Self, ShardOpenReport), ShardError> {
         let started = Instant::now();
-        std::fs::create_dir_all(dir).map_err(|source| ShardError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ShardError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let wal_dir = dir.join("wal");
 
         let (mut head, chunks_report) = Head::open(dir, opts.head.clone())?;
@@ -103,12 +123,18 @@ impl<F: SegmentFs + Clone> Shard<F> {
             if chunks_report.is_intact() {
                 match load_snapshot(&mut head, &path) {
                     Ok(series) => {
-                        progress(OpenProgress::SnapshotLoaded { path: path.clone(), series });
+                        progress(OpenProgress::SnapshotLoaded {
+                            path: path.clone(),
+                            series,
+                        });
                         snapshot_used = Some(path);
                         start = (seg, off);
                     }
                     Err(e) => {
-                        progress(OpenProgress::SnapshotIgnored { path: path.clone(), reason: e.to_string() });
+                        progress(OpenProgress::SnapshotIgnored {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        });
                         head = Head::open(dir, opts.head.clone())?.0;
                     }
                 }
@@ -130,7 +156,14 @@ impl<F: SegmentFs + Clone> Shard<F> {
             repair,
             duration: started.elapsed(),
         };
-        let shard = Shard { dir: dir.to_path_buf(), opts, head, wal, fs, scratch: Vec::new() };
+        let shard = Shard {
+            dir: dir.to_path_buf(),
+            opts,
+            head,
+            wal,
+            fs,
+            scratch: Vec::new(),
+        };
         Ok((shard, report))
     }
 
@@ -150,7 +183,10 @@ impl<F: SegmentFs + Clone> Shard<F> {
 
     /// Appends several batches with one WAL write (group commit): all are acknowledged
     /// together, or none is.
-    pub async fn append_many(&mut self, batches: &[AppendBatch]) -> Result<Vec<AppendOutcome>, ShardError> {
+    pub async fn append_many(
+        &mut self,
+        batches: &[AppendBatch],
+    ) -> Result<Vec<AppendOutcome>, ShardError> {
         let mut prepared = std::mem::take(&mut self.scratch);
         prepared.clear();
         for b in batches {
@@ -184,7 +220,14 @@ impl<F: SegmentFs + Clone> Shard<F> {
         let pos = self.wal.position();
         self.wal.close().await?;
         if self.opts.snapshot_on_shutdown {
-            write_snapshot(&self.head, &self.dir, self.fs.clone(), pos.segment, pos.offset).await?;
+            write_snapshot(
+                &self.head,
+                &self.dir,
+                self.fs.clone(),
+                pos.segment,
+                pos.offset,
+            )
+            .await?;
         }
         let Shard { head, .. } = self;
         head.close()?;
@@ -193,12 +236,18 @@ impl<F: SegmentFs + Clone> Shard<F> {
 }
 
 fn last_snapshot(dir: &Path) -> Result<Option<(PathBuf, u64, u64)>, ShardError> {
-    snapshot::last_snapshot(dir).map_err(|source| ShardError::Io { path: dir.to_path_buf(), source })
+    snapshot::last_snapshot(dir).map_err(|source| ShardError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Restores series and open chunks from a snapshot; returns the number of series.
 fn load_snapshot(head: &mut Head, path: &Path) -> Result<u64, ShardError> {
-    let snap_err = |source| ShardError::Snapshot { path: path.to_path_buf(), source };
+    let snap_err = |source| ShardError::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut replayer = Replayer::new(head)?;
     let mut reader = WalReader::open(path)?;
     let mut n = 0;
@@ -217,7 +266,9 @@ fn load_snapshot(head: &mut Head, path: &Path) -> Result<u64, ShardError> {
             // Exemplars are not stored yet.
             Some(&snapshot::EXEMPLARS_RECORD) => {}
             other => {
-                return Err(snap_err(SnapshotError::Invalid(format!("unknown snapshot record type {other:?}"))));
+                return Err(snap_err(SnapshotError::Invalid(format!(
+                    "unknown snapshot record type {other:?}"
+                ))));
             }
         }
     }
@@ -235,35 +286,43 @@ fn replay_wal(
     let mut replayer = Replayer::new(head)?;
     let mut repair = None;
     if wal_dir.exists() {
-        let mut reader = WalReader::open_from(wal_dir, start.0, start.1)?;
-        let last = reader.last_segment();
+        let last = wal::list_segments(wal_dir)?.last().map_or(0, |s| s.index);
+        let mut reader =
+            WalReader::open_range(wal_dir, start.0, u64::MAX)?.with_start_offset(start.1);
         let mut current = None;
         loop {
-            match reader.next_record() {
-                Ok(Some(rec)) => {
-                    let seg = reader.segment();
-                    if current != Some(seg) {
-                        if let Some(prev) = current {
-                            progress(OpenProgress::WalSegment {
-                                segment: prev,
-                                last,
-                                records: replayer.stats.records,
-                                samples: replayer.stats.samples,
-                            });
-                        }
-                        current = Some(seg);
-                    }
-                    replayer.record(rec)?;
-                }
+            let step = match reader.next_record() {
+                Ok(Some(rec)) => replayer.record(rec).map(|()| true),
                 Ok(None) => break,
-                Err(e) => match e.corruption_point() {
-                    Some(_) => {
-                        drop(reader);
-                        repair = Some(wal::repair(wal_dir, &e)?);
-                        break;
+                Err(e) => Err(ReplayError::Wal(e)),
+            };
+            match step {
+                Ok(_) => {
+                    let seg = reader.segment().unwrap_or(last);
+                    if current.is_some_and(|c| c != seg) {
+                        progress(OpenProgress::WalSegment {
+                            segment: current.unwrap_or(seg),
+                            last,
+                            records: replayer.stats.records,
+                            samples: replayer.stats.samples,
+                        });
                     }
-                    None => return Err(e.into()),
-                },
+                    current = Some(seg);
+                }
+                // A record that passed its checksums but does not decode is corruption too:
+                // the log is cut before it, like a torn tail.
+                Err(ReplayError::Wal(e)) => {
+                    let e = reader.record_corruption(e);
+                    match e.corruption_point() {
+                        Some(point) => {
+                            drop(reader);
+                            repair = Some(wal::repair(wal_dir, point)?);
+                            break;
+                        }
+                        None => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         if let Some(seg) = current {
@@ -316,14 +375,20 @@ async fn write_snapshot<F: SegmentFs + Clone>(
         std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
     }
     std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     for old in snapshot::stale_snapshots(dir, Some(&final_dir)).map_err(io(dir))? {
         std::fs::remove_dir_all(&old).map_err(io(&old))?;
     }
     Ok(())
 }
 
-async fn log_records<F: SegmentFs>(w: &mut Wal<F>, buf: &[u8], ends: &[usize]) -> Result<(), WalError> {
+async fn log_records<F: SegmentFs>(
+    w: &mut Wal<F>,
+    buf: &[u8],
+    ends: &[usize],
+) -> Result<(), WalError> {
     let mut start = 0;
     let recs: Vec<&[u8]> = ends
         .iter()

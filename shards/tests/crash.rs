@@ -52,7 +52,14 @@ fn batch(b: u64) -> Vec<(u64, i64, f64)> {
 
 fn shard_options(snapshot: bool) -> ShardOptions {
     // Small segments, so that kills also land on segment switches.
-    ShardOptions { snapshot_on_shutdown: snapshot, wal: WalOptions { segment_size: 256 * 1024, ..Default::default() }, ..Default::default() }
+    ShardOptions {
+        snapshot_on_shutdown: snapshot,
+        wal: WalOptions {
+            segment_size: 256 * 1024,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// The child: appends batches `start..start+count`, printing `ack B` after each, then
@@ -60,11 +67,15 @@ fn shard_options(snapshot: bool) -> ShardOptions {
 #[test]
 #[ignore = "run by `crash_and_recover` as a child process"]
 fn child_appender() {
-    let Ok(dir) = std::env::var("CRASH_DIR") else { return };
+    let Ok(dir) = std::env::var("CRASH_DIR") else {
+        return;
+    };
     let start: u64 = std::env::var("CRASH_START").unwrap().parse().unwrap();
     let count: u64 = std::env::var("CRASH_COUNT").unwrap().parse().unwrap();
     run_local(move || async move {
-        let (mut shard, _) = Shard::open(Path::new(&dir), shard_options(true), DmaFs, |_| {}).await.unwrap();
+        let (mut shard, _) = Shard::open(Path::new(&dir), shard_options(true), DmaFs, |_| {})
+            .await
+            .unwrap();
         let mut refs: HashMap<u64, u64> = HashMap::new();
         for b in start..start + count {
             let mut ab = AppendBatch::default();
@@ -99,7 +110,9 @@ fn child_appender() {
 fn verify(dir: &Path, acked: Option<u64>, snapshot_on_close: bool) -> u64 {
     let dir = dir.to_path_buf();
     run_local(move || async move {
-        let (shard, report) = Shard::open(&dir, shard_options(snapshot_on_close), DmaFs, |_| {}).await.unwrap();
+        let (shard, report) = Shard::open(&dir, shard_options(snapshot_on_close), DmaFs, |_| {})
+            .await
+            .unwrap();
         let present = check_head(shard.head(), acked);
         // Reports are informative; the head is what must be right.
         let _ = report;
@@ -113,7 +126,18 @@ fn check_head(head: &Head, acked: Option<u64>) -> u64 {
     for r in head.series_refs() {
         let labels = head.series_labels(r).unwrap();
         let s: u64 = labels.get("series").unwrap().parse().unwrap();
-        assert!(samples.insert(s, head.samples(r, i64::MIN, i64::MAX).unwrap().collect_checked().unwrap()).is_none(), "series {s} twice");
+        assert!(
+            samples
+                .insert(
+                    s,
+                    head.samples(r, i64::MIN, i64::MAX)
+                        .unwrap()
+                        .collect_checked()
+                        .unwrap()
+                )
+                .is_none(),
+            "series {s} twice"
+        );
     }
     // How many batches are present: batch b is present iff series 0 has its first sample.
     let s0 = samples.get(&0).cloned().unwrap_or_default();
@@ -122,9 +146,15 @@ fn check_head(head: &Head, acked: Option<u64>) -> u64 {
         present += 1;
     }
     if let Some(a) = acked {
-        assert!(present > a, "batch {a} was acknowledged but only {present} batches survived");
+        assert!(
+            present > a,
+            "batch {a} was acknowledged but only {present} batches survived"
+        );
         // At most the batch in flight beyond the acknowledged ones.
-        assert!(present <= a + 2, "{present} batches present but only {a} acknowledged");
+        assert!(
+            present <= a + 2,
+            "{present} batches present but only {a} acknowledged"
+        );
     }
     let mut want: HashMap<u64, Vec<(i64, f64)>> = HashMap::new();
     for b in 0..present {
@@ -138,7 +168,10 @@ fn check_head(head: &Head, acked: Option<u64>) -> u64 {
     }
     for (s, got) in &samples {
         if !want.contains_key(s) {
-            assert!(got.is_empty(), "series {s} has samples of a batch that is not there");
+            assert!(
+                got.is_empty(),
+                "series {s} has samples of a batch that is not there"
+            );
         }
     }
     present
@@ -165,7 +198,13 @@ fn crash_and_recover() {
         // in start-up replay.
         let kill_after = next(count + 3);
         let mut child = Command::new(&exe)
-            .args(["--exact", "child_appender", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_appender",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("CRASH_DIR", &dir)
             .env("CRASH_START", present.to_string())
             .env("CRASH_COUNT", count.to_string())
@@ -197,7 +236,10 @@ fn crash_and_recover() {
         let _ = child.wait();
         let snapshot_on_close = round % 3 != 0;
         let now = verify(&dir, acked, snapshot_on_close);
-        assert!(now >= present, "round {round}: batches went missing ({now} < {present})");
+        assert!(
+            now >= present,
+            "round {round}: batches went missing ({now} < {present})"
+        );
         present = now;
     }
     assert!(present > 0);

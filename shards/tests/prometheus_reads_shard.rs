@@ -28,11 +28,21 @@ type Expected = BTreeMap<String, Vec<(i64, u64)>>;
 /// Appends the test data in scrape-like batches; returns what each series must hold and
 /// the times at which the stale-marked series went stale.
 async fn write_shard(dir: &Path, t0: i64, clean_close: bool) -> (Expected, i64) {
-    let opts = ShardOptions { snapshot_on_shutdown: clean_close, ..Default::default() };
+    let opts = ShardOptions {
+        snapshot_on_shutdown: clean_close,
+        ..Default::default()
+    };
     let (mut shard, _) = Shard::open(dir, opts, DmaFs, |_| {}).await.unwrap();
     let mut series = Vec::new();
     for i in 0..20 {
-        series.push(Labels::from_pairs([("__name__", "ref_counter_total"), ("job", "ref"), ("i", &i.to_string())]).unwrap());
+        series.push(
+            Labels::from_pairs([
+                ("__name__", "ref_counter_total"),
+                ("job", "ref"),
+                ("i", &i.to_string()),
+            ])
+            .unwrap(),
+        );
     }
     series.push(Labels::from_pairs([("__name__", "ref_special"), ("job", "ref")]).unwrap());
     series.push(Labels::from_pairs([("__name__", "ref_goes_stale"), ("job", "ref")]).unwrap());
@@ -61,8 +71,15 @@ async fn write_shard(dir: &Path, t0: i64, clean_close: bool) -> (Expected, i64) 
                     SeriesKey::New(batch.new_series.len() as u32 - 1)
                 }
             };
-            batch.samples.push(BatchSample { series: key, t, v: f64::from_bits(bits) });
-            expected.entry(series[idx].to_string()).or_default().push((t, bits));
+            batch.samples.push(BatchSample {
+                series: key,
+                t,
+                v: f64::from_bits(bits),
+            });
+            expected
+                .entry(series[idx].to_string())
+                .or_default()
+                .push((t, bits));
         };
         for (i, c) in counters.iter_mut().enumerate() {
             *c += ((k as usize * 7 + i * 13) % 17) as f64 * 0.5;
@@ -111,11 +128,16 @@ fn start_prometheus(data: &Path, port: u16, snapshot_feature: bool) -> Prometheu
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--storage.tsdb.retention.time=30d")
         .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(data.parent().unwrap().join("prometheus.log")).unwrap()));
+        .stderr(Stdio::from(
+            std::fs::File::create(data.parent().unwrap().join("prometheus.log")).unwrap(),
+        ));
     if snapshot_feature {
         cmd.arg("--enable-feature=memory-snapshot-on-shutdown");
     }
-    Prometheus(cmd.spawn().expect("the prometheus binary (Debian package `prometheus`) must be installed"))
+    Prometheus(
+        cmd.spawn()
+            .expect("the prometheus binary (Debian package `prometheus`) must be installed"),
+    )
 }
 
 fn api(port: u16, path: &str) -> Value {
@@ -127,7 +149,11 @@ fn api(port: u16, path: &str) -> Value {
 }
 
 fn labels_of(metric: &Value) -> Labels {
-    let pairs = metric.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()));
+    let pairs = metric
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()));
     Labels::from_pairs(pairs).unwrap()
 }
 
@@ -143,26 +169,44 @@ fn parse_value(s: &str) -> f64 {
 fn check_against_prometheus(clean_close: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("shard-000");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     // Data from 2 h ago, on whole seconds: the head spans 100 min, so Prometheus keeps it all
     // in its head (no compaction at start-up), and crosses a 2 h chunk-range boundary.
     let t0 = (now - 2 * 3600 * 1000) / 1000 * 1000;
     let dir = data.clone();
-    let (expected, stale_at) = run_local(move || async move { write_shard(&dir, t0, clean_close).await });
+    let (expected, stale_at) =
+        run_local(move || async move { write_shard(&dir, t0, clean_close).await });
     let chunk_files = std::fs::read_dir(data.join("chunks_head")).unwrap().count();
     assert!(chunk_files >= 1, "chunks_head must hold the cut chunks");
 
     let port = free_port();
     let _prom = start_prometheus(&data, port, clean_close);
-    let ready = wait_for(Duration::from_secs(90), || match http_get(port, "/-/ready") {
-        Ok((200, _)) => Some(()),
-        _ => None,
+    let ready = wait_for(Duration::from_secs(90), || {
+        match http_get(port, "/-/ready") {
+            Ok((200, _)) => Some(()),
+            _ => None,
+        }
     });
-    assert!(ready.is_some(), "Prometheus did not become ready; see {}", tmp.path().join("prometheus.log").display());
+    assert!(
+        ready.is_some(),
+        "Prometheus did not become ready; see {}",
+        tmp.path().join("prometheus.log").display()
+    );
 
     // Every series, with its labels.
-    let series = api(port, &format!("/api/v1/series?match[]={}", urlencode(r#"{job="ref"}"#)));
-    let mut got_series: Vec<String> = series.as_array().unwrap().iter().map(|m| labels_of(m).to_string()).collect();
+    let series = api(
+        port,
+        &format!("/api/v1/series?match[]={}", urlencode(r#"{job="ref"}"#)),
+    );
+    let mut got_series: Vec<String> = series
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| labels_of(m).to_string())
+        .collect();
     got_series.sort();
     let want_series: Vec<String> = expected.keys().cloned().collect();
     assert_eq!(got_series, want_series);
@@ -170,7 +214,10 @@ fn check_against_prometheus(clean_close: bool) {
     // Every sample, raw: a range selector over the whole span at the last timestamp.
     let end = t0 + (SAMPLES - 1) * STEP;
     let q = urlencode(r#"{job="ref"}[3h]"#);
-    let m = api(port, &format!("/api/v1/query?query={q}&time={}", end as f64 / 1000.0));
+    let m = api(
+        port,
+        &format!("/api/v1/query?query={q}&time={}", end as f64 / 1000.0),
+    );
     assert_eq!(m["resultType"], "matrix");
     let mut got = Expected::new();
     for s in m["result"].as_array().unwrap() {
@@ -207,12 +254,30 @@ fn check_against_prometheus(clean_close: bool) {
 
     // The stale marker is one: right before it the series has a value, right after it none,
     // although its last real sample is within the 5 m lookback.
-    let at = |t: i64| api(port, &format!("/api/v1/query?query=ref_goes_stale&time={}", t as f64 / 1000.0));
+    let at = |t: i64| {
+        api(
+            port,
+            &format!(
+                "/api/v1/query?query=ref_goes_stale&time={}",
+                t as f64 / 1000.0
+            ),
+        )
+    };
     assert_eq!(at(stale_at - 1000)["result"].as_array().unwrap().len(), 1);
-    assert_eq!(at(stale_at + 1000)["result"].as_array().unwrap().len(), 0, "stale marker not honoured");
+    assert_eq!(
+        at(stale_at + 1000)["result"].as_array().unwrap().len(),
+        0,
+        "stale marker not honoured"
+    );
     // And a plain NaN is a value, not a marker.
     let nan_at = t0; // specials[0] is NaN at k = 0
-    let v = api(port, &format!("/api/v1/query?query=ref_special&time={}", nan_at as f64 / 1000.0));
+    let v = api(
+        port,
+        &format!(
+            "/api/v1/query?query=ref_special&time={}",
+            nan_at as f64 / 1000.0
+        ),
+    );
     assert_eq!(v["result"][0]["value"][1], "NaN");
 }
 

@@ -146,7 +146,11 @@ impl OpenReport {
     /// No chunk was lost: nothing was found corrupt (a removed empty or torn last file held
     /// no complete chunk). A head snapshot is only valid together with intact chunks.
     pub fn is_intact(&self) -> bool {
-        self.corruption.is_none() && self.removed.iter().all(|r| r.reason == RemovalReason::TornLastFile)
+        self.corruption.is_none()
+            && self
+                .removed
+                .iter()
+                .all(|r| r.reason == RemovalReason::TornLastFile)
     }
 }
 

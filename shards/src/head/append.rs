@@ -71,7 +71,12 @@ pub struct Prepared {
 impl Prepared {
     /// The WAL records of this batch, in the order they must be logged.
     pub fn records(&self) -> impl Iterator<Item = &[u8]> {
-        [self.series_record.as_slice(), self.samples_record.as_slice()].into_iter().filter(|r| !r.is_empty())
+        [
+            self.series_record.as_slice(),
+            self.samples_record.as_slice(),
+        ]
+        .into_iter()
+        .filter(|r| !r.is_empty())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,7 +96,10 @@ impl Head {
             p.outcome.series_created += u32::from(created);
             p.outcome.series_refs.push(r);
             if self.series(r).is_some_and(|s| !s.logged) {
-                new_series.push(RefSeries { series_ref: r, labels: labels.clone() });
+                new_series.push(RefSeries {
+                    series_ref: r,
+                    labels: labels.clone(),
+                });
                 p.unlogged_series.push(r);
             }
         }
@@ -115,18 +123,27 @@ impl Head {
             if !series.logged && !p.unlogged_series.contains(&r) {
                 // Created by a batch whose WAL write failed: log its series record now.
                 if let Some(labels) = self.series_labels(r) {
-                    new_series.push(RefSeries { series_ref: r, labels });
+                    new_series.push(RefSeries {
+                        series_ref: r,
+                        labels,
+                    });
                     p.unlogged_series.push(r);
                 }
             }
             match series.appendable(s.t, s.v, min_valid) {
-                Appendable::Yes => p.samples.push(RefSample { series_ref: r, t: s.t, v: s.v }),
+                Appendable::Yes => p.samples.push(RefSample {
+                    series_ref: r,
+                    t: s.t,
+                    v: s.v,
+                }),
                 Appendable::Duplicate => p.outcome.duplicates_ignored += 1,
                 Appendable::No(why) => {
                     self.count_refusal(why);
                     match why {
                         super::AppendRefusal::OutOfOrder => p.outcome.out_of_order += 1,
-                        super::AppendRefusal::DuplicateTimestamp => p.outcome.duplicate_timestamp += 1,
+                        super::AppendRefusal::DuplicateTimestamp => {
+                            p.outcome.duplicate_timestamp += 1
+                        }
                         super::AppendRefusal::OutOfBounds => p.outcome.out_of_bounds += 1,
                     }
                 }
@@ -144,7 +161,12 @@ impl Head {
 
     /// Applies a prepared batch whose records are in the WAL.
     pub fn commit(&mut self, p: Prepared) -> Result<AppendOutcome, HeadError> {
-        let Prepared { samples, unlogged_series, mut outcome, .. } = p;
+        let Prepared {
+            samples,
+            unlogged_series,
+            mut outcome,
+            ..
+        } = p;
         for r in unlogged_series {
             if let Some(s) = self.series_mut(r) {
                 s.logged = true;
@@ -157,10 +179,12 @@ impl Head {
             }
         }
         // Refusals found only now: later samples of a series in the same batch.
-        outcome.out_of_order += (self.stats.out_of_order_samples - before.out_of_order_samples) as u32;
+        outcome.out_of_order +=
+            (self.stats.out_of_order_samples - before.out_of_order_samples) as u32;
         outcome.duplicate_timestamp +=
             (self.stats.duplicate_timestamp_samples - before.duplicate_timestamp_samples) as u32;
-        outcome.duplicates_ignored += (self.stats.duplicate_samples_ignored - before.duplicate_samples_ignored) as u32;
+        outcome.duplicates_ignored +=
+            (self.stats.duplicate_samples_ignored - before.duplicate_samples_ignored) as u32;
         Ok(outcome)
     }
 }
@@ -177,7 +201,10 @@ mod tests {
     fn batch(new: Vec<Labels>, samples: &[(SeriesKey, i64, f64)]) -> AppendBatch {
         AppendBatch {
             new_series: new,
-            samples: samples.iter().map(|&(series, t, v)| BatchSample { series, t, v }).collect(),
+            samples: samples
+                .iter()
+                .map(|&(series, t, v)| BatchSample { series, t, v })
+                .collect(),
         }
     }
 
@@ -185,7 +212,13 @@ mod tests {
     fn prepare_commit_and_refusals() {
         let dir = tempfile::tempdir().unwrap();
         let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
-        let b = batch(vec![labels("a", 1), labels("a", 2)], &[(SeriesKey::New(0), 1000, 1.0), (SeriesKey::New(1), 1000, 2.0)]);
+        let b = batch(
+            vec![labels("a", 1), labels("a", 2)],
+            &[
+                (SeriesKey::New(0), 1000, 1.0),
+                (SeriesKey::New(1), 1000, 2.0),
+            ],
+        );
         let p = head.prepare(&b).unwrap();
         assert_eq!(p.records().count(), 2);
         let out = head.commit(p).unwrap();
@@ -220,8 +253,15 @@ mod tests {
             }
         );
         // Far behind the head's max time: out of bounds (max time - 1 h).
-        let b = batch(vec![labels("b", 1)], &[(SeriesKey::New(0), 2000 - 3_600_001, 1.0)]);
-        let out = head.commit(head.prepare(&b).unwrap()).unwrap();
+        let b = batch(
+            vec![labels("b", 1)],
+            &[(SeriesKey::New(0), 2000 - 3_600_001, 1.0)],
+        );
+        let out = {
+            let p = head.prepare(&b).unwrap();
+            head.commit(p)
+        }
+        .unwrap();
         assert_eq!(out.out_of_bounds, 1);
         assert_eq!(head.stats.samples_appended, 3);
         assert_eq!(head.stats.out_of_order_samples, 2);

@@ -45,7 +45,9 @@ pub struct HeadOptions {
 
 impl Default for HeadOptions {
     fn default() -> Self {
-        HeadOptions { chunk_range: DEFAULT_CHUNK_RANGE }
+        HeadOptions {
+            chunk_range: DEFAULT_CHUNK_RANGE,
+        }
     }
 }
 
@@ -155,7 +157,11 @@ impl Head {
 
     /// Every live series ref, ascending.
     pub fn series_refs(&self) -> impl Iterator<Item = u64> + '_ {
-        self.series.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u64 + 1)
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as u64 + 1)
     }
 
     /// The owned label set of a series.
@@ -173,9 +179,13 @@ impl Head {
     pub fn lookup(&self, labels: &Labels) -> Option<u64> {
         let hash = labels.hash();
         let first = *self.by_hash.get(&hash)?;
-        let candidates = std::iter::once(first).chain(self.collisions.get(&hash).into_iter().flatten().copied());
+        let candidates =
+            std::iter::once(first).chain(self.collisions.get(&hash).into_iter().flatten().copied());
         for id in candidates {
-            if self.series(u64::from(id)).is_some_and(|s| self.same_labels(s, labels)) {
+            if self
+                .series(u64::from(id))
+                .is_some_and(|s| self.same_labels(s, labels))
+            {
                 return Some(u64::from(id));
             }
         }
@@ -282,13 +292,27 @@ impl Head {
         Ok(true)
     }
 
-    fn write_cut_chunk(&mut self, r: u64, min_time: i64, chunk: &crate::chunkenc::XorChunk) -> Result<(), HeadError> {
+    fn write_cut_chunk(
+        &mut self,
+        r: u64,
+        min_time: i64,
+        chunk: &crate::chunkenc::XorChunk,
+    ) -> Result<(), HeadError> {
         let max_time = chunk.last_time().unwrap_or(min_time);
-        let chunk_ref =
-            self.chunks.write_chunk(r, min_time, max_time, crate::chunkenc::Encoding::Xor, chunk.bytes())?;
+        let chunk_ref = self.chunks.write_chunk(
+            r,
+            min_time,
+            max_time,
+            crate::chunkenc::Encoding::Xor,
+            chunk.bytes(),
+        )?;
         self.stats.chunks_created += 1;
         if let Some(s) = self.series_mut(r) {
-            s.push_mmapped(MmappedChunk { chunk_ref, min_time, max_time });
+            s.push_mmapped(MmappedChunk {
+                chunk_ref,
+                min_time,
+                max_time,
+            });
         }
         Ok(())
     }
@@ -313,9 +337,12 @@ impl Head {
         let series: usize = self
             .series
             .iter()
-            .map(|s| std::mem::size_of::<Option<MemSeries>>() + s.as_ref().map_or(0, |s| s.heap_bytes()))
+            .map(|s| {
+                std::mem::size_of::<Option<MemSeries>>() + s.as_ref().map_or(0, |s| s.heap_bytes())
+            })
             .sum();
-        let slack = (self.series.capacity() - self.series.len()) * std::mem::size_of::<Option<MemSeries>>();
+        let slack =
+            (self.series.capacity() - self.series.len()) * std::mem::size_of::<Option<MemSeries>>();
         let hash_entry = std::mem::size_of::<(u64, SeriesId)>() + 1;
         series
             + slack

@@ -10,7 +10,11 @@ impl Head {
     /// Refs of the series matching every matcher, ascending (Prometheus's semantics: a
     /// matcher that matches "" also selects series without the label).
     pub fn select(&self, matchers: &[Matcher]) -> Vec<u64> {
-        self.postings.select(&self.symbols, matchers).into_iter().map(u64::from).collect()
+        self.postings
+            .select(&self.symbols, matchers)
+            .into_iter()
+            .map(u64::from)
+            .collect()
     }
 
     /// Sorted label names of the series matching `matchers` (all series when empty).
@@ -19,7 +23,8 @@ impl Head {
             return self.postings.label_names(&self.symbols);
         }
         let ids = self.postings.select(&self.symbols, matchers);
-        self.postings.label_names_for(&self.symbols, &ids, |id| self.labels_of(id))
+        self.postings
+            .label_names_for(&self.symbols, &ids, |id| self.labels_of(id))
     }
 
     /// Sorted values of label `name` among the series matching `matchers`.
@@ -28,7 +33,8 @@ impl Head {
             return self.postings.label_values(&self.symbols, name);
         }
         let ids = self.postings.select(&self.symbols, matchers);
-        self.postings.label_values_for(&self.symbols, name, &ids, |id| self.labels_of(id))
+        self.postings
+            .label_values_for(&self.symbols, name, &ids, |id| self.labels_of(id))
     }
 
     fn labels_of(&self, id: u32) -> &[(u32, u32)] {
@@ -51,7 +57,15 @@ impl Head {
             }
         }
         let deleted = self.tombstones.get(&r).map_or(&[][..], |v| v.as_slice());
-        Ok(SeriesSamples { chunks, next_chunk: 0, cur: None, mint, maxt, series_ref: r, deleted })
+        Ok(SeriesSamples {
+            chunks,
+            next_chunk: 0,
+            cur: None,
+            mint,
+            maxt,
+            series_ref: r,
+            deleted,
+        })
     }
 }
 
@@ -88,7 +102,9 @@ impl SeriesSamples<'_> {
                     it.next()
                 };
                 match next {
-                    Some((t, _)) if t <= self.maxt && self.deleted.iter().any(|&(a, b)| a <= t && t <= b) => {}
+                    Some((t, _))
+                        if t <= self.maxt
+                            && self.deleted.iter().any(|&(a, b)| a <= t && t <= b) => {}
                     Some((t, v)) if t <= self.maxt => return Ok(Some((t, v))),
                     Some(_) => {
                         self.cur = None;
@@ -96,14 +112,19 @@ impl SeriesSamples<'_> {
                     }
                     None => {
                         if let Some(e) = it.err() {
-                            return Err(HeadError::CorruptChunk { series_ref: self.series_ref, reason: e.to_string() });
+                            return Err(HeadError::CorruptChunk {
+                                series_ref: self.series_ref,
+                                reason: e.to_string(),
+                            });
                         }
                         self.cur = None;
                     }
                 }
                 continue;
             }
-            let Some(c) = self.chunks.get(self.next_chunk) else { return Ok(None) };
+            let Some(c) = self.chunks.get(self.next_chunk) else {
+                return Ok(None);
+            };
             self.next_chunk += 1;
             self.cur = Some(XorIterator::new(c));
         }

@@ -64,7 +64,10 @@ impl<'h> Replayer<'h> {
                 max_time: c.maxt,
             });
         })?;
-        let stats = ReplayStats { mmapped_chunks: n, ..Default::default() };
+        let stats = ReplayStats {
+            mmapped_chunks: n,
+            ..Default::default()
+        };
         Ok(Replayer {
             head,
             mmapped,
@@ -138,7 +141,11 @@ impl<'h> Replayer<'h> {
                 buf.clear();
                 record::decode_tombstones(rec, &mut buf)?;
                 for s in &buf {
-                    let r = self.remap.get(&s.series_ref).copied().unwrap_or(s.series_ref);
+                    let r = self
+                        .remap
+                        .get(&s.series_ref)
+                        .copied()
+                        .unwrap_or(s.series_ref);
                     for &iv in &s.intervals {
                         self.head.add_tombstone(r, iv);
                         self.stats.tombstones += 1;
@@ -192,10 +199,18 @@ fn sorted_in_order(mut chunks: Vec<MmappedChunk>) -> Vec<MmappedChunk> {
 
 impl Replayer<'_> {
     /// Restores one series of a snapshot with its open chunk.
-    pub fn restore_snapshot_series(&mut self, s: super::snapshot::SnapshotSeries) -> Result<(), HeadError> {
+    pub fn restore_snapshot_series(
+        &mut self,
+        s: super::snapshot::SnapshotSeries,
+    ) -> Result<(), HeadError> {
         let r = s.series_ref;
-        self.add_series(&RefSeries { series_ref: r, labels: s.labels })?;
-        let Some((mint, chunk)) = s.head_chunk else { return Ok(()) };
+        self.add_series(&RefSeries {
+            series_ref: r,
+            labels: s.labels,
+        })?;
+        let Some((mint, chunk)) = s.head_chunk else {
+            return Ok(());
+        };
         let r = self.remap.get(&r).copied().unwrap_or(r);
         let maxt = chunk.last_time().unwrap_or(mint);
         if let Some(ms) = self.head.series_mut(r) {

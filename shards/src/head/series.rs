@@ -128,10 +128,14 @@ impl MemSeries {
                 let n = c.num_samples();
                 if n == SAMPLES_PER_CHUNK / 4 {
                     let max_time = c.last_time().unwrap_or(t);
-                    self.next_at = compute_chunk_end_time(self.head_chunk_min_time, max_time, self.next_at);
+                    self.next_at =
+                        compute_chunk_end_time(self.head_chunk_min_time, max_time, self.next_at);
                 }
                 if t >= self.next_at || n >= SAMPLES_PER_CHUNK * 2 {
-                    cut = self.head_chunk.take().map(|c| (self.head_chunk_min_time, c));
+                    cut = self
+                        .head_chunk
+                        .take()
+                        .map(|c| (self.head_chunk_min_time, c));
                     self.start_chunk(t, chunk_range);
                 }
             }
@@ -255,13 +259,25 @@ mod tests {
         assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Yes);
         s.append(10, 1.0, RANGE);
         assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Duplicate);
-        assert_eq!(s.appendable(10, 2.0, i64::MIN), Appendable::No(AppendRefusal::DuplicateTimestamp));
-        assert_eq!(s.appendable(9, 1.0, i64::MIN), Appendable::No(AppendRefusal::OutOfOrder));
-        assert_eq!(s.appendable(11, 1.0, 12), Appendable::No(AppendRefusal::OutOfBounds));
+        assert_eq!(
+            s.appendable(10, 2.0, i64::MIN),
+            Appendable::No(AppendRefusal::DuplicateTimestamp)
+        );
+        assert_eq!(
+            s.appendable(9, 1.0, i64::MIN),
+            Appendable::No(AppendRefusal::OutOfOrder)
+        );
+        assert_eq!(
+            s.appendable(11, 1.0, 12),
+            Appendable::No(AppendRefusal::OutOfBounds)
+        );
         // NaN payloads are compared by bits: two different NaNs are different values.
         let stale = f64::from_bits(0x7ff0_0000_0000_0002);
         s.append(20, stale, RANGE);
         assert_eq!(s.appendable(20, stale, i64::MIN), Appendable::Duplicate);
-        assert_eq!(s.appendable(20, f64::NAN, i64::MIN), Appendable::No(AppendRefusal::DuplicateTimestamp));
+        assert_eq!(
+            s.appendable(20, f64::NAN, i64::MIN),
+            Appendable::No(AppendRefusal::DuplicateTimestamp)
+        );
     }
 }

@@ -62,11 +62,16 @@ pub fn last_snapshot(shard_dir: &Path) -> std::io::Result<Option<(PathBuf, u64, 
     for e in std::fs::read_dir(shard_dir)? {
         let e = e?;
         let name = e.file_name();
-        let Some(pos) = name.to_str().and_then(parse_dir_name) else { continue };
+        let Some(pos) = name.to_str().and_then(parse_dir_name) else {
+            continue;
+        };
         if !e.file_type()?.is_dir() {
             continue;
         }
-        if best.as_ref().is_none_or(|(_, s, o)| (pos.0, pos.1) > (*s, *o)) {
+        if best
+            .as_ref()
+            .is_none_or(|(_, s, o)| (pos.0, pos.1) > (*s, *o))
+        {
             best = Some((e.path(), pos.0, pos.1));
         }
     }
@@ -78,7 +83,10 @@ pub fn stale_snapshots(shard_dir: &Path, keep: Option<&Path>) -> std::io::Result
     let mut out = Vec::new();
     for e in std::fs::read_dir(shard_dir)? {
         let p = e?.path();
-        let is_snapshot = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PREFIX));
+        let is_snapshot = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(PREFIX));
         if is_snapshot && Some(p.as_path()) != keep {
             out.push(p);
         }
@@ -135,7 +143,8 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries, SnapshotError> {
         let value = d.uvarint_str()?;
         labels.push(Label::new(name, value));
     }
-    let labels = Labels::from_sorted_unchecked(labels).map_err(|e| SnapshotError::Invalid(e.to_string()))?;
+    let labels =
+        Labels::from_sorted_unchecked(labels).map_err(|e| SnapshotError::Invalid(e.to_string()))?;
     let _chunk_range = d.be_i64()?;
     let head_chunk = match d.uvarint()? {
         0 => None,
@@ -144,19 +153,33 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries, SnapshotError> {
             let _maxt = d.be_i64()?;
             let enc = d.u8()?;
             if enc != Encoding::Xor as u8 {
-                return Err(SnapshotError::Invalid(format!("unsupported chunk encoding {enc}")));
+                return Err(SnapshotError::Invalid(format!(
+                    "unsupported chunk encoding {enc}"
+                )));
             }
             let bytes = d.uvarint_bytes()?.to_vec();
             d.skip(3 * 16 + 16)?;
-            let chunk = XorChunk::from_bytes(bytes).map_err(|e| SnapshotError::Invalid(e.to_string()))?;
+            let chunk =
+                XorChunk::from_bytes(bytes).map_err(|e| SnapshotError::Invalid(e.to_string()))?;
             Some((mint, chunk))
         }
-        other => return Err(SnapshotError::Invalid(format!("bad head chunk flag {other}"))),
+        other => {
+            return Err(SnapshotError::Invalid(format!(
+                "bad head chunk flag {other}"
+            )))
+        }
     };
     if !d.is_empty() {
-        return Err(SnapshotError::Invalid(format!("{} bytes left in series record", d.remaining())));
+        return Err(SnapshotError::Invalid(format!(
+            "{} bytes left in series record",
+            d.remaining()
+        )));
     }
-    Ok(SnapshotSeries { series_ref, labels, head_chunk })
+    Ok(SnapshotSeries {
+        series_ref,
+        labels,
+        head_chunk,
+    })
 }
 
 /// Appends the tombstones record (always written, empty or not) to `buf`.
@@ -194,7 +217,9 @@ pub fn decode_tombstones(rec: &[u8]) -> Result<Vec<(u64, (i64, i64))>, SnapshotE
     let file = d.uvarint_bytes()?;
     let mut f = Decbuf::new(file);
     if f.be_u32()? != TOMBSTONES_MAGIC || f.u8()? != 1 {
-        return Err(SnapshotError::Invalid("bad tombstones magic or version".into()));
+        return Err(SnapshotError::Invalid(
+            "bad tombstones magic or version".into(),
+        ));
     }
     let body = f.rest();
     if body.len() < 4 {
@@ -202,7 +227,9 @@ pub fn decode_tombstones(rec: &[u8]) -> Result<Vec<(u64, (i64, i64))>, SnapshotE
     }
     let (entries, crc) = body.split_at(body.len() - 4);
     if crc32c(entries).to_be_bytes() != crc {
-        return Err(SnapshotError::Invalid("tombstones checksum mismatch".into()));
+        return Err(SnapshotError::Invalid(
+            "tombstones checksum mismatch".into(),
+        ));
     }
     let mut d = Decbuf::new(entries);
     let mut out = Vec::new();
@@ -220,7 +247,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(dir_name(3, 32768), "chunk_snapshot.000003.0000032768");
-        assert_eq!(parse_dir_name("chunk_snapshot.000003.0000032768"), Some((3, 32768)));
+        assert_eq!(
+            parse_dir_name("chunk_snapshot.000003.0000032768"),
+            Some((3, 32768))
+        );
         assert_eq!(parse_dir_name("chunk_snapshot.000003.0000032768.tmp"), None);
     }
 
@@ -243,8 +273,16 @@ mod tests {
         let b = AppendBatch {
             new_series: vec![l.clone()],
             samples: vec![
-                BatchSample { series: SeriesKey::New(0), t: 1000, v: 1.0 },
-                BatchSample { series: SeriesKey::New(0), t: 2000, v: stale },
+                BatchSample {
+                    series: SeriesKey::New(0),
+                    t: 1000,
+                    v: 1.0,
+                },
+                BatchSample {
+                    series: SeriesKey::New(0),
+                    t: 2000,
+                    v: stale,
+                },
             ],
         };
         let p = head.prepare(&b).unwrap();
