@@ -196,6 +196,21 @@ fn check_against_prometheus(clean_close: bool) {
         tmp.path().join("prometheus.log").display()
     );
 
+    let log = std::fs::read_to_string(tmp.path().join("prometheus.log")).unwrap();
+    if clean_close {
+        // Prometheus itself loaded the snapshot we wrote, rather than ignoring it.
+        assert!(log.contains("chunk snapshot loaded"), "{log}");
+        assert!(!log.contains("Deleting chunk snapshot"), "{log}");
+    }
+    assert!(!log.contains("level=error"), "{log}");
+    let (_, metrics) = http_get(port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("\nprometheus_tsdb_mmap_chunk_corruptions_total 0\n"),
+        "chunks_head rejected"
+    );
+    // After the snapshot, Prometheus replays no WAL sample: everything older than the open
+    // chunks below comes from the chunks_head files we wrote.
+
     // Every series, with its labels.
     let series = api(
         port,

@@ -13,8 +13,9 @@
 //!             | has_chunk uvarint (0 or 1)
 //!             [ mint i64 BE | maxt i64 BE | encoding u8 | chunk bytes uvarint-prefixed
 //!               | 3 x (0 i64 BE, 0 f64 BE) | 0 i64 BE | last value f64 BE ]
-//! tombstones: 0x02 | uvarint-prefixed tombstones-file bytes (magic 0x0130BA30, version 1,
-//!             (ref uvarint, mint varint, maxt varint)*, CRC32C of the entries)
+//! tombstones: 0x02 | uvarint-prefixed bytes of Prometheus's `tombstones.Encode`:
+//!             version 0x01, then (ref uvarint, mint varint, maxt varint)* — unlike the
+//!             tombstones file, no magic and no checksum
 //! ```
 //!
 //! The WAL is not truncated by a snapshot: it stays the source of truth, and a Prometheus
@@ -23,7 +24,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::chunkenc::{Encoding, XorChunk};
-use crate::encoding::{crc32c, Decbuf, DecodeError, Encbuf};
+use crate::encoding::{Decbuf, DecodeError, Encbuf};
 use crate::labels::{Label, Labels};
 
 use super::Head;
@@ -32,7 +33,7 @@ pub const SERIES_RECORD: u8 = 1;
 pub const TOMBSTONES_RECORD: u8 = 2;
 pub const EXEMPLARS_RECORD: u8 = 3;
 
-const TOMBSTONES_MAGIC: u32 = 0x0130_BA30;
+const TOMBSTONES_FORMAT_V1: u8 = 1;
 const PREFIX: &str = "chunk_snapshot.";
 
 #[derive(Debug, thiserror::Error)]
@@ -186,26 +187,18 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries, SnapshotError> {
 pub fn encode_tombstones(head: &Head, buf: &mut Vec<u8>) {
     let mut stones: Vec<(u64, &[(i64, i64)])> = head.tombstones().collect();
     stones.sort_by_key(|(r, _)| *r);
-    let mut entries = Vec::new();
-    {
-        let mut e = Encbuf::new(&mut entries);
-        for (r, ivs) in stones {
-            for &(a, b) in ivs {
-                e.put_uvarint(r);
-                e.put_varint(a);
-                e.put_varint(b);
-            }
+    let mut body = vec![TOMBSTONES_FORMAT_V1];
+    let mut e = Encbuf::new(&mut body);
+    for (r, ivs) in stones {
+        for &(a, b) in ivs {
+            e.put_uvarint(r);
+            e.put_varint(a);
+            e.put_varint(b);
         }
     }
-    let mut file = Vec::with_capacity(entries.len() + 9);
-    let mut e = Encbuf::new(&mut file);
-    e.put_be_u32(TOMBSTONES_MAGIC);
-    e.put_u8(1);
-    e.put_bytes(&entries);
-    e.put_be_u32(crc32c(&entries));
     let mut e = Encbuf::new(buf);
     e.put_u8(TOMBSTONES_RECORD);
-    e.put_uvarint_bytes(&file);
+    e.put_uvarint_bytes(&body);
 }
 
 /// The (ref, interval) entries of a tombstones record.
@@ -214,24 +207,10 @@ pub fn decode_tombstones(rec: &[u8]) -> Result<Vec<(u64, (i64, i64))>, SnapshotE
     if d.u8()? != TOMBSTONES_RECORD {
         return Err(SnapshotError::Invalid("not a tombstones record".into()));
     }
-    let file = d.uvarint_bytes()?;
-    let mut f = Decbuf::new(file);
-    if f.be_u32()? != TOMBSTONES_MAGIC || f.u8()? != 1 {
-        return Err(SnapshotError::Invalid(
-            "bad tombstones magic or version".into(),
-        ));
+    let mut d = Decbuf::new(d.uvarint_bytes()?);
+    if d.u8()? != TOMBSTONES_FORMAT_V1 {
+        return Err(SnapshotError::Invalid("unknown tombstones format".into()));
     }
-    let body = f.rest();
-    if body.len() < 4 {
-        return Err(SnapshotError::Decode(DecodeError::UnexpectedEof));
-    }
-    let (entries, crc) = body.split_at(body.len() - 4);
-    if crc32c(entries).to_be_bytes() != crc {
-        return Err(SnapshotError::Invalid(
-            "tombstones checksum mismatch".into(),
-        ));
-    }
-    let mut d = Decbuf::new(entries);
     let mut out = Vec::new();
     while !d.is_empty() {
         out.push((d.uvarint()?, (d.varint()?, d.varint()?)));
@@ -255,12 +234,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_tombstones_record_is_prometheus_empty_file() {
+    fn empty_tombstones_record_is_prometheus_encoding() {
         let dir = tempfile::tempdir().unwrap();
         let (head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
         let mut b = Vec::new();
         encode_tombstones(&head, &mut b);
-        assert_eq!(b, [2, 9, 0x01, 0x30, 0xba, 0x30, 0x01, 0, 0, 0, 0]);
+        assert_eq!(b, [2, 1, 1]);
         assert!(decode_tombstones(&b).unwrap().is_empty());
     }
 
