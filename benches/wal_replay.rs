@@ -3,6 +3,7 @@
 //! - `full`: chunks_head removed, so every sample is decoded from the WAL and appended;
 //! - `with_chunks_head`: Prometheus's normal crash restart, where samples already in
 //!   chunks_head are skipped and only open chunks are rebuilt.
+//!
 //! Throughput is WAL samples per second.
 
 use std::path::Path;

@@ -12,6 +12,12 @@
 //!
 //! A batch is acknowledged when `append` returns `Ok`: its records were written to the WAL
 //! file (see `wal`'s durability rule), so a crash of the process cannot lose it.
+//!
+//! When a WAL write fails (disk full, EIO), the batches of that write are refused but their
+//! records stay in the WAL's buffer: the WAL writes them first once it works again. So that
+//! the head never differs from what replaying the WAL gives, those batches are kept aside
+//! and applied at that moment, before anything newer. Until the WAL has recovered, every
+//! append is refused with the WAL's error, naming the original cause.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,7 +27,9 @@ use thiserror::Error;
 use crate::chunks_head::{ChunksHeadError, OpenReport as ChunksHeadReport};
 use crate::head::replay::{ReplayError, Replayer};
 use crate::head::snapshot::{self, SnapshotError};
-use crate::head::{AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, ReplayStats};
+use crate::head::{
+    AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
+};
 use crate::wal::{self, DmaFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader};
 
 #[derive(Debug, Error)]
@@ -98,7 +106,9 @@ pub struct Shard<F: SegmentFs = DmaFs> {
     head: Head,
     wal: Wal<F>,
     fs: F,
-    scratch: Vec<crate::head::Prepared>,
+    scratch: Vec<Prepared>,
+    /// Batches whose WAL write failed; their records are still in the WAL's buffer.
+    unflushed: Vec<Prepared>,
 }
 
 impl<F: SegmentFs + Clone> Shard<F> {
@@ -163,6 +173,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             wal,
             fs,
             scratch: Vec::new(),
+            unflushed: Vec::new(),
         };
         Ok((shard, report))
     }
@@ -187,6 +198,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
         &mut self,
         batches: &[AppendBatch],
     ) -> Result<Vec<AppendOutcome>, ShardError> {
+        self.recover_wal().await?;
         let mut prepared = std::mem::take(&mut self.scratch);
         prepared.clear();
         for b in batches {
@@ -195,7 +207,11 @@ impl<F: SegmentFs + Clone> Shard<F> {
         let records: Vec<&[u8]> = prepared.iter().flat_map(|p| p.records()).collect();
         if !records.is_empty() {
             self.wal.log(&records)?;
-            self.wal.flush().await?;
+            if let Err(e) = self.wal.flush().await {
+                self.unflushed.append(&mut prepared);
+                self.scratch = prepared;
+                return Err(e.into());
+            }
         }
         let mut out = Vec::with_capacity(batches.len());
         for p in prepared.drain(..) {
@@ -203,6 +219,24 @@ impl<F: SegmentFs + Clone> Shard<F> {
         }
         self.scratch = prepared;
         Ok(out)
+    }
+
+    /// After a failed WAL write: retries it, and once it succeeds applies the batches it
+    /// held. Fails with the WAL's error while the fault lasts.
+    async fn recover_wal(&mut self) -> Result<(), ShardError> {
+        if !self.wal.is_failed() && self.unflushed.is_empty() {
+            return Ok(());
+        }
+        self.wal.flush().await?;
+        for p in std::mem::take(&mut self.unflushed) {
+            self.head.commit(p)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the WAL is refusing writes after a failure.
+    pub fn is_failed(&self) -> bool {
+        self.wal.is_failed()
     }
 
     /// Makes everything acknowledged so far survive a power loss, and writes buffered
@@ -216,6 +250,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
     /// Clean shutdown: chunks_head synced, the WAL closed, and (if enabled) a snapshot of
     /// the head written so that the next start need not replay the WAL.
     pub async fn close(mut self) -> Result<(), ShardError> {
+        self.recover_wal().await?;
         self.head.chunk_disk_mapper().sync()?;
         let pos = self.wal.position();
         self.wal.close().await?;

@@ -31,6 +31,9 @@ use crate::index::mem_postings::MemPostings;
 use crate::labels::symbols::{SymbolId, SymbolTable};
 use crate::labels::{Label, Labels, LabelsError};
 
+/// A deleted time range of a series, closed: `[mint, maxt]`.
+pub type Interval = (i64, i64);
+
 /// In-memory series id: the series ref as u32.
 pub type SeriesId = u32;
 
@@ -88,7 +91,7 @@ pub struct Head {
     collisions: HashMap<u64, Vec<SeriesId>, ahash::RandomState>,
     chunks: ChunkDiskMapper,
     /// Deleted intervals per series ref, closed `[mint, maxt]`, applied when reading.
-    tombstones: HashMap<u64, Vec<(i64, i64)>, ahash::RandomState>,
+    tombstones: HashMap<u64, Vec<Interval>, ahash::RandomState>,
     min_time: i64,
     max_time: i64,
     pub stats: HeadStats,
@@ -241,12 +244,12 @@ impl Head {
     }
 
     /// Marks `[mint, maxt]` of series `r` deleted (a WAL tombstones record).
-    pub fn add_tombstone(&mut self, r: u64, interval: (i64, i64)) {
+    pub fn add_tombstone(&mut self, r: u64, interval: Interval) {
         self.tombstones.entry(r).or_default().push(interval);
     }
 
     /// Deleted intervals of every series, for the snapshot and the WAL.
-    pub fn tombstones(&self) -> impl Iterator<Item = (u64, &[(i64, i64)])> {
+    pub fn tombstones(&self) -> impl Iterator<Item = (u64, &[Interval])> {
         self.tombstones.iter().map(|(r, v)| (*r, v.as_slice()))
     }
 

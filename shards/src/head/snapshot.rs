@@ -27,7 +27,7 @@ use crate::chunkenc::{Encoding, XorChunk};
 use crate::encoding::{Decbuf, DecodeError, Encbuf};
 use crate::labels::{Label, Labels};
 
-use super::Head;
+use super::{Head, Interval};
 
 pub const SERIES_RECORD: u8 = 1;
 pub const TOMBSTONES_RECORD: u8 = 2;
@@ -185,7 +185,7 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries, SnapshotError> {
 
 /// Appends the tombstones record (always written, empty or not) to `buf`.
 pub fn encode_tombstones(head: &Head, buf: &mut Vec<u8>) {
-    let mut stones: Vec<(u64, &[(i64, i64)])> = head.tombstones().collect();
+    let mut stones: Vec<(u64, &[Interval])> = head.tombstones().collect();
     stones.sort_by_key(|(r, _)| *r);
     let mut body = vec![TOMBSTONES_FORMAT_V1];
     let mut e = Encbuf::new(&mut body);
@@ -202,7 +202,7 @@ pub fn encode_tombstones(head: &Head, buf: &mut Vec<u8>) {
 }
 
 /// The (ref, interval) entries of a tombstones record.
-pub fn decode_tombstones(rec: &[u8]) -> Result<Vec<(u64, (i64, i64))>, SnapshotError> {
+pub fn decode_tombstones(rec: &[u8]) -> Result<Vec<(u64, Interval)>, SnapshotError> {
     let mut d = Decbuf::new(rec);
     if d.u8()? != TOMBSTONES_RECORD {
         return Err(SnapshotError::Invalid("not a tombstones record".into()));

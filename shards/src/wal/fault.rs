@@ -72,6 +72,7 @@ impl Faults {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct FaultFs<F> {
     inner: F,
     faults: Faults,
