@@ -6,11 +6,15 @@
 //!   with the WAL write (O_DIRECT, io_uring) of every batch;
 //! - `head/append_new_series`: batches that create 10,000 series each.
 
+// The server's allocator, so that the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shards::head::{AppendBatch, BatchSample, Head, HeadOptions, SeriesKey};
+use shards::head::{AppendBatch, BatchSample, Head, HeadOptions, Prepared, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
 use shards::wal::DmaFs;
@@ -54,11 +58,7 @@ fn seeded_head(dir: &std::path::Path) -> (Head, Vec<u64>) {
             })
             .collect(),
     };
-    let out = {
-        let p = head.prepare(&b).unwrap();
-        head.commit(p)
-    }
-    .unwrap();
+    let out = head.append_unlogged(&b).unwrap();
     (head, out.series_refs)
 }
 
@@ -69,6 +69,7 @@ fn bench_head(c: &mut Criterion) {
     let (mut head, refs) = seeded_head(dir.path());
     let mut t = 0i64;
     let mut batch = batch_for(&refs, 0);
+    let mut p = Prepared::default();
     g.bench_function("append_existing", |b| {
         b.iter(|| {
             t += 15_000;
@@ -76,8 +77,8 @@ fn bench_head(c: &mut Criterion) {
                 s.t = t;
                 s.v += 1.0;
             }
-            let p = head.prepare(&batch).unwrap();
-            std::hint::black_box(head.commit(p).unwrap());
+            head.prepare(&batch, &mut p).unwrap();
+            std::hint::black_box(head.commit(&mut p).unwrap());
         })
     });
     let dir2 = tempfile::tempdir().unwrap();
@@ -104,15 +105,7 @@ fn bench_head(c: &mut Criterion) {
                         .collect(),
                 }
             },
-            |batch| {
-                std::hint::black_box(
-                    {
-                        let p = head2.prepare(&batch).unwrap();
-                        head2.commit(p)
-                    }
-                    .unwrap(),
-                )
-            },
+            |batch| std::hint::black_box(head2.append_unlogged(&batch).unwrap()),
             criterion::BatchSize::LargeInput,
         )
     });

@@ -5,6 +5,10 @@
 //!
 //!     cargo bench --bench head_memory
 
+// The server's allocator, so that the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use shards::head::{AppendBatch, BatchSample, Head, HeadOptions, SeriesKey};
 use shards::labels::Labels;
 
@@ -53,14 +57,7 @@ fn main() {
                 .collect(),
             samples: vec![],
         };
-        refs.extend(
-            {
-                let p = head.prepare(&b).unwrap();
-                head.commit(p)
-            }
-            .unwrap()
-            .series_refs,
-        );
+        refs.extend(head.append_unlogged(&b).unwrap().series_refs);
     }
     let mut batch = AppendBatch {
         new_series: vec![],
@@ -80,11 +77,7 @@ fn main() {
             s.t = 1_700_000_000_000 + k * 15_000;
             s.v = v;
         }
-        {
-            let p = head.prepare(&batch).unwrap();
-            head.commit(p)
-        }
-        .unwrap();
+        head.append_unlogged(&batch).unwrap();
     }
     drop(batch);
     let rss = rss_bytes().saturating_sub(before);

@@ -6,6 +6,10 @@
 //!
 //! Throughput is WAL samples per second.
 
+// The server's allocator, so that the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

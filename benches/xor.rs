@@ -2,6 +2,10 @@
 //! and gauges that wander, 15 s apart with a little scrape jitter. Also prints the
 //! bytes per sample of each kind, the figure that decides head and disk size.
 
+// The server's allocator, so that the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shards::chunkenc::{XorChunk, XorIterator};
 

@@ -199,25 +199,27 @@ impl<F: SegmentFs + Clone> Shard<F> {
         batches: &[AppendBatch],
     ) -> Result<Vec<AppendOutcome>, ShardError> {
         self.recover_wal().await?;
-        let mut prepared = std::mem::take(&mut self.scratch);
-        prepared.clear();
-        for b in batches {
-            prepared.push(self.head.prepare(b)?);
+        if self.scratch.len() < batches.len() {
+            self.scratch.resize_with(batches.len(), Prepared::default);
         }
-        let records: Vec<&[u8]> = prepared.iter().flat_map(|p| p.records()).collect();
+        for (b, p) in batches.iter().zip(self.scratch.iter_mut()) {
+            self.head.prepare(b, p)?;
+        }
+        let used = &self.scratch[..batches.len()];
+        let records: Vec<&[u8]> = used.iter().flat_map(|p| p.records()).collect();
         if !records.is_empty() {
             self.wal.log(&records)?;
             if let Err(e) = self.wal.flush().await {
-                self.unflushed.append(&mut prepared);
-                self.scratch = prepared;
+                let rest = self.scratch.split_off(batches.len());
+                self.unflushed.append(&mut self.scratch);
+                self.scratch = rest;
                 return Err(e.into());
             }
         }
         let mut out = Vec::with_capacity(batches.len());
-        for p in prepared.drain(..) {
+        for p in &mut self.scratch[..batches.len()] {
             out.push(self.head.commit(p)?);
         }
-        self.scratch = prepared;
         Ok(out)
     }
 
@@ -228,8 +230,8 @@ impl<F: SegmentFs + Clone> Shard<F> {
             return Ok(());
         }
         self.wal.flush().await?;
-        for p in std::mem::take(&mut self.unflushed) {
-            self.head.commit(p)?;
+        for mut p in std::mem::take(&mut self.unflushed) {
+            self.head.commit(&mut p)?;
         }
         Ok(())
     }

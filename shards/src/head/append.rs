@@ -11,10 +11,10 @@
 //! is the head that acknowledged.
 
 use crate::labels::Labels;
-use crate::wal::record::{self, RefSample, RefSeries};
+use crate::wal::record::{self, RefSample};
 
 use super::series::Appendable;
-use super::{Head, HeadError};
+use super::{AppendRefusal, Head, HeadError};
 
 /// Which series a sample belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,24 +82,33 @@ impl Prepared {
     pub fn is_empty(&self) -> bool {
         self.series_record.is_empty() && self.samples_record.is_empty()
     }
+
+    /// Empties it for the next batch, keeping the buffers: at millions of samples per
+    /// second, fresh buffers per batch cost more in page faults than the work itself.
+    fn reset(&mut self) {
+        self.series_record.clear();
+        self.samples_record.clear();
+        self.samples.clear();
+        self.unlogged_series.clear();
+        self.outcome = AppendOutcome::default();
+    }
 }
 
 impl Head {
-    /// Validates `batch` and encodes its WAL records. New series are created now (their
-    /// records are logged with this batch or, if its WAL write fails, with a later one);
-    /// samples are applied only by `commit`.
-    pub fn prepare(&mut self, batch: &AppendBatch) -> Result<Prepared, HeadError> {
-        let mut p = Prepared::default();
-        let mut new_series = Vec::new();
+    /// Validates `batch` and encodes its WAL records into `p` (whose buffers are reused).
+    /// New series are created now (their records are logged with this batch or, if its WAL
+    /// write fails, with a later one); samples are applied only by `commit`.
+    pub fn prepare(&mut self, batch: &AppendBatch, p: &mut Prepared) -> Result<(), HeadError> {
+        p.reset();
         for labels in &batch.new_series {
             let (r, created) = self.get_or_create(labels)?;
             p.outcome.series_created += u32::from(created);
             p.outcome.series_refs.push(r);
             if self.series(r).is_some_and(|s| !s.logged) {
-                new_series.push(RefSeries {
-                    series_ref: r,
-                    labels: labels.clone(),
-                });
+                if p.series_record.is_empty() {
+                    record::begin_series_record(&mut p.series_record);
+                }
+                record::encode_series_entry(r, labels, &mut p.series_record);
                 p.unlogged_series.push(r);
             }
         }
@@ -120,13 +129,16 @@ impl Head {
                 p.outcome.unknown_refs += 1;
                 continue;
             };
-            if !series.logged && !p.unlogged_series.contains(&r) {
-                // Created by a batch whose WAL write failed: log its series record now.
+            // A `New` key's series record is already in this batch. A known ref whose record
+            // never reached the WAL (its batch's write failed) gets its record now; that is
+            // rare, so the linear search stays off the hot path.
+            let by_ref = matches!(s.series, SeriesKey::Ref(_));
+            if by_ref && !series.logged && !p.unlogged_series.contains(&r) {
                 if let Some(labels) = self.series_labels(r) {
-                    new_series.push(RefSeries {
-                        series_ref: r,
-                        labels,
-                    });
+                    if p.series_record.is_empty() {
+                        record::begin_series_record(&mut p.series_record);
+                    }
+                    record::encode_series_entry(r, &labels, &mut p.series_record);
                     p.unlogged_series.push(r);
                 }
             }
@@ -140,52 +152,54 @@ impl Head {
                 Appendable::No(why) => {
                     self.count_refusal(why);
                     match why {
-                        super::AppendRefusal::OutOfOrder => p.outcome.out_of_order += 1,
-                        super::AppendRefusal::DuplicateTimestamp => {
-                            p.outcome.duplicate_timestamp += 1
-                        }
-                        super::AppendRefusal::OutOfBounds => p.outcome.out_of_bounds += 1,
+                        AppendRefusal::OutOfOrder => p.outcome.out_of_order += 1,
+                        AppendRefusal::DuplicateTimestamp => p.outcome.duplicate_timestamp += 1,
+                        AppendRefusal::OutOfBounds => p.outcome.out_of_bounds += 1,
                     }
                 }
             }
         }
         self.stats.unknown_series_refs += u64::from(p.outcome.unknown_refs);
-        if !new_series.is_empty() {
-            record::encode_series(&new_series, &mut p.series_record);
-        }
         if !p.samples.is_empty() {
             record::encode_samples(&p.samples, &mut p.samples_record);
         }
-        Ok(p)
+        Ok(())
     }
 
     /// Applies a prepared batch whose records are in the WAL.
-    pub fn commit(&mut self, p: Prepared) -> Result<AppendOutcome, HeadError> {
-        let Prepared {
-            samples,
-            unlogged_series,
-            mut outcome,
-            ..
-        } = p;
-        for r in unlogged_series {
+    pub fn commit(&mut self, p: &mut Prepared) -> Result<AppendOutcome, HeadError> {
+        for &r in &p.unlogged_series {
             if let Some(s) = self.series_mut(r) {
                 s.logged = true;
             }
         }
+        let mut outcome = std::mem::take(&mut p.outcome);
         let before = self.stats.clone();
-        for s in &samples {
+        for s in &p.samples {
             if self.append_sample(s.series_ref, s.t, s.v)? {
                 outcome.appended += 1;
             }
         }
         // Refusals found only now: later samples of a series in the same batch.
-        outcome.out_of_order +=
-            (self.stats.out_of_order_samples - before.out_of_order_samples) as u32;
-        outcome.duplicate_timestamp +=
-            (self.stats.duplicate_timestamp_samples - before.duplicate_timestamp_samples) as u32;
-        outcome.duplicates_ignored +=
-            (self.stats.duplicate_samples_ignored - before.duplicate_samples_ignored) as u32;
+        let delta = |now: u64, then: u64| (now - then) as u32;
+        outcome.out_of_order += delta(self.stats.out_of_order_samples, before.out_of_order_samples);
+        outcome.duplicate_timestamp += delta(
+            self.stats.duplicate_timestamp_samples,
+            before.duplicate_timestamp_samples,
+        );
+        outcome.duplicates_ignored += delta(
+            self.stats.duplicate_samples_ignored,
+            before.duplicate_samples_ignored,
+        );
+        p.reset();
         Ok(outcome)
+    }
+
+    /// Prepares and commits a batch without a WAL, for tests and benchmarks of the head.
+    pub fn append_unlogged(&mut self, batch: &AppendBatch) -> Result<AppendOutcome, HeadError> {
+        let mut p = Prepared::default();
+        self.prepare(batch, &mut p)?;
+        self.commit(&mut p)
     }
 }
 
@@ -219,9 +233,10 @@ mod tests {
                 (SeriesKey::New(1), 1000, 2.0),
             ],
         );
-        let p = head.prepare(&b).unwrap();
+        let mut p = Prepared::default();
+        head.prepare(&b, &mut p).unwrap();
         assert_eq!(p.records().count(), 2);
-        let out = head.commit(p).unwrap();
+        let out = head.commit(&mut p).unwrap();
         assert_eq!(out.series_refs, [1, 2]);
         assert_eq!(out.appended, 2);
 
@@ -236,9 +251,10 @@ mod tests {
                 (SeriesKey::Ref(1), 1500, 1.5), // out of order within the batch
             ],
         );
-        let p = head.prepare(&b).unwrap();
+        let mut p = Prepared::default();
+        head.prepare(&b, &mut p).unwrap();
         assert!(p.series_record.is_empty());
-        let out = head.commit(p).unwrap();
+        let out = head.commit(&mut p).unwrap();
         assert_eq!(
             out,
             AppendOutcome {
@@ -257,11 +273,7 @@ mod tests {
             vec![labels("b", 1)],
             &[(SeriesKey::New(0), 2000 - 3_600_001, 1.0)],
         );
-        let out = {
-            let p = head.prepare(&b).unwrap();
-            head.commit(p)
-        }
-        .unwrap();
+        let out = head.append_unlogged(&b).unwrap();
         assert_eq!(out.out_of_bounds, 1);
         assert_eq!(head.stats.samples_appended, 3);
         assert_eq!(head.stats.out_of_order_samples, 2);
@@ -272,15 +284,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
         let b = batch(vec![labels("a", 1)], &[(SeriesKey::New(0), 1000, 1.0)]);
-        let failed = head.prepare(&b).unwrap();
+        let mut failed = Prepared::default();
+        head.prepare(&b, &mut failed).unwrap();
         assert!(!failed.series_record.is_empty());
-        drop(failed); // the WAL write failed: nothing committed
+        // The WAL write failed: `failed` is never committed.
         let b = batch(vec![], &[(SeriesKey::Ref(1), 1000, 1.0)]);
-        let p = head.prepare(&b).unwrap();
+        let mut p = Prepared::default();
+        head.prepare(&b, &mut p).unwrap();
         assert!(!p.series_record.is_empty(), "series record must be retried");
-        let out = head.commit(p).unwrap();
+        let out = head.commit(&mut p).unwrap();
         assert_eq!(out.appended, 1);
-        let p = head.prepare(&b).unwrap();
+        let mut p = Prepared::default();
+        head.prepare(&b, &mut p).unwrap();
         assert!(p.series_record.is_empty());
     }
 }

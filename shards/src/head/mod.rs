@@ -180,7 +180,10 @@ impl Head {
 
     /// The ref of the series with exactly these labels, if it exists.
     pub fn lookup(&self, labels: &Labels) -> Option<u64> {
-        let hash = labels.hash();
+        self.lookup_hashed(labels, labels.hash())
+    }
+
+    fn lookup_hashed(&self, labels: &Labels, hash: u64) -> Option<u64> {
         let first = *self.by_hash.get(&hash)?;
         let candidates =
             std::iter::once(first).chain(self.collisions.get(&hash).into_iter().flatten().copied());
@@ -205,17 +208,22 @@ impl Head {
     /// Returns the ref of the series with these labels, creating it (with the next ref) if
     /// needed. The bool says whether it was created.
     pub fn get_or_create(&mut self, labels: &Labels) -> Result<(u64, bool), HeadError> {
-        if let Some(r) = self.lookup(labels) {
+        let hash = labels.hash();
+        if let Some(r) = self.lookup_hashed(labels, hash) {
             return Ok((r, false));
         }
         let r = self.series.len() as u64 + 1;
-        self.create_with_ref(r, labels)?;
+        self.create_hashed(r, labels, hash)?;
         Ok((r, true))
     }
 
     /// Creates a series with a given ref (replay). Refs between the last one and `r` are
     /// left empty.
     pub(crate) fn create_with_ref(&mut self, r: u64, labels: &Labels) -> Result<(), HeadError> {
+        self.create_hashed(r, labels, labels.hash())
+    }
+
+    fn create_hashed(&mut self, r: u64, labels: &Labels, hash: u64) -> Result<(), HeadError> {
         let id = SeriesId::try_from(r).map_err(|_| HeadError::TooManySeries(r))?;
         if id == 0 || id == SeriesId::MAX {
             return Err(HeadError::TooManySeries(r));
@@ -230,7 +238,6 @@ impl Head {
         }
         self.postings.add(id, &pairs);
         self.series[idx] = Some(MemSeries::new(pairs));
-        let hash = labels.hash();
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(id);

@@ -221,7 +221,7 @@ pub fn decode_tombstones(rec: &[u8]) -> Result<Vec<(u64, Interval)>, SnapshotErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
+    use crate::head::{AppendBatch, BatchSample, HeadOptions, Prepared, SeriesKey};
 
     #[test]
     fn names() {
@@ -264,8 +264,9 @@ mod tests {
                 },
             ],
         };
-        let p = head.prepare(&b).unwrap();
-        head.commit(p).unwrap();
+        let mut p = Prepared::default();
+        head.prepare(&b, &mut p).unwrap();
+        head.commit(&mut p).unwrap();
         head.add_tombstone(1, (5, 7));
         let mut rec = Vec::new();
         encode_series(&head, 1, &mut rec);

@@ -69,15 +69,27 @@ pub fn record_type(rec: &[u8]) -> Option<u8> {
 
 /// Appends one series record.
 pub fn encode_series(series: &[RefSeries], buf: &mut Vec<u8>) {
-    let mut e = Encbuf::new(buf);
-    e.put_u8(SERIES);
+    begin_series_record(buf);
     for s in series {
-        e.put_be_u64(s.series_ref);
-        e.put_uvarint(s.labels.len() as u64);
-        for l in &s.labels {
-            e.put_uvarint_str(&l.name);
-            e.put_uvarint_str(&l.value);
-        }
+        encode_series_entry(s.series_ref, &s.labels, buf);
+    }
+}
+
+/// Starts a series record in `buf`, to be followed by `encode_series_entry` for each
+/// series: the head writes entries straight from its label sets, without building
+/// `RefSeries` values.
+pub fn begin_series_record(buf: &mut Vec<u8>) {
+    buf.push(SERIES);
+}
+
+/// Appends one series entry to a record started with `begin_series_record`.
+pub fn encode_series_entry(series_ref: u64, labels: &Labels, buf: &mut Vec<u8>) {
+    let mut e = Encbuf::new(buf);
+    e.put_be_u64(series_ref);
+    e.put_uvarint(labels.len() as u64);
+    for l in labels {
+        e.put_uvarint_str(&l.name);
+        e.put_uvarint_str(&l.value);
     }
 }
 
