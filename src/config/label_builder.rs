@@ -100,6 +100,7 @@ impl LabelBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn set_get_delete_keep_order() {
@@ -117,6 +118,31 @@ mod tests {
         assert_eq!(names, ["__address__", "job"]);
         let l = b.to_labels().unwrap();
         assert_eq!(l.get("job"), Some("b"));
+    }
+
+    proptest! {
+        /// The builder behaves as a map from name to non-empty value, and stays sorted.
+        #[test]
+        fn behaves_as_a_sorted_map(ops in proptest::collection::vec(("[a-d]{1,2}", "[xy]{0,2}", any::<bool>()), 0..40)) {
+            let mut b = LabelBuilder::new();
+            let mut model = std::collections::BTreeMap::new();
+            for (name, value, delete) in &ops {
+                if *delete {
+                    b.del(name);
+                    model.remove(name);
+                } else {
+                    b.set(name, value);
+                    if value.is_empty() {
+                        model.remove(name);
+                    } else {
+                        model.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+            let got: Vec<_> = b.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+            let want: Vec<_> = model.into_iter().collect();
+            prop_assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -286,6 +286,29 @@ scrape_configs:
     }
 
     #[test]
+    fn a_resolved_configuration_prints_back_to_itself() {
+        // What /api/v1/status/config will show must load to the same configuration.
+        let c = Config::parse(
+            "global: {scrape_interval: 90s, external_labels: {a: b}}\nrule_files: [r.yml]\nscrape_configs:\n  - job_name: j\n    body_size_limit: 1536KB\n    static_configs: [{targets: ['h:1']}]\n    relabel_configs: [{source_labels: [a], regex: 'x(.*)', target_label: b, replacement: '${1}'}]\n",
+        )
+        .unwrap();
+        let text = serde_yaml::to_string(&c).unwrap();
+        let mut again = Config::parse(&text).unwrap();
+        again.scrape_configs[0].static_configs[0].source = "0".into();
+        assert_eq!(again, c, "{text}");
+        assert!(text.contains("scrape_interval: 1m30s"), "{text}");
+        assert!(text.contains("body_size_limit: 1536KiB"), "{text}");
+    }
+
+    #[test]
+    fn null_relabel_rules_are_refused() {
+        assert!(
+            Config::parse("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      -\n")
+                .is_err()
+        );
+    }
+
+    #[test]
     fn every_error_names_its_path() {
         let cases = [
             ("global:\n  scrape_interval: 15x\n", "global.scrape_interval: unknown unit \"x\" in duration \"15x\""),
