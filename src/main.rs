@@ -6,6 +6,7 @@
 //! ready, and on a signal closes every shard cleanly (WAL synced, head snapshot written).
 //! Scraping, the HTTP API and PromQL are built on top of it (see the open issues).
 
+mod config;
 mod flags;
 mod log;
 mod startup;
