@@ -23,10 +23,10 @@ const MEMLOCK_PER_EXECUTOR: u64 = 512 * 1024;
 
 #[derive(Debug, Error)]
 pub enum StartupError {
-    #[error("config file {path}: {source} (pass --config.file=PATH)")]
+    #[error("loading config file {path}: {source}")]
     Config {
         path: String,
-        source: std::io::Error,
+        source: crate::config::ConfigError,
     },
     #[error(
         "locked-memory limit is {have_kib} KiB but {shards} shard executors need at least {need_kib} KiB: raise it with `ulimit -l {need_kib}` or LimitMEMLOCK= in the systemd unit"
@@ -47,10 +47,21 @@ pub enum StartupError {
 }
 
 pub fn run(flags: &Flags) -> Result<(), StartupError> {
-    std::fs::metadata(&flags.config_file).map_err(|source| StartupError::Config {
-        path: flags.config_file.display().to_string(),
-        source,
-    })?;
+    // Refused with the field's path before anything is opened. Scraping with it comes next.
+    let config =
+        crate::config::Config::load(&flags.config_file).map_err(|source| StartupError::Config {
+            path: flags.config_file.display().to_string(),
+            source,
+        })?;
+    log(
+        LogLevel::Info,
+        "main",
+        "configuration loaded",
+        &[
+            ("file", &flags.config_file.display()),
+            ("scrapeConfigs", &config.scrape_configs.len()),
+        ],
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = flags
         .shards

@@ -203,3 +203,25 @@ fn start_replay_stop_and_restart_from_snapshots() {
         "{log:?}"
     );
 }
+
+#[test]
+fn a_bad_config_is_refused_with_the_field_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(&cfg, "global:\n  scrape_interval: 15x\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_promcore"))
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            tmp.path().join("data").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("global.scrape_interval"), "{err}");
+    assert!(
+        !tmp.path().join("data").exists(),
+        "nothing opened before the config is valid"
+    );
+}
