@@ -90,6 +90,14 @@ fn main() {
         "head_memory: accounted heap {:.0} bytes/series",
         head.heap_bytes() as f64 / SERIES as f64
     );
+    let per = |b: usize| b as f64 / SERIES as f64;
+    println!(
+        "head_memory: of which symbols {:.0}, postings {:.0}, series structs {:.0} (size_of MemSeries {})",
+        per(head.symbols().heap_bytes()),
+        per(head.postings().heap_bytes()),
+        per(head.num_series() * std::mem::size_of::<Option<shards::head::MemSeries>>()),
+        std::mem::size_of::<Option<shards::head::MemSeries>>()
+    );
     println!(
         "head_memory: RSS growth {:.0} bytes/series (includes allocator slack)",
         rss as f64 / SERIES as f64
