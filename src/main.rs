@@ -7,6 +7,7 @@
 //! Scraping, the HTTP API and PromQL are built on top of it (see the open issues).
 
 mod flags;
+mod http;
 mod log;
 mod startup;
 
