@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::compression::{negotiate, Compressor};
@@ -39,15 +40,44 @@ const SCRATCH_KEEP: usize = 1024 * 1024;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// Server-wide counters shared by the connections of one executor.
-#[derive(Debug, Default)]
+/// Server-wide state shared by the connections of one executor.
 pub struct ServerState {
     /// Requests inside a handler right now.
     pub busy: Cell<usize>,
     /// Connections open right now.
     pub connections: Cell<usize>,
     /// Set on shutdown: connections close after their current exchange.
-    pub stopping: Cell<bool>,
+    stopping: Cell<bool>,
+    /// Never signalled, only closed on shutdown: closing wakes every idle connection at once.
+    stop: Semaphore,
+}
+
+impl Default for ServerState {
+    fn default() -> Self {
+        ServerState {
+            busy: Cell::new(0),
+            connections: Cell::new(0),
+            stopping: Cell::new(false),
+            stop: Semaphore::new(0),
+        }
+    }
+}
+
+impl ServerState {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Makes connections close: idle ones now, busy ones after their current exchange.
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        self.stop.close();
+    }
+
+    /// Completes once [`ServerState::stop`] was called.
+    async fn stopped(&self) {
+        let _ = self.stop.acquire(1).await;
+    }
 }
 
 /// Why a connection ends.
@@ -65,6 +95,7 @@ enum End {
 enum ReadError {
     TimedOut,
     Io,
+    Stopped,
 }
 
 /// Serves one accepted connection until it ends.
@@ -123,8 +154,8 @@ impl Connection<'_> {
                 Ok(b) => b,
                 Err(end) => return end,
             };
-            let keep_alive = head.keep_alive && !state.stopping.get();
-            let exchange = Exchange {
+            let keep_alive = head.keep_alive;
+            let mut exchange = Exchange {
                 version: head.version,
                 head_request: head.method == Method::Head,
                 keep_alive,
@@ -139,10 +170,12 @@ impl Connection<'_> {
                 let _busy = Decrement(&state.busy);
                 handler.handle(request).await
             };
+            // Decided after the handler: a shutdown may have begun while it ran.
+            exchange.keep_alive = keep_alive && !state.is_stopping();
             if self.write_response(&response, &exchange).await.is_err() {
                 return End::Abort;
             }
-            if !keep_alive {
+            if !exchange.keep_alive {
                 return End::Close;
             }
         }
@@ -161,7 +194,7 @@ impl Connection<'_> {
                     Ok(None) => {}
                     Err(e) => return Err(reject_head(e)),
                 }
-            } else if state.stopping.get() {
+            } else if state.is_stopping() {
                 return Err(End::Quiet);
             }
             if self.flush().await.is_err() {
@@ -171,7 +204,17 @@ impl Connection<'_> {
                 None => Instant::now() + self.config.idle_timeout,
                 Some(t) => t + self.config.header_timeout,
             };
-            match self.fill(deadline).await {
+            let read = if first_byte.is_none() {
+                // Between requests, shutdown need not wait for the client.
+                let stopped = async {
+                    state.stopped().await;
+                    Err(ReadError::Stopped)
+                };
+                futures_lite::future::or(self.fill(deadline), stopped).await
+            } else {
+                self.fill(deadline).await
+            };
+            match read {
                 Ok(0) if first_byte.is_none() => return Err(End::Quiet),
                 Ok(0) => return Err(End::Abort),
                 Ok(_) => {
@@ -182,6 +225,7 @@ impl Connection<'_> {
                     return Err(End::Reject(StatusCode::REQUEST_TIMEOUT, "".into()))
                 }
                 Err(ReadError::Io) => return Err(End::Abort),
+                Err(ReadError::Stopped) => return Err(End::Quiet),
             }
         }
     }
@@ -284,7 +328,11 @@ impl Connection<'_> {
 
     async fn finish(&mut self, end: End) {
         match end {
-            End::Quiet | End::Abort => {}
+            End::Abort => {}
+            // Responses to pipelined requests may still be pending.
+            End::Quiet => {
+                let _ = self.flush().await;
+            }
             End::Close => self.close().await,
             End::Reject(status, detail) => {
                 let text = if detail.is_empty() {
@@ -381,7 +429,7 @@ async fn read_before(
 fn read_error_end(e: ReadError) -> End {
     match e {
         ReadError::TimedOut => End::Reject(StatusCode::REQUEST_TIMEOUT, "".into()),
-        ReadError::Io => End::Abort,
+        ReadError::Io | ReadError::Stopped => End::Abort,
     }
 }
 

@@ -101,9 +101,8 @@ impl<H: Handler> Server<H> {
         self.serve_until(std::future::pending()).await
     }
 
-    /// Serves until `stop` completes, then stops accepting, lets connections close after their
-    /// current exchange, and waits up to `drain_timeout` for requests inside handlers.
-    /// Connections still open when this returns end with the executor.
+    /// Serves until `stop` completes, then stops accepting, closes idle connections, lets busy
+    /// ones finish their current exchange, and waits up to `drain_timeout` for all to close.
     pub async fn serve_until(self, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
         let accepting = self.accept_loop();
         let stopped = async {
@@ -111,9 +110,9 @@ impl<H: Handler> Server<H> {
             Ok(())
         };
         let result = futures_lite::future::or(accepting, stopped).await;
-        self.state.stopping.set(true);
+        self.state.stop();
         let deadline = Instant::now() + self.config.drain_timeout;
-        while self.state.busy.get() > 0 && Instant::now() < deadline {
+        while self.state.connections.get() > 0 && Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(5)).await;
         }
         result
