@@ -53,12 +53,8 @@ fn start_server() -> (SocketAddr, Arc<AtomicBool>, glommio::ExecutorJoinHandle<(
     let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("http-bench")
         .spawn(move || async move {
-            let server = Server::bind(
-                "127.0.0.1:0".parse().unwrap(),
-                ServerConfig::default(),
-                Api,
-            )
-            .unwrap();
+            let server =
+                Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default(), Api).unwrap();
             tx.send(server.local_addr().unwrap()).unwrap();
             let stop = async move {
                 while !flag.load(Ordering::Relaxed) {

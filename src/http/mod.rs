@@ -23,11 +23,13 @@ mod tests;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glommio::net::TcpListener;
 use glommio::sync::Semaphore;
+use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 
 // The API handler, wired next, is the user of most of these.
@@ -73,12 +75,12 @@ pub struct Server<H> {
 }
 
 impl<H: Handler> Server<H> {
-    /// Binds `addr`. Port 0 picks a free port; see [`Server::local_addr`].
+    /// Binds `addr`; must run inside the glommio executor that will serve it. Port 0 picks a
+    /// free port; see [`Server::local_addr`].
     pub fn bind(addr: SocketAddr, config: ServerConfig, handler: H) -> Result<Self, ServerError> {
-        let listener = TcpListener::bind(addr).map_err(|e| ServerError::Bind {
-            addr,
-            source: e.into(),
-        })?;
+        let socket = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over.
+        let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
         Ok(Server {
             listener,
             handler: Rc::new(handler),
@@ -153,6 +155,23 @@ impl<H: Handler> Server<H> {
             .detach();
         }
     }
+}
+
+/// A listening socket with SO_REUSEADDR (restarts while old connections sit in TIME_WAIT) but
+/// not the SO_REUSEPORT that glommio's own `bind` sets: with it a second server on the same
+/// port would start without error and silently receive half of the connections.
+fn listen(addr: SocketAddr) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    // Clients beyond the connection cap wait here; Go's default is the kernel's somaxconn.
+    socket.listen(1024)?;
+    Ok(socket)
 }
 
 fn is_transient(e: &io::Error) -> bool {

@@ -126,8 +126,9 @@ impl Request {
     /// Parses one complete request (head and body) from bytes: for handler tests and tools
     /// that have a whole request in hand. Trailing bytes are ignored.
     pub fn from_bytes(input: &[u8]) -> Result<Request, ParseRequestError> {
+        // A limit past the input's end: a head cut short is "incomplete", not "too large".
         let (head, len) =
-            parse_head(input, input.len().max(1))?.ok_or(ParseRequestError::Incomplete)?;
+            parse_head(input, input.len() + 1)?.ok_or(ParseRequestError::Incomplete)?;
         let rest = &input[len..];
         let body = match head.framing {
             Framing::Empty => Vec::new(),
@@ -339,6 +340,10 @@ mod tests {
         );
         assert_eq!(
             bad("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab"),
+            ParseRequestError::Incomplete
+        );
+        assert_eq!(
+            bad("GET / HTTP/1.1\r\nHost: x\r\n"),
             ParseRequestError::Incomplete
         );
     }

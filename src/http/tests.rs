@@ -493,3 +493,21 @@ fn stopping_closes_idle_connections_and_lets_busy_ones_finish() {
     drop(server);
     assert!(TcpStream::connect_timeout(&"127.0.0.1:1".parse().unwrap(), CLIENT_TIMEOUT).is_err());
 }
+
+#[test]
+fn a_second_server_on_the_same_port_fails_to_bind() {
+    let server = TestServer::start(quick());
+    let addr = server.addr;
+    let refused = LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move {
+            match Server::bind(addr, quick(), Echo) {
+                Err(e) => e.to_string(),
+                Ok(_) => "bound".to_string(),
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(refused.contains("cannot listen on"), "{refused}");
+    assert_eq!(server.connect().get("/still").status, 200);
+}
