@@ -511,3 +511,22 @@ fn a_second_server_on_the_same_port_fails_to_bind() {
     assert!(refused.contains("cannot listen on"), "{refused}");
     assert_eq!(server.connect().get("/still").status, 200);
 }
+
+#[test]
+fn many_concurrent_keep_alive_clients() {
+    let server = TestServer::start(quick());
+    let clients: Vec<_> = (0..32)
+        .map(|t| {
+            let mut c = server.connect();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let r = c.get(&format!("/c?t={t}&i={i}"));
+                    assert_eq!(r.text(), format!("GET /c\nt={t}\ni={i}\nbody="));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
