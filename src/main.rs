@@ -8,6 +8,7 @@
 
 mod config;
 mod flags;
+mod http;
 mod log;
 mod startup;
 

@@ -1,0 +1,192 @@
+//! The HTTP/1.1 server: a listener on one glommio executor that accepts connections up to a
+//! cap (`--web.max-connections`) and serves each in its own task on the same executor, passing
+//! every request to a [`Handler`].
+//!
+//! This module owns sockets, limits and the wire protocol. It never routes, never knows what
+//! an endpoint means and never blocks the executor; the API plugs in as a `Handler`.
+
+#![allow(dead_code)] // The server is wired into main together with the API handler, next.
+
+mod chunked;
+mod compression;
+mod config;
+mod connection;
+mod date;
+mod form;
+mod head;
+mod request;
+mod response;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpListener;
+use glommio::sync::Semaphore;
+use socket2::{Domain, Protocol, Socket, Type};
+use thiserror::Error;
+
+// The API handler, wired next, is the user of most of these.
+#[allow(unused_imports)]
+pub use self::{
+    compression::ContentCoding,
+    config::ServerConfig,
+    connection::ServerState,
+    form::{FormError, Params},
+    head::Headers,
+    request::{Method, ParseRequestError, Request, TargetError, Version},
+    response::{Response, StatusCode},
+};
+
+/// Answers requests. Implementations are executor-local (they hold `Rc` state, never cross
+/// threads), which is why the future is not required to be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Handler: 'static {
+    async fn handle(&self, request: Request) -> Response;
+}
+
+impl<H: Handler> Handler for Rc<H> {
+    async fn handle(&self, request: Request) -> Response {
+        (**self).handle(request).await
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("accepting connections failed: {0}")]
+    Accept(io::Error),
+}
+
+/// A bound listener and what its connections share. Create and run it inside the executor that
+/// serves it.
+pub struct Server<H> {
+    listener: TcpListener,
+    handler: Rc<H>,
+    config: Rc<ServerConfig>,
+    state: Rc<ServerState>,
+}
+
+impl<H: Handler> Server<H> {
+    /// Binds `addr`; must run inside the glommio executor that will serve it. Port 0 picks a
+    /// free port; see [`Server::local_addr`].
+    pub fn bind(addr: SocketAddr, config: ServerConfig, handler: H) -> Result<Self, ServerError> {
+        let socket = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over.
+        let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+        Ok(Server {
+            listener,
+            handler: Rc::new(handler),
+            config: Rc::new(config),
+            state: Rc::new(ServerState::default()),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr().map_err(Into::into)
+    }
+
+    /// Counters shared with the connections (open connections, requests in handlers).
+    pub fn state(&self) -> Rc<ServerState> {
+        self.state.clone()
+    }
+
+    /// Serves until the listener fails for good.
+    pub async fn serve(self) -> Result<(), ServerError> {
+        self.serve_until(std::future::pending()).await
+    }
+
+    /// Serves until `stop` completes, then stops accepting, closes idle connections, lets busy
+    /// ones finish their current exchange, and waits up to `drain_timeout` for all to close.
+    pub async fn serve_until(self, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let accepting = self.accept_loop();
+        let stopped = async {
+            stop.await;
+            Ok(())
+        };
+        let result = futures_lite::future::or(accepting, stopped).await;
+        self.state.stop();
+        let deadline = Instant::now() + self.config.drain_timeout;
+        while self.state.connections.get() > 0 && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        result
+    }
+
+    async fn accept_loop(&self) -> Result<(), ServerError> {
+        let slots = Rc::new(Semaphore::new(self.config.max_connections.max(1) as u64));
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            // Waiting for a slot before accepting leaves excess clients in the kernel's
+            // backlog, as Go's LimitListener does, instead of accepting and dropping them.
+            let Ok(permit) = slots.acquire_static_permit(1).await else {
+                return Ok(());
+            };
+            let stream = match self.listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if !is_transient(&e) {
+                        return Err(ServerError::Accept(e));
+                    }
+                    // Out of file descriptors or memory: retry later rather than spin.
+                    glommio::timer::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(5);
+            let (handler, config, state) = (
+                self.handler.clone(),
+                self.config.clone(),
+                self.state.clone(),
+            );
+            glommio::spawn_local(async move {
+                connection::serve(stream, &*handler, &config, &state).await;
+                drop(permit);
+            })
+            .detach();
+        }
+    }
+}
+
+/// A listening socket with SO_REUSEADDR (restarts while old connections sit in TIME_WAIT) but
+/// not the SO_REUSEPORT that glommio's own `bind` sets: with it a second server on the same
+/// port would start without error and silently receive half of the connections.
+fn listen(addr: SocketAddr) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    // Clients beyond the connection cap wait here; Go's default is the kernel's somaxconn.
+    socket.listen(1024)?;
+    Ok(socket)
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::ECONNABORTED
+                | libc::EINTR
+                | libc::EAGAIN
+                | libc::EPROTO
+                | libc::EPERM
+        )
+    ) || e.kind() == io::ErrorKind::Interrupted
+}
