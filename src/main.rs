@@ -8,6 +8,7 @@
 
 mod flags;
 mod log;
+mod scrape;
 mod startup;
 
 use std::process::ExitCode;
