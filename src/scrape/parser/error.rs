@@ -14,8 +14,12 @@ use super::number::NumberError;
 pub struct ParseError {
     /// 1-based line number in the body.
     pub line: usize,
-    pub kind: ParseErrorKind,
+    /// Boxed: errors are rare, and a small `Result` keeps the per-line hot path in registers.
+    pub kind: Box<ParseErrorKind>,
 }
+
+/// The error of the per-line functions, boxed for the same reason.
+pub(crate) type Fail = Box<ParseErrorKind>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseErrorKind {
@@ -53,19 +57,21 @@ pub enum ParseErrorKind {
 }
 
 impl ParseErrorKind {
-    pub(crate) fn syntax(expected: &'static str, line: &[u8], at: usize) -> Self {
-        ParseErrorKind::Syntax {
+    #[cold]
+    pub(crate) fn syntax(expected: &'static str, line: &[u8], at: usize) -> Fail {
+        Box::new(ParseErrorKind::Syntax {
             expected,
             found: line.get(at).map_or(Found::EndOfLine, |&b| Found::Byte(b)),
-        }
+        })
     }
 
-    pub(crate) fn number(what: &'static str, text: &[u8], reason: NumberError) -> Self {
-        ParseErrorKind::InvalidNumber {
+    #[cold]
+    pub(crate) fn number(what: &'static str, text: &[u8], reason: NumberError) -> Fail {
+        Box::new(ParseErrorKind::InvalidNumber {
             what,
             text: snippet(text),
             reason,
-        }
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use super::error::ParseErrorKind;
+use super::error::{Fail, ParseErrorKind};
 use super::escape::{unescape, Escapes};
 use super::format::Format;
 use super::names::{ascii_str, label_name_len, metric_name_len};
@@ -33,9 +33,9 @@ pub(crate) fn scan_labels<'a, F>(
     open: usize,
     format: Format,
     mut on_label: F,
-) -> Result<usize, ParseErrorKind>
+) -> Result<usize, Fail>
 where
-    F: FnMut(&'a [u8], &'a [u8]) -> Result<(), ParseErrorKind>,
+    F: FnMut(&'a [u8], &'a [u8]) -> Result<(), Fail>,
 {
     let text = format == Format::PrometheusText;
     let blanks = |i| if text { skip_blanks(line, i) } else { i };
@@ -44,7 +44,7 @@ where
         i = blanks(i);
         let name_len = match line.get(i) {
             Some(b'}') => return Ok(i + 1),
-            Some(b'"') => return Err(ParseErrorKind::QuotedName),
+            Some(b'"') => return Err(ParseErrorKind::QuotedName.into()),
             Some(_) => label_name_len(&line[i..]),
             None => 0,
         };
@@ -82,7 +82,7 @@ where
 /// Index of the `"` closing a quoted string whose content starts at `from`. A backslash
 /// escapes whatever byte follows it.
 #[inline]
-fn closing_quote(line: &[u8], from: usize) -> Result<usize, ParseErrorKind> {
+fn closing_quote(line: &[u8], from: usize) -> Result<usize, Fail> {
     let mut i = from;
     while let Some(&c) = line.get(i) {
         match c {
@@ -91,7 +91,7 @@ fn closing_quote(line: &[u8], from: usize) -> Result<usize, ParseErrorKind> {
             _ => i += 1,
         }
     }
-    Err(ParseErrorKind::UnterminatedQuote)
+    Err(ParseErrorKind::UnterminatedQuote.into())
 }
 
 /// Decodes a series key (as yielded in `Entry::Sample`) into `out`: `__name__` first, then
@@ -102,12 +102,12 @@ pub(crate) fn decode_series<'a>(
     series: &'a [u8],
     format: Format,
     out: &mut LabelPairs<'a>,
-) -> Result<(), ParseErrorKind> {
+) -> Result<(), Fail> {
     out.clear();
     let name_len = metric_name_len(series);
     if name_len == 0 {
         return Err(match series.first() {
-            Some(b'{' | b'"') => ParseErrorKind::QuotedName,
+            Some(b'{' | b'"') => ParseErrorKind::QuotedName.into(),
             _ => ParseErrorKind::syntax("metric name", series, 0),
         });
     }
@@ -143,16 +143,16 @@ pub(crate) fn decode_series<'a>(
         ));
     }
     match first_duplicate(out) {
-        Some(name) => Err(ParseErrorKind::DuplicateLabelName(name.to_owned())),
+        Some(name) => Err(ParseErrorKind::DuplicateLabelName(name.to_owned()).into()),
         None => Ok(()),
     }
 }
 
 /// Validates the exemplar label values Prometheus checks, then forgets them.
-pub(crate) fn check_exemplar_label(_name: &[u8], raw: &[u8]) -> Result<(), ParseErrorKind> {
+pub(crate) fn check_exemplar_label(_name: &[u8], raw: &[u8]) -> Result<(), Fail> {
     std::str::from_utf8(raw)
         .map(|_| ())
-        .map_err(|_| ParseErrorKind::InvalidUtf8("exemplar label value"))
+        .map_err(|_| ParseErrorKind::InvalidUtf8("exemplar label value").into())
 }
 
 fn first_duplicate<'l>(labels: &'l [(Cow<'_, str>, Cow<'_, str>)]) -> Option<&'l str> {
@@ -188,7 +188,7 @@ mod tests {
 
     fn decode(series: &str, format: Format) -> Result<Vec<(String, String)>, ParseErrorKind> {
         let mut out = Vec::new();
-        decode_series(series.as_bytes(), format, &mut out)?;
+        decode_series(series.as_bytes(), format, &mut out).map_err(|e| *e)?;
         Ok(out
             .into_iter()
             .map(|(n, v)| (n.into_owned(), v.into_owned()))
@@ -241,7 +241,7 @@ mod tests {
             );
             let mut out = Vec::new();
             assert_eq!(
-                decode_series(b"up{a=\"\xff\"}", format, &mut out),
+                decode_series(b"up{a=\"\xff\"}", format, &mut out).map_err(|e| *e),
                 Err(ParseErrorKind::InvalidUtf8("label value"))
             );
         }

@@ -6,23 +6,16 @@
 //! error, because any error fails the whole scrape.
 
 use super::entry::{Entry, MetricType};
-use super::error::{ParseError, ParseErrorKind};
+use super::error::{Fail, ParseError, ParseErrorKind};
 use super::escape::{unescape, Escapes};
 use super::format::Format;
 use super::labels::{check_exemplar_label, decode_series, scan_labels, skip_blanks, LabelPairs};
 use super::names::{ascii_str, metric_name_len};
 use super::number::{parse_seconds_as_ms, parse_timestamp_ms, parse_value};
 
-/// What one line turned out to be.
-enum Line<'a> {
-    Entry(Entry<'a>),
-    /// A blank line of the text format.
-    Skip,
-    /// OpenMetrics `# EOF`.
-    Eof,
-}
-
-type LineResult<'a> = Result<Line<'a>, ParseErrorKind>;
+/// One meaningful line. (Blank lines and `# EOF` are handled before a line gets here,
+/// so that this `Result` is an `Entry` plus a tag and moves in registers.)
+type LineResult<'a> = Result<Entry<'a>, Fail>;
 
 /// Parses an exposition body; an `Iterator` of entries that ends after the first error.
 pub struct Parser<'a> {
@@ -66,7 +59,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn fail(&mut self, line: usize, kind: ParseErrorKind) -> Option<Result<Entry<'a>, ParseError>> {
+    fn fail(&mut self, line: usize, kind: Fail) -> Option<Result<Entry<'a>, ParseError>> {
         self.done = true;
         Some(Err(ParseError { line, kind }))
     }
@@ -88,7 +81,9 @@ impl<'a> Iterator for Parser<'a> {
                         self.done = true;
                         None
                     }
-                    Format::OpenMetrics => self.fail(self.line + 1, ParseErrorKind::MissingEof),
+                    Format::OpenMetrics => {
+                        self.fail(self.line + 1, ParseErrorKind::MissingEof.into())
+                    }
                 };
             }
             let rest = &body[self.pos..];
@@ -100,14 +95,25 @@ impl<'a> Iterator for Parser<'a> {
             self.pos = next;
             self.line += 1;
             let parsed = match self.format {
-                Format::PrometheusText => text_line(line),
+                Format::PrometheusText => {
+                    let start = skip_blanks(line, 0);
+                    if start == line.len() {
+                        continue;
+                    }
+                    text_line(line, start)
+                }
+                Format::OpenMetrics if line == b"# EOF" => {
+                    if self.pos < body.len() {
+                        let kind = ParseErrorKind::DataAfterEof.into();
+                        return self.fail(self.line + 1, kind);
+                    }
+                    self.done = true;
+                    continue;
+                }
                 Format::OpenMetrics => openmetrics_line(line),
             };
             match parsed {
-                Ok(Line::Entry(entry)) => return Some(Ok(entry)),
-                Ok(Line::Skip) => {}
-                Ok(Line::Eof) if self.pos >= body.len() => self.done = true,
-                Ok(Line::Eof) => return self.fail(self.line + 1, ParseErrorKind::DataAfterEof),
+                Ok(entry) => return Some(Ok(entry)),
                 Err(kind) => return self.fail(self.line, kind),
             }
         }
@@ -128,12 +134,11 @@ fn token_end(line: &[u8], from: usize, text: bool) -> usize {
 // ---- text 0.0.4 ----
 
 #[inline]
-fn text_line(line: &[u8]) -> LineResult<'_> {
-    let start = skip_blanks(line, 0);
+fn text_line(line: &[u8], start: usize) -> LineResult<'_> {
     match line.get(start) {
-        None => Ok(Line::Skip),
+        None => Err(ParseErrorKind::syntax("metric name", line, start)),
         Some(b'#') => text_comment(line, start + 1),
-        Some(b'{') => Err(ParseErrorKind::QuotedName),
+        Some(b'{') => Err(ParseErrorKind::QuotedName.into()),
         Some(_) => text_sample(line, start),
     }
 }
@@ -164,7 +169,7 @@ fn text_sample(line: &[u8], start: usize) -> LineResult<'_> {
         .map_err(|e| ParseErrorKind::number("sample value", value_text, e))?;
     let ts_start = skip_blanks(line, value_end);
     if ts_start == line.len() {
-        return Ok(sample(series, value, None));
+        return sample(series, value, None);
     }
     let ts_end = token_end(line, ts_start, true);
     let ts_text = &line[ts_start..ts_end];
@@ -178,12 +183,12 @@ fn text_sample(line: &[u8], start: usize) -> LineResult<'_> {
             tail,
         ));
     }
-    Ok(sample(series, value, Some(ts)))
+    sample(series, value, Some(ts))
 }
 
 #[inline]
-fn sample(series: &[u8], value: f64, timestamp_ms: Option<i64>) -> Line<'_> {
-    Line::Entry(Entry::Sample {
+fn sample(series: &[u8], value: f64, timestamp_ms: Option<i64>) -> LineResult<'_> {
+    Ok(Entry::Sample {
         series,
         value,
         timestamp_ms,
@@ -195,16 +200,16 @@ fn sample(series: &[u8], value: f64, timestamp_ms: Option<i64>) -> Line<'_> {
 fn text_comment(line: &[u8], after_hash: usize) -> LineResult<'_> {
     let keyword = skip_blanks(line, after_hash);
     if keyword == after_hash {
-        return Ok(Line::Entry(Entry::Comment));
+        return Ok(Entry::Comment);
     }
     let is_help = match line.get(keyword..keyword + 4) {
         Some(b"HELP") => true,
         Some(b"TYPE") => false,
-        _ => return Ok(Line::Entry(Entry::Comment)),
+        _ => return Ok(Entry::Comment),
     };
     let name_start = skip_blanks(line, keyword + 4);
     if name_start == keyword + 4 {
-        return Ok(Line::Entry(Entry::Comment));
+        return Ok(Entry::Comment);
     }
     let what = if is_help {
         "metric name after HELP"
@@ -216,10 +221,8 @@ fn text_comment(line: &[u8], after_hash: usize) -> LineResult<'_> {
         return help(metric, text, Escapes::TextHelp);
     }
     match MetricType::from_text(text) {
-        Some(kind) => Ok(Line::Entry(Entry::Type { metric, kind })),
-        None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(
-            text,
-        ))),
+        Some(kind) => Ok(Entry::Type { metric, kind }),
+        None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
     }
 }
 
@@ -229,9 +232,9 @@ fn metadata_name_and_text<'a>(
     line: &'a [u8],
     name_start: usize,
     what: &'static str,
-) -> Result<(&'a str, &'a [u8]), ParseErrorKind> {
+) -> Result<(&'a str, &'a [u8]), Fail> {
     if line.get(name_start) == Some(&b'"') {
-        return Err(ParseErrorKind::QuotedName);
+        return Err(ParseErrorKind::QuotedName.into());
     }
     let name_len = metric_name_len(&line[name_start..]);
     if name_len == 0 {
@@ -244,7 +247,7 @@ fn metadata_name_and_text<'a>(
 
 fn help<'a>(metric: &'a str, text: &'a [u8], escapes: Escapes) -> LineResult<'a> {
     let text = unescape(text, escapes).ok_or(ParseErrorKind::InvalidUtf8("help text"))?;
-    Ok(Line::Entry(Entry::Help { metric, text }))
+    Ok(Entry::Help { metric, text })
 }
 
 // ---- OpenMetrics 1.0 ----
@@ -252,9 +255,9 @@ fn help<'a>(metric: &'a str, text: &'a [u8], escapes: Escapes) -> LineResult<'a>
 #[inline]
 fn openmetrics_line(line: &[u8]) -> LineResult<'_> {
     match line.first() {
-        None => Err(ParseErrorKind::BlankLine),
+        None => Err(ParseErrorKind::BlankLine.into()),
         Some(b'#') => openmetrics_comment(line),
-        Some(b'{') => Err(ParseErrorKind::QuotedName),
+        Some(b'{') => Err(ParseErrorKind::QuotedName.into()),
         Some(_) => openmetrics_sample(line),
     }
 }
@@ -272,11 +275,11 @@ fn openmetrics_sample(line: &[u8]) -> LineResult<'_> {
     let series = &line[..end];
     let (value, after_value) = openmetrics_value(line, end, "sample value")?;
     let Some(next) = after_value else {
-        return Ok(sample(series, value, None));
+        return sample(series, value, None);
     };
     if is_exemplar(line, next) {
         exemplar(line, next + 2)?;
-        return Ok(sample(series, value, None));
+        return sample(series, value, None);
     }
     let ts_end = token_end(line, next, false);
     let ts_text = &line[next..ts_end];
@@ -295,7 +298,7 @@ fn openmetrics_sample(line: &[u8]) -> LineResult<'_> {
         }
         exemplar(line, ts_end + 3)?;
     }
-    Ok(sample(series, value, Some(ts)))
+    sample(series, value, Some(ts))
 }
 
 /// Exactly one space then a number at `line[at..]`. Returns the value and, if the line
@@ -305,7 +308,7 @@ fn openmetrics_value(
     line: &[u8],
     at: usize,
     what: &'static str,
-) -> Result<(f64, Option<usize>), ParseErrorKind> {
+) -> Result<(f64, Option<usize>), Fail> {
     if line.get(at) != Some(&b' ') {
         return Err(ParseErrorKind::syntax("a space then a value", line, at));
     }
@@ -330,7 +333,7 @@ fn is_exemplar(line: &[u8], at: usize) -> bool {
 
 /// ` # {labels} value [timestamp]` after a sample, with `line[open]` its `{`: checked as
 /// Prometheus checks it, then dropped (exemplars are not stored).
-fn exemplar(line: &[u8], open: usize) -> Result<(), ParseErrorKind> {
+fn exemplar(line: &[u8], open: usize) -> Result<(), Fail> {
     let end = scan_labels(line, open, Format::OpenMetrics, check_exemplar_label)?;
     let (_, after_value) = openmetrics_value(line, end, "exemplar value")?;
     let Some(ts_start) = after_value else {
@@ -351,16 +354,13 @@ fn exemplar(line: &[u8], open: usize) -> Result<(), ParseErrorKind> {
 }
 
 /// Only `# HELP`, `# TYPE`, `# UNIT` (each with exactly one space around the keyword and
-/// after the name) and `# EOF` may start with `#`.
+/// after the name) and `# EOF` (seen by the caller) may start with `#`.
 fn openmetrics_comment(line: &[u8]) -> LineResult<'_> {
-    if line == b"# EOF" {
-        return Ok(Line::Eof);
-    }
     let (keyword, what) = match line.get(..7) {
         Some(b"# HELP ") => (b'H', "metric name after HELP"),
         Some(b"# TYPE ") => (b'T', "metric name after TYPE"),
         Some(b"# UNIT ") => (b'U', "metric name after UNIT"),
-        _ => return Err(ParseErrorKind::InvalidComment),
+        _ => return Err(ParseErrorKind::InvalidComment.into()),
     };
     let (metric, text) = metadata_name_and_text(line, 7, what)?;
     let separator = 7 + metric.len();
@@ -374,10 +374,8 @@ fn openmetrics_comment(line: &[u8]) -> LineResult<'_> {
     match keyword {
         b'H' => help(metric, text, Escapes::Quoted),
         b'T' => match MetricType::from_openmetrics(text) {
-            Some(kind) => Ok(Line::Entry(Entry::Type { metric, kind })),
-            None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(
-                text,
-            ))),
+            Some(kind) => Ok(Entry::Type { metric, kind }),
+            None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
         },
         _ => {
             let unit_is_suffix = text.is_empty()
@@ -388,13 +386,14 @@ fn openmetrics_comment(line: &[u8]) -> LineResult<'_> {
                 return Err(ParseErrorKind::UnitNotSuffix {
                     unit: super::error::snippet(text),
                     metric: metric.to_owned(),
-                });
+                }
+                .into());
             }
             // A non-empty unit is a suffix of an ASCII name, hence ASCII.
-            Ok(Line::Entry(Entry::Unit {
+            Ok(Entry::Unit {
                 metric,
                 unit: ascii_str(text),
-            }))
+            })
         }
     }
 }

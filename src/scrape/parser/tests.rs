@@ -197,7 +197,7 @@ fn text_invalid() {
         ],
     );
     let err = parse(b"# HELP a \xff", Format::PrometheusText).unwrap_err();
-    assert_eq!(err.kind, ParseErrorKind::InvalidUtf8("help text"));
+    assert_eq!(*err.kind, ParseErrorKind::InvalidUtf8("help text"));
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn labels_refuse_what_the_scan_lets_through() {
                 }
             }
             let err = p.labels(last.unwrap(), &mut out).unwrap_err();
-            assert_eq!(err.kind, want);
+            assert_eq!(*err.kind, want);
             assert_eq!(
                 err.line,
                 body.split(|&b| b == b'\n')
@@ -520,11 +520,11 @@ fn openmetrics_invalid() {
     );
     let err = parse(b"a 1 # {x=\"\xff\"} 1\n# EOF", Format::OpenMetrics).unwrap_err();
     assert_eq!(
-        err.kind,
+        *err.kind,
         ParseErrorKind::InvalidUtf8("exemplar label value")
     );
     let err = parse(b"# HELP a \xff\n# EOF", Format::OpenMetrics).unwrap_err();
-    assert_eq!(err.kind, ParseErrorKind::InvalidUtf8("help text"));
+    assert_eq!(*err.kind, ParseErrorKind::InvalidUtf8("help text"));
 }
 
 #[test]
