@@ -219,6 +219,18 @@ fn bench(c: &mut Criterion) {
         ] {
             let mut g = c.benchmark_group(format!("exposition_parser/{tag}/{unit}"));
             g.throughput(throughput);
+            // The floor: finding the lines alone, which every parse must do.
+            g.bench_function("lines_only", |b| {
+                b.iter(|| {
+                    let body = black_box(body.as_bytes());
+                    let (mut pos, mut lines) = (0, 0);
+                    while let Some(n) = memchr::memchr(b'\n', &body[pos..]) {
+                        pos += n + 1;
+                        lines += 1;
+                    }
+                    lines
+                })
+            });
             g.bench_function("cached", |b| {
                 b.iter(|| cached(black_box(body.as_bytes()), format))
             });

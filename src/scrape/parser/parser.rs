@@ -13,9 +13,11 @@ use super::labels::{check_exemplar_label, decode_series, scan_labels, skip_blank
 use super::names::{ascii_str, metric_name_len};
 use super::number::{parse_seconds_as_ms, parse_timestamp_ms, parse_value};
 
-/// One meaningful line. (Blank lines and `# EOF` are handled before a line gets here,
-/// so that this `Result` is an `Entry` plus a tag and moves in registers.)
+/// A metadata or comment line. (Blank lines and `# EOF` never get here.)
 type LineResult<'a> = Result<Entry<'a>, Fail>;
+
+/// A sample line's series, value and timestamp.
+type SampleResult<'a> = Result<(&'a [u8], f64, Option<i64>), Fail>;
 
 /// Parses an exposition body; an `Iterator` of entries that ends after the first error.
 pub struct Parser<'a> {
@@ -59,6 +61,13 @@ impl<'a> Parser<'a> {
         })
     }
 
+    fn entry(&mut self, parsed: Result<Entry<'a>, Fail>) -> Option<Result<Entry<'a>, ParseError>> {
+        match parsed {
+            Ok(entry) => Some(Ok(entry)),
+            Err(kind) => self.fail(self.line, kind),
+        }
+    }
+
     fn fail(&mut self, line: usize, kind: Fail) -> Option<Result<Entry<'a>, ParseError>> {
         self.done = true;
         Some(Err(ParseError { line, kind }))
@@ -94,28 +103,39 @@ impl<'a> Iterator for Parser<'a> {
             };
             self.pos = next;
             self.line += 1;
+            // Samples come back as plain fields and become an `Entry` right in the return
+            // slot: moving a finished `Entry` out of a temporary costs a store-forwarding
+            // stall per line.
             let parsed = match self.format {
                 Format::PrometheusText => {
                     let start = skip_blanks(line, 0);
-                    if start == line.len() {
+                    match line.get(start) {
+                        None => continue,
+                        Some(b'#' | b'{') => return self.entry(text_other(line, start)),
+                        Some(_) => text_sample(line, start),
+                    }
+                }
+                Format::OpenMetrics => match line.first() {
+                    Some(b'#' | b'{') | None if line == b"# EOF" => {
+                        if self.pos < body.len() {
+                            let kind = ParseErrorKind::DataAfterEof.into();
+                            return self.fail(self.line + 1, kind);
+                        }
+                        self.done = true;
                         continue;
                     }
-                    text_line(line, start)
-                }
-                Format::OpenMetrics if line == b"# EOF" => {
-                    if self.pos < body.len() {
-                        let kind = ParseErrorKind::DataAfterEof.into();
-                        return self.fail(self.line + 1, kind);
-                    }
-                    self.done = true;
-                    continue;
-                }
-                Format::OpenMetrics => openmetrics_line(line),
+                    Some(b'#' | b'{') | None => return self.entry(openmetrics_other(line)),
+                    Some(_) => openmetrics_sample(line),
+                },
             };
-            match parsed {
-                Ok(entry) => return Some(Ok(entry)),
-                Err(kind) => return self.fail(self.line, kind),
-            }
+            return match parsed {
+                Ok((series, value, timestamp_ms)) => Some(Ok(Entry::Sample {
+                    series,
+                    value,
+                    timestamp_ms,
+                })),
+                Err(kind) => self.fail(self.line, kind),
+            };
         }
     }
 }
@@ -133,18 +153,17 @@ fn token_end(line: &[u8], from: usize, text: bool) -> usize {
 
 // ---- text 0.0.4 ----
 
-#[inline]
-fn text_line(line: &[u8], start: usize) -> LineResult<'_> {
+/// A text line that is not a sample.
+#[inline(never)]
+fn text_other(line: &[u8], start: usize) -> LineResult<'_> {
     match line.get(start) {
-        None => Err(ParseErrorKind::syntax("metric name", line, start)),
         Some(b'#') => text_comment(line, start + 1),
-        Some(b'{') => Err(ParseErrorKind::QuotedName.into()),
-        Some(_) => text_sample(line, start),
+        _ => Err(ParseErrorKind::QuotedName.into()),
     }
 }
 
 #[inline]
-fn text_sample(line: &[u8], start: usize) -> LineResult<'_> {
+fn text_sample(line: &[u8], start: usize) -> SampleResult<'_> {
     let name_len = metric_name_len(&line[start..]);
     if name_len == 0 {
         return Err(ParseErrorKind::syntax("metric name", line, start));
@@ -187,16 +206,14 @@ fn text_sample(line: &[u8], start: usize) -> LineResult<'_> {
 }
 
 #[inline]
-fn sample(series: &[u8], value: f64, timestamp_ms: Option<i64>) -> LineResult<'_> {
-    Ok(Entry::Sample {
-        series,
-        value,
-        timestamp_ms,
-    })
+fn sample(series: &[u8], value: f64, timestamp_ms: Option<i64>) -> SampleResult<'_> {
+    Ok((series, value, timestamp_ms))
 }
 
 /// A `#` line of the text format: HELP and TYPE need `#`, blanks, the keyword and blanks;
 /// anything else (`#HELP`, `# HELPx`, `# EOF`, a lone `# HELP`) is a comment.
+/// Out of line: metadata is rarer than samples, and inlined it slows the sample path.
+#[inline(never)]
 fn text_comment(line: &[u8], after_hash: usize) -> LineResult<'_> {
     let keyword = skip_blanks(line, after_hash);
     if keyword == after_hash {
@@ -252,18 +269,18 @@ fn help<'a>(metric: &'a str, text: &'a [u8], escapes: Escapes) -> LineResult<'a>
 
 // ---- OpenMetrics 1.0 ----
 
-#[inline]
-fn openmetrics_line(line: &[u8]) -> LineResult<'_> {
+/// An OpenMetrics line that is not a sample nor `# EOF`.
+#[inline(never)]
+fn openmetrics_other(line: &[u8]) -> LineResult<'_> {
     match line.first() {
         None => Err(ParseErrorKind::BlankLine.into()),
         Some(b'#') => openmetrics_comment(line),
-        Some(b'{') => Err(ParseErrorKind::QuotedName.into()),
-        Some(_) => openmetrics_sample(line),
+        _ => Err(ParseErrorKind::QuotedName.into()),
     }
 }
 
 #[inline]
-fn openmetrics_sample(line: &[u8]) -> LineResult<'_> {
+fn openmetrics_sample(line: &[u8]) -> SampleResult<'_> {
     let name_len = metric_name_len(line);
     if name_len == 0 {
         return Err(ParseErrorKind::syntax("metric name", line, 0));
@@ -355,6 +372,7 @@ fn exemplar(line: &[u8], open: usize) -> Result<(), Fail> {
 
 /// Only `# HELP`, `# TYPE`, `# UNIT` (each with exactly one space around the keyword and
 /// after the name) and `# EOF` (seen by the caller) may start with `#`.
+#[inline(never)]
 fn openmetrics_comment(line: &[u8]) -> LineResult<'_> {
     let (keyword, what) = match line.get(..7) {
         Some(b"# HELP ") => (b'H', "metric name after HELP"),
