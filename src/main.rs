@@ -10,6 +10,7 @@ mod config;
 mod flags;
 mod http;
 mod log;
+mod scrape;
 mod startup;
 
 use std::process::ExitCode;

@@ -1,0 +1,299 @@
+//! The `{name="value",...}` part of a sample line: one lexer for both formats (text 0.0.4
+//! allows blanks between tokens and, like Prometheus, a missing comma; OpenMetrics allows
+//! neither), used twice. On every line it only finds where the set ends, validating the
+//! grammar; on a scrape-cache miss it also decodes the values and checks the set.
+//! It never allocates unless an escape must be resolved.
+
+use std::borrow::Cow;
+
+use super::error::{Fail, ParseErrorKind};
+use super::escape::{unescape, Escapes};
+use super::format::Format;
+use super::names::{ascii_str, label_name_len, metric_name_len};
+
+/// The label name under which a series carries its metric name.
+pub const METRIC_NAME_LABEL: &str = "__name__";
+
+/// Decoded labels of one series, in exposition order, `__name__` first.
+pub type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+#[inline]
+pub(crate) fn skip_blanks(s: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t') = s.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Lexes the label set whose `{` is at `line[open]` and returns the index just past its `}`.
+/// `on_label` sees each label's name and raw (still escaped) value.
+#[inline]
+pub(crate) fn scan_labels<'a, F>(
+    line: &'a [u8],
+    open: usize,
+    format: Format,
+    mut on_label: F,
+) -> Result<usize, Fail>
+where
+    F: FnMut(&'a [u8], &'a [u8]) -> Result<(), Fail>,
+{
+    let text = format == Format::PrometheusText;
+    let blanks = |i| if text { skip_blanks(line, i) } else { i };
+    let mut i = open + 1;
+    loop {
+        i = blanks(i);
+        let name_len = match line.get(i) {
+            Some(b'}') => return Ok(i + 1),
+            Some(b'"') => return Err(ParseErrorKind::QuotedName.into()),
+            Some(_) => label_name_len(&line[i..]),
+            None => 0,
+        };
+        if name_len == 0 {
+            return Err(ParseErrorKind::syntax("label name or '}'", line, i));
+        }
+        let name = &line[i..i + name_len];
+        i = blanks(i + name_len);
+        if line.get(i) != Some(&b'=') {
+            return Err(ParseErrorKind::syntax("'=' after label name", line, i));
+        }
+        i = blanks(i + 1);
+        if line.get(i) != Some(&b'"') {
+            return Err(ParseErrorKind::syntax("quoted label value", line, i));
+        }
+        let close = closing_quote(line, i + 1)?;
+        on_label(name, &line[i + 1..close])?;
+        i = blanks(close + 1);
+        match line.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {}
+            // Prometheus's text parser reads a label right after a value, without a comma.
+            Some(_) if text => {}
+            _ => {
+                return Err(ParseErrorKind::syntax(
+                    "',' or '}' after label value",
+                    line,
+                    i,
+                ))
+            }
+        }
+    }
+}
+
+/// Index of the `"` closing a quoted string whose content starts at `from`. A backslash
+/// escapes whatever byte follows it.
+#[inline]
+fn closing_quote(line: &[u8], from: usize) -> Result<usize, Fail> {
+    let mut i = from;
+    while let Some(&c) = line.get(i) {
+        match c {
+            b'"' => return Ok(i),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    Err(ParseErrorKind::UnterminatedQuote.into())
+}
+
+/// Decodes a series key (as yielded in `Entry::Sample`) into `out`: `__name__` first, then
+/// the labels in exposition order, escapes resolved. Refuses invalid UTF-8 and duplicate
+/// names (an explicit `__name__` label included). Empty values are kept: they mean "label
+/// absent" and the label-set builder drops them.
+pub(crate) fn decode_series<'a>(
+    series: &'a [u8],
+    format: Format,
+    out: &mut LabelPairs<'a>,
+) -> Result<(), Fail> {
+    out.clear();
+    let name_len = metric_name_len(series);
+    if name_len == 0 {
+        return Err(match series.first() {
+            Some(b'{' | b'"') => ParseErrorKind::QuotedName.into(),
+            _ => ParseErrorKind::syntax("metric name", series, 0),
+        });
+    }
+    out.push((
+        Cow::Borrowed(METRIC_NAME_LABEL),
+        Cow::Borrowed(ascii_str(&series[..name_len])),
+    ));
+    if name_len == series.len() {
+        return Ok(());
+    }
+    let open = match format {
+        Format::PrometheusText => skip_blanks(series, name_len),
+        Format::OpenMetrics => name_len,
+    };
+    if series.get(open) != Some(&b'{') {
+        return Err(ParseErrorKind::syntax(
+            "'{' after metric name",
+            series,
+            open,
+        ));
+    }
+    let end = scan_labels(series, open, format, |name, raw| {
+        let value =
+            unescape(raw, Escapes::Quoted).ok_or(ParseErrorKind::InvalidUtf8("label value"))?;
+        out.push((Cow::Borrowed(ascii_str(name)), value));
+        Ok(())
+    })?;
+    if end != series.len() {
+        return Err(ParseErrorKind::syntax(
+            "end of series after '}'",
+            series,
+            end,
+        ));
+    }
+    match first_duplicate(out) {
+        Some(name) => Err(ParseErrorKind::DuplicateLabelName(name.to_owned()).into()),
+        None => Ok(()),
+    }
+}
+
+/// Validates the exemplar label values Prometheus checks, then forgets them.
+pub(crate) fn check_exemplar_label(_name: &[u8], raw: &[u8]) -> Result<(), Fail> {
+    std::str::from_utf8(raw)
+        .map(|_| ())
+        .map_err(|_| ParseErrorKind::InvalidUtf8("exemplar label value").into())
+}
+
+fn first_duplicate<'l>(labels: &'l [(Cow<'_, str>, Cow<'_, str>)]) -> Option<&'l str> {
+    // Real series have a handful of labels: pairwise comparison beats sorting. A hostile
+    // target with thousands of labels gets the sort, not a quadratic scan.
+    if labels.len() <= 16 {
+        for (i, (a, _)) in labels.iter().enumerate() {
+            if labels[i + 1..].iter().any(|(b, _)| a == b) {
+                return Some(a);
+            }
+        }
+        return None;
+    }
+    let mut names: Vec<&str> = labels.iter().map(|(n, _)| n.as_ref()).collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
+/// Reuses a label buffer across bodies: the pairs borrow the previous body, so the vector
+/// cannot outlive it as it is, but its allocation can.
+pub fn recycle_label_buffer<'b>(mut buffer: LabelPairs<'_>) -> LabelPairs<'b> {
+    buffer.clear();
+    // An in-place collect of a same-layout element type keeps the allocation.
+    buffer
+        .into_iter()
+        .map(|_| (Cow::Borrowed(""), Cow::Borrowed("")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(series: &str, format: Format) -> Result<Vec<(String, String)>, ParseErrorKind> {
+        let mut out = Vec::new();
+        decode_series(series.as_bytes(), format, &mut out).map_err(|e| *e)?;
+        Ok(out
+            .into_iter()
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect())
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|&(n, v)| (n.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn decodes_in_exposition_order() {
+        for format in [Format::PrometheusText, Format::OpenMetrics] {
+            assert_eq!(
+                decode(r#"up{job="a",instance="b\"c"}"#, format),
+                Ok(pairs(&[
+                    ("__name__", "up"),
+                    ("job", "a"),
+                    ("instance", "b\"c")
+                ]))
+            );
+            assert_eq!(decode("up", format), Ok(pairs(&[("__name__", "up")])));
+            assert_eq!(decode("up{}", format), Ok(pairs(&[("__name__", "up")])));
+            assert_eq!(
+                decode(r#"up{a="",}"#, format),
+                Ok(pairs(&[("__name__", "up"), ("a", "")]))
+            );
+        }
+        assert_eq!(
+            decode(r#"up { a = "1" , b="2" c="3" }"#, Format::PrometheusText),
+            Ok(pairs(&[
+                ("__name__", "up"),
+                ("a", "1"),
+                ("b", "2"),
+                ("c", "3")
+            ]))
+        );
+    }
+
+    #[test]
+    fn refuses_duplicates_and_bad_utf8() {
+        for format in [Format::PrometheusText, Format::OpenMetrics] {
+            assert_eq!(
+                decode(r#"up{a="1",a="2"}"#, format),
+                Err(ParseErrorKind::DuplicateLabelName("a".into()))
+            );
+            assert_eq!(
+                decode(r#"up{__name__="x"}"#, format),
+                Err(ParseErrorKind::DuplicateLabelName("__name__".into()))
+            );
+            let mut out = Vec::new();
+            assert_eq!(
+                decode_series(b"up{a=\"\xff\"}", format, &mut out).map_err(|e| *e),
+                Err(ParseErrorKind::InvalidUtf8("label value"))
+            );
+        }
+        let many: String = (0..40).map(|i| format!("l{i}=\"v\",")).collect();
+        assert!(decode(&format!("up{{{many}}}"), Format::OpenMetrics).is_ok());
+        assert_eq!(
+            decode(&format!("up{{{many}l7=\"x\"}}"), Format::OpenMetrics),
+            Err(ParseErrorKind::DuplicateLabelName("l7".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_what_the_scanner_would() {
+        for bad in [
+            "",
+            "9up",
+            "up ",
+            "up{",
+            "up{a}",
+            "up{a=}",
+            "up{a=\"1\"",
+            "up{a=\"1\"}x",
+            "up{,}",
+            "up{a=\"1\",,}",
+            "up{a=\"\\\"}",
+        ] {
+            assert!(decode(bad, Format::PrometheusText).is_err(), "{bad:?}");
+        }
+        for bad in [
+            "up {}",
+            "up{ a=\"1\"}",
+            "up{a=\"1\" }",
+            "up{a=\"1\" b=\"2\"}",
+        ] {
+            assert!(decode(bad, Format::OpenMetrics).is_err(), "{bad:?}");
+            assert!(decode(bad, Format::PrometheusText).is_ok(), "{bad:?}");
+        }
+        assert_eq!(
+            decode(r#"{"my.metric"}"#, Format::PrometheusText),
+            Err(ParseErrorKind::QuotedName)
+        );
+    }
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let body = String::from(r#"a{b="c"}"#);
+        let mut out = Vec::with_capacity(32);
+        decode_series(body.as_bytes(), Format::OpenMetrics, &mut out).unwrap();
+        let capacity = out.capacity();
+        let out: LabelPairs<'static> = recycle_label_buffer(out);
+        drop(body);
+        assert!(out.is_empty());
+        assert_eq!(out.capacity(), capacity);
+    }
+}

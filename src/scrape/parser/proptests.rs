@@ -1,0 +1,198 @@
+//! Property tests: random series rendered to both formats parse back exactly, and no input
+//! makes the parser panic.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+    timestamp_ms: Option<i64>,
+}
+
+fn sample() -> impl Strategy<Value = Sample> {
+    (
+        "[a-zA-Z_:][a-zA-Z0-9_:]{0,12}",
+        proptest::collection::btree_map(
+            "[a-zA-Z_][a-zA-Z0-9_]{0,8}".prop_filter("not __name__", |n| n != "__name__"),
+            // Any text, with the characters that need escapes made frequent.
+            proptest::collection::vec(
+                prop_oneof![Just('\\'), Just('"'), Just('\n'), Just('n'), any::<char>()],
+                0..12,
+            )
+            .prop_map(|cs| cs.into_iter().collect::<String>()),
+            0..6,
+        ),
+        prop_oneof![
+            any::<f64>(),
+            (-1_000_000i64..1_000_000).prop_map(|v| v as f64),
+            (-1_000_000i64..1_000_000).prop_map(|v| v as f64 / 1000.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+        ],
+        proptest::option::of(0i64..4_000_000_000_000),
+    )
+        .prop_map(|(name, labels, value, timestamp_ms)| Sample {
+            name,
+            labels,
+            value,
+            timestamp_ms,
+        })
+}
+
+fn render_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// `(series, line)`; `blank` separates tokens (text allows any run of blanks).
+fn render(s: &Sample, format: Format, blank: &str, trailing_comma: bool) -> (String, String) {
+    let mut series = s.name.clone();
+    if !s.labels.is_empty() || trailing_comma {
+        series.push('{');
+        for (i, (n, v)) in s.labels.iter().enumerate() {
+            if i > 0 {
+                series.push(',');
+            }
+            series.push_str(n);
+            series.push_str("=\"");
+            escape_label_value(v, &mut series);
+            series.push('"');
+        }
+        if trailing_comma && !s.labels.is_empty() {
+            series.push(',');
+        }
+        series.push('}');
+    }
+    let mut line = format!("{series}{blank}{}", render_value(s.value));
+    if let Some(ms) = s.timestamp_ms {
+        match format {
+            Format::PrometheusText => line += &format!("{blank}{ms}"),
+            Format::OpenMetrics => line += &format!(" {}.{:03}", ms / 1000, ms % 1000),
+        }
+    }
+    (series, line)
+}
+
+fn check_round_trip(samples: &[Sample], format: Format, blank: &str, trailing_comma: bool) {
+    let mut body = String::new();
+    let mut rendered = Vec::new();
+    for s in samples {
+        let (series, line) = render(s, format, blank, trailing_comma);
+        body += &line;
+        body.push('\n');
+        rendered.push(series);
+    }
+    if format == Format::OpenMetrics {
+        body += "# EOF\n";
+    }
+    let mut parser = Parser::new(body.as_bytes(), format);
+    let mut out = Vec::new();
+    let mut n = 0;
+    while let Some(entry) = parser.next() {
+        let entry = entry.unwrap_or_else(|e| panic!("{e} in {body:?}"));
+        let Entry::Sample {
+            series,
+            value,
+            timestamp_ms,
+        } = entry
+        else {
+            panic!("unexpected {entry:?}")
+        };
+        let want = &samples[n];
+        assert_eq!(series, rendered[n].as_bytes());
+        if want.value.is_nan() {
+            assert_eq!(value.to_bits(), NORMAL_NAN_BITS);
+        } else {
+            assert_eq!(value.to_bits(), want.value.to_bits(), "{body:?}");
+        }
+        match (format, timestamp_ms, want.timestamp_ms) {
+            // Float seconds lose up to a millisecond to int64(ts*1000), as in Prometheus.
+            (Format::OpenMetrics, Some(got), Some(want)) => assert!((got - want).abs() <= 1),
+            (_, got, want) => assert_eq!(got, want),
+        }
+        parser.labels(series, &mut out).unwrap();
+        assert_eq!(out[0].0, METRIC_NAME_LABEL);
+        assert_eq!(out[0].1, want.name.as_str());
+        let got: Vec<(&str, &str)> = out[1..]
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .collect();
+        let expected: Vec<(&str, &str)> = want
+            .labels
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(got, expected);
+        n += 1;
+    }
+    assert_eq!(n, samples.len());
+}
+
+const SOUP: &[&[u8]] = &[
+    b"a", b"{", b"}", b"\"", b"\\", b"=", b",", b" ", b"\t", b"\n", b"#", b"# ", b"1", b".", b"e",
+    b"-", b"+Inf", b"NaN", b"# HELP ", b"# TYPE ", b"# UNIT ", b"# EOF", b"counter", b" # {",
+    b"\xff", b"_total",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn text_round_trip(
+        samples in proptest::collection::vec(sample(), 1..8),
+        blank in "[ \t]{1,3}",
+        trailing_comma: bool,
+    ) {
+        check_round_trip(&samples, Format::PrometheusText, &blank, trailing_comma);
+    }
+
+    #[test]
+    fn openmetrics_round_trip(
+        samples in proptest::collection::vec(sample(), 1..8),
+        trailing_comma: bool,
+    ) {
+        check_round_trip(&samples, Format::OpenMetrics, " ", trailing_comma);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        exhaust(&body);
+    }
+
+    /// Bytes from the grammar's alphabet reach much deeper than uniform noise.
+    #[test]
+    fn grammar_soup_never_panics(
+        body in proptest::collection::vec(
+            proptest::sample::select(SOUP),
+            0..64,
+        )
+    ) {
+        exhaust(&body.concat());
+    }
+}
+
+fn exhaust(body: &[u8]) {
+    for format in [Format::PrometheusText, Format::OpenMetrics] {
+        let mut parser = Parser::new(body, format);
+        let mut out = Vec::new();
+        while let Some(entry) = parser.next() {
+            if let Ok(Entry::Sample { series, .. }) = entry {
+                let _ = parser.labels(series, &mut out);
+            }
+        }
+    }
+}
