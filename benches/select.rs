@@ -25,7 +25,7 @@ fn build(dir: &std::path::Path) -> Head {
                         ("job", format!("job_{}", i % 10)),
                         (
                             "mode",
-                            ["user", "system", "idle", "iowait"][i % 4].to_string(),
+                            ["user", "system", "idle", "iowait"][i / 100 % 4].to_string(),
                         ),
                         ("cpu", (i / 1000 % 16).to_string()),
                     ])

@@ -1,10 +1,15 @@
-//! WAL replay speed of one shard: 100,000 series x 100 samples (10 M samples) written
-//! through `Shard::append`, then the shard reopened as after a crash (no snapshot):
+//! Start-up speed of one shard.
+//!
+//! WAL replay: 50,000 series x 250 samples (12.5 M samples) written through
+//! `Shard::append`, then the shard reopened as after a crash (no snapshot):
 //! - `full`: chunks_head removed, so every sample is decoded from the WAL and appended;
 //! - `with_chunks_head`: Prometheus's normal crash restart, where samples already in
 //!   chunks_head are skipped and only open chunks are rebuilt.
 //!
 //! Throughput is WAL samples per second.
+//!
+//! Snapshot restart: 1,000,000 series with an open chunk each, closed cleanly (snapshot
+//! written), then reopened: `restart_from_snapshot_1M` is the whole `Shard::open`.
 
 // The server's allocator, so that the figures are the server's.
 #[global_allocator]
@@ -19,8 +24,10 @@ use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
 use shards::wal::DmaFs;
 
-const SERIES: usize = 100_000;
-const SAMPLES: usize = 100;
+const SERIES: usize = 50_000;
+const SAMPLES: usize = 250;
+/// Series of the snapshot restart.
+const SNAPSHOT_SERIES: usize = 1_000_000;
 
 fn on_executor<T, F, Fut>(f: F) -> T
 where
@@ -132,5 +139,75 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn write_snapshot_shard(dir: &Path) {
+    let dir = dir.to_path_buf();
+    on_executor(move || async move {
+        let opts = ShardOptions {
+            snapshot_on_shutdown: true,
+            ..Default::default()
+        };
+        let (mut shard, _) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
+        for part in 0..SNAPSHOT_SERIES / 100_000 {
+            let b = AppendBatch {
+                new_series: (part * 100_000..(part + 1) * 100_000)
+                    .map(|i| {
+                        Labels::from_pairs([
+                            ("__name__", format!("snap_metric_{}", i % 200)),
+                            ("instance", format!("host-{}:9100", i / 1000)),
+                            ("job", "bench".to_string()),
+                            ("id", i.to_string()),
+                        ])
+                        .unwrap()
+                    })
+                    .collect(),
+                samples: (0..100_000)
+                    .map(|i| BatchSample {
+                        series: SeriesKey::New(i as u32),
+                        t: 1000,
+                        v: i as f64,
+                    })
+                    .collect(),
+            };
+            shard.append(&b).await.unwrap();
+        }
+        shard.close().await.unwrap();
+    });
+}
+
+fn bench_snapshot(c: &mut Criterion) {
+    let src = tempfile::tempdir().unwrap();
+    write_snapshot_shard(src.path());
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    let src = src.path().to_path_buf();
+    g.bench_function("restart_from_snapshot_1M", move |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let tmp = tempfile::tempdir().unwrap();
+                    let dir = tmp.path().join("shard");
+                    copy_dir(&src, &dir);
+                    on_executor(move || async move {
+                        let opts = ShardOptions {
+                            snapshot_on_shutdown: true,
+                            ..Default::default()
+                        };
+                        let start = Instant::now();
+                        let (shard, report) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
+                        let d = start.elapsed();
+                        assert!(report.snapshot.is_some());
+                        assert_eq!(shard.head().num_series(), SNAPSHOT_SERIES);
+                        std::mem::forget(shard);
+                        drop(tmp);
+                        d
+                    })
+                })
+                .sum()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_snapshot);
 criterion_main!(benches);

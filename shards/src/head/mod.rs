@@ -14,6 +14,7 @@ mod append;
 mod read;
 pub(crate) mod replay;
 pub mod series;
+mod series_set;
 pub mod snapshot;
 
 pub use append::{AppendBatch, AppendOutcome, BatchSample, Prepared, SeriesKey};
@@ -25,6 +26,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use thiserror::Error;
+
+use series_set::SeriesSet;
 
 use crate::chunks_head::{ChunkDiskMapper, ChunksHeadError, OpenReport};
 use crate::index::mem_postings::MemPostings;
@@ -84,8 +87,7 @@ pub struct Head {
     opts: HeadOptions,
     symbols: SymbolTable,
     postings: MemPostings,
-    /// `series[id - 1]`; `None` only for refs skipped by replay.
-    series: Vec<Option<MemSeries>>,
+    series: SeriesSet,
     /// Label-set hash to the first series with that hash; further ones (collisions) below.
     by_hash: HashMap<u64, SeriesId, ahash::RandomState>,
     collisions: HashMap<u64, Vec<SeriesId>, ahash::RandomState>,
@@ -106,7 +108,7 @@ impl Head {
             opts,
             symbols: SymbolTable::new(),
             postings: MemPostings::new(),
-            series: Vec::new(),
+            series: SeriesSet::default(),
             by_hash: HashMap::default(),
             collisions: HashMap::default(),
             chunks,
@@ -123,12 +125,12 @@ impl Head {
     }
 
     pub fn num_series(&self) -> usize {
-        self.series.iter().filter(|s| s.is_some()).count()
+        self.series.live()
     }
 
     /// The highest series ref ever handed out.
     pub fn last_series_ref(&self) -> u64 {
-        self.series.len() as u64
+        self.series.last_ref()
     }
 
     /// Time range of the samples in the head; `None` when empty.
@@ -149,22 +151,16 @@ impl Head {
     }
 
     pub fn series(&self, r: u64) -> Option<&MemSeries> {
-        let i = usize::try_from(r).ok()?.checked_sub(1)?;
-        self.series.get(i)?.as_ref()
+        self.series.get(r)
     }
 
     fn series_mut(&mut self, r: u64) -> Option<&mut MemSeries> {
-        let i = usize::try_from(r).ok()?.checked_sub(1)?;
-        self.series.get_mut(i)?.as_mut()
+        self.series.get_mut(r)
     }
 
     /// Every live series ref, ascending.
     pub fn series_refs(&self) -> impl Iterator<Item = u64> + '_ {
-        self.series
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_some())
-            .map(|(i, _)| i as u64 + 1)
+        self.series.iter().map(|(r, _)| r)
     }
 
     /// The owned label set of a series.
@@ -212,7 +208,7 @@ impl Head {
         if let Some(r) = self.lookup_hashed(labels, hash) {
             return Ok((r, false));
         }
-        let r = self.series.len() as u64 + 1;
+        let r = self.series.last_ref() + 1;
         self.create_hashed(r, labels, hash)?;
         Ok((r, true))
     }
@@ -232,12 +228,8 @@ impl Head {
             .iter()
             .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
             .collect();
-        let idx = id as usize - 1;
-        if self.series.len() <= idx {
-            self.series.resize_with(idx + 1, || None);
-        }
         self.postings.add(id, &pairs);
-        self.series[idx] = Some(MemSeries::new(pairs));
+        self.series.insert(r, MemSeries::new(pairs));
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(id);
@@ -344,18 +336,8 @@ impl Head {
     /// Memory held by the head's in-memory structures (not the mmapped chunks), for the
     /// bytes-per-series figure.
     pub fn heap_bytes(&self) -> usize {
-        let series: usize = self
-            .series
-            .iter()
-            .map(|s| {
-                std::mem::size_of::<Option<MemSeries>>() + s.as_ref().map_or(0, |s| s.heap_bytes())
-            })
-            .sum();
-        let slack =
-            (self.series.capacity() - self.series.len()) * std::mem::size_of::<Option<MemSeries>>();
         let hash_entry = std::mem::size_of::<(u64, SeriesId)>() + 1;
-        series
-            + slack
+        self.series.heap_bytes()
             + self.by_hash.capacity() * hash_entry
             + self.symbols.heap_bytes()
             + self.postings.heap_bytes()
