@@ -8,5 +8,9 @@
 
 pub mod body;
 pub mod check;
+pub mod cpu;
+pub mod file_sd;
+pub mod gzip;
+pub mod http;
 pub mod rng;
 pub mod slot;
