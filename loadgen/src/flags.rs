@@ -52,6 +52,8 @@ Simulates exporters on loopback: every target serves an evolving /metrics body
                             127.0.0.2:9100, ... (all of 127.0.0.0/8 is loopback on Linux)
   --format=text|openmetrics text: always text 0.0.4, as most exporters; openmetrics: serve
                             OpenMetrics to scrapers that ask for it (default text)
+  --gzip-level=0..9         gzip level when a scraper asks for gzip; 0 stores without
+                            compressing, cheapest for loadgen (default 1)
   --churn=PER_MIN           series replaced per minute on each target (default 0)
   --sd-file=PATH            file_sd targets file to write (default loadgen-targets.json)
   --cores=N                 glommio executors, one pinned per core (default: every core)
@@ -86,6 +88,7 @@ pub struct ServeFlags {
     pub listen: Ipv4Addr,
     pub addressing: Addressing,
     pub offer_openmetrics: bool,
+    pub gzip_level: u32,
     pub churn_per_minute: f64,
     pub sd_file: PathBuf,
     pub cores: Option<usize>,
@@ -103,6 +106,7 @@ impl Default for ServeFlags {
             listen: Ipv4Addr::LOCALHOST,
             addressing: Addressing::Ports { base: 20000 },
             offer_openmetrics: false,
+            gzip_level: 1,
             churn_per_minute: 0.0,
             sd_file: PathBuf::from("loadgen-targets.json"),
             cores: None,
@@ -182,6 +186,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, FlagErr
                     _ => return Err(invalid("expected text or openmetrics")),
                 }
             }
+            "--gzip-level" => f.gzip_level = count(0, 9)? as u32,
             "--churn" => {
                 f.churn_per_minute = value
                     .parse::<f64>()
@@ -258,6 +263,7 @@ mod tests {
             "--churn",
             "12.5",
             "--sd-file=/tmp/x.json",
+            "--gzip-level=0",
             "--base-port=0",
         ])
         .unwrap();
@@ -265,6 +271,7 @@ mod tests {
         assert_eq!(f.series_per_target, 50);
         assert!(f.offer_openmetrics);
         assert_eq!(f.churn_per_minute, 12.5);
+        assert_eq!(f.gzip_level, 0);
         assert_eq!(f.sd_file, PathBuf::from("/tmp/x.json"));
         assert_eq!(f.target_addr(2), "127.0.0.1:0".parse().unwrap());
     }
@@ -307,6 +314,7 @@ mod tests {
             Err(FlagError::MissingValue("--targets".into()))
         );
         assert!(serve(&["--format=json"]).is_err());
+        assert!(serve(&["--gzip-level=10"]).is_err());
         assert!(serve(&["--churn=-1"]).is_err());
         assert!(serve(&["--listen=localhost"]).is_err());
         assert_eq!(

@@ -107,7 +107,7 @@ pub fn run(flags: &ServeFlags) -> Result<(), ServeError> {
         let layout = layout.clone();
         let ready = ready_tx.clone();
         let shared = Executor {
-            gzip: RefCell::new(Gzip::new()),
+            gzip: RefCell::new(Gzip::new(flags.gzip_level)),
             stats: stats.clone(),
             offer_openmetrics: flags.offer_openmetrics,
         };
