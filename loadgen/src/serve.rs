@@ -478,6 +478,11 @@ fn block_signals() -> Result<libc::sigset_t, ServeError> {
     // SAFETY: plain libc signal-set manipulation on a local set; the mask is set before any
     // executor thread exists, so every one inherits it and only sigtimedwait sees signals.
     unsafe {
+        // A shell starting loadgen in the background sets SIGINT to "ignore", and an ignored
+        // signal is discarded even while blocked: restore the default so it is queued for
+        // sigtimedwait (blocked everywhere, the default action never runs).
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,11 +42,25 @@ fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) 
 }
 
 /// Starts loadgen with its own sd file and log in `dir`, offering `format` (text or
-/// openmetrics).
-fn start_loadgen(dir: &Path, format: &str) -> (Running, PathBuf, Vec<SocketAddr>) {
+/// openmetrics). `ignore_sigint` starts it the way a shell starts a background job.
+fn start_loadgen(
+    dir: &Path,
+    format: &str,
+    ignore_sigint: bool,
+) -> (Running, PathBuf, Vec<SocketAddr>) {
     let sd = dir.join(format!("targets-{format}.json"));
     let log = dir.join(format!("loadgen-{format}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    if ignore_sigint {
+        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
+    let child = cmd
         .args(["serve", "--base-port=0", "--report-every=1"])
         .arg(format!("--format={format}"))
         .arg(format!("--targets={TARGETS}"))
@@ -290,12 +305,12 @@ fn prometheus_scrapes_every_target(dir: &Path, sd: &[&Path], targets: &[SocketAd
 #[test]
 fn serves_scrapers_and_prometheus_reads_every_target() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut loadgen, sd, targets) = start_loadgen(dir.path(), "openmetrics");
+    let (mut loadgen, sd, targets) = start_loadgen(dir.path(), "openmetrics", false);
+    let (mut text_loadgen, text_sd, text_targets) = start_loadgen(dir.path(), "text", true);
     scrape_with_std_client(&targets);
 
     let have_prometheus = Path::new(PROMETHEUS).exists();
     if have_prometheus {
-        let (_text_loadgen, text_sd, text_targets) = start_loadgen(dir.path(), "text");
         let all: Vec<SocketAddr> = targets.iter().chain(&text_targets).copied().collect();
         prometheus_scrapes_every_target(dir.path(), &[&sd, &text_sd], &all);
     } else {
@@ -306,13 +321,19 @@ fn serves_scrapers_and_prometheus_reads_every_target() {
         eprintln!("skipping the Prometheus part: {PROMETHEUS} is not installed");
     }
 
-    // SIGTERM: a final CPU report and a clean exit.
-    // SAFETY: kill sends a signal to the child we started.
-    unsafe { libc::kill(loadgen.0.id() as libc::pid_t, libc::SIGTERM) };
-    let status = wait_until("loadgen to exit", Duration::from_secs(10), || {
-        loadgen.0.try_wait().unwrap()
-    });
-    assert!(status.success(), "{status}");
+    // SIGINT ends loadgen even when it was started with SIGINT ignored, as a shell's
+    // background job is; SIGTERM ends it with a final CPU report.
+    for (child, sig) in [
+        (&mut text_loadgen, libc::SIGINT),
+        (&mut loadgen, libc::SIGTERM),
+    ] {
+        // SAFETY: kill sends a signal to a child we started and have not reaped.
+        unsafe { libc::kill(child.0.id() as libc::pid_t, sig) };
+        let status = wait_until("loadgen to exit", Duration::from_secs(10), || {
+            child.0.try_wait().unwrap()
+        });
+        assert!(status.success(), "{status}");
+    }
     let log = std::fs::read_to_string(dir.path().join("loadgen-openmetrics.log")).unwrap();
     assert!(log.contains("msg=\"targets ready\""), "{log}");
     assert!(
