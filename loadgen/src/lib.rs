@@ -1,0 +1,19 @@
+//! loadgen: simulated Prometheus exporters for benchmarking scrapers, and (next) the driver
+//! of the ingestion benchmark.
+//!
+//! The library holds the pure parts, tested without sockets: bodies and their in-place
+//! updates (`body`, `slot`), HTTP request handling (`http`, `gzip`), the file_sd output
+//! (`file_sd`) and CPU accounting (`cpu`). `serve` runs them on glommio executors. Nothing
+//! here may become the bottleneck of a benchmark: per-scrape work never allocates.
+
+pub mod body;
+pub mod check;
+pub mod cpu;
+pub mod file_sd;
+pub mod flags;
+pub mod gzip;
+pub mod http;
+pub mod log;
+pub mod rng;
+pub mod serve;
+pub mod slot;
