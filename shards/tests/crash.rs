@@ -56,7 +56,6 @@ fn shard_options(snapshot: bool) -> ShardOptions {
         snapshot_on_shutdown: snapshot,
         wal: WalOptions {
             segment_size: 256 * 1024,
-            ..Default::default()
         },
         ..Default::default()
     }

@@ -59,7 +59,7 @@ async fn write_shard(dir: &Path, t0: i64, clean_close: bool) -> (Expected, i64) 
     let stale_at = t0 + 250 * STEP;
     let mut refs: Vec<Option<u64>> = vec![None; series.len()];
     let mut expected = Expected::new();
-    let mut counters = vec![0.0f64; 20];
+    let mut counters = [0.0f64; 20];
     for k in 0..SAMPLES {
         let t = t0 + k * STEP;
         let mut batch = AppendBatch::default();
