@@ -147,8 +147,8 @@ impl MemPostings {
                 .any(|m| m.name == name && !m.matches_empty())
         };
 
-        let mut intersecting: Vec<Cow<'_, [u32]>> = Vec::new();
-        let mut subtracting: Vec<Cow<'_, [u32]>> = Vec::new();
+        let mut intersecting: Vec<Vec<&[u32]>> = Vec::new();
+        let mut subtracting: Vec<Vec<&[u32]>> = Vec::new();
         for m in matchers {
             if m.positive_matches_all() {
                 match m.kind {
@@ -166,28 +166,47 @@ impl MemPostings {
                 if lists.is_empty() {
                     return Vec::new();
                 }
-                intersecting.push(union_of(lists));
+                intersecting.push(lists);
             } else {
                 // `a!="x"`, `a=""`, `a!~"x.*"`: all but the series whose value fails it.
                 let lists = lists_where(symbols, values, m, false);
                 if !lists.is_empty() {
-                    subtracting.push(union_of(lists));
+                    subtracting.push(lists);
                 }
             }
         }
 
-        let mut out = if intersecting.is_empty() {
-            self.all.clone()
-        } else {
-            let refs: Vec<&[u32]> = intersecting.iter().map(|l| l.as_ref()).collect();
-            intersect(&refs)
+        // Start from the smallest group; a group much larger than what is left is applied
+        // by looking each remaining id up in its lists instead of merging them (a
+        // `mode=~"user|system"` next to a metric name must not merge 500k ids for 5k).
+        intersecting.sort_by_key(|g| total_len(g));
+        let mut groups = intersecting.into_iter();
+        let mut out = match groups.next() {
+            None => self.all.clone(),
+            Some(first) => union_of(first).into_owned(),
         };
-        for l in &subtracting {
+        for g in groups {
+            if out.is_empty() {
+                return out;
+            }
+            if total_len(&g) > LOOKUP_RATIO * out.len() {
+                out.retain(|id| in_any(&g, *id));
+            } else {
+                let u = union_of(g);
+                out = intersect(&[&out, &u]);
+            }
+        }
+        for g in &subtracting {
             if out.is_empty() {
                 break;
             }
-            let kept = difference_in_place(&mut out, l);
-            out.truncate(kept);
+            if total_len(g) > LOOKUP_RATIO * out.len() {
+                out.retain(|id| !in_any(g, *id));
+            } else {
+                let u = union_of(g.clone());
+                let kept = difference_in_place(&mut out, &u);
+                out.truncate(kept);
+            }
         }
         out
     }
@@ -318,6 +337,17 @@ fn lists_where<'a>(
         .filter(|(&v, _)| m.matches(symbols.resolve(v)) == want)
         .map(|(_, l)| l.as_slice())
         .collect()
+}
+
+/// Above this ratio of a group's ids to the ids left, lookups beat a merge.
+const LOOKUP_RATIO: usize = 16;
+
+fn total_len(lists: &[&[u32]]) -> usize {
+    lists.iter().map(|l| l.len()).sum()
+}
+
+fn in_any(lists: &[&[u32]], id: u32) -> bool {
+    lists.iter().any(|l| l.binary_search(&id).is_ok())
 }
 
 fn union_of(lists: Vec<&[u32]>) -> Cow<'_, [u32]> {
