@@ -46,9 +46,9 @@ fn batch_for(refs: &[u64], t: i64) -> AppendBatch {
     }
 }
 
-fn seeded_head(dir: &std::path::Path) -> (Head, Vec<u64>) {
-    let (mut head, _) = Head::open(dir, HeadOptions::default()).unwrap();
-    let b = AppendBatch {
+/// The batch that creates the `SERIES` series, one sample each at t = 0.
+fn first_batch() -> AppendBatch {
+    AppendBatch {
         new_series: (0..SERIES).map(labels).collect(),
         samples: (0..SERIES)
             .map(|i| BatchSample {
@@ -57,8 +57,12 @@ fn seeded_head(dir: &std::path::Path) -> (Head, Vec<u64>) {
                 v: 0.0,
             })
             .collect(),
-    };
-    let out = head.append_unlogged(&b).unwrap();
+    }
+}
+
+fn seeded_head(dir: &std::path::Path) -> (Head, Vec<u64>) {
+    let (mut head, _) = Head::open(dir, HeadOptions::default()).unwrap();
+    let out = head.append_unlogged(&first_batch()).unwrap();
     (head, out.series_refs)
 }
 
@@ -125,17 +129,7 @@ fn bench_shard(c: &mut Criterion) {
                         Shard::open(dir.path(), ShardOptions::default(), DmaFs, |_| {})
                             .await
                             .unwrap();
-                    let first = AppendBatch {
-                        new_series: (0..SERIES).map(labels).collect(),
-                        samples: (0..SERIES)
-                            .map(|i| BatchSample {
-                                series: SeriesKey::New(i as u32),
-                                t: 0,
-                                v: 0.0,
-                            })
-                            .collect(),
-                    };
-                    let refs = shard.append(&first).await.unwrap().series_refs;
+                    let refs = shard.append(&first_batch()).await.unwrap().series_refs;
                     let t = Cell::new(0i64);
                     let mut batch = batch_for(&refs, 0);
                     let start = Instant::now();
