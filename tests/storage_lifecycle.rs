@@ -25,12 +25,22 @@ struct Server {
 }
 
 impl Server {
+    /// Starts promcore in the data directory's parent with relative paths, as a user
+    /// following the README would.
     fn start(data: &Path, shards: usize) -> Server {
-        let cfg = data.parent().unwrap().join("prometheus.yml");
-        std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n").unwrap();
+        let cwd = data.parent().unwrap();
+        std::fs::write(
+            cwd.join("prometheus.yml"),
+            "global:\n  scrape_interval: 15s\n",
+        )
+        .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_promcore"))
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .current_dir(cwd)
+            .arg("--config.file=prometheus.yml")
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.file_name().unwrap().to_string_lossy()
+            ))
             .arg(format!("--shards={shards}"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -120,6 +120,11 @@ impl<F: SegmentFs + Clone> Shard<F> {
         mut progress: impl FnMut(OpenProgress),
     ) -> Result<(Self, ShardOpenReport), ShardError> {
         let started = Instant::now();
+        // glommio opens directories (for fsync) by absolute path only.
+        let dir = &std::path::absolute(dir).map_err(|source| ShardError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         std::fs::create_dir_all(dir).map_err(|source| ShardError::Io {
             path: dir.to_path_buf(),
             source,
