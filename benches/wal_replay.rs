@@ -9,7 +9,9 @@
 //! Throughput is WAL samples per second.
 //!
 //! Snapshot restart: 1,000,000 series with an open chunk each, closed cleanly (snapshot
-//! written), then reopened: `restart_from_snapshot_1M` is the whole `Shard::open`.
+//! written), then reopened, in one shard or split over two shards opened in parallel on
+//! their own cores as the server does: `restart_1M_series_N_shards` is the wall time of
+//! every `Shard::open`.
 
 // The server's allocator, so that the figures are the server's.
 #[global_allocator]
@@ -139,7 +141,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-fn write_snapshot_shard(dir: &Path) {
+/// Writes series `range` into a shard at `dir` and closes it cleanly (snapshot).
+fn write_snapshot_shard(dir: &Path, range: std::ops::Range<usize>) {
     let dir = dir.to_path_buf();
     on_executor(move || async move {
         let opts = ShardOptions {
@@ -147,10 +150,12 @@ fn write_snapshot_shard(dir: &Path) {
             ..Default::default()
         };
         let (mut shard, _) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
-        for part in 0..SNAPSHOT_SERIES / 100_000 {
+        let ids: Vec<usize> = range.collect();
+        for part in ids.chunks(100_000) {
             let b = AppendBatch {
-                new_series: (part * 100_000..(part + 1) * 100_000)
-                    .map(|i| {
+                new_series: part
+                    .iter()
+                    .map(|&i| {
                         Labels::from_pairs([
                             ("__name__", format!("snap_metric_{}", i % 200)),
                             ("instance", format!("host-{}:9100", i / 1000)),
@@ -160,7 +165,7 @@ fn write_snapshot_shard(dir: &Path) {
                         .unwrap()
                     })
                     .collect(),
-                samples: (0..100_000)
+                samples: (0..part.len())
                     .map(|i| BatchSample {
                         series: SeriesKey::New(i as u32),
                         t: 1000,
@@ -174,38 +179,64 @@ fn write_snapshot_shard(dir: &Path) {
     });
 }
 
+/// Opens copies of `shards` on one pinned executor each, in parallel, as the server does at
+/// start-up; returns the wall time until the last one is open.
+fn restore_parallel(shards: &[std::path::PathBuf]) -> Duration {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, src)| {
+            let dir = tmp.path().join(format!("shard-{i:03}"));
+            copy_dir(src, &dir);
+            dir
+        })
+        .collect();
+    let start = Instant::now();
+    let handles: Vec<_> = dirs
+        .into_iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(i))
+                .spawn(move || async move {
+                    let opts = ShardOptions {
+                        snapshot_on_shutdown: true,
+                        ..Default::default()
+                    };
+                    let (shard, report) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
+                    assert!(report.snapshot.is_some());
+                    let n = shard.head().num_series();
+                    std::mem::forget(shard);
+                    n
+                })
+                .unwrap()
+        })
+        .collect();
+    let series: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let d = start.elapsed();
+    assert_eq!(series, SNAPSHOT_SERIES);
+    d
+}
+
 fn bench_snapshot(c: &mut Criterion) {
-    let src = tempfile::tempdir().unwrap();
-    write_snapshot_shard(src.path());
     let mut g = c.benchmark_group("snapshot");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
-    let src = src.path().to_path_buf();
-    g.bench_function("restart_from_snapshot_1M", move |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let tmp = tempfile::tempdir().unwrap();
-                    let dir = tmp.path().join("shard");
-                    copy_dir(&src, &dir);
-                    on_executor(move || async move {
-                        let opts = ShardOptions {
-                            snapshot_on_shutdown: true,
-                            ..Default::default()
-                        };
-                        let start = Instant::now();
-                        let (shard, report) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
-                        let d = start.elapsed();
-                        assert!(report.snapshot.is_some());
-                        assert_eq!(shard.head().num_series(), SNAPSHOT_SERIES);
-                        std::mem::forget(shard);
-                        drop(tmp);
-                        d
-                    })
-                })
-                .sum()
-        })
-    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for shards in [1, cores.min(2)] {
+        let src = tempfile::tempdir().unwrap();
+        let per = SNAPSHOT_SERIES / shards;
+        let dirs: Vec<_> = (0..shards)
+            .map(|i| {
+                let d = src.path().join(format!("src-{i}"));
+                write_snapshot_shard(&d, i * per..(i + 1) * per);
+                d
+            })
+            .collect();
+        g.bench_function(format!("restart_1M_series_{shards}_shards"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| restore_parallel(&dirs)).sum())
+        });
+    }
     g.finish();
 }
 
