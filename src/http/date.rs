@@ -56,8 +56,9 @@ fn two_digits(out: &mut [u8], n: u32) {
     out[1] = b'0' + (n % 10) as u8;
 }
 
-/// Howard Hinnant's days-to-civil algorithm: (year, month 1..=12, day 1..=31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Howard Hinnant's days-to-civil algorithm: (year, month 1..=12, day 1..=31). Also used by
+/// the log's timestamps.
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -11,7 +11,7 @@ mod chunked;
 mod compression;
 mod config;
 mod connection;
-mod date;
+pub(crate) mod date;
 mod form;
 mod head;
 mod request;
