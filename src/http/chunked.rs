@@ -197,7 +197,8 @@ impl ChunkedDecoder {
     }
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
+/// The value of one hexadecimal digit (chunk sizes, percent-escapes).
+pub(super) fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

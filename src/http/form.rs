@@ -7,6 +7,7 @@
 //! and never rejects a request: a malformed pair is skipped and remembered as the first
 //! [`FormError`], which an API handler can turn into a `bad_data` answer as Prometheus does.
 
+use super::chunked::hex_digit;
 use thiserror::Error;
 
 /// A defect in a query string or form body. Decoding goes on past it, like Go's `ParseQuery`.
@@ -113,8 +114,8 @@ pub fn decode_component(input: &[u8], plus_as_space: bool) -> Result<String, For
     while i < input.len() {
         match input[i] {
             b'%' => {
-                let hi = input.get(i + 1).and_then(|&b| hex_value(b));
-                let lo = input.get(i + 2).and_then(|&b| hex_value(b));
+                let hi = input.get(i + 1).and_then(|&b| hex_digit(b));
+                let lo = input.get(i + 2).and_then(|&b| hex_digit(b));
                 match (hi, lo) {
                     (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
                     _ => {
@@ -140,15 +141,6 @@ pub fn decode_component(input: &[u8], plus_as_space: bool) -> Result<String, For
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -57,27 +57,13 @@ fn fast_decimal(s: &[u8]) -> Option<f64> {
     };
     let mut mantissa: u64 = 0;
     let int_start = i;
-    while let Some(&c) = s.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
+    i = accumulate_digits(s, i, &mut mantissa);
     let mut digits = i - int_start;
     let mut exponent: i32 = 0;
     if s.get(i) == Some(&b'.') {
         i += 1;
         let frac_start = i;
-        while let Some(&c) = s.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-        }
+        i = accumulate_digits(s, i, &mut mantissa);
         digits += i - frac_start;
         exponent = -((i - frac_start) as i32);
     }
@@ -205,6 +191,21 @@ pub fn parse_seconds_as_ms(s: &[u8]) -> Result<i64, NumberError> {
         return Err(NumberError::Range);
     }
     Ok(ms as i64)
+}
+
+/// Folds the decimal digits of `s` from `i` on into `mantissa` (wrapping; the caller bounds
+/// the digit count); returns the index after the last digit.
+#[inline]
+fn accumulate_digits(s: &[u8], mut i: usize, mantissa: &mut u64) -> usize {
+    while let Some(&c) = s.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    i
 }
 
 #[cfg(test)]
