@@ -24,6 +24,9 @@ pub struct ReplayStats {
     /// Samples already covered by chunks_head or the snapshot.
     pub samples_skipped: u64,
     pub unknown_refs: u64,
+    /// Series records that reuse a ref already declared for another label set (a WAL
+    /// promcore did not write); the first declaration is kept.
+    pub conflicting_refs: u64,
     pub tombstones: u64,
     pub mmapped_chunks: u64,
     /// Chunks in chunks_head for series no record declared.
@@ -94,7 +97,7 @@ impl<'h> Replayer<'h> {
         }
         if self.head.series(s.series_ref).is_some() {
             // A ref reused for another label set: the WAL is not one we wrote. Keep the first.
-            self.stats.unknown_refs += 1;
+            self.stats.conflicting_refs += 1;
             return Ok(());
         }
         self.head.create_with_ref(s.series_ref, &s.labels)?;
