@@ -80,25 +80,28 @@ enum HostKind<'a> {
 pub async fn resolve(address: &str) -> Result<Vec<SocketAddr>, RequestError> {
     match parse(address)? {
         Endpoint::Addrs(addrs) => Ok(addrs),
-        Endpoint::Name(host, port) => {
-            let owned = host.to_string();
-            let found = glommio::executor()
-                .spawn_blocking(move || {
-                    (owned.as_str(), port)
-                        .to_socket_addrs()
-                        .map(|a| a.collect::<Vec<_>>())
-                })
-                .await;
-            let lookup_error = |reason: String| RequestError::Lookup {
-                host: host.to_string(),
-                reason,
-            };
-            match found {
-                Ok(addrs) if addrs.is_empty() => Err(lookup_error("no such host".into())),
-                Ok(addrs) => Ok(addrs),
-                Err(e) => Err(lookup_error(os_reason(&e))),
-            }
-        }
+        Endpoint::Name(host, port) => lookup(host, port).await,
+    }
+}
+
+/// Asks the system resolver on glommio's blocking-thread pool.
+pub async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, RequestError> {
+    let owned = host.to_string();
+    let found = glommio::executor()
+        .spawn_blocking(move || {
+            (owned.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>())
+        })
+        .await;
+    let lookup_error = |reason: String| RequestError::Lookup {
+        host: host.to_string(),
+        reason,
+    };
+    match found {
+        Ok(addrs) if addrs.is_empty() => Err(lookup_error("no such host".into())),
+        Ok(addrs) => Ok(addrs),
+        Err(e) => Err(lookup_error(os_reason(&e))),
     }
 }
 

@@ -511,3 +511,17 @@ fn corrupt_gzip_fails_the_scrape() {
     let results = scrape(request, server.address(), 1);
     assert_eq!(results[0].0, Err("gzip: invalid checksum".into()));
 }
+
+#[test]
+fn host_names_go_to_the_resolver_off_the_executor() {
+    // `localhost` is answered without a lookup by `resolve`; asking the resolver for it
+    // exercises the blocking-pool path with a name every system knows.
+    let found = on_executor(|| async { address::lookup("localhost", 9100).await });
+    let found = found.unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|a| a.ip().is_loopback() && a.port() == 9100),
+        "{found:?}"
+    );
+}
