@@ -197,21 +197,36 @@ impl Target {
         url.push_str(&self.scheme);
         url.push_str("://");
         url.push_str(&self.address);
+        self.write_path_and_query(&mut url);
+        url
+    }
+
+    /// The request target of a scrape: the URL's path and query, encoded as in [`Target::url`]
+    /// (`/` when the metrics path is empty).
+    pub fn path_and_query(&self) -> String {
+        let mut out = String::with_capacity(self.metrics_path.len() + 16);
+        self.write_path_and_query(&mut out);
+        if out.is_empty() || out.starts_with('?') {
+            out.insert(0, '/');
+        }
+        out
+    }
+
+    fn write_path_and_query(&self, url: &mut String) {
         if !self.metrics_path.is_empty() && !self.metrics_path.starts_with('/') {
             url.push('/');
         }
-        escape(&self.metrics_path, &mut url, is_path_safe, false);
+        escape(&self.metrics_path, url, is_path_safe, false);
         let mut separator = '?';
         for (name, values) in &self.params {
             for value in values {
                 url.push(separator);
                 separator = '&';
-                escape(name, &mut url, is_unreserved, true);
+                escape(name, url, is_unreserved, true);
                 url.push('=');
-                escape(value, &mut url, is_unreserved, true);
+                escape(value, url, is_unreserved, true);
             }
         }
-        url
     }
 }
 
@@ -436,5 +451,11 @@ relabel_configs:
             params: BTreeMap::from([("q".to_string(), vec!["x y&z=é".to_string()])]),
         };
         assert_eq!(t.url(), "http://h:1/a%20b/c?q=x+y%26z%3D%C3%A9");
+        assert_eq!(t.path_and_query(), "/a%20b/c?q=x+y%26z%3D%C3%A9");
+        let bare = Target {
+            metrics_path: String::new(),
+            ..t
+        };
+        assert_eq!(bare.path_and_query(), "/?q=x+y%26z%3D%C3%A9");
     }
 }

@@ -7,7 +7,8 @@
 
 #![allow(dead_code)] // The server is wired into main together with the API handler, next.
 
-mod chunked;
+// The scrape client reads chunked response bodies with the same decoder.
+pub(crate) mod chunked;
 mod compression;
 mod config;
 mod connection;

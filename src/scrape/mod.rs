@@ -2,4 +2,5 @@
 //! the scrape path that live on the router executor; it never touches storage directly —
 //! samples leave it in per-shard batches.
 
+pub mod client;
 pub mod parser;
