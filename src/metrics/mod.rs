@@ -13,10 +13,12 @@
 
 mod cells;
 mod exposition;
+mod process;
 
 // The API handler, wired next, is the user of these.
 #[allow(unused_imports)]
 pub use self::{
     cells::{Counter, Gauge},
     exposition::{push_float, Kind, MetricsWriter, CONTENT_TYPE},
+    process::{ProcError, ProcessStats},
 };
