@@ -14,6 +14,7 @@
 mod cells;
 mod exposition;
 mod process;
+mod summary;
 
 // The API handler, wired next, is the user of these.
 #[allow(unused_imports)]
@@ -21,4 +22,5 @@ pub use self::{
     cells::{Counter, Gauge},
     exposition::{push_float, Kind, MetricsWriter, CONTENT_TYPE},
     process::{ProcError, ProcessStats},
+    summary::{Summary, TargetIntervalLength, TARGET_INTERVAL_LENGTH, TARGET_INTERVAL_QUANTILES},
 };
