@@ -10,6 +10,7 @@ mod config;
 mod flags;
 mod http;
 mod log;
+mod metrics;
 mod scrape;
 mod startup;
 
