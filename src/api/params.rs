@@ -428,9 +428,7 @@ impl fmt::Display for GoQuoted<'_> {
                 '\t' => f.write_str("\\t")?,
                 '\u{b}' => f.write_str("\\v")?,
                 ' ' => f.write_char(' ')?,
-                c if (c as u32) < 0x80 && (c.is_ascii_control()) => {
-                    write!(f, "\\x{:02x}", c as u32)?
-                }
+                c if c.is_ascii_control() => write!(f, "\\x{:02x}", c as u32)?,
                 c if c.is_control() || c.is_whitespace() || is_format_char(c) => {
                     if (c as u32) < 0x10000 {
                         write!(f, "\\u{:04x}", c as u32)?
