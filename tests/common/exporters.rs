@@ -1,0 +1,61 @@
+//! Debian's real exporters on loopback ports: `prometheus-node-exporter` and
+//! `prometheus-pushgateway` (`.ci/run` installs both). Each runs with its state in the
+//! test's temporary directory and is killed when its guard is dropped.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::free_port;
+use super::http;
+use super::process::Process;
+use super::wait::{wait_until, PATIENCE};
+
+pub struct Exporter {
+    pub port: u16,
+    process: Process,
+}
+
+impl Exporter {
+    /// node_exporter with its default collectors, as it is deployed.
+    pub fn node_exporter(dir: &Path) -> Exporter {
+        let port = free_port();
+        let mut command = Command::new("prometheus-node-exporter");
+        command.arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        Exporter::start("node_exporter", command, dir, port, "/metrics")
+    }
+
+    /// A Pushgateway keeping what is pushed in memory only (no persistence file shared with
+    /// a system-wide instance).
+    pub fn pushgateway(dir: &Path) -> Exporter {
+        let port = free_port();
+        let mut command = Command::new("prometheus-pushgateway");
+        command
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--persistence.file=");
+        Exporter::start("pushgateway", command, dir, port, "/metrics")
+    }
+
+    fn start(name: &str, command: Command, dir: &Path, port: u16, probe: &str) -> Exporter {
+        let mut process = Process::spawn(name, command, &dir.join(format!("{name}.log")));
+        let up = wait_until(PATIENCE, || {
+            if let Some(status) = process.exited() {
+                panic!("{name} exited with {status}\n{}", process.log_tail());
+            }
+            match http::get(port, probe) {
+                Ok(r) if r.status == 200 => Some(()),
+                _ => None,
+            }
+        });
+        assert!(up.is_some(), "{name} never answered on {probe}");
+        Exporter { port, process }
+    }
+
+    /// `host:port`, as a static target.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+}
