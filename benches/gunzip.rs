@@ -25,12 +25,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use miniz_oxide::inflate::stream::{inflate, InflateState};
 use miniz_oxide::{DataFormat, MZFlush, MZStatus};
 
-// The server is a binary crate; the decoder is self-contained, so the bench compiles it in.
-#[allow(unused)]
-#[path = "../src/scrape/client/gunzip.rs"]
-mod gunzip;
-
-use gunzip::Gunzip;
+use promcore::scrape::client::Gunzip;
 
 const BACKEND: &str = if cfg!(feature = "zlib-rs") {
     "zlib-rs"

@@ -6,13 +6,6 @@
 //!
 //! Throughput is requests per second.
 
-// The server is part of the binary crate, so the bench compiles its module directly. Cargo
-// builds benches with cfg(test) but without the test harness: the unit-test modules come along
-// with their helpers unused.
-#[path = "../src/http/mod.rs"]
-#[allow(unused_imports)]
-mod http;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +13,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use http::{Handler, Request, Response, Server, ServerConfig, StatusCode};
+use promcore::http::{Handler, Request, Response, Server, ServerConfig, StatusCode};
 
 const QUERY_BODY: &str = "query=sum%20by%20(job)%20(rate(http_requests_total%7Benv%3D%22prod%22%7D%5B5m%5D))&start=1700000000&end=1700003600&step=15";
 

@@ -249,8 +249,6 @@ impl Flags {
     }
 
     /// The socket address `--web.listen-address` names.
-    // The HTTP server wiring (next issue) is the caller; until then only tests call it.
-    #[allow(dead_code)]
     pub fn listen_address(&self) -> Result<SocketAddr, FlagError> {
         parse_listen_address(&self.web_listen_address)
             .map_err(|reason| invalid("--web.listen-address", &self.web_listen_address, reason))
@@ -260,8 +258,6 @@ impl Flags {
     /// leading `--`, sorted (Prometheus's JSON object has its keys sorted), every value a
     /// string, durations and sizes in Prometheus's normalised form (`15d`, `512MiB`). `-h`
     /// and `--version` are left out, as Prometheus leaves out kingpin's own flags.
-    // The status API (next issue) is the caller; until then only tests call it.
-    #[allow(dead_code)]
     pub fn status_flags(&self) -> Vec<(&'static str, String)> {
         vec![
             ("config.file", self.config_file.display().to_string()),

@@ -1,24 +1,10 @@
-//! The promcore server binary: flags, start-up checks, one pinned glommio executor per
-//! storage shard, and a clean shutdown on SIGTERM/SIGINT.
-//!
-//! Today the server runs the storage engine: it opens (or creates) the data directory,
-//! rebuilds every shard's head in parallel (snapshot, chunks_head, WAL), reports when it is
-//! ready, and on a signal closes every shard cleanly (WAL synced, head snapshot written).
-//! Scraping, the HTTP API and PromQL are built on top of it (see the open issues).
-
-// TEMPORARY (api branch): declares the API modules so they compile; replaced on merge.
-mod api;
-mod config;
-mod flags;
-mod http;
-mod log;
-mod metrics;
-mod scrape;
-mod startup;
+//! The promcore binary: parses the flags, picks the allocator and hands over to
+//! `promcore::startup`, which runs the server until SIGTERM/SIGINT or `/-/quit`.
 
 use std::process::ExitCode;
 
-use flags::{Flags, LogLevel, USAGE};
+use promcore::flags::{Flags, LogLevel, USAGE};
+use promcore::{log, startup};
 
 /// mimalloc rather than glibc's malloc: creating series allocates many small, long-lived
 /// objects next to short-lived batch buffers, and glibc spent more time consolidating its

@@ -2,13 +2,15 @@
 //! one pinned executor per shard (heads rebuilt in parallel), and the signal wait.
 //!
 //! Signals are blocked in every thread before any executor starts and taken synchronously
-//! by the main thread with `sigwait`, so no handler runs inside an executor.
+//! by the main thread with `sigtimedwait`, so no handler runs inside an executor; the main
+//! thread passes them on to the router executor through `Control`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 use shards::data_dir::DataDir;
 use shards::shard::{OpenProgress, Shard, ShardOptions};
@@ -16,18 +18,27 @@ use shards::wal::DmaFs;
 use thiserror::Error;
 
 use crate::flags::{Flags, LogLevel};
+use crate::http::ServerConfig;
 use crate::log::log;
+use crate::router::protocol::{Envelope, Reply};
+use crate::router::shard_service::ShardService;
+use crate::server::{load_config, run_router, Control, RouterStart, ShardChannels};
+
+/// Requests queued per shard before senders wait (back-pressure), and replies queued back.
+const SHARD_QUEUE: usize = 256;
+
+/// How often the main thread looks for a signal, a quit request or a failure.
+const CONTROL_POLL: Duration = Duration::from_millis(100);
 
 /// glommio's io_uring rings need this much locked memory per executor.
 const MEMLOCK_PER_EXECUTOR: u64 = 512 * 1024;
 
 #[derive(Debug, Error)]
 pub enum StartupError {
-    #[error("loading config file {path}: {source}")]
-    Config {
-        path: String,
-        source: crate::config::ConfigError,
-    },
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot serve HTTP: {0}")]
+    Listen(String),
     #[error(
         "locked-memory limit is {have_kib} KiB but {shards} shard executors need at least {need_kib} KiB: raise it with `ulimit -l {need_kib}` or LimitMEMLOCK= in the systemd unit"
     )]
@@ -47,27 +58,27 @@ pub enum StartupError {
 }
 
 pub fn run(flags: &Flags) -> Result<(), StartupError> {
-    // Refused with the field's path before anything is opened. Scraping with it comes next.
-    let config =
-        crate::config::Config::load(&flags.config_file).map_err(|source| StartupError::Config {
-            path: flags.config_file.display().to_string(),
-            source,
-        })?;
+    // Refused with the field's path before anything is opened.
+    let loaded = load_config(&flags.config_file).map_err(StartupError::Config)?;
     log(
         LogLevel::Info,
         "main",
         "configuration loaded",
         &[
             ("file", &flags.config_file.display()),
-            ("scrapeConfigs", &config.scrape_configs.len()),
+            ("scrapeConfigs", &loaded.config.scrape_configs.len()),
         ],
     );
+    let listen = flags
+        .listen_address()
+        .map_err(|e| StartupError::Config(e.to_string()))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = flags
         .shards
         .or_else(|| DataDir::recorded_shards(&flags.storage_path))
         .unwrap_or(cores);
-    check_memlock(shards)?;
+    // One executor per shard, plus the router's.
+    check_memlock(shards + 1)?;
     let signals = block_signals()?;
 
     let data = DataDir::open(&flags.storage_path, shards)?;
@@ -81,60 +92,73 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             ("shards", &shards),
         ],
     );
-    let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, StartupError>>();
-    let mut handles = Vec::with_capacity(shards);
+    let control = Arc::new(Control::default());
+    let (fail_tx, fail_rx) = mpsc::channel::<StartupError>();
+    let mut router_ends = Vec::with_capacity(shards);
+    let mut handles = Vec::with_capacity(shards + 1);
+    let mut failure = None;
     for i in 0..shards {
+        let (req_tx, req_rx) = shared_channel::new_bounded::<Envelope>(SHARD_QUEUE);
+        let (rep_tx, rep_rx) = shared_channel::new_bounded::<Reply>(SHARD_QUEUE);
+        router_ends.push(ShardChannels {
+            requests: req_tx,
+            replies: rep_rx,
+        });
         let dir = data.shard_dir(i);
-        let shard_stop = stop.clone();
-        let ready = ready_tx.clone();
+        let (control, failures) = (control.clone(), fail_tx.clone());
         let opts = ShardOptions {
             snapshot_on_shutdown: flags.snapshot_on_shutdown,
             ..Default::default()
         };
         let builder =
             LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
-        let handle = builder
-            .spawn(move || async move { shard_main(i, &dir, opts, shard_stop, ready).await });
-        match handle {
+        let spawned = builder.spawn(move || async move {
+            shard_main(i, &dir, opts, (req_rx, rep_tx), control, failures).await
+        });
+        match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                return Err(StartupError::Executor {
+                failure = Some(StartupError::Executor {
                     shard: i,
                     reason: e.to_string(),
                 });
+                break;
             }
-        }
-    }
-    drop(ready_tx);
-    let mut failure = None;
-    for _ in 0..shards {
-        match ready_rx.recv() {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                failure.get_or_insert(e);
-            }
-            Err(_) => break,
         }
     }
     if failure.is_none() {
-        log(
-            LogLevel::Info,
-            "main",
-            "server is ready",
-            &[("startup", &format!("{:?}", started.elapsed()))],
-        );
-        let sig = wait_for_signal(&signals);
-        log(
-            LogLevel::Info,
-            "main",
-            "received signal, shutting down",
-            &[("signal", &sig)],
-        );
+        let start = RouterStart {
+            flags: flags.clone(),
+            config: loaded,
+            listen,
+            http: ServerConfig {
+                max_connections: flags.web_max_connections,
+                read_timeout: flags.web_read_timeout.as_std(),
+                ..ServerConfig::default()
+            },
+            control: control.clone(),
+            shards: router_ends,
+            failures: fail_tx.clone(),
+        };
+        // The router shares shard 0's core: on small machines every core is a shard's.
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(0))
+            .name("router")
+            .spawn(move || async move { run_router(start).await });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                failure = Some(StartupError::Executor {
+                    shard: shards,
+                    reason: e.to_string(),
+                })
+            }
+        }
     }
-    stop.store(true, Ordering::SeqCst);
+    drop(fail_tx);
+    if failure.is_none() {
+        failure = wait_for_stop(&signals, &control, &fail_rx);
+    }
+    control.stop.store(true, Ordering::SeqCst);
     for (i, h) in handles.into_iter().enumerate() {
         if let Err(e) = h.join() {
             failure.get_or_insert(StartupError::Shard {
@@ -142,6 +166,10 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
                 reason: e.to_string(),
             });
         }
+    }
+    // A shard that failed while others were closing.
+    if let Ok(e) = fail_rx.try_recv() {
+        failure.get_or_insert(e);
     }
     if let Some(e) = failure {
         return Err(e);
@@ -158,12 +186,56 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// Waits for SIGTERM/SIGINT, `/-/quit` or a start-up failure; SIGHUP asks for a reload.
+fn wait_for_stop(
+    signals: &libc::sigset_t,
+    control: &Control,
+    failures: &mpsc::Receiver<StartupError>,
+) -> Option<StartupError> {
+    loop {
+        match wait_for_signal(signals, CONTROL_POLL) {
+            Some(libc::SIGHUP) => {
+                log(LogLevel::Info, "main", "received SIGHUP, reloading", &[]);
+                control.reload.store(true, Ordering::SeqCst);
+            }
+            Some(sig @ (libc::SIGINT | libc::SIGTERM)) => {
+                let name = if sig == libc::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                log(
+                    LogLevel::Info,
+                    "main",
+                    "received signal, shutting down",
+                    &[("signal", &name)],
+                );
+                return None;
+            }
+            _ => {}
+        }
+        if let Ok(e) = failures.try_recv() {
+            return Some(e);
+        }
+        if control.stop.load(Ordering::SeqCst) {
+            log(
+                LogLevel::Info,
+                "main",
+                "shutdown requested via /-/quit",
+                &[],
+            );
+            return None;
+        }
+    }
+}
+
 async fn shard_main(
     i: usize,
     dir: &Path,
     opts: ShardOptions,
-    stop: Arc<AtomicBool>,
-    ready: mpsc::Sender<Result<usize, StartupError>>,
+    channels: (SharedReceiver<Envelope>, SharedSender<Reply>),
+    control: Arc<Control>,
+    failures: mpsc::Sender<StartupError>,
 ) {
     let component = format!("shard-{i:03}");
     let progress = |p: OpenProgress| match p {
@@ -216,20 +288,33 @@ async fn shard_main(
                     ("duration", &format!("{:?}", report.duration)),
                 ],
             );
-            let _ = ready.send(Ok(i));
             shard
         }
         Err(e) => {
-            let _ = ready.send(Err(StartupError::Shard {
+            let _ = failures.send(StartupError::Shard {
                 shard: i,
                 reason: e.to_string(),
-            }));
+            });
             return;
         }
     };
-    while !stop.load(Ordering::SeqCst) {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
+    let (req_rx, rep_tx) = channels;
+    let connect = async {
+        let requests = req_rx.connect().await;
+        let replies = rep_tx.connect().await;
+        Some((requests, replies))
+    };
+    // The router may never connect (it failed to start): stop waiting on shutdown.
+    let stopped = async {
+        while !control.stop.load(Ordering::SeqCst) {
+            glommio::timer::sleep(CONTROL_POLL).await;
+        }
+        None
+    };
+    let shard = match futures_lite::future::or(connect, stopped).await {
+        Some((requests, replies)) => ShardService::new(shard).serve(requests, replies).await,
+        None => shard,
+    };
     let closing = Instant::now();
     match shard.close().await {
         Ok(()) => log(
@@ -275,6 +360,7 @@ fn block_signals() -> Result<libc::sigset_t, StartupError> {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
             return Err(StartupError::Signals(std::io::Error::from_raw_os_error(rc)));
@@ -283,13 +369,13 @@ fn block_signals() -> Result<libc::sigset_t, StartupError> {
     }
 }
 
-fn wait_for_signal(set: &libc::sigset_t) -> &'static str {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: sigwait reads the set and writes the signal number.
-    let rc = unsafe { libc::sigwait(set, &mut sig) };
-    match (rc, sig) {
-        (0, libc::SIGINT) => "SIGINT",
-        (0, libc::SIGTERM) => "SIGTERM",
-        _ => "unknown",
-    }
+/// The next blocked signal of `set` within `timeout`, if any.
+fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<libc::c_int> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: sigtimedwait reads the set and the timeout; no siginfo is requested.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
 }

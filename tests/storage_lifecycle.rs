@@ -42,6 +42,8 @@ impl Server {
                 data.file_name().unwrap().to_string_lossy()
             ))
             .arg(format!("--shards={shards}"))
+            // Port 0: tests run in parallel, each server on a port of its own.
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -12,4 +12,5 @@ pub mod head;
 pub mod index;
 pub mod labels;
 pub mod shard;
+pub mod value;
 pub mod wal;

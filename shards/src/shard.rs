@@ -241,6 +241,11 @@ impl<F: SegmentFs + Clone> Shard<F> {
         Ok(())
     }
 
+    /// Where the next WAL record goes (segment and offset), for self-monitoring.
+    pub fn wal_position(&self) -> crate::wal::WalPosition {
+        self.wal.position()
+    }
+
     /// Whether the WAL is refusing writes after a failure.
     pub fn is_failed(&self) -> bool {
         self.wal.is_failed()

@@ -1,10 +1,16 @@
-//! TEMPORARY module list of the `api` branch, so that the pure API pieces compile and their
-//! tests run; the handler's author owns this file and replaces it on merge.
+//! The HTTP surface of the server: Prometheus's HTTP API, `/federate`, `/metrics` and the
+//! management endpoints. It maps requests to the router, the scrape manager and the
+//! configuration, and maps their errors once to Prometheus's error types (`json::ErrorType`).
+//! Parameters are parsed as Prometheus parses them (`params`), answers written as it writes
+//! them (`json`, `targets`, `status`). It never touches storage or sockets itself.
 
-#![allow(dead_code)] // Used by the handler, which lands separately.
-
+pub mod federate;
+pub mod handler;
 pub mod json;
+pub mod lifecycle;
 pub mod params;
 pub mod rfc3339;
+pub mod self_metrics;
 pub mod status;
 pub mod targets;
+pub mod v1;

@@ -80,6 +80,7 @@ impl ChunkedDecoder {
         }
     }
 
+    #[cfg(test)]
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }

@@ -5,8 +5,6 @@
 //! This module owns sockets, limits and the wire protocol. It never routes, never knows what
 //! an endpoint means and never blocks the executor; the API plugs in as a `Handler`.
 
-#![allow(dead_code)] // The server is wired into main together with the API handler, next.
-
 // The scrape client reads chunked response bodies with the same decoder.
 pub(crate) mod chunked;
 mod compression;
@@ -33,8 +31,6 @@ use glommio::sync::Semaphore;
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 
-// The API handler, wired next, is the user of most of these.
-#[allow(unused_imports)]
 pub use self::{
     compression::ContentCoding,
     config::ServerConfig,

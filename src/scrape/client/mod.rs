@@ -10,9 +10,6 @@
 //! half-read. It speaks plain HTTP only: `https` targets are the caller's to refuse. It never
 //! parses the body and never blocks the executor (name lookups go to glommio's blocking pool).
 
-// The scrape loop that uses the client is wired next.
-#![allow(dead_code)]
-
 mod address;
 mod body;
 mod error;
@@ -36,6 +33,7 @@ use self::request::RequestHead;
 use self::response::{Parsed, ResponseHead};
 
 pub use self::error::{BodyError, RequestError, ScrapeError};
+pub use self::gunzip::{Gunzip, GunzipError};
 
 /// Socket reads go into a buffer of this size; exporters' gzipped bodies take a few reads.
 const READ_BUFFER: usize = 16 * 1024;

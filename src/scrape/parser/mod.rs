@@ -7,9 +7,6 @@
 //! cache miss. It never allocates per line on the cached path, never applies target labels,
 //! relabeling or limits (the scrape loop does), and never touches storage.
 
-// The scrape loop that drives the parser is wired next; until then most of it is unused.
-#![allow(dead_code, unused_imports)]
-
 mod entry;
 mod error;
 mod escape;

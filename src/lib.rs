@@ -1,0 +1,19 @@
+//! promcore, a Prometheus-compatible monitoring server, thread-per-core on glommio.
+//!
+//! The server's parts, each owning one concern (see `../shared/DESIGN.md`): `config`
+//! (prometheus.yml), `http` (the HTTP/1.1 server), `scrape` (targets, scrape loops, the
+//! exposition parser, the scrape cache), `router` (the protocol to the storage shards and the
+//! fan-out over them), `server` (the router executor and reloads), `startup` (process
+//! lifecycle, executors, signals). Storage itself is the `shards` crate. The library exists so
+//! that benchmarks and end-to-end tests reach the same code the binary runs.
+
+pub mod api;
+pub mod config;
+pub mod flags;
+pub mod http;
+pub mod log;
+pub mod metrics;
+pub mod router;
+pub mod scrape;
+pub mod server;
+pub mod startup;

@@ -1,0 +1,212 @@
+//! The router's view of the shards: which shard owns a series, and fan-out/merge of requests
+//! over every shard.
+//!
+//! It owns the links to the shards (one per shard, see `shard_link`) and nothing else: no
+//! storage, no parsing. Every exchange is one of the messages in `protocol`. Fan-outs send to
+//! every shard first and then collect, so shards work on one query in parallel.
+
+pub mod protocol;
+pub mod shard_link;
+pub mod shard_service;
+
+use std::rc::Rc;
+
+use shards::head::{AppendBatch, AppendOutcome};
+use shards::index::matcher::Matcher;
+use shards::labels::{shard_for, Labels};
+use thiserror::Error;
+
+use protocol::{LatestSample, ShardRequest, ShardResponse, ShardStats};
+use shard_link::{LinkError, PendingReply, ShardLink};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RouterError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("shard {shard}: {reason}")]
+    Storage { shard: usize, reason: String },
+    #[error("shard {0} answered a different request")]
+    Protocol(usize),
+}
+
+pub struct Router {
+    links: Vec<Rc<ShardLink>>,
+}
+
+impl Router {
+    pub fn new(links: Vec<Rc<ShardLink>>) -> Self {
+        Router { links }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn links(&self) -> &[Rc<ShardLink>] {
+        &self.links
+    }
+
+    /// The shard that owns the series with this `series_hash`.
+    pub fn shard_of(&self, hash: u64) -> usize {
+        shard_for(hash, self.links.len())
+    }
+
+    /// Sends one batch to `shard`; the returned reply resolves once the shard acknowledged it.
+    pub async fn send_append(
+        &self,
+        shard: usize,
+        batch: AppendBatch,
+    ) -> Result<PendingReply, RouterError> {
+        Ok(self.links[shard].send(ShardRequest::Append(batch)).await?)
+    }
+
+    /// Waits for an append sent with `send_append`.
+    pub async fn appended(
+        shard: usize,
+        pending: PendingReply,
+    ) -> Result<AppendOutcome, RouterError> {
+        match pending.wait().await? {
+            ShardResponse::Appended(Ok(outcome)) => Ok(outcome),
+            ShardResponse::Appended(Err(reason)) => Err(RouterError::Storage { shard, reason }),
+            _ => Err(RouterError::Protocol(shard)),
+        }
+    }
+
+    /// Sends `make(shard)` to every shard, then collects the replies in shard order.
+    async fn fan_out(
+        &self,
+        mut make: impl FnMut() -> ShardRequest,
+    ) -> Result<Vec<ShardResponse>, RouterError> {
+        let mut pending = Vec::with_capacity(self.links.len());
+        for link in &self.links {
+            pending.push(link.send(make()).await?);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(p.wait().await?);
+        }
+        Ok(out)
+    }
+
+    /// Label sets of the series matching `matchers` with samples in `[mint, maxt]`, sorted.
+    pub async fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, RouterError> {
+        let replies = self
+            .fan_out(|| ShardRequest::Series {
+                matchers: matchers.to_vec(),
+                mint,
+                maxt,
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (shard, r) in replies.into_iter().enumerate() {
+            match r {
+                ShardResponse::Series(s) => out.extend(s),
+                _ => return Err(RouterError::Protocol(shard)),
+            }
+        }
+        // A series lives on exactly one shard, so there is nothing to deduplicate.
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Sorted, deduplicated label names over the matching series.
+    pub async fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, RouterError> {
+        let replies = self
+            .fan_out(|| ShardRequest::LabelNames {
+                matchers: matchers.to_vec(),
+            })
+            .await?;
+        merge_strings(replies, |r| match r {
+            ShardResponse::LabelNames(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Sorted, deduplicated values of label `name` over the matching series.
+    pub async fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, RouterError> {
+        let replies = self
+            .fan_out(|| ShardRequest::LabelValues {
+                name: name.to_string(),
+                matchers: matchers.to_vec(),
+            })
+            .await?;
+        merge_strings(replies, |r| match r {
+            ShardResponse::LabelValues(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The newest non-stale sample in `(at - lookback, at]` of each matching series, sorted by
+    /// labels.
+    pub async fn latest(
+        &self,
+        matchers: &[Matcher],
+        at: i64,
+        lookback: i64,
+    ) -> Result<Vec<LatestSample>, RouterError> {
+        let replies = self
+            .fan_out(|| ShardRequest::Latest {
+                matchers: matchers.to_vec(),
+                at,
+                lookback,
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (shard, r) in replies.into_iter().enumerate() {
+            match r {
+                ShardResponse::Latest(Ok(s)) => out.extend(s),
+                ShardResponse::Latest(Err(reason)) => {
+                    return Err(RouterError::Storage { shard, reason })
+                }
+                _ => return Err(RouterError::Protocol(shard)),
+            }
+        }
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// Every shard's counters, in shard order.
+    pub async fn stats(&self) -> Result<Vec<ShardStats>, RouterError> {
+        let replies = self.fan_out(|| ShardRequest::Stats).await?;
+        replies
+            .into_iter()
+            .enumerate()
+            .map(|(shard, r)| match r {
+                ShardResponse::Stats(s) => Ok(*s),
+                _ => Err(RouterError::Protocol(shard)),
+            })
+            .collect()
+    }
+
+    /// No more requests: each shard finishes what it has queued, then closes.
+    pub fn close(&self) {
+        for link in &self.links {
+            link.close();
+        }
+    }
+}
+
+fn merge_strings(
+    replies: Vec<ShardResponse>,
+    take: impl Fn(ShardResponse) -> Option<Vec<String>>,
+) -> Result<Vec<String>, RouterError> {
+    let mut out = Vec::new();
+    for (shard, r) in replies.into_iter().enumerate() {
+        out.extend(take(r).ok_or(RouterError::Protocol(shard))?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! Everything the router can ask of a shard, and every answer: one request enum, one response
+//! enum. Reading this file tells you all the cores say to each other.
+//!
+//! Payloads are owned (they cross threads) and batched: one message per target scrape and
+//! shard, one per query and shard, never one per sample. Each request carries an id that its
+//! reply echoes, because replies travel back on their own channel.
+
+use shards::head::{AppendBatch, AppendOutcome, HeadStats};
+use shards::index::matcher::Matcher;
+use shards::labels::Labels;
+
+/// A request and the id its reply will carry.
+pub struct Envelope {
+    pub id: u64,
+    pub request: ShardRequest,
+}
+
+/// A reply to the request with the same id.
+pub struct Reply {
+    pub id: u64,
+    pub response: ShardResponse,
+}
+
+pub enum ShardRequest {
+    /// Samples (and the new series they need) of one scrape, for this shard.
+    Append(AppendBatch),
+    /// Label sets of the series matching every matcher with samples in `[mint, maxt]`.
+    Series {
+        matchers: Vec<Matcher>,
+        mint: i64,
+        maxt: i64,
+    },
+    /// Label names of the series matching every matcher (all series when none).
+    LabelNames { matchers: Vec<Matcher> },
+    /// Values of label `name` over the series matching every matcher.
+    LabelValues {
+        name: String,
+        matchers: Vec<Matcher>,
+    },
+    /// Per matching series, its newest sample in `(at - lookback, at]` unless that sample is a
+    /// staleness marker: what federation and an instant selector see.
+    Latest {
+        matchers: Vec<Matcher>,
+        at: i64,
+        lookback: i64,
+    },
+    /// Counters and gauges for `/metrics`.
+    Stats,
+}
+
+pub enum ShardResponse {
+    /// `Err` holds the storage error's text: the batch was not acknowledged.
+    Appended(Result<AppendOutcome, String>),
+    Series(Vec<Labels>),
+    LabelNames(Vec<String>),
+    LabelValues(Vec<String>),
+    /// `Err`: a chunk could not be read.
+    Latest(Result<Vec<LatestSample>, String>),
+    Stats(Box<ShardStats>),
+}
+
+/// One series' newest sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestSample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A shard's state for self-monitoring.
+#[derive(Debug, Clone, Default)]
+pub struct ShardStats {
+    pub head: HeadStats,
+    pub series: u64,
+    /// Timestamps of the oldest and newest sample in the head; `None` while it is empty.
+    pub time_range: Option<(i64, i64)>,
+    pub heap_bytes: u64,
+    pub wal_segment: u64,
+    /// Whether the WAL is refusing writes after a failure.
+    pub wal_failed: bool,
+    /// Appends refused because of a storage error.
+    pub append_errors: u64,
+    /// Batches taken from the queue per WAL write (group commit), summed, and the writes.
+    pub batches_appended: u64,
+    pub wal_writes: u64,
+}

@@ -1,0 +1,134 @@
+//! The router's end of one router–shard link: a bounded request channel to the shard, a reply
+//! channel back, and the table of requests waiting for their replies.
+//!
+//! One pair of `shared_channel`s per link (not glommio's `channel_mesh`, which has an open
+//! deadlock report). A dispatcher task drains the reply channel all the time, so a shard never
+//! waits on a reply send while the router waits on a request send. A full request channel
+//! makes the sender wait: that wait is the back-pressure of a slow shard, counted, never a
+//! drop.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use thiserror::Error;
+
+use super::protocol::{Envelope, Reply, ShardRequest, ShardResponse};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    #[error("shard {0} is shutting down")]
+    Closed(usize),
+}
+
+/// Counters of one link, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    pub requests: Cell<u64>,
+    /// Sends that found the channel full and had to wait for the shard.
+    pub send_waits: Cell<u64>,
+    /// Nanoseconds spent in those waits.
+    pub send_wait_nanos: Cell<u64>,
+}
+
+pub struct ShardLink {
+    shard: usize,
+    requests: ConnectedSender<Envelope>,
+    pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
+    next_id: Cell<u64>,
+    pub stats: LinkStats,
+}
+
+/// A reply not yet received.
+pub struct PendingReply {
+    shard: usize,
+    rx: LocalReceiver<ShardResponse>,
+}
+
+impl PendingReply {
+    pub async fn wait(self) -> Result<ShardResponse, LinkError> {
+        self.rx.recv().await.ok_or(LinkError::Closed(self.shard))
+    }
+}
+
+impl ShardLink {
+    /// Takes connected channel ends and starts the reply dispatcher on this executor.
+    pub fn start(
+        shard: usize,
+        requests: ConnectedSender<Envelope>,
+        replies: ConnectedReceiver<Reply>,
+    ) -> Rc<ShardLink> {
+        let link = Rc::new(ShardLink {
+            shard,
+            requests,
+            pending: RefCell::new(HashMap::new()),
+            next_id: Cell::new(1),
+            stats: LinkStats::default(),
+        });
+        let weak = Rc::downgrade(&link);
+        glommio::spawn_local(async move {
+            while let Some(Reply { id, response }) = replies.recv().await {
+                let Some(link) = weak.upgrade() else { break };
+                let waiter = link.pending.borrow_mut().remove(&id);
+                if let Some(tx) = waiter {
+                    // The asker may have given up (its scrape was cancelled): nothing to do.
+                    let _ = tx.try_send(response);
+                }
+            }
+            // The shard is gone: wake everybody still waiting with an error.
+            if let Some(link) = weak.upgrade() {
+                link.pending.borrow_mut().clear();
+            }
+        })
+        .detach();
+        link
+    }
+
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// Sends `request` (waiting while the channel is full) and returns the reply to await.
+    /// Send all requests of a fan-out before awaiting any reply, so shards work in parallel.
+    pub async fn send(&self, request: ShardRequest) -> Result<PendingReply, LinkError> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.pending.borrow_mut().insert(id, tx);
+        self.stats.requests.set(self.stats.requests.get() + 1);
+        let env = Envelope { id, request };
+        let sent = match self.requests.try_send(env) {
+            Ok(()) => Ok(()),
+            Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(env))) => {
+                let started = std::time::Instant::now();
+                self.stats.send_waits.set(self.stats.send_waits.get() + 1);
+                let r = self.requests.send(env).await.map_err(|_| ());
+                let waited = started.elapsed().as_nanos() as u64;
+                let total = self.stats.send_wait_nanos.get();
+                self.stats.send_wait_nanos.set(total + waited);
+                r
+            }
+            Err(_) => Err(()),
+        };
+        if sent.is_err() {
+            self.pending.borrow_mut().remove(&id);
+            return Err(LinkError::Closed(self.shard));
+        }
+        Ok(PendingReply {
+            shard: self.shard,
+            rx,
+        })
+    }
+
+    /// Sends and waits for the reply.
+    pub async fn call(&self, request: ShardRequest) -> Result<ShardResponse, LinkError> {
+        self.send(request).await?.wait().await
+    }
+
+    /// Tells the shard no more requests come: it finishes what it has and closes.
+    pub fn close(&self) {
+        self.requests.close();
+    }
+}

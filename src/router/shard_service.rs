@@ -1,0 +1,201 @@
+//! The shard's side of the protocol: the loop a shard executor runs once its head is rebuilt,
+//! answering the router's requests against the shard it owns.
+//!
+//! Appends that queued up while the previous WAL write was in flight are taken together and
+//! written with one WAL write (group commit), so a busy shard does fewer, larger writes.
+//! Reads run between appends on the same executor; nothing here is shared or locked. It never
+//! parses PromQL or HTTP: requests arrive as plain data.
+
+use futures_lite::future::poll_once;
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use shards::head::{AppendBatch, Head};
+use shards::index::matcher::Matcher;
+use shards::labels::Labels;
+use shards::shard::Shard;
+use shards::value::is_stale_nan;
+
+use super::protocol::{Envelope, LatestSample, Reply, ShardRequest, ShardResponse, ShardStats};
+
+/// Appends taken from the queue for one WAL write at most: bounds the latency of the first.
+const MAX_GROUP: usize = 64;
+
+/// Long read loops yield to the executor this often (series), so appends are not starved.
+const YIELD_EVERY: usize = 1024;
+
+pub struct ShardService {
+    shard: Shard,
+    stats: ShardStats,
+}
+
+impl ShardService {
+    pub fn new(shard: Shard) -> Self {
+        ShardService {
+            shard,
+            stats: ShardStats::default(),
+        }
+    }
+
+    /// Serves until the router closes its sender, then hands the shard back for closing.
+    pub async fn serve(
+        mut self,
+        requests: ConnectedReceiver<Envelope>,
+        replies: ConnectedSender<Reply>,
+    ) -> Shard {
+        let mut next = None;
+        let mut ids = Vec::with_capacity(MAX_GROUP);
+        let mut batches: Vec<AppendBatch> = Vec::with_capacity(MAX_GROUP);
+        loop {
+            let env = match next.take() {
+                Some(env) => env,
+                None => match requests.recv().await {
+                    Some(env) => env,
+                    None => break,
+                },
+            };
+            let Envelope { id, request } = env;
+            let ShardRequest::Append(batch) = request else {
+                let response = self.answer(request).await;
+                if replies.send(Reply { id, response }).await.is_err() {
+                    break;
+                }
+                continue;
+            };
+            ids.push(id);
+            batches.push(batch);
+            while batches.len() < MAX_GROUP {
+                match poll_once(requests.recv()).await {
+                    Some(Some(Envelope {
+                        id,
+                        request: ShardRequest::Append(b),
+                    })) => {
+                        ids.push(id);
+                        batches.push(b);
+                    }
+                    Some(Some(other)) => {
+                        next = Some(other);
+                        break;
+                    }
+                    Some(None) | None => break,
+                }
+            }
+            let outcomes = self.shard.append_many(&batches).await;
+            self.stats.wal_writes += 1;
+            self.stats.batches_appended += batches.len() as u64;
+            let mut closed = false;
+            match outcomes {
+                Ok(outcomes) => {
+                    for (id, outcome) in ids.drain(..).zip(outcomes) {
+                        let response = ShardResponse::Appended(Ok(outcome));
+                        closed |= replies.send(Reply { id, response }).await.is_err();
+                    }
+                }
+                Err(e) => {
+                    self.stats.append_errors += ids.len() as u64;
+                    let text = e.to_string();
+                    for id in ids.drain(..) {
+                        let response = ShardResponse::Appended(Err(text.clone()));
+                        closed |= replies.send(Reply { id, response }).await.is_err();
+                    }
+                }
+            }
+            ids.clear();
+            batches.clear();
+            if closed {
+                break;
+            }
+        }
+        self.shard
+    }
+
+    async fn answer(&mut self, request: ShardRequest) -> ShardResponse {
+        let head = self.shard.head();
+        match request {
+            ShardRequest::Append(_) => unreachable!("appends are grouped by the serve loop"),
+            ShardRequest::Series {
+                matchers,
+                mint,
+                maxt,
+            } => ShardResponse::Series(series(head, &matchers, mint, maxt).await),
+            ShardRequest::LabelNames { matchers } => {
+                ShardResponse::LabelNames(head.label_names(&matchers))
+            }
+            ShardRequest::LabelValues { name, matchers } => {
+                ShardResponse::LabelValues(head.label_values(&name, &matchers))
+            }
+            ShardRequest::Latest {
+                matchers,
+                at,
+                lookback,
+            } => ShardResponse::Latest(latest(head, &matchers, at, lookback).await),
+            ShardRequest::Stats => {
+                let mut stats = self.stats.clone();
+                stats.head = head.stats.clone();
+                stats.series = head.num_series() as u64;
+                stats.time_range = head.time_range();
+                stats.heap_bytes = head.heap_bytes() as u64;
+                stats.wal_segment = self.shard.wal_position().segment;
+                stats.wal_failed = self.shard.is_failed();
+                ShardResponse::Stats(Box::new(stats))
+            }
+        }
+    }
+}
+
+async fn series(head: &Head, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+    let refs = head.select(matchers);
+    let mut out = Vec::new();
+    for (i, r) in refs.into_iter().enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            glommio::executor().yield_if_needed().await;
+        }
+        let Some(s) = head.series(r) else { continue };
+        let overlaps = match (s.min_time(), s.max_time()) {
+            (Some(lo), Some(hi)) => lo <= maxt && hi >= mint,
+            _ => false,
+        };
+        if overlaps {
+            if let Some(l) = head.series_labels(r) {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
+async fn latest(
+    head: &Head,
+    matchers: &[Matcher],
+    at: i64,
+    lookback: i64,
+) -> Result<Vec<LatestSample>, String> {
+    let refs = head.select(matchers);
+    let mut out = Vec::new();
+    for (i, r) in refs.into_iter().enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            glommio::executor().yield_if_needed().await;
+        }
+        let newest = match head.series(r).and_then(|s| s.last_sample()) {
+            // The common case, an up-to-date series: no chunk needs decoding.
+            Some((t, v)) if t <= at => Some((t, v)),
+            Some(_) => {
+                let mut it = head
+                    .samples(r, at - lookback + 1, at)
+                    .map_err(|e| e.to_string())?;
+                let mut last = None;
+                while let Some(s) = it.next_checked().map_err(|e| e.to_string())? {
+                    last = Some(s);
+                }
+                last
+            }
+            None => None,
+        };
+        let Some((t, v)) = newest else { continue };
+        if t <= at - lookback || is_stale_nan(v) {
+            continue;
+        }
+        if let Some(labels) = head.series_labels(r) {
+            out.push(LatestSample { labels, t, v });
+        }
+    }
+    Ok(out)
+}

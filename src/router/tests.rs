@@ -1,0 +1,153 @@
+//! The protocol end to end in one process: real shards on their own executors, the router on
+//! another, talking over the shared channels.
+
+use std::rc::Rc;
+
+use glommio::channels::shared_channel;
+use glommio::LocalExecutorBuilder;
+use shards::head::{AppendBatch, BatchSample, SeriesKey};
+use shards::index::matcher::{MatchType, Matcher};
+use shards::labels::Labels;
+use shards::shard::{Shard, ShardOptions};
+use shards::value::stale_nan;
+use shards::wal::DmaFs;
+
+use super::protocol::{Envelope, Reply};
+use super::shard_link::ShardLink;
+use super::shard_service::ShardService;
+use super::Router;
+
+const SHARDS: usize = 2;
+
+fn labels(name: &str, i: usize) -> Labels {
+    Labels::from_pairs([("__name__", name.to_string()), ("i", i.to_string())]).unwrap()
+}
+
+#[test]
+fn appends_land_on_their_shards_and_fan_out_reads_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shard_threads = Vec::new();
+    let mut ends = Vec::new();
+    for i in 0..SHARDS {
+        let (req_tx, req_rx) = shared_channel::new_bounded::<Envelope>(4);
+        let (rep_tx, rep_rx) = shared_channel::new_bounded::<Reply>(4);
+        ends.push((req_tx, rep_rx));
+        let path = dir.path().join(format!("shard-{i:03}"));
+        shard_threads.push(
+            LocalExecutorBuilder::default()
+                .spawn(move || async move {
+                    let (shard, _) = Shard::open(&path, ShardOptions::default(), DmaFs, |_| {})
+                        .await
+                        .unwrap();
+                    let requests = req_rx.connect().await;
+                    let replies = rep_tx.connect().await;
+                    let shard = ShardService::new(shard).serve(requests, replies).await;
+                    shard.close().await.unwrap();
+                })
+                .unwrap(),
+        );
+    }
+    let router_thread = LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let mut links = Vec::new();
+            for (i, (req_tx, rep_rx)) in ends.into_iter().enumerate() {
+                links.push(ShardLink::start(
+                    i,
+                    req_tx.connect().await,
+                    rep_rx.connect().await,
+                ));
+            }
+            let router = Rc::new(Router::new(links));
+            // Many more batches than the queues hold: senders wait, nothing is lost.
+            let series: Vec<Labels> = (0..50).map(|i| labels("m", i)).collect();
+            let mut refs = vec![0u64; series.len()];
+            for t in 0..20i64 {
+                let mut pending = Vec::new();
+                for (shard, batch) in batches(&router, &series, &refs, t).into_iter().enumerate() {
+                    pending.push((
+                        shard,
+                        router.send_append(shard, batch.0).await.unwrap(),
+                        batch.1,
+                    ));
+                }
+                for (shard, p, idx) in pending {
+                    let out = Router::appended(shard, p).await.unwrap();
+                    assert_eq!(out.appended as usize, idx.len());
+                    for (k, r) in out.series_refs.iter().enumerate() {
+                        refs[idx[k]] = *r;
+                    }
+                }
+            }
+            let all = [Matcher::new(MatchType::Equal, "__name__", "m").unwrap()];
+            let found = router.series(&all, i64::MIN, i64::MAX).await.unwrap();
+            let mut want = series.clone();
+            want.sort();
+            assert_eq!(found, want);
+            let values = router.label_values("i", &all).await.unwrap();
+            assert_eq!(values.len(), 50);
+            assert!(values.windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(
+                router.label_names(&[]).await.unwrap(),
+                vec!["__name__".to_string(), "i".to_string()]
+            );
+            let latest = router.latest(&all, 19, 5).await.unwrap();
+            assert_eq!(latest.len(), 50);
+            assert!(latest.iter().all(|s| s.t == 19 && s.v == 19.0));
+            let older = router.latest(&all, 10, 5).await.unwrap();
+            assert!(older.iter().all(|s| s.t == 10));
+
+            // A staleness marker hides the series from instant reads.
+            let stale = AppendBatch {
+                new_series: vec![],
+                samples: vec![BatchSample {
+                    series: SeriesKey::Ref(refs[0]),
+                    t: 20,
+                    v: stale_nan(),
+                }],
+            };
+            let shard = router.shard_of(series[0].hash());
+            let p = router.send_append(shard, stale).await.unwrap();
+            Router::appended(shard, p).await.unwrap();
+            assert_eq!(router.latest(&all, 20, 5).await.unwrap().len(), 49);
+
+            let stats = router.stats().await.unwrap();
+            assert_eq!(stats.iter().map(|s| s.series).sum::<u64>(), 50);
+            assert_eq!(
+                stats.iter().map(|s| s.head.samples_appended).sum::<u64>(),
+                50 * 20 + 1
+            );
+            router.close();
+        })
+        .unwrap();
+    router_thread.join().unwrap();
+    for t in shard_threads {
+        t.join().unwrap();
+    }
+}
+
+/// One batch per shard for all `series` at time `t`, with the index of each sample's series.
+fn batches(
+    router: &Router,
+    series: &[Labels],
+    refs: &[u64],
+    t: i64,
+) -> Vec<(AppendBatch, Vec<usize>)> {
+    let mut out: Vec<(AppendBatch, Vec<usize>)> =
+        (0..router.shards()).map(|_| Default::default()).collect();
+    for (i, l) in series.iter().enumerate() {
+        let (batch, idx) = &mut out[router.shard_of(l.hash())];
+        let key = if refs[i] != 0 {
+            SeriesKey::Ref(refs[i])
+        } else {
+            batch.new_series.push(l.clone());
+            SeriesKey::New(batch.new_series.len() as u32 - 1)
+        };
+        batch.samples.push(BatchSample {
+            series: key,
+            t,
+            v: t as f64,
+        });
+        idx.push(i);
+    }
+    out
+}

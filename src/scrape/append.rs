@@ -1,0 +1,805 @@
+//! One scrape's samples, from the response body to one batch per shard: parse in place, look
+//! each series up in the target's cache, and on a miss build its labels (target labels,
+//! `honor_labels`, metric relabeling, label limits) and pick its shard. Then staleness markers
+//! for series that vanished, and the synthetic series (`up`, `scrape_duration_seconds`, ...).
+//!
+//! This is the router's hot path and pure logic: no I/O, no executor. The scrape loop sends the
+//! batches and hands the shards' answers back to `commit`. A failure (parse error, a limit)
+//! leaves the batches empty so nothing of that scrape is stored, exactly as Prometheus rolls
+//! the scrape back, and the cache as if the scrape had not happened.
+
+use std::borrow::Cow;
+
+use shards::head::{AppendBatch, AppendOutcome, BatchSample, SeriesKey};
+use shards::labels::{shard_for, Labels, LabelsError};
+use shards::value::stale_nan;
+use thiserror::Error;
+
+use crate::config::label_builder::LabelBuilder;
+use crate::config::relabel::{self, RelabelConfig, RelabelScratch};
+use crate::scrape::cache::{CacheEntry, EntryId, ScrapeCache};
+use crate::scrape::parser::{Entry, Format, LabelPairs, ParseError, Parser};
+
+/// What a miss needs to build a series' labels, and the limits of the job.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesRules {
+    /// The target's labels (no `__` labels): attached to every series.
+    pub target_labels: Labels,
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    pub metric_relabel: Vec<RelabelConfig>,
+    /// 0: no limit. Counted after metric relabeling, as Prometheus does.
+    pub sample_limit: u64,
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
+}
+
+/// Why a scrape's samples were refused; the text is what `/api/v1/targets` shows.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum AppendError {
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    #[error("sample limit exceeded")]
+    SampleLimit,
+    #[error(
+        "label_limit exceeded (metric: {metric:.50}, number of labels: {count}, limit: {limit})"
+    )]
+    LabelLimit {
+        metric: String,
+        count: usize,
+        limit: u64,
+    },
+    #[error("label_name_length_limit exceeded (metric: {metric:.50}, label name: {name:.50}, length: {len}, limit: {limit})")]
+    LabelNameLength {
+        metric: String,
+        name: String,
+        len: usize,
+        limit: u64,
+    },
+    #[error("label_value_length_limit exceeded (metric: {metric:.50}, label name: {name:.50}, value: {value:.50?}, length: {len}, limit: {limit})")]
+    LabelValueLength {
+        metric: String,
+        name: String,
+        value: String,
+        len: usize,
+        limit: u64,
+    },
+    #[error("invalid labels: {0}")]
+    Labels(#[from] LabelsError),
+}
+
+/// Counts of one scrape, for the synthetic series.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BodyReport {
+    /// Samples in the body (`scrape_samples_scraped`).
+    pub scraped: u64,
+    /// Samples kept after metric relabeling (`scrape_samples_post_metric_relabeling`).
+    pub post_relabel: u64,
+    /// Series new to the cache (`scrape_series_added`).
+    pub series_added: u64,
+}
+
+/// The batches of one scrape, one per shard, and which cache entry each new series is.
+#[derive(Debug, Default)]
+pub struct ShardBatches {
+    pub batches: Vec<AppendBatch>,
+    new_entries: Vec<Vec<EntryId>>,
+}
+
+impl ShardBatches {
+    pub fn new(shards: usize) -> Self {
+        ShardBatches {
+            batches: vec![AppendBatch::default(); shards],
+            new_entries: vec![Vec::new(); shards],
+        }
+    }
+
+    pub fn clear(&mut self) {
+        for b in &mut self.batches {
+            b.samples.clear();
+            b.new_series.clear();
+        }
+        for n in &mut self.new_entries {
+            n.clear();
+        }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub fn samples(&self) -> usize {
+        self.batches.iter().map(|b| b.samples.len()).sum()
+    }
+}
+
+/// The names and cache keys of the synthetic series. A key starts with a byte no exposition
+/// line can start with, so it never meets a scraped series in the cache.
+const REPORT_SERIES: [(&str, &[u8]); 5] = [
+    ("up", b"\xffup"),
+    ("scrape_duration_seconds", b"\xffscrape_duration_seconds"),
+    ("scrape_samples_scraped", b"\xffscrape_samples_scraped"),
+    (
+        "scrape_samples_post_metric_relabeling",
+        b"\xffscrape_samples_post_metric_relabeling",
+    ),
+    ("scrape_series_added", b"\xffscrape_series_added"),
+];
+
+/// The synthetic samples of one scrape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Report {
+    pub up: bool,
+    pub duration_seconds: f64,
+    pub body: BodyReport,
+}
+
+/// A target's scrape state across scrapes: its cache and the bookkeeping of staleness.
+#[derive(Debug)]
+pub struct ScrapeAppender {
+    pub rules: SeriesRules,
+    cache: ScrapeCache,
+    /// Number of the scrape being appended (starts at 1).
+    scrape: u64,
+    /// The last scrape whose samples were stored (0: none yet).
+    last_ok: u64,
+    /// The successful scrape whose series already got staleness markers (after a failure).
+    stale_through: u64,
+    /// Entries this scrape touched, marked seen only if it succeeds.
+    touched: Vec<EntryId>,
+    label_buf: LabelBuilder,
+    relabel_scratch: RelabelScratch,
+}
+
+impl ScrapeAppender {
+    pub fn new(rules: SeriesRules) -> Self {
+        ScrapeAppender {
+            rules,
+            cache: ScrapeCache::new(),
+            scrape: 0,
+            last_ok: 0,
+            stale_through: 0,
+            touched: Vec::new(),
+            label_buf: LabelBuilder::new(),
+            relabel_scratch: RelabelScratch::default(),
+        }
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Appends a successfully fetched body scraped at `t` (ms) into `out` (cleared first).
+    /// On error `out` is left empty; follow with [`ScrapeAppender::append_failure`].
+    pub fn append_body(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        t: i64,
+        out: &mut ShardBatches,
+    ) -> Result<BodyReport, AppendError> {
+        out.clear();
+        self.scrape += 1;
+        self.touched.clear();
+        match self.parse_into(body, format, t, out) {
+            Ok(report) => {
+                for &id in &self.touched {
+                    self.cache.entry_mut(id).seen = self.scrape;
+                }
+                if self.last_ok != 0 && self.stale_through != self.last_ok {
+                    let marker = stale_nan();
+                    for (shard, series_ref) in self.cache.stale_candidates(self.last_ok, false) {
+                        out.batches[shard as usize].samples.push(BatchSample {
+                            series: SeriesKey::Ref(series_ref),
+                            t,
+                            v: marker,
+                        });
+                    }
+                }
+                self.cache.evict_older_than(self.last_ok);
+                self.last_ok = self.scrape;
+                Ok(report)
+            }
+            Err(e) => {
+                out.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// A failed scrape at `t`: every series of the last successful scrape gets its staleness
+    /// marker (once), as if the target had answered with an empty body.
+    pub fn append_failure(&mut self, t: i64, out: &mut ShardBatches) {
+        out.clear();
+        self.touched.clear();
+        self.scrape += 1;
+        self.stale_markers_for_last_scrape(t, false, out);
+    }
+
+    /// The target is gone (or its job changed): staleness markers for everything the last
+    /// successful scrape had, and for the synthetic series.
+    pub fn append_end_of_run(&mut self, t: i64, out: &mut ShardBatches) {
+        out.clear();
+        self.stale_markers_for_last_scrape(t, true, out);
+    }
+
+    fn stale_markers_for_last_scrape(&mut self, t: i64, synthetic: bool, out: &mut ShardBatches) {
+        let marker = stale_nan();
+        if synthetic {
+            for (shard, series_ref) in self.cache.stale_candidates(u64::MAX, true) {
+                out.batches[shard as usize].samples.push(BatchSample {
+                    series: SeriesKey::Ref(series_ref),
+                    t,
+                    v: marker,
+                });
+            }
+        }
+        if self.last_ok == 0 || self.stale_through == self.last_ok {
+            return;
+        }
+        for (shard, series_ref) in self.cache.stale_candidates(self.last_ok, false) {
+            out.batches[shard as usize].samples.push(BatchSample {
+                series: SeriesKey::Ref(series_ref),
+                t,
+                v: marker,
+            });
+        }
+        self.stale_through = self.last_ok;
+    }
+
+    /// Adds the synthetic series of this scrape at `t`. Call after `append_body` or
+    /// `append_failure`, before sending.
+    pub fn append_report(&mut self, t: i64, report: &Report, out: &mut ShardBatches) {
+        let values = [
+            if report.up { 1.0 } else { 0.0 },
+            report.duration_seconds,
+            report.body.scraped as f64,
+            report.body.post_relabel as f64,
+            report.body.series_added as f64,
+        ];
+        for ((name, key), v) in REPORT_SERIES.iter().zip(values) {
+            let id = match self.cache.get(key) {
+                Some(id) => id,
+                None => {
+                    let mut lb = LabelBuilder::from_labels(&self.rules.target_labels);
+                    lb.set("__name__", name);
+                    // Target labels and a fixed valid name: this cannot fail.
+                    let Ok(labels) = lb.to_labels() else { continue };
+                    let id = self.new_entry(key, labels, false, out);
+                    self.cache.entry_mut(id).synthetic = true;
+                    id
+                }
+            };
+            self.cache.entry_mut(id).seen = self.scrape.max(1);
+            self.push_sample(id, t, v, out);
+        }
+    }
+
+    /// Takes the shards' answers to the batches of `out` (`None` for a shard that was sent
+    /// nothing or whose append failed): new refs go into the cache.
+    pub fn commit(&mut self, out: &ShardBatches, outcomes: &[Option<AppendOutcome>]) {
+        for (shard, outcome) in outcomes.iter().enumerate() {
+            let Some(outcome) = outcome else { continue };
+            if outcome.unknown_refs > 0 {
+                // The shard lost refs we hold (it cannot today: series are never removed from
+                // a running head). Start over rather than keep sending refs it does not know.
+                self.cache.clear();
+                return;
+            }
+            for (&id, &r) in out.new_entries[shard].iter().zip(&outcome.series_refs) {
+                self.cache.set_ref(id, r);
+            }
+        }
+    }
+
+    fn parse_into(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        t: i64,
+        out: &mut ShardBatches,
+    ) -> Result<BodyReport, AppendError> {
+        let mut report = BodyReport::default();
+        let mut parser = Parser::new(body, format);
+        let mut pairs: LabelPairs<'_> = Vec::new();
+        while let Some(entry) = parser.next() {
+            let Entry::Sample {
+                series,
+                value,
+                timestamp_ms,
+            } = entry?
+            else {
+                continue;
+            };
+            report.scraped += 1;
+            let sample_t = match timestamp_ms {
+                Some(ts) if self.rules.honor_timestamps => ts,
+                _ => t,
+            };
+            let id = match self.cache.get(series) {
+                Some(id) => id,
+                None => {
+                    parser.labels(series, &mut pairs)?;
+                    let explicit = timestamp_ms.is_some() && self.rules.honor_timestamps;
+                    match self.build_labels(&pairs)? {
+                        Some(labels) => {
+                            report.series_added += 1;
+                            self.new_entry(series, labels, explicit, out)
+                        }
+                        None => self.cache.insert(series, dropped_entry()),
+                    }
+                }
+            };
+            self.touched.push(id);
+            if self.cache.entry(id).dropped {
+                continue;
+            }
+            report.post_relabel += 1;
+            if self.rules.sample_limit > 0 && report.post_relabel > self.rules.sample_limit {
+                return Err(AppendError::SampleLimit);
+            }
+            self.push_sample(id, sample_t, value, out);
+        }
+        Ok(report)
+    }
+
+    #[inline]
+    fn push_sample(&mut self, id: EntryId, t: i64, v: f64, out: &mut ShardBatches) {
+        let scrape = self.scrape;
+        let e = self.cache.entry_mut(id);
+        let shard = e.shard as usize;
+        let series = if e.series_ref != 0 {
+            SeriesKey::Ref(e.series_ref)
+        } else if e.pending_scrape == scrape {
+            SeriesKey::New(e.pending)
+        } else {
+            // Created by an earlier scrape whose append failed: send the labels again.
+            let Some(labels) = e.labels.clone() else {
+                return;
+            };
+            let batch = &mut out.batches[shard];
+            e.pending = batch.new_series.len() as u32;
+            e.pending_scrape = scrape;
+            batch.new_series.push(labels);
+            out.new_entries[shard].push(id);
+            SeriesKey::New(e.pending)
+        };
+        out.batches[shard]
+            .samples
+            .push(BatchSample { series, t, v });
+    }
+
+    fn new_entry(
+        &mut self,
+        key: &[u8],
+        labels: Labels,
+        explicit_timestamps: bool,
+        out: &mut ShardBatches,
+    ) -> EntryId {
+        let shard = shard_for(labels.hash(), out.shards());
+        let batch = &mut out.batches[shard];
+        let pending = batch.new_series.len() as u32;
+        batch.new_series.push(labels.clone());
+        let id = self.cache.insert(
+            key,
+            CacheEntry {
+                dropped: false,
+                shard: shard as u32,
+                series_ref: 0,
+                labels: Some(labels),
+                seen: 0,
+                pending,
+                pending_scrape: self.scrape,
+                explicit_timestamps,
+                synthetic: false,
+            },
+        );
+        out.new_entries[shard].push(id);
+        id
+    }
+
+    /// The stored labels of a scraped series, or `None` when metric relabeling drops it.
+    fn build_labels(
+        &mut self,
+        pairs: &[(Cow<'_, str>, Cow<'_, str>)],
+    ) -> Result<Option<Labels>, AppendError> {
+        let rules = &self.rules;
+        let lb = &mut self.label_buf;
+        lb.clear();
+        for (name, value) in pairs {
+            if lb.contains(name) {
+                return Err(LabelsError::DuplicateName(name.to_string()).into());
+            }
+            lb.set(name, value);
+        }
+        if rules.honor_labels {
+            for l in rules.target_labels.iter() {
+                if !lb.contains(&l.name) {
+                    lb.set(&l.name, &l.value);
+                }
+            }
+        } else {
+            for l in rules.target_labels.iter() {
+                let existing = lb.get(&l.name);
+                if !existing.is_empty() {
+                    // Prometheus keeps a clashing scraped label as exported_<name>, prefixing
+                    // again until the name is free.
+                    let value = existing.to_string();
+                    let mut name = format!("exported_{}", l.name);
+                    while lb.contains(&name) {
+                        name.insert_str(0, "exported_");
+                    }
+                    lb.set(&name, &value);
+                }
+                lb.set(&l.name, &l.value);
+            }
+        }
+        if !relabel::process_with(lb, &rules.metric_relabel, &mut self.relabel_scratch) {
+            return Ok(None);
+        }
+        if lb.get("__name__").is_empty() {
+            return Ok(None);
+        }
+        check_limits(rules, lb)?;
+        Ok(Some(lb.to_labels()?))
+    }
+}
+
+fn dropped_entry() -> CacheEntry {
+    CacheEntry {
+        dropped: true,
+        shard: 0,
+        series_ref: 0,
+        labels: None,
+        seen: 0,
+        pending: 0,
+        pending_scrape: 0,
+        explicit_timestamps: false,
+        synthetic: false,
+    }
+}
+
+fn check_limits(rules: &SeriesRules, lb: &LabelBuilder) -> Result<(), AppendError> {
+    let metric = || lb.get("__name__").to_string();
+    if rules.label_limit > 0 && lb.len() as u64 > rules.label_limit {
+        return Err(AppendError::LabelLimit {
+            metric: metric(),
+            count: lb.len(),
+            limit: rules.label_limit,
+        });
+    }
+    for l in lb.iter() {
+        if rules.label_name_length_limit > 0 && l.name.len() as u64 > rules.label_name_length_limit
+        {
+            return Err(AppendError::LabelNameLength {
+                metric: metric(),
+                name: l.name.clone(),
+                len: l.name.len(),
+                limit: rules.label_name_length_limit,
+            });
+        }
+        if rules.label_value_length_limit > 0
+            && l.value.len() as u64 > rules.label_value_length_limit
+        {
+            return Err(AppendError::LabelValueLength {
+                metric: metric(),
+                name: l.name.clone(),
+                value: l.value.clone(),
+                len: l.value.len(),
+                limit: rules.label_value_length_limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shards::value::is_stale_nan;
+
+    fn target() -> Labels {
+        Labels::from_pairs([("job", "node"), ("instance", "h:9100")]).unwrap()
+    }
+
+    fn appender(rules: SeriesRules) -> ScrapeAppender {
+        ScrapeAppender::new(SeriesRules {
+            target_labels: target(),
+            honor_timestamps: true,
+            ..rules
+        })
+    }
+
+    /// Plays the shards: hands out refs for new series, in order, per shard.
+    fn ack(a: &mut ScrapeAppender, out: &ShardBatches, next_ref: &mut u64) -> Vec<Labels> {
+        let mut created = Vec::new();
+        let outcomes: Vec<Option<AppendOutcome>> = out
+            .batches
+            .iter()
+            .map(|b| {
+                let refs = b
+                    .new_series
+                    .iter()
+                    .map(|l| {
+                        created.push(l.clone());
+                        *next_ref += 1;
+                        *next_ref
+                    })
+                    .collect();
+                Some(AppendOutcome {
+                    series_refs: refs,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        a.commit(out, &outcomes);
+        created
+    }
+
+    fn samples(out: &ShardBatches) -> Vec<(SeriesKey, i64, f64)> {
+        out.batches
+            .iter()
+            .flat_map(|b| b.samples.iter().map(|s| (s.series, s.t, s.v)))
+            .collect()
+    }
+
+    const BODY: &[u8] = b"# TYPE a counter\na{x=\"1\"} 1\na{x=\"2\"} 2\nb 3\n";
+
+    #[test]
+    fn first_scrape_creates_series_with_target_labels_then_hits_the_cache() {
+        let mut a = appender(SeriesRules::default());
+        let mut out = ShardBatches::new(2);
+        let mut next = 0;
+        let r = a
+            .append_body(BODY, Format::PrometheusText, 1000, &mut out)
+            .unwrap();
+        assert_eq!(
+            r,
+            BodyReport {
+                scraped: 3,
+                post_relabel: 3,
+                series_added: 3
+            }
+        );
+        let created = ack(&mut a, &out, &mut next);
+        assert_eq!(created.len(), 3);
+        for l in &created {
+            assert_eq!(l.get("job"), Some("node"));
+            assert_eq!(l.get("instance"), Some("h:9100"));
+            assert_eq!(shard_for(l.hash(), 2), created_shard(&out, l));
+        }
+
+        let r = a
+            .append_body(BODY, Format::PrometheusText, 2000, &mut out)
+            .unwrap();
+        assert_eq!(r.series_added, 0);
+        let s = samples(&out);
+        assert_eq!(s.len(), 3);
+        assert!(s
+            .iter()
+            .all(|(k, t, _)| matches!(k, SeriesKey::Ref(_)) && *t == 2000));
+        assert!(out.batches.iter().all(|b| b.new_series.is_empty()));
+    }
+
+    fn created_shard(out: &ShardBatches, l: &Labels) -> usize {
+        out.batches
+            .iter()
+            .position(|b| b.new_series.contains(l))
+            .unwrap()
+    }
+
+    #[test]
+    fn vanished_series_get_one_staleness_marker() {
+        let mut a = appender(SeriesRules::default());
+        let mut out = ShardBatches::new(1);
+        let mut next = 0;
+        a.append_body(BODY, Format::PrometheusText, 1000, &mut out)
+            .unwrap();
+        ack(&mut a, &out, &mut next);
+        a.append_body(b"b 3\n", Format::PrometheusText, 2000, &mut out)
+            .unwrap();
+        let s = samples(&out);
+        assert_eq!(s.iter().filter(|(_, _, v)| is_stale_nan(*v)).count(), 2);
+        ack(&mut a, &out, &mut next);
+        a.append_body(b"b 3\n", Format::PrometheusText, 3000, &mut out)
+            .unwrap();
+        assert_eq!(samples(&out).len(), 1, "markers are written once");
+    }
+
+    #[test]
+    fn a_failed_scrape_marks_the_last_series_stale_once_and_keeps_the_cache() {
+        let mut a = appender(SeriesRules::default());
+        let mut out = ShardBatches::new(1);
+        let mut next = 0;
+        a.append_body(BODY, Format::PrometheusText, 1000, &mut out)
+            .unwrap();
+        ack(&mut a, &out, &mut next);
+        a.append_failure(2000, &mut out);
+        let s = samples(&out);
+        assert_eq!(s.len(), 3);
+        assert!(s.iter().all(|(_, t, v)| *t == 2000 && is_stale_nan(*v)));
+        a.append_failure(3000, &mut out);
+        assert!(samples(&out).is_empty());
+        let r = a
+            .append_body(BODY, Format::PrometheusText, 4000, &mut out)
+            .unwrap();
+        assert_eq!(r.series_added, 0, "the cache survived the failures");
+        assert!(samples(&out).iter().all(|(_, _, v)| !v.is_nan()));
+    }
+
+    #[test]
+    fn parse_errors_and_the_sample_limit_store_nothing() {
+        let mut a = appender(SeriesRules {
+            sample_limit: 2,
+            ..Default::default()
+        });
+        let mut out = ShardBatches::new(1);
+        let e = a
+            .append_body(BODY, Format::PrometheusText, 1000, &mut out)
+            .unwrap_err();
+        assert_eq!(e, AppendError::SampleLimit);
+        assert_eq!(e.to_string(), "sample limit exceeded");
+        assert_eq!(out.samples(), 0);
+        assert!(out.batches[0].new_series.is_empty());
+
+        let mut a = appender(SeriesRules::default());
+        let e = a
+            .append_body(
+                b"a 1\nthis is not\n",
+                Format::PrometheusText,
+                1000,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(matches!(e, AppendError::Parse(_)));
+        assert_eq!(out.samples(), 0);
+    }
+
+    #[test]
+    fn series_first_seen_in_a_failed_scrape_are_sent_again() {
+        let mut a = appender(SeriesRules {
+            sample_limit: 1,
+            ..Default::default()
+        });
+        let mut out = ShardBatches::new(1);
+        assert!(a
+            .append_body(b"a 1\nb 2\n", Format::PrometheusText, 1000, &mut out)
+            .is_err());
+        a.append_body(b"a 1\n", Format::PrometheusText, 2000, &mut out)
+            .unwrap();
+        assert_eq!(out.batches[0].new_series.len(), 1);
+        assert_eq!(out.batches[0].samples[0].series, SeriesKey::New(0));
+    }
+
+    #[test]
+    fn honor_labels_decides_who_wins_a_clash() {
+        let body = b"m{job=\"pushed\",instance=\"\"} 1\n";
+        let mut out = ShardBatches::new(1);
+        let mut a = appender(SeriesRules {
+            honor_labels: true,
+            ..Default::default()
+        });
+        a.append_body(body, Format::PrometheusText, 1, &mut out)
+            .unwrap();
+        let l = &out.batches[0].new_series[0];
+        assert_eq!(l.get("job"), Some("pushed"));
+        // An exposed empty instance is no label, so the target's is attached.
+        assert_eq!(l.get("instance"), Some("h:9100"));
+
+        let mut a = appender(SeriesRules::default());
+        a.append_body(body, Format::PrometheusText, 1, &mut out)
+            .unwrap();
+        let l = &out.batches[0].new_series[0];
+        assert_eq!(l.get("job"), Some("node"));
+        assert_eq!(l.get("exported_job"), Some("pushed"));
+    }
+
+    #[test]
+    fn metric_relabeling_drops_are_cached_and_not_counted() {
+        let yaml = "- source_labels: [__name__]\n  regex: a\n  action: drop\n";
+        let metric_relabel: Vec<RelabelConfig> = serde_yaml::from_str(yaml).unwrap();
+        let mut a = appender(SeriesRules {
+            metric_relabel,
+            sample_limit: 1,
+            ..Default::default()
+        });
+        let mut out = ShardBatches::new(1);
+        let r = a
+            .append_body(BODY, Format::PrometheusText, 1, &mut out)
+            .unwrap();
+        assert_eq!(r.scraped, 3);
+        assert_eq!(r.post_relabel, 1);
+        assert_eq!(out.samples(), 1);
+    }
+
+    #[test]
+    fn label_limits_fail_the_scrape() {
+        let mut a = appender(SeriesRules {
+            label_limit: 3,
+            ..Default::default()
+        });
+        let mut out = ShardBatches::new(1);
+        let e = a
+            .append_body(
+                b"m{a=\"1\",b=\"2\"} 1\n",
+                Format::PrometheusText,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(e.to_string().starts_with("label_limit exceeded"), "{e}");
+    }
+
+    #[test]
+    fn explicit_timestamps_are_honored_and_never_marked_stale() {
+        let mut a = appender(SeriesRules::default());
+        let mut out = ShardBatches::new(1);
+        let mut next = 0;
+        a.append_body(b"a 1 500\nb 2\n", Format::PrometheusText, 1000, &mut out)
+            .unwrap();
+        let times: Vec<i64> = samples(&out).iter().map(|s| s.1).collect();
+        assert_eq!(times, vec![500, 1000]);
+        ack(&mut a, &out, &mut next);
+        a.append_body(b"", Format::PrometheusText, 2000, &mut out)
+            .unwrap();
+        assert_eq!(samples(&out).len(), 1, "only b gets a marker");
+    }
+
+    #[test]
+    fn synthetic_series_are_never_marked_stale_while_the_target_lives() {
+        let mut a = appender(SeriesRules::default());
+        let mut out = ShardBatches::new(1);
+        let mut next = 0;
+        let report = Report {
+            up: true,
+            duration_seconds: 0.1,
+            body: BodyReport::default(),
+        };
+        for t in [1000, 2000, 3000] {
+            a.append_body(BODY, Format::PrometheusText, t, &mut out)
+                .unwrap();
+            a.append_report(t, &report, &mut out);
+            assert!(samples(&out).iter().all(|(_, _, v)| !v.is_nan()), "at {t}");
+            ack(&mut a, &out, &mut next);
+        }
+        a.append_failure(4000, &mut out);
+        assert_eq!(samples(&out).len(), 3, "only the scraped series");
+        a.append_end_of_run(5000, &mut out);
+        assert_eq!(
+            samples(&out).len(),
+            5,
+            "the synthetic series when the target goes"
+        );
+    }
+
+    #[test]
+    fn report_series_carry_target_labels_and_are_cached() {
+        let mut a = appender(SeriesRules::default());
+        let mut out = ShardBatches::new(1);
+        let mut next = 0;
+        let report = Report {
+            up: true,
+            duration_seconds: 0.5,
+            body: BodyReport::default(),
+        };
+        a.append_report(1000, &report, &mut out);
+        let created = ack(&mut a, &out, &mut next);
+        let names: Vec<&str> = created.iter().filter_map(|l| l.metric_name()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "up",
+                "scrape_duration_seconds",
+                "scrape_samples_scraped",
+                "scrape_samples_post_metric_relabeling",
+                "scrape_series_added"
+            ]
+        );
+        assert!(created.iter().all(|l| l.get("job") == Some("node")));
+        out.clear();
+        a.append_report(2000, &report, &mut out);
+        assert!(out.batches[0].new_series.is_empty());
+        assert_eq!(out.samples(), 5);
+    }
+}

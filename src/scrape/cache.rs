@@ -1,0 +1,147 @@
+//! The per-target scrape cache: raw series bytes of an exposition line → the shard and series
+//! ref its samples go to, plus what staleness needs to know about the series.
+//!
+//! A hit costs one hash and one probe; only a miss decodes labels, applies target labels and
+//! metric relabeling, and computes the owning shard. Entries live in a slab (`Vec`) indexed by
+//! the map, so a scrape can refer to "the entries it created" by index until the shards answer
+//! with refs. Series a successful scrape no longer contains get a staleness marker once; entries
+//! not seen in two successful scrapes are forgotten. The cache never talks to a shard itself.
+
+use std::collections::HashMap;
+
+use shards::labels::Labels;
+
+/// Index of an entry in the slab.
+pub type EntryId = u32;
+
+/// Where a series' samples go.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    /// Relabeling dropped the series: its samples are skipped.
+    pub dropped: bool,
+    pub shard: u32,
+    /// The shard's ref; 0 until the shard answered (refs start at 1).
+    pub series_ref: u64,
+    /// Kept until the ref is known, so a series whose first append failed is sent again.
+    pub labels: Option<Labels>,
+    /// The last successful scrape (its number) that contained the series.
+    pub seen: u64,
+    /// In scrape `pending_scrape`, the series is `new_series[pending]` of its shard's batch.
+    pub pending: u32,
+    pub pending_scrape: u64,
+    /// The series came with its own timestamps: it gets no staleness markers, as in
+    /// Prometheus (its time is the exporter's, not the scrape's).
+    pub explicit_timestamps: bool,
+    /// One of the synthetic series (`up`, ...): written after every scrape, stale only when
+    /// the target goes away.
+    pub synthetic: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ScrapeCache {
+    index: HashMap<Box<[u8]>, EntryId, ahash::RandomState>,
+    entries: Vec<CacheEntry>,
+    /// The key of each slab slot, for eviction; empty for a free slot.
+    keys: Vec<Box<[u8]>>,
+    free: Vec<EntryId>,
+}
+
+impl ScrapeCache {
+    pub fn new() -> Self {
+        ScrapeCache::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<EntryId> {
+        self.index.get(key).copied()
+    }
+
+    #[inline]
+    pub fn entry(&self, id: EntryId) -> &CacheEntry {
+        &self.entries[id as usize]
+    }
+
+    #[inline]
+    pub fn entry_mut(&mut self, id: EntryId) -> &mut CacheEntry {
+        &mut self.entries[id as usize]
+    }
+
+    pub fn insert(&mut self, key: &[u8], entry: CacheEntry) -> EntryId {
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.entries[id as usize] = entry;
+                self.keys[id as usize] = key.into();
+                id
+            }
+            None => {
+                self.entries.push(entry);
+                self.keys.push(key.into());
+                (self.entries.len() - 1) as EntryId
+            }
+        };
+        self.index.insert(key.into(), id);
+        id
+    }
+
+    /// Records the ref a shard gave to a series this cache created.
+    pub fn set_ref(&mut self, id: EntryId, series_ref: u64) {
+        let e = &mut self.entries[id as usize];
+        e.series_ref = series_ref;
+        e.labels = None;
+    }
+
+    /// Entries whose series were in successful scrape `scrape` and are neither dropped nor
+    /// timestamped by the exporter: the ones that need a staleness marker when they vanish.
+    /// The synthetic series only when `synthetic` (the target is gone).
+    pub fn stale_candidates(
+        &self,
+        scrape: u64,
+        synthetic: bool,
+    ) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.live().filter_map(move |e| {
+            let wanted = if e.synthetic {
+                synthetic
+            } else {
+                e.seen == scrape && !e.explicit_timestamps
+            };
+            (wanted && !e.dropped && e.series_ref != 0).then_some((e.shard, e.series_ref))
+        })
+    }
+
+    /// Forgets entries not seen since before successful scrape `keep_since`.
+    pub fn evict_older_than(&mut self, keep_since: u64) {
+        for id in 0..self.entries.len() {
+            if self.keys[id].is_empty() || self.entries[id].seen >= keep_since {
+                continue;
+            }
+            let key = std::mem::take(&mut self.keys[id]);
+            self.index.remove(&key);
+            self.entries[id].labels = None;
+            self.free.push(id as EntryId);
+        }
+    }
+
+    /// Forgets everything (a shard no longer knows our refs).
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.entries.clear();
+        self.keys.clear();
+        self.free.clear();
+    }
+
+    fn live(&self) -> impl Iterator<Item = &CacheEntry> {
+        self.entries
+            .iter()
+            .zip(&self.keys)
+            .filter(|(_, k)| !k.is_empty())
+            .map(|(e, _)| e)
+    }
+}

@@ -1,0 +1,287 @@
+//! One target's scrape loop: waits its offset, then every interval fetches the target, turns
+//! the body into per-shard batches (`append`), sends them to the owning shards and waits for
+//! their acknowledgement, and records how it went for the API and `/metrics`.
+//!
+//! The loop owns the target's HTTP connection, scrape cache and buffers; nothing else touches
+//! them. It never blocks the executor: the fetch is bounded by `scrape_timeout`, and a slow
+//! shard slows only this loop's next send (back-pressure), never another target.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_lite::future;
+use glommio::channels::local_channel::LocalReceiver;
+use shards::head::AppendOutcome;
+
+use crate::config::target::Target;
+use crate::router::Router;
+use crate::scrape::append::{AppendError, BodyReport, Report, ScrapeAppender, ShardBatches};
+use crate::scrape::client::{ScrapeClient, ScrapeError, ScrapeRequest};
+use crate::scrape::metrics::ScrapeMetrics;
+use crate::scrape::parser::format_for_content_type;
+use crate::scrape::target_status::{Health, TargetStatus};
+
+/// What Prometheus 2.x sends: OpenMetrics preferred, text 0.0.4 accepted.
+pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+const USER_AGENT: &str = concat!("promcore/", env!("CARGO_PKG_VERSION"));
+
+/// How a loop was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Keep running.
+    Run,
+    /// The target is gone: write staleness markers at the next tick, then end.
+    TargetGone,
+    /// Replaced by a new loop for the same target (reload) or the server is shutting down:
+    /// end without markers.
+    Quiet,
+}
+
+/// The fixed part of a loop's scrapes: from the target and its job.
+#[derive(Debug, Clone)]
+pub struct ScrapeSettings {
+    pub target: Target,
+    pub body_size_limit: u64,
+    pub accept_gzip: bool,
+    /// The full `Authorization` header value, if the job has credentials.
+    pub authorization: Option<String>,
+    /// Decides the loop's phase within the interval; stable for a target.
+    pub offset_seed: u64,
+}
+
+pub struct ScrapeLoop {
+    settings: ScrapeSettings,
+    path_and_query: String,
+    appender: ScrapeAppender,
+    client: ScrapeClient,
+    body: Vec<u8>,
+    batches: ShardBatches,
+    router: Rc<Router>,
+    status: Rc<RefCell<TargetStatus>>,
+    metrics: Rc<ScrapeMetrics>,
+    stop: Rc<Cell<StopMode>>,
+    wake: LocalReceiver<()>,
+}
+
+impl ScrapeLoop {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: ScrapeSettings,
+        appender: ScrapeAppender,
+        router: Rc<Router>,
+        status: Rc<RefCell<TargetStatus>>,
+        metrics: Rc<ScrapeMetrics>,
+        stop: Rc<Cell<StopMode>>,
+        wake: LocalReceiver<()>,
+    ) -> Self {
+        let path_and_query = settings.target.path_and_query();
+        let shards = router.shards();
+        ScrapeLoop {
+            settings,
+            path_and_query,
+            appender,
+            client: ScrapeClient::new(),
+            body: Vec::new(),
+            batches: ShardBatches::new(shards),
+            router,
+            status,
+            metrics,
+            stop,
+            wake,
+        }
+    }
+
+    /// Runs until stopped; returns the appender (its cache) for a successor loop.
+    pub async fn run(mut self) -> ScrapeAppender {
+        let interval = self.settings.target.interval.as_std();
+        let mut next = first_tick(interval, self.settings.offset_seed);
+        let mut last_start: Option<Instant> = None;
+        loop {
+            if !self.sleep_until(next).await {
+                break;
+            }
+            let start = Instant::now();
+            if let Some(prev) = last_start {
+                self.metrics
+                    .observe_interval(interval, start.duration_since(prev).as_secs_f64());
+            }
+            last_start = Some(start);
+            self.scrape_once(start).await;
+            // Skip ticks missed while scraping took longer than the interval.
+            next += interval;
+            let now = Instant::now();
+            while next <= now {
+                next += interval;
+            }
+        }
+        if self.stop.get() == StopMode::TargetGone {
+            // As Prometheus: the markers carry the timestamp of the first tick not scraped.
+            let t = unix_ms(SystemTime::now() + next.saturating_duration_since(Instant::now()));
+            self.appender.append_end_of_run(t, &mut self.batches);
+            // Nothing to tell anyone if it fails: the target is gone.
+            let _ = self.send_batches().await;
+        }
+        self.appender
+    }
+
+    /// Sleeps until `at`; `false` when asked to stop first.
+    async fn sleep_until(&self, at: Instant) -> bool {
+        if self.stop.get() != StopMode::Run {
+            return false;
+        }
+        let wait = at.saturating_duration_since(Instant::now());
+        let woken = future::or(
+            async {
+                glommio::timer::sleep(wait).await;
+                false
+            },
+            async {
+                let _ = self.wake.recv().await;
+                true
+            },
+        )
+        .await;
+        !woken && self.stop.get() == StopMode::Run
+    }
+
+    async fn scrape_once(&mut self, start: Instant) {
+        let t = unix_ms(SystemTime::now());
+        let target = &self.settings.target;
+        let result = if target.scheme != "http" {
+            Err(format!(
+                "scheme {:?} is not supported yet: only http targets can be scraped",
+                target.scheme
+            ))
+        } else {
+            let req = ScrapeRequest {
+                address: &target.address,
+                path_and_query: &self.path_and_query,
+                accept: ACCEPT,
+                timeout: target.timeout.as_std(),
+                body_size_limit: self.settings.body_size_limit,
+                accept_gzip: self.settings.accept_gzip,
+                authorization: self.settings.authorization.as_deref(),
+                user_agent: USER_AGENT,
+            };
+            match self.client.get(&req, &mut self.body).await {
+                Ok(resp) => {
+                    let format = format_for_content_type(&resp.content_type);
+                    self.appender
+                        .append_body(&self.body, format, t, &mut self.batches)
+                        .map_err(|e: AppendError| {
+                            if e == AppendError::SampleLimit {
+                                self.metrics.exceeded_sample_limit.inc();
+                            }
+                            e.to_string()
+                        })
+                }
+                Err(e) => {
+                    if matches!(e, ScrapeError::BodySizeLimit) {
+                        self.metrics.exceeded_body_size_limit.inc();
+                    }
+                    Err(e.to_string())
+                }
+            }
+        };
+        let (up, body, error) = match result {
+            Ok(body) => (true, body, String::new()),
+            Err(e) => {
+                self.appender.append_failure(t, &mut self.batches);
+                (false, BodyReport::default(), e)
+            }
+        };
+        let duration = start.elapsed().as_secs_f64();
+        let report = Report {
+            up,
+            duration_seconds: duration,
+            body,
+        };
+        self.appender.append_report(t, &report, &mut self.batches);
+        let stored = self.send_batches().await;
+        let mut status = self.status.borrow_mut();
+        status.last_scrape = Some(UNIX_EPOCH + Duration::from_millis(t.max(0) as u64));
+        status.last_scrape_duration = duration;
+        status.cached_series = self.appender.cache_len();
+        match (error.is_empty(), stored) {
+            (true, Ok(())) => {
+                status.health = Health::Up;
+                status.last_error.clear();
+            }
+            (true, Err(e)) => {
+                status.health = Health::Down;
+                status.last_error = e;
+            }
+            (false, _) => {
+                status.health = Health::Down;
+                status.last_error = error;
+            }
+        }
+        self.metrics.scrapes.inc();
+    }
+
+    /// Sends every non-empty batch, waits for all acknowledgements and records new refs.
+    async fn send_batches(&mut self) -> Result<(), String> {
+        let shards = self.batches.shards();
+        let mut pending = Vec::with_capacity(shards);
+        let mut error = None;
+        for shard in 0..shards {
+            let batch = &mut self.batches.batches[shard];
+            if batch.samples.is_empty() && batch.new_series.is_empty() {
+                continue;
+            }
+            let samples = batch.samples.len();
+            let batch = std::mem::replace(
+                batch,
+                shards::head::AppendBatch {
+                    new_series: Vec::new(),
+                    samples: Vec::with_capacity(samples),
+                },
+            );
+            match self.router.send_append(shard, batch).await {
+                Ok(p) => pending.push((shard, p)),
+                Err(e) => {
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        let mut outcomes: Vec<Option<AppendOutcome>> = vec![None; shards];
+        for (shard, p) in pending {
+            match Router::appended(shard, p).await {
+                Ok(o) => {
+                    self.metrics.record_outcome(&o);
+                    outcomes[shard] = Some(o);
+                }
+                Err(e) => {
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        self.appender.commit(&self.batches, &outcomes);
+        error.map_or(Ok(()), Err)
+    }
+}
+
+/// The first scrape: the next instant whose phase within `interval` is this target's offset,
+/// so that targets spread over the interval and keep their phase across restarts.
+fn first_tick(interval: Duration, seed: u64) -> Instant {
+    let interval_ns = interval.as_nanos().max(1) as u64;
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let base = interval_ns - now_ns % interval_ns;
+    let offset = seed % interval_ns;
+    let mut next = base + offset;
+    if next > interval_ns {
+        next -= interval_ns;
+    }
+    Instant::now() + Duration::from_nanos(next)
+}
+
+pub fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}

@@ -1,0 +1,273 @@
+//! The router executor: the HTTP server, the links to the shards, the scrape manager and the
+//! configuration reloads, and the state they share (`App`).
+//!
+//! The HTTP server starts first so `/-/ready` can answer 503 while the shards replay their
+//! WALs; scraping starts once every shard is connected. Reloads (SIGHUP or `/-/reload`) run
+//! here: a configuration that does not load is refused and the running one keeps going.
+//! Nothing here touches storage; everything reaches the shards through the `Router`.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_lite::future;
+use glommio::channels::local_channel;
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+
+use crate::api::handler::ApiHandler;
+use crate::config::Config;
+use crate::flags::{Flags, LogLevel};
+use crate::http::{Server, ServerConfig};
+use crate::log::log;
+use crate::router::protocol::{Envelope, Reply};
+use crate::router::shard_link::ShardLink;
+use crate::router::Router;
+use crate::scrape::manager::{ScrapeManager, DISCOVERY_POLL};
+use crate::scrape::metrics::ScrapeMetrics;
+use crate::startup::StartupError;
+
+/// How often the router looks at the process-wide flags (signals, quit).
+const CONTROL_POLL: Duration = Duration::from_millis(50);
+
+/// Flags shared between the main thread (signals) and the router executor.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Set by SIGTERM/SIGINT (main thread) or `/-/quit`: shut down.
+    pub stop: AtomicBool,
+    /// Set by SIGHUP: reload the configuration.
+    pub reload: AtomicBool,
+}
+
+/// The router's ends of one shard's channels.
+pub struct ShardChannels {
+    pub requests: SharedSender<Envelope>,
+    pub replies: SharedReceiver<Reply>,
+}
+
+/// The configuration in force and how the last reload went.
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The file as read, shown by `/api/v1/status/config`.
+    pub text: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ReloadMetrics {
+    pub last_successful: Cell<bool>,
+    pub last_success_time: Cell<f64>,
+    pub reloads: Cell<u64>,
+    pub failures: Cell<u64>,
+}
+
+/// What the API and the reload path share on the router executor.
+pub struct App {
+    pub flags: Flags,
+    pub control: Arc<Control>,
+    pub started: SystemTime,
+    pub config: RefCell<Rc<LoadedConfig>>,
+    pub reload_metrics: ReloadMetrics,
+    /// Set once every shard is connected: the WAL replays are done.
+    pub router: OnceCell<Rc<Router>>,
+    pub scrape: OnceCell<Rc<ScrapeManager>>,
+    pub scrape_metrics: Rc<ScrapeMetrics>,
+}
+
+impl App {
+    pub fn is_ready(&self) -> bool {
+        self.router.get().is_some()
+    }
+
+    /// Loads the configuration file again and applies it; on error the running configuration
+    /// stays and the error is returned (and logged).
+    pub fn reload(&self) -> Result<(), String> {
+        let m = &self.reload_metrics;
+        m.reloads.set(m.reloads.get() + 1);
+        let loaded = match load_config(&self.flags.config_file) {
+            Ok(l) => l,
+            Err(e) => {
+                m.failures.set(m.failures.get() + 1);
+                m.last_successful.set(false);
+                log(
+                    LogLevel::Error,
+                    "main",
+                    "error reloading config, keeping the running configuration",
+                    &[("err", &e)],
+                );
+                return Err(e);
+            }
+        };
+        if let Some(scrape) = self.scrape.get() {
+            scrape.apply(&loaded.config);
+        }
+        *self.config.borrow_mut() = Rc::new(loaded);
+        m.last_successful.set(true);
+        m.last_success_time.set(unix_seconds(SystemTime::now()));
+        log(
+            LogLevel::Info,
+            "main",
+            "completed loading of configuration file",
+            &[("file", &self.flags.config_file.display())],
+        );
+        Ok(())
+    }
+
+    /// Asks the whole process to shut down, as SIGTERM would.
+    pub fn quit(&self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load_config(path: &std::path::Path) -> Result<LoadedConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("reading config file {}: {e}", path.display()))?;
+    let config =
+        Config::parse(&text).map_err(|e| format!("loading config file {}: {e}", path.display()))?;
+    Ok(LoadedConfig { config, text })
+}
+
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Everything the router executor is started with.
+pub struct RouterStart {
+    pub flags: Flags,
+    pub config: LoadedConfig,
+    pub listen: SocketAddr,
+    pub http: ServerConfig,
+    pub control: Arc<Control>,
+    pub shards: Vec<ShardChannels>,
+    /// Start-up failures (the listener cannot bind) go to the main thread.
+    pub failures: mpsc::Sender<StartupError>,
+}
+
+/// The router executor's main: returns when the process shuts down, after the scrape loops
+/// stopped and every shard was told to close.
+pub async fn run_router(start: RouterStart) {
+    let RouterStart {
+        flags,
+        config,
+        listen,
+        http,
+        control,
+        shards,
+        failures,
+    } = start;
+    let config_dir = flags
+        .config_file
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let app = Rc::new(App {
+        flags,
+        control: control.clone(),
+        started: SystemTime::now(),
+        config: RefCell::new(Rc::new(config)),
+        reload_metrics: ReloadMetrics {
+            last_successful: Cell::new(true),
+            last_success_time: Cell::new(unix_seconds(SystemTime::now())),
+            ..Default::default()
+        },
+        router: OnceCell::new(),
+        scrape: OnceCell::new(),
+        scrape_metrics: Rc::new(ScrapeMetrics::default()),
+    });
+
+    let server = match Server::bind(listen, http, ApiHandler::new(app.clone())) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = failures.send(StartupError::Listen(e.to_string()));
+            return;
+        }
+    };
+    let addr = server.local_addr().map_or(listen, |a| a);
+    log(
+        LogLevel::Info,
+        "web",
+        "listening",
+        &[
+            ("address", &addr),
+            ("lifecycle", &app.flags.web_enable_lifecycle),
+        ],
+    );
+    let (http_stop, http_stopped) = local_channel::new_bounded::<()>(1);
+    let http_task = glommio::spawn_local(server.serve_until(async move {
+        let _ = http_stopped.recv().await;
+    }));
+
+    let stopping = || control.stop.load(Ordering::SeqCst);
+    let Some(links) = connect_shards(shards, &stopping).await else {
+        drop(http_stop);
+        let _ = http_task.await;
+        return;
+    };
+    let router = Rc::new(Router::new(links));
+    let _ = app.router.set(router.clone());
+    let scrape = Rc::new(ScrapeManager::new(
+        router.clone(),
+        app.scrape_metrics.clone(),
+        config_dir,
+    ));
+    let _ = app.scrape.set(scrape.clone());
+    scrape.apply(&app.config.borrow().config);
+    log(
+        LogLevel::Info,
+        "main",
+        "server is ready to receive web requests",
+        &[],
+    );
+
+    let mut last_discovery = Instant::now();
+    while !stopping() {
+        glommio::timer::sleep(CONTROL_POLL).await;
+        if control.reload.swap(false, Ordering::SeqCst) {
+            let _ = app.reload();
+        }
+        if last_discovery.elapsed() >= DISCOVERY_POLL {
+            last_discovery = Instant::now();
+            scrape.poll_discovery();
+        }
+        // Loops of vanished targets end on their own, after their staleness markers.
+        if scrape.has_stopping() {
+            let reaper = scrape.clone();
+            glommio::spawn_local(async move { reaper.reap().await }).detach();
+        }
+    }
+    log(LogLevel::Info, "main", "stopping scrape manager", &[]);
+    scrape.stop_all().await;
+    drop(http_stop);
+    let _ = http_task.await;
+    // Every acknowledged append is in the WAL; the shards close once their queues drain.
+    router.close();
+}
+
+/// Connects to every shard (each connects once its head is rebuilt); `None` when the process
+/// is asked to stop first.
+async fn connect_shards(
+    shards: Vec<ShardChannels>,
+    stopping: &impl Fn() -> bool,
+) -> Option<Vec<Rc<ShardLink>>> {
+    let mut links = Vec::with_capacity(shards.len());
+    for (i, ch) in shards.into_iter().enumerate() {
+        let connect = async {
+            let requests = ch.requests.connect().await;
+            let replies = ch.replies.connect().await;
+            Some((requests, replies))
+        };
+        let cancelled = async {
+            while !stopping() {
+                glommio::timer::sleep(CONTROL_POLL).await;
+            }
+            None
+        };
+        let (requests, replies) = future::or(connect, cancelled).await?;
+        links.push(ShardLink::start(i, requests, replies));
+    }
+    Some(links)
+}
