@@ -10,6 +10,7 @@ use super::error::{Fail, ParseErrorKind};
 use super::escape::{unescape, Escapes};
 use super::format::Format;
 use super::names::{ascii_str, label_name_len, metric_name_len};
+use super::swar;
 
 /// The label name under which a series carries its metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -26,7 +27,8 @@ pub(crate) fn skip_blanks(s: &[u8], mut i: usize) -> usize {
 }
 
 /// Lexes the label set whose `{` is at `line[open]` and returns the index just past its `}`.
-/// `on_label` sees each label's name and raw (still escaped) value.
+/// `on_label` sees each label's name and raw (still escaped) value. `line` may run on past
+/// the line: a newline ends it as the end of the slice would.
 #[inline]
 pub(crate) fn scan_labels<'a, F>(
     line: &'a [u8],
@@ -67,7 +69,7 @@ where
             Some(b',') => i += 1,
             Some(b'}') => {}
             // Prometheus's text parser reads a label right after a value, without a comma.
-            Some(_) if text => {}
+            Some(&c) if text && c != b'\n' => {}
             _ => {
                 return Err(ParseErrorKind::syntax(
                     "',' or '}' after label value",
@@ -80,15 +82,37 @@ where
 }
 
 /// Index of the `"` closing a quoted string whose content starts at `from`. A backslash
-/// escapes whatever byte follows it.
+/// escapes whatever byte follows it, except the newline ending the line: the string is
+/// then unterminated. Eight bytes at a time: label values are the longest tokens after
+/// names.
 #[inline]
 fn closing_quote(line: &[u8], from: usize) -> Result<usize, Fail> {
     let mut i = from;
-    while let Some(&c) = line.get(i) {
+    loop {
+        let c = match swar::word(line, i) {
+            Some(word) => {
+                let stop =
+                    swar::equal(word, b'"') | swar::equal(word, b'\\') | swar::equal(word, b'\n');
+                if stop == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += swar::first(stop);
+                line[i]
+            }
+            None => match line.get(i) {
+                Some(&c) if matches!(c, b'"' | b'\\' | b'\n') => c,
+                Some(_) => {
+                    i += 1;
+                    continue;
+                }
+                None => break,
+            },
+        };
         match c {
             b'"' => return Ok(i),
-            b'\\' => i += 2,
-            _ => i += 1,
+            b'\\' if line.get(i + 1).is_some_and(|&c| c != b'\n') => i += 2,
+            _ => break,
         }
     }
     Err(ParseErrorKind::UnterminatedQuote.into())

@@ -19,6 +19,7 @@ mod names;
 mod number;
 #[allow(clippy::module_inception)]
 mod parser;
+mod swar;
 
 #[cfg(test)]
 mod proptests;

@@ -2,6 +2,8 @@
 //! lookup per byte keeps name scanning off the profile; this file never decides anything
 //! about quoting or escapes.
 
+use super::swar::{byte_range, HIGHS, ONES};
+
 const NAME_START: u8 = 1; // [a-zA-Z_]
 const NAME_CONT: u8 = 2; // [a-zA-Z0-9_]
 const COLON: u8 = 4; // ':' is legal in metric names only
@@ -43,9 +45,6 @@ pub(crate) fn label_name_len(s: &[u8]) -> usize {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
 /// Where the name whose first byte is valid ends. Names are the longest tokens of a sample
 /// line, so they are checked eight bytes at a time (SWAR), the table finishing the tail.
 #[inline]
@@ -76,15 +75,6 @@ fn name_bytes(word: u64, colon: bool) -> u64 {
     let letters = byte_range(x | (ONES * 0x20), b'a', b'z');
     let underscore = byte_range(x, b'_', b'_');
     (digits | letters | underscore) & ascii
-}
-
-/// High bit of each byte set when `lo <= byte <= hi`, for bytes below 0x80 (no carries
-/// cross bytes: each sum stays below 0x100).
-#[inline]
-fn byte_range(x: u64, lo: u8, hi: u8) -> u64 {
-    let at_least_lo = x + ONES * u64::from(0x80 - lo);
-    let above_hi = x + ONES * u64::from(0x7f - hi);
-    at_least_lo & !above_hi & HIGHS
 }
 
 /// Whether the whole of `s` is a valid metric name.

@@ -11,13 +11,15 @@ use super::escape::{unescape, Escapes};
 use super::format::Format;
 use super::labels::{check_exemplar_label, decode_series, scan_labels, skip_blanks, LabelPairs};
 use super::names::{ascii_str, metric_name_len};
-use super::number::{parse_seconds_as_ms, parse_timestamp_ms, parse_value};
+use super::number::{
+    decimal_prefix, digits_prefix, parse_seconds_as_ms, parse_timestamp_ms, parse_value,
+};
 
 /// A metadata or comment line. (Blank lines and `# EOF` never get here.)
 type LineResult<'a> = Result<Entry<'a>, Fail>;
 
-/// A sample line's series, value and timestamp.
-type SampleResult<'a> = Result<(&'a [u8], f64, Option<i64>), Fail>;
+/// A sample line's series, value and timestamp, and where its line ends.
+type SampleResult<'a> = Result<(&'a [u8], f64, Option<i64>, usize), Fail>;
 
 /// Parses an exposition body; an `Iterator` of entries that ends after the first error.
 pub struct Parser<'a> {
@@ -84,7 +86,8 @@ impl<'a> Iterator for Parser<'a> {
                 return None;
             }
             let body = self.body;
-            if self.pos >= body.len() {
+            let pos = self.pos;
+            let Some(&first) = body.get(pos) else {
                 return match self.format {
                     Format::PrometheusText => {
                         self.done = true;
@@ -94,50 +97,77 @@ impl<'a> Iterator for Parser<'a> {
                         self.fail(self.line + 1, ParseErrorKind::MissingEof.into())
                     }
                 };
-            }
-            let rest = &body[self.pos..];
-            // The final line may lack its newline.
-            let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(n) => (&rest[..n], self.pos + n + 1),
-                None => (rest, body.len()),
             };
-            self.pos = next;
             self.line += 1;
-            // Samples come back as plain fields and become an `Entry` right in the return
-            // slot: moving a finished `Entry` out of a temporary costs a store-forwarding
-            // stall per line.
+            // Samples are read in the body, a newline ending the line, so that a sample's
+            // line is scanned once; only the rarer lines are cut out first. Samples come
+            // back as plain fields and become an `Entry` right in the return slot: moving a
+            // finished `Entry` out of a temporary costs a store-forwarding stall per line.
             let parsed = match self.format {
                 Format::PrometheusText => {
-                    let start = skip_blanks(line, 0);
-                    match line.get(start) {
-                        None => continue,
-                        Some(b'#' | b'{') => return self.entry(text_other(line, start)),
-                        Some(_) => text_sample(line, start),
+                    let start = skip_blanks(body, pos);
+                    match body.get(start) {
+                        None => {
+                            self.pos = body.len();
+                            continue;
+                        }
+                        Some(b'\n') => {
+                            self.pos = start + 1;
+                            continue;
+                        }
+                        Some(b'#' | b'{') => {
+                            let line = self.cut_line();
+                            return self.entry(text_other(line, start - pos));
+                        }
+                        Some(_) => text_sample(body, start),
                     }
                 }
-                Format::OpenMetrics => match line.first() {
-                    Some(b'#' | b'{') | None if line == b"# EOF" => {
-                        if self.pos < body.len() {
-                            let kind = ParseErrorKind::DataAfterEof.into();
-                            return self.fail(self.line + 1, kind);
+                Format::OpenMetrics => match first {
+                    b'#' | b'{' | b'\n' => {
+                        let line = self.cut_line();
+                        if line == b"# EOF" {
+                            if self.pos < body.len() {
+                                let kind = ParseErrorKind::DataAfterEof.into();
+                                return self.fail(self.line + 1, kind);
+                            }
+                            self.done = true;
+                            continue;
                         }
-                        self.done = true;
-                        continue;
+                        return self.entry(openmetrics_other(line));
                     }
-                    Some(b'#' | b'{') | None => return self.entry(openmetrics_other(line)),
-                    Some(_) => openmetrics_sample(line),
+                    _ => openmetrics_sample(body, pos),
                 },
             };
             return match parsed {
-                Ok((series, value, timestamp_ms)) => Some(Ok(Entry::Sample {
-                    series,
-                    value,
-                    timestamp_ms,
-                })),
+                Ok((series, value, timestamp_ms, line_end)) => {
+                    self.pos = line_end + 1;
+                    Some(Ok(Entry::Sample {
+                        series,
+                        value,
+                        timestamp_ms,
+                    }))
+                }
                 Err(kind) => self.fail(self.line, kind),
             };
         }
     }
+}
+
+impl<'a> Parser<'a> {
+    /// The line starting at `pos`, without its newline; moves `pos` to the next one.
+    fn cut_line(&mut self) -> &'a [u8] {
+        let rest = &self.body[self.pos..];
+        // The final line may lack its newline.
+        let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        self.pos += len + 1;
+        &rest[..len]
+    }
+}
+
+/// Whether `line[i]` ends the line: a newline, or the end of the body.
+#[inline(always)]
+fn at_line_end(line: &[u8], i: usize) -> bool {
+    line.get(i).is_none_or(|&c| c == b'\n')
 }
 
 /// Where the token starting at `from` ends: the next blank (both formats' value and
@@ -147,11 +177,49 @@ fn token_end(line: &[u8], from: usize, text: bool) -> usize {
     let rest = &line[from..];
     from + rest
         .iter()
-        .position(|&c| c == b' ' || (text && c == b'\t'))
+        .position(|&c| c == b' ' || c == b'\n' || (text && c == b'\t'))
         .unwrap_or(rest.len())
 }
 
-// ---- text 0.0.4 ----
+/// Whether a number read up to `line[end]` is the whole token.
+#[inline(always)]
+fn ends_token(line: &[u8], end: usize, text: bool) -> bool {
+    match line.get(end) {
+        None | Some(b' ' | b'\n') => true,
+        Some(b'\t') => text,
+        Some(_) => false,
+    }
+}
+
+/// The number token at `line[start..]` and where it ends: plain decimals converted in
+/// place, anything else (and errors) by the general parser.
+#[inline]
+fn value_at(
+    line: &[u8],
+    start: usize,
+    text: bool,
+    what: &'static str,
+) -> Result<(f64, usize), Fail> {
+    if let Some((value, end)) = decimal_prefix(line, start) {
+        if ends_token(line, end, text) {
+            return Ok((value, end));
+        }
+    }
+    value_token(line, start, text, what)
+}
+
+#[inline(never)]
+fn value_token(
+    line: &[u8],
+    start: usize,
+    text: bool,
+    what: &'static str,
+) -> Result<(f64, usize), Fail> {
+    let end = token_end(line, start, text);
+    let token = &line[start..end];
+    let value = parse_value(token).map_err(|e| ParseErrorKind::number(what, token, e))?;
+    Ok((value, end))
+}
 
 /// A text line that is not a sample.
 #[inline(never)]
@@ -162,52 +230,58 @@ fn text_other(line: &[u8], start: usize) -> LineResult<'_> {
     }
 }
 
+/// A text sample at `body[start..]` (its first non-blank byte); returns, with its fields,
+/// the index of the newline (or end of body) ending its line.
 #[inline]
-fn text_sample(line: &[u8], start: usize) -> SampleResult<'_> {
-    let name_len = metric_name_len(&line[start..]);
+fn text_sample(body: &[u8], start: usize) -> SampleResult<'_> {
+    let name_len = metric_name_len(&body[start..]);
     if name_len == 0 {
-        return Err(ParseErrorKind::syntax("metric name", line, start));
+        return Err(ParseErrorKind::syntax("metric name", body, start));
     }
     let mut end = start + name_len;
-    let open = skip_blanks(line, end);
-    if line.get(open) == Some(&b'{') {
-        end = scan_labels(line, open, Format::PrometheusText, |_, _| Ok(()))?;
+    let open = skip_blanks(body, end);
+    if body.get(open) == Some(&b'{') {
+        end = scan_labels(body, open, Format::PrometheusText, |_, _| Ok(()))?;
     }
-    let series = &line[start..end];
-    let value_start = skip_blanks(line, end);
-    if value_start == end || value_start == line.len() {
+    let series = &body[start..end];
+    let value_start = skip_blanks(body, end);
+    if value_start == end || at_line_end(body, value_start) {
         return Err(ParseErrorKind::syntax(
             "blank then value after metric",
-            line,
+            body,
             value_start,
         ));
     }
-    let value_end = token_end(line, value_start, true);
-    let value_text = &line[value_start..value_end];
-    let value = parse_value(value_text)
-        .map_err(|e| ParseErrorKind::number("sample value", value_text, e))?;
-    let ts_start = skip_blanks(line, value_end);
-    if ts_start == line.len() {
-        return sample(series, value, None);
+    let (value, value_end) = value_at(body, value_start, true, "sample value")?;
+    let ts_start = skip_blanks(body, value_end);
+    if at_line_end(body, ts_start) {
+        return Ok((series, value, None, ts_start));
     }
-    let ts_end = token_end(line, ts_start, true);
-    let ts_text = &line[ts_start..ts_end];
-    let ts =
-        parse_timestamp_ms(ts_text).map_err(|e| ParseErrorKind::number("timestamp", ts_text, e))?;
-    let tail = skip_blanks(line, ts_end);
-    if tail != line.len() {
+    let (ts, ts_end) = timestamp_ms_at(body, ts_start)?;
+    let tail = skip_blanks(body, ts_end);
+    if !at_line_end(body, tail) {
         return Err(ParseErrorKind::syntax(
             "end of line after timestamp",
-            line,
+            body,
             tail,
         ));
     }
-    sample(series, value, Some(ts))
+    Ok((series, value, Some(ts), tail))
 }
 
+/// A text timestamp token at `line[start..]` and where it ends.
 #[inline]
-fn sample(series: &[u8], value: f64, timestamp_ms: Option<i64>) -> SampleResult<'_> {
-    Ok((series, value, timestamp_ms))
+fn timestamp_ms_at(line: &[u8], start: usize) -> Result<(i64, usize), Fail> {
+    let (ms, end) = digits_prefix(line, start, 0);
+    // 18 digits cannot overflow an i64; longer ones are checked below.
+    if (1..=18).contains(&(end - start)) && ends_token(line, end, true) {
+        return Ok((ms as i64, end));
+    }
+    let end = token_end(line, start, true);
+    let token = &line[start..end];
+    let ms =
+        parse_timestamp_ms(token).map_err(|e| ParseErrorKind::number("timestamp", token, e))?;
+    Ok((ms, end))
 }
 
 /// A `#` line of the text format: HELP and TYPE need `#`, blanks, the keyword and blanks;
@@ -279,68 +353,65 @@ fn openmetrics_other(line: &[u8]) -> LineResult<'_> {
     }
 }
 
+/// An OpenMetrics sample at `body[start..]`; returns, with its fields, the index of the
+/// newline (or end of body) ending its line.
 #[inline]
-fn openmetrics_sample(line: &[u8]) -> SampleResult<'_> {
-    let name_len = metric_name_len(line);
+fn openmetrics_sample(body: &[u8], start: usize) -> SampleResult<'_> {
+    let name_len = metric_name_len(&body[start..]);
     if name_len == 0 {
-        return Err(ParseErrorKind::syntax("metric name", line, 0));
+        return Err(ParseErrorKind::syntax("metric name", body, start));
     }
-    let mut end = name_len;
-    if line.get(end) == Some(&b'{') {
-        end = scan_labels(line, end, Format::OpenMetrics, |_, _| Ok(()))?;
+    let mut end = start + name_len;
+    if body.get(end) == Some(&b'{') {
+        end = scan_labels(body, end, Format::OpenMetrics, |_, _| Ok(()))?;
     }
-    let series = &line[..end];
-    let (value, after_value) = openmetrics_value(line, end, "sample value")?;
-    let Some(next) = after_value else {
-        return sample(series, value, None);
-    };
-    if is_exemplar(line, next) {
-        exemplar(line, next + 2)?;
-        return sample(series, value, None);
+    let series = &body[start..end];
+    let (value, value_end) = openmetrics_value(body, end, "sample value")?;
+    if at_line_end(body, value_end) {
+        return Ok((series, value, None, value_end));
     }
-    let ts_end = token_end(line, next, false);
-    let ts_text = &line[next..ts_end];
+    let next = value_end + 1;
+    if is_exemplar(body, next) {
+        let line_end = exemplar(body, next + 2)?;
+        return Ok((series, value, None, line_end));
+    }
+    let ts_end = token_end(body, next, false);
+    let ts_text = &body[next..ts_end];
     if ts_text.is_empty() {
-        return Err(ParseErrorKind::syntax("timestamp or exemplar", line, next));
+        return Err(ParseErrorKind::syntax("timestamp or exemplar", body, next));
     }
     let ts = parse_seconds_as_ms(ts_text)
         .map_err(|e| ParseErrorKind::number("timestamp", ts_text, e))?;
-    if ts_end < line.len() {
-        if !is_exemplar(line, ts_end + 1) {
-            return Err(ParseErrorKind::syntax(
-                "end of line or exemplar after timestamp",
-                line,
-                ts_end + 1,
-            ));
-        }
-        exemplar(line, ts_end + 3)?;
+    if at_line_end(body, ts_end) {
+        return Ok((series, value, Some(ts), ts_end));
     }
-    sample(series, value, Some(ts))
+    if !is_exemplar(body, ts_end + 1) {
+        return Err(ParseErrorKind::syntax(
+            "end of line or exemplar after timestamp",
+            body,
+            ts_end + 1,
+        ));
+    }
+    let line_end = exemplar(body, ts_end + 3)?;
+    Ok((series, value, Some(ts), line_end))
 }
 
-/// Exactly one space then a number at `line[at..]`. Returns the value and, if the line
-/// goes on, where the next token starts (past its single separating space).
+/// Exactly one space then a number at `line[at..]`. Returns the value and where its token
+/// ends: the end of the line or the space before the next token.
 #[inline]
-fn openmetrics_value(
-    line: &[u8],
-    at: usize,
-    what: &'static str,
-) -> Result<(f64, Option<usize>), Fail> {
+fn openmetrics_value(line: &[u8], at: usize, what: &'static str) -> Result<(f64, usize), Fail> {
     if line.get(at) != Some(&b' ') {
         return Err(ParseErrorKind::syntax("a space then a value", line, at));
     }
     let start = at + 1;
-    let end = token_end(line, start, false);
-    if end == start {
+    if at_line_end(line, start) || line[start] == b' ' {
         return Err(ParseErrorKind::syntax(
             "a value after a single space",
             line,
             start,
         ));
     }
-    let text = &line[start..end];
-    let value = parse_value(text).map_err(|e| ParseErrorKind::number(what, text, e))?;
-    Ok((value, (end < line.len()).then_some(end + 1)))
+    value_at(line, start, false, what)
 }
 
 #[inline]
@@ -349,25 +420,28 @@ fn is_exemplar(line: &[u8], at: usize) -> bool {
 }
 
 /// ` # {labels} value [timestamp]` after a sample, with `line[open]` its `{`: checked as
-/// Prometheus checks it, then dropped (exemplars are not stored).
-fn exemplar(line: &[u8], open: usize) -> Result<(), Fail> {
+/// Prometheus checks it, then dropped (exemplars are not stored). Returns where the line
+/// ends.
+#[inline(never)]
+fn exemplar(line: &[u8], open: usize) -> Result<usize, Fail> {
     let end = scan_labels(line, open, Format::OpenMetrics, check_exemplar_label)?;
-    let (_, after_value) = openmetrics_value(line, end, "exemplar value")?;
-    let Some(ts_start) = after_value else {
-        return Ok(());
-    };
+    let (_, value_end) = openmetrics_value(line, end, "exemplar value")?;
+    if at_line_end(line, value_end) {
+        return Ok(value_end);
+    }
+    let ts_start = value_end + 1;
     let ts_end = token_end(line, ts_start, false);
-    if ts_end != line.len() {
+    if !at_line_end(line, ts_end) {
         return Err(ParseErrorKind::syntax(
             "end of line after exemplar timestamp",
             line,
             ts_end,
         ));
     }
-    let ts_text = &line[ts_start..];
+    let ts_text = &line[ts_start..ts_end];
     parse_seconds_as_ms(ts_text)
         .map_err(|e| ParseErrorKind::number("exemplar timestamp", ts_text, e))?;
-    Ok(())
+    Ok(ts_end)
 }
 
 /// Only `# HELP`, `# TYPE`, `# UNIT` (each with exactly one space around the keyword and
