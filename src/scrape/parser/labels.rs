@@ -9,8 +9,9 @@ use std::borrow::Cow;
 use super::error::{Fail, ParseErrorKind};
 use super::escape::{unescape, Escapes};
 use super::format::Format;
-use super::names::{ascii_str, label_name_len, metric_name_len};
+use super::names::{label_name_len, metric_name_len};
 use super::swar;
+use super::utf8::{ascii_str, utf8};
 
 /// The label name under which a series carries its metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -174,9 +175,9 @@ pub(crate) fn decode_series<'a>(
 
 /// Validates the exemplar label values Prometheus checks, then forgets them.
 pub(crate) fn check_exemplar_label(_name: &[u8], raw: &[u8]) -> Result<(), Fail> {
-    std::str::from_utf8(raw)
+    utf8(raw)
         .map(|_| ())
-        .map_err(|_| ParseErrorKind::InvalidUtf8("exemplar label value").into())
+        .ok_or_else(|| ParseErrorKind::InvalidUtf8("exemplar label value").into())
 }
 
 fn first_duplicate<'l>(labels: &'l [(Cow<'_, str>, Cow<'_, str>)]) -> Option<&'l str> {

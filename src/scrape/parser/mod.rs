@@ -20,6 +20,7 @@ mod number;
 #[allow(clippy::module_inception)]
 mod parser;
 mod swar;
+mod utf8;
 
 #[cfg(test)]
 mod proptests;

@@ -87,13 +87,6 @@ pub fn is_valid_label_name(s: &[u8]) -> bool {
     !s.is_empty() && label_name_len(s) == s.len()
 }
 
-/// A name already checked against the tables above is ASCII, so this never fails; the
-/// fallback only keeps the function total.
-#[inline]
-pub(crate) fn ascii_str(s: &[u8]) -> &str {
-    std::str::from_utf8(s).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

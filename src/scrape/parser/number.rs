@@ -207,7 +207,7 @@ pub fn parse_seconds_as_ms(s: &[u8]) -> Result<i64, NumberError> {
 pub(crate) fn digits_prefix(s: &[u8], start: usize, mut mantissa: u64) -> (u64, usize) {
     let mut i = start;
     loop {
-        let word = swar::word_or_zeros(s, i);
+        let word = swar::word_or_newlines(s, i);
         let n = swar::first(!swar::digits(word) & swar::HIGHS);
         mantissa = mantissa
             .wrapping_mul(POW10_U64[n])

@@ -10,10 +10,11 @@ use super::error::{Fail, ParseError, ParseErrorKind};
 use super::escape::{unescape, Escapes};
 use super::format::Format;
 use super::labels::{check_exemplar_label, decode_series, scan_labels, skip_blanks, LabelPairs};
-use super::names::{ascii_str, metric_name_len};
+use super::names::metric_name_len;
 use super::number::{
     decimal_prefix, digits_prefix, parse_seconds_as_ms, parse_timestamp_ms, parse_value,
 };
+use super::utf8::ascii_str;
 
 /// A metadata or comment line. (Blank lines and `# EOF` never get here.)
 type LineResult<'a> = Result<Entry<'a>, Fail>;

@@ -16,10 +16,10 @@ pub(crate) fn word(s: &[u8], i: usize) -> Option<u64> {
         .map(|chunk| u64::from_le_bytes(*chunk))
 }
 
-/// Like `word`, but near the end of `s` the missing bytes read as 0, which belongs to none
-/// of the classes the parser scans for (digits, name bytes): a scan stops there.
+/// Like `word`, but past the end of `s` the missing bytes read as newlines: the end of the
+/// body ends a line as a newline does, and a newline is no digit nor name byte.
 #[inline(always)]
-pub(crate) fn word_or_zeros(s: &[u8], i: usize) -> u64 {
+pub(crate) fn word_or_newlines(s: &[u8], i: usize) -> u64 {
     match word(s, i) {
         Some(w) => w,
         None => tail_word(s, i),
@@ -28,7 +28,7 @@ pub(crate) fn word_or_zeros(s: &[u8], i: usize) -> u64 {
 
 #[cold]
 fn tail_word(s: &[u8], i: usize) -> u64 {
-    let mut chunk = [0u8; 8];
+    let mut chunk = [b'\n'; 8];
     let rest = s.get(i..).unwrap_or_default();
     chunk[..rest.len()].copy_from_slice(rest);
     u64::from_le_bytes(chunk)
@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn w(s: &[u8]) -> u64 {
-        word_or_zeros(s, 0)
+        word_or_newlines(s, 0)
     }
 
     #[test]
@@ -140,8 +140,8 @@ mod tests {
         assert_eq!(word(b"1234567", 0), None);
         assert_eq!(word(b"12345678", 1), None);
         assert_eq!(word(b"12345678", 9), None);
-        assert_eq!(w(b"12"), 0x3231);
-        assert_eq!(word_or_zeros(b"12", 5), 0);
+        assert_eq!(w(b"12"), 0x0a0a_0a0a_0a0a_3231);
+        assert_eq!(word_or_newlines(b"12", 5), 0x0a0a_0a0a_0a0a_0a0a);
         assert_eq!(first(digits(w(b"12"))), 0);
         assert_eq!(first(!digits(w(b"12")) & HIGHS), 2);
     }
