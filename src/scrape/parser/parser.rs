@@ -5,6 +5,8 @@
 //! (`Parser::labels`), never validates UTF-8 it does not need, and stops at the first
 //! error, because any error fails the whole scrape.
 
+use std::borrow::Cow;
+
 use super::entry::{Entry, MetricType};
 use super::error::{Fail, ParseError, ParseErrorKind};
 use super::escape::{unescape, Escapes};
@@ -14,10 +16,12 @@ use super::names::metric_name_len;
 use super::number::{
     decimal_prefix, digits_prefix, parse_seconds_as_ms, parse_timestamp_ms, parse_value,
 };
+use super::swar;
 use super::utf8::ascii_str;
 
-/// A metadata or comment line. (Blank lines and `# EOF` never get here.)
-type LineResult<'a> = Result<Entry<'a>, Fail>;
+/// A metadata or comment line, and where it ends. (Blank lines and `# EOF` never get
+/// here.)
+type LineResult<'a> = Result<(Entry<'a>, usize), Fail>;
 
 /// A sample line's series, value and timestamp, and where its line ends.
 type SampleResult<'a> = Result<(&'a [u8], f64, Option<i64>, usize), Fail>;
@@ -64,9 +68,13 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn entry(&mut self, parsed: Result<Entry<'a>, Fail>) -> Option<Result<Entry<'a>, ParseError>> {
+    /// A line other than a sample: the entry, or the error that ends the parse.
+    fn other(&mut self, parsed: LineResult<'a>) -> Option<Result<Entry<'a>, ParseError>> {
         match parsed {
-            Ok(entry) => Some(Ok(entry)),
+            Ok((entry, line_end)) => {
+                self.pos = line_end + 1;
+                Some(Ok(entry))
+            }
             Err(kind) => self.fail(self.line, kind),
         }
     }
@@ -116,26 +124,27 @@ impl<'a> Iterator for Parser<'a> {
                             self.pos = start + 1;
                             continue;
                         }
-                        Some(b'#' | b'{') => {
-                            let line = self.cut_line();
-                            return self.entry(text_other(line, start - pos));
+                        Some(b'#') => return self.other(text_comment(body, start)),
+                        Some(b'{') => {
+                            return self.fail(self.line, ParseErrorKind::QuotedName.into())
                         }
                         Some(_) => text_sample(body, start),
                     }
                 }
                 Format::OpenMetrics => match first {
-                    b'#' | b'{' | b'\n' => {
-                        let line = self.cut_line();
-                        if line == b"# EOF" {
-                            if self.pos < body.len() {
-                                let kind = ParseErrorKind::DataAfterEof.into();
-                                return self.fail(self.line + 1, kind);
-                            }
-                            self.done = true;
-                            continue;
+                    b'#' if body.get(pos..pos + 5) == Some(b"# EOF")
+                        && at_line_end(body, pos + 5) =>
+                    {
+                        if pos + 6 < body.len() {
+                            let kind = ParseErrorKind::DataAfterEof.into();
+                            return self.fail(self.line + 1, kind);
                         }
-                        return self.entry(openmetrics_other(line));
+                        self.done = true;
+                        continue;
                     }
+                    b'#' => return self.other(openmetrics_comment(body, pos)),
+                    b'{' => return self.fail(self.line, ParseErrorKind::QuotedName.into()),
+                    b'\n' => return self.fail(self.line, ParseErrorKind::BlankLine.into()),
                     _ => openmetrics_sample(body, pos),
                 },
             };
@@ -151,17 +160,6 @@ impl<'a> Iterator for Parser<'a> {
                 Err(kind) => self.fail(self.line, kind),
             };
         }
-    }
-}
-
-impl<'a> Parser<'a> {
-    /// The line starting at `pos`, without its newline; moves `pos` to the next one.
-    fn cut_line(&mut self) -> &'a [u8] {
-        let rest = &self.body[self.pos..];
-        // The final line may lack its newline.
-        let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        self.pos += len + 1;
-        &rest[..len]
     }
 }
 
@@ -222,15 +220,6 @@ fn value_token(
     Ok((value, end))
 }
 
-/// A text line that is not a sample.
-#[inline(never)]
-fn text_other(line: &[u8], start: usize) -> LineResult<'_> {
-    match line.get(start) {
-        Some(b'#') => text_comment(line, start + 1),
-        _ => Err(ParseErrorKind::QuotedName.into()),
-    }
-}
-
 /// A text sample at `body[start..]` (its first non-blank byte); returns, with its fields,
 /// the index of the newline (or end of body) ending its line.
 #[inline]
@@ -285,74 +274,120 @@ fn timestamp_ms_at(line: &[u8], start: usize) -> Result<(i64, usize), Fail> {
     Ok((ms, end))
 }
 
-/// A `#` line of the text format: HELP and TYPE need `#`, blanks, the keyword and blanks;
-/// anything else (`#HELP`, `# HELPx`, `# EOF`, a lone `# HELP`) is a comment.
-/// Out of line: metadata is rarer than samples, and inlined it slows the sample path.
+/// A `#` line of the text format at `body[hash]`: HELP and TYPE need `#`, blanks, the
+/// keyword and blanks; anything else (`#HELP`, `# HELPx`, `# EOF`, a lone `# HELP`) is a
+/// comment. Out of line: metadata is rarer than samples, and inlined it slows the sample
+/// path.
 #[inline(never)]
-fn text_comment(line: &[u8], after_hash: usize) -> LineResult<'_> {
-    let keyword = skip_blanks(line, after_hash);
-    if keyword == after_hash {
-        return Ok(Entry::Comment);
+fn text_comment(body: &[u8], hash: usize) -> LineResult<'_> {
+    let keyword = skip_blanks(body, hash + 1);
+    if keyword == hash + 1 {
+        return comment(body, keyword);
     }
-    let is_help = match line.get(keyword..keyword + 4) {
+    let is_help = match body.get(keyword..keyword + 4) {
         Some(b"HELP") => true,
         Some(b"TYPE") => false,
-        _ => return Ok(Entry::Comment),
+        _ => return comment(body, keyword),
     };
-    let name_start = skip_blanks(line, keyword + 4);
+    let name_start = skip_blanks(body, keyword + 4);
     if name_start == keyword + 4 {
-        return Ok(Entry::Comment);
+        return comment(body, name_start);
     }
     let what = if is_help {
         "metric name after HELP"
     } else {
         "metric name after TYPE"
     };
-    let (metric, text) = metadata_name_and_text(line, name_start, what)?;
+    let metric = metadata_name(body, name_start, what)?;
+    // Like Prometheus, the text is the rest of the line less the one byte separating it
+    // from the name.
+    let name_end = name_start + metric.len();
+    let text_start = if at_line_end(body, name_end) {
+        name_end
+    } else {
+        name_end + 1
+    };
     if is_help {
-        return help(metric, text, Escapes::TextHelp);
+        return help(body, metric, text_start, Escapes::TextHelp);
     }
+    let end = line_end(body, text_start);
+    let text = &body[text_start..end];
     match MetricType::from_text(text) {
-        Some(kind) => Ok(Entry::Type { metric, kind }),
+        Some(kind) => Ok((Entry::Type { metric, kind }, end)),
         None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
     }
 }
 
-/// The metric name of a metadata line and the text after it. Like Prometheus, the text is
-/// the rest of the line less the one byte separating it from the name.
-fn metadata_name_and_text<'a>(
-    line: &'a [u8],
-    name_start: usize,
-    what: &'static str,
-) -> Result<(&'a str, &'a [u8]), Fail> {
-    if line.get(name_start) == Some(&b'"') {
-        return Err(ParseErrorKind::QuotedName.into());
-    }
-    let name_len = metric_name_len(&line[name_start..]);
-    if name_len == 0 {
-        return Err(ParseErrorKind::syntax(what, line, name_start));
-    }
-    let name_end = name_start + name_len;
-    let text = line.get(name_end + 1..).unwrap_or_default();
-    Ok((ascii_str(&line[name_start..name_end]), text))
+fn comment(body: &[u8], from: usize) -> LineResult<'_> {
+    Ok((Entry::Comment, line_end(body, from)))
 }
 
-fn help<'a>(metric: &'a str, text: &'a [u8], escapes: Escapes) -> LineResult<'a> {
-    let text = unescape(text, escapes).ok_or(ParseErrorKind::InvalidUtf8("help text"))?;
-    Ok(Entry::Help { metric, text })
+/// The metric name of a metadata line, at `body[name_start..]`.
+#[inline]
+fn metadata_name<'a>(
+    body: &'a [u8],
+    name_start: usize,
+    what: &'static str,
+) -> Result<&'a str, Fail> {
+    if body.get(name_start) == Some(&b'"') {
+        return Err(ParseErrorKind::QuotedName.into());
+    }
+    let name_len = metric_name_len(&body[name_start..]);
+    if name_len == 0 {
+        return Err(ParseErrorKind::syntax(what, body, name_start));
+    }
+    Ok(ascii_str(&body[name_start..name_start + name_len]))
+}
+
+/// HELP text from `body[start..]` to the end of its line. Text that is ASCII without a
+/// backslash (nearly all of it) is found in one pass and borrowed.
+#[inline]
+fn help<'a>(body: &'a [u8], metric: &'a str, start: usize, escapes: Escapes) -> LineResult<'a> {
+    let plain_end = plain_text_end(body, start);
+    if at_line_end(body, plain_end) {
+        let text = Cow::Borrowed(ascii_str(&body[start..plain_end]));
+        return Ok((Entry::Help { metric, text }, plain_end));
+    }
+    let end = line_end(body, plain_end);
+    let text =
+        unescape(&body[start..end], escapes).ok_or(ParseErrorKind::InvalidUtf8("help text"))?;
+    Ok((Entry::Help { metric, text }, end))
+}
+
+/// Where the run of ASCII bytes other than a newline or a backslash starting at `from`
+/// ends, eight bytes at a time.
+#[inline]
+fn plain_text_end(body: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(word) = swar::word(body, i) {
+        let stop = swar::equal(word, b'\n') | swar::equal(word, b'\\') | (word & swar::HIGHS);
+        if stop != 0 {
+            return i + swar::first(stop);
+        }
+        i += 8;
+    }
+    i + body[i..]
+        .iter()
+        .take_while(|&&c| c.is_ascii() && c != b'\n' && c != b'\\')
+        .count()
+}
+
+/// The index of the newline ending the line that `from` is in, or the end of the body.
+/// Metadata lines end a few bytes after their name: one word is checked before the
+/// general search.
+#[inline]
+fn line_end(body: &[u8], from: usize) -> usize {
+    if let Some(word) = swar::word(body, from) {
+        let newline = swar::equal(word, b'\n');
+        if newline != 0 {
+            return from + swar::first(newline);
+        }
+    }
+    let rest = body.get(from..).unwrap_or_default();
+    from + memchr::memchr(b'\n', rest).unwrap_or(rest.len())
 }
 
 // ---- OpenMetrics 1.0 ----
-
-/// An OpenMetrics line that is not a sample nor `# EOF`.
-#[inline(never)]
-fn openmetrics_other(line: &[u8]) -> LineResult<'_> {
-    match line.first() {
-        None => Err(ParseErrorKind::BlankLine.into()),
-        Some(b'#') => openmetrics_comment(line),
-        _ => Err(ParseErrorKind::QuotedName.into()),
-    }
-}
 
 /// An OpenMetrics sample at `body[start..]`; returns, with its fields, the index of the
 /// newline (or end of body) ending its line.
@@ -446,47 +481,50 @@ fn exemplar(line: &[u8], open: usize) -> Result<usize, Fail> {
 }
 
 /// Only `# HELP`, `# TYPE`, `# UNIT` (each with exactly one space around the keyword and
-/// after the name) and `# EOF` (seen by the caller) may start with `#`.
+/// after the name) and `# EOF` (seen by the caller) may start with `#`; `body[start]` is
+/// that `#`.
 #[inline(never)]
-fn openmetrics_comment(line: &[u8]) -> LineResult<'_> {
-    let (keyword, what) = match line.get(..7) {
+fn openmetrics_comment(body: &[u8], start: usize) -> LineResult<'_> {
+    // No keyword holds a newline: a match lies within the line.
+    let (keyword, what) = match body.get(start..start + 7) {
         Some(b"# HELP ") => (b'H', "metric name after HELP"),
         Some(b"# TYPE ") => (b'T', "metric name after TYPE"),
         Some(b"# UNIT ") => (b'U', "metric name after UNIT"),
         _ => return Err(ParseErrorKind::InvalidComment.into()),
     };
-    let (metric, text) = metadata_name_and_text(line, 7, what)?;
-    let separator = 7 + metric.len();
-    if line.get(separator) != Some(&b' ') {
+    let metric = metadata_name(body, start + 7, what)?;
+    let separator = start + 7 + metric.len();
+    if body.get(separator) != Some(&b' ') {
         return Err(ParseErrorKind::syntax(
             "a space then text after metric name",
-            line,
+            body,
             separator,
         ));
     }
-    match keyword {
-        b'H' => help(metric, text, Escapes::Quoted),
-        b'T' => match MetricType::from_openmetrics(text) {
-            Some(kind) => Ok(Entry::Type { metric, kind }),
-            None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
-        },
-        _ => {
-            let unit_is_suffix = text.is_empty()
-                || (metric.len() > text.len()
-                    && metric.as_bytes().ends_with(text)
-                    && metric.as_bytes()[metric.len() - text.len() - 1] == b'_');
-            if !unit_is_suffix {
-                return Err(ParseErrorKind::UnitNotSuffix {
-                    unit: super::error::snippet(text),
-                    metric: metric.to_owned(),
-                }
-                .into());
-            }
-            // A non-empty unit is a suffix of an ASCII name, hence ASCII.
-            Ok(Entry::Unit {
-                metric,
-                unit: ascii_str(text),
-            })
-        }
+    let text_start = separator + 1;
+    if keyword == b'H' {
+        return help(body, metric, text_start, Escapes::Quoted);
     }
+    let end = line_end(body, text_start);
+    let text = &body[text_start..end];
+    if keyword == b'T' {
+        return match MetricType::from_openmetrics(text) {
+            Some(kind) => Ok((Entry::Type { metric, kind }, end)),
+            None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
+        };
+    }
+    let unit_is_suffix = text.is_empty()
+        || (metric.len() > text.len()
+            && metric.as_bytes().ends_with(text)
+            && metric.as_bytes()[metric.len() - text.len() - 1] == b'_');
+    if !unit_is_suffix {
+        return Err(ParseErrorKind::UnitNotSuffix {
+            unit: super::error::snippet(text),
+            metric: metric.to_owned(),
+        }
+        .into());
+    }
+    // A non-empty unit is a suffix of an ASCII name, hence ASCII.
+    let unit = ascii_str(text);
+    Ok((Entry::Unit { metric, unit }, end))
 }
