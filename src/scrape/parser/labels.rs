@@ -12,6 +12,7 @@ use super::format::Format;
 use super::names::{label_name_len, metric_name_len};
 use super::swar;
 use super::utf8::{ascii_str, utf8};
+use super::window::Window;
 
 /// The label name under which a series carries its metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -45,30 +46,38 @@ where
     let mut i = open + 1;
     loop {
         i = blanks(i);
-        let name_len = match line.get(i) {
-            Some(b'}') => return Ok(i + 1),
-            Some(b'"') => return Err(ParseErrorKind::QuotedName.into()),
-            Some(_) => label_name_len(&line[i..]),
-            None => 0,
+        let (name_end, value_start, close) = match quick_label(line, i) {
+            Some(found) => found,
+            None => {
+                let name_len = label_name_len(line.get(i..).unwrap_or_default());
+                if name_len == 0 {
+                    return match line.get(i) {
+                        Some(b'}') => Ok(i + 1),
+                        Some(b'"') => Err(ParseErrorKind::QuotedName.into()),
+                        _ => Err(ParseErrorKind::syntax("label name or '}'", line, i)),
+                    };
+                }
+                let name_end = i + name_len;
+                let equals = blanks(name_end);
+                if line.get(equals) != Some(&b'=') {
+                    return Err(ParseErrorKind::syntax("'=' after label name", line, equals));
+                }
+                let quote = blanks(equals + 1);
+                if line.get(quote) != Some(&b'"') {
+                    return Err(ParseErrorKind::syntax("quoted label value", line, quote));
+                }
+                (name_end, quote + 1, closing_quote(line, quote + 1)?)
+            }
         };
-        if name_len == 0 {
-            return Err(ParseErrorKind::syntax("label name or '}'", line, i));
+        on_label(&line[i..name_end], &line[value_start..close])?;
+        i = close + 1;
+        if line.get(i) == Some(&b'}') {
+            return Ok(i + 1);
         }
-        let name = &line[i..i + name_len];
-        i = blanks(i + name_len);
-        if line.get(i) != Some(&b'=') {
-            return Err(ParseErrorKind::syntax("'=' after label name", line, i));
-        }
-        i = blanks(i + 1);
-        if line.get(i) != Some(&b'"') {
-            return Err(ParseErrorKind::syntax("quoted label value", line, i));
-        }
-        let close = closing_quote(line, i + 1)?;
-        on_label(name, &line[i + 1..close])?;
-        i = blanks(close + 1);
+        i = blanks(i);
         match line.get(i) {
             Some(b',') => i += 1,
-            Some(b'}') => {}
+            Some(b'}') => return Ok(i + 1),
             // Prometheus's text parser reads a label right after a value, without a comma.
             Some(&c) if text && c != b'\n' => {}
             _ => {
@@ -80,6 +89,34 @@ where
             }
         }
     }
+}
+
+/// The common label, `name="value"` with no backslash in the value, found within one
+/// window at `line[i..]`: where the name ends, the value starts and its closing quote is.
+/// `None` leaves the label, whatever it is, to the byte-wise scan.
+#[inline(always)]
+fn quick_label(line: &[u8], i: usize) -> Option<(usize, usize, usize)> {
+    let w = Window::at(line, i)?;
+    let name = u64::from(w.label_name());
+    let quotes = u64::from(w.eq(b'"'));
+    // At most 32: the bits past the window are clear.
+    let name_len = (!name).trailing_zeros();
+    let starts_name = name & !u64::from(w.digits()) & 1 == 1;
+    let equals_then_quote = u64::from(w.eq(b'=')) & (quotes >> 1);
+    if !starts_name || equals_then_quote >> name_len & 1 == 0 {
+        return None;
+    }
+    let value = name_len + 2;
+    let stops = (quotes | u64::from(w.eq(b'\\')) | u64::from(w.eq(b'\n'))) >> value;
+    let close = value + stops.trailing_zeros();
+    if stops == 0 || quotes >> close & 1 == 0 {
+        return None;
+    }
+    Some((
+        i + name_len as usize,
+        i + value as usize,
+        i + close as usize,
+    ))
 }
 
 /// Index of the `"` closing a quoted string whose content starts at `from`. A backslash

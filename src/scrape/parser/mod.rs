@@ -21,6 +21,7 @@ mod number;
 mod parser;
 mod swar;
 mod utf8;
+mod window;
 
 #[cfg(test)]
 mod proptests;

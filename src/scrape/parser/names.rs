@@ -3,6 +3,7 @@
 //! about quoting or escapes.
 
 use super::swar::{byte_range, HIGHS, ONES};
+use super::window::Window;
 
 const NAME_START: u8 = 1; // [a-zA-Z_]
 const NAME_CONT: u8 = 2; // [a-zA-Z0-9_]
@@ -29,6 +30,15 @@ static CLASS: [u8; 256] = {
 /// is none.
 #[inline]
 pub(crate) fn metric_name_len(s: &[u8]) -> usize {
+    // Most names end within one window, found without a loop.
+    if let Some(w) = Window::at(s, 0) {
+        let name = w.metric_name();
+        let len = name.trailing_ones();
+        if len < 32 {
+            let starts_name = name & !w.digits() & 1 == 1;
+            return if starts_name { len as usize } else { 0 };
+        }
+    }
     match s.first() {
         Some(&c) if CLASS[c as usize] & (NAME_START | COLON) != 0 => name_tail_len(s, true),
         _ => 0,
