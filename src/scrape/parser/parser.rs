@@ -11,7 +11,9 @@ use super::entry::{Entry, MetricType};
 use super::error::{Fail, ParseError, ParseErrorKind};
 use super::escape::{unescape, Escapes};
 use super::format::Format;
-use super::labels::{check_exemplar_label, decode_series, scan_labels, skip_blanks, LabelPairs};
+use super::labels::{
+    check_exemplar_label, decode_series, label_set_end, scan_labels, skip_blanks, LabelPairs,
+};
 use super::names::metric_name_len;
 use super::number::{
     decimal_prefix, digits_prefix, parse_seconds_as_ms, parse_timestamp_ms, parse_value,
@@ -231,7 +233,7 @@ fn text_sample(body: &[u8], start: usize) -> SampleResult<'_> {
     let mut end = start + name_len;
     let open = skip_blanks(body, end);
     if body.get(open) == Some(&b'{') {
-        end = scan_labels(body, open, Format::PrometheusText, |_, _| Ok(()))?;
+        end = label_set_end(body, open, Format::PrometheusText)?;
     }
     let series = &body[start..end];
     let value_start = skip_blanks(body, end);
@@ -399,7 +401,7 @@ fn openmetrics_sample(body: &[u8], start: usize) -> SampleResult<'_> {
     }
     let mut end = start + name_len;
     if body.get(end) == Some(&b'{') {
-        end = scan_labels(body, end, Format::OpenMetrics, |_, _| Ok(()))?;
+        end = label_set_end(body, end, Format::OpenMetrics)?;
     }
     let series = &body[start..end];
     let (value, value_end) = openmetrics_value(body, end, "sample value")?;

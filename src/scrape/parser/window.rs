@@ -42,6 +42,44 @@ impl Window {
     }
 }
 
+/// Two windows side by side: 64 bytes, masks as `u64`.
+#[derive(Clone, Copy)]
+pub(crate) struct Window64(Window, Window);
+
+impl Window64 {
+    /// The 64 bytes at `s[i..i + 64]`, if that many remain.
+    #[inline(always)]
+    pub(crate) fn at(s: &[u8], i: usize) -> Option<Window64> {
+        if s.len().checked_sub(i)? < 64 {
+            return None;
+        }
+        Some(Window64(Window::at(s, i)?, Window::at(s, i + 32)?))
+    }
+
+    #[inline(always)]
+    fn join(self, class: impl Fn(Window) -> u32) -> u64 {
+        u64::from(class(self.0)) | (u64::from(class(self.1)) << 32)
+    }
+
+    /// Bytes equal to `b`.
+    #[inline(always)]
+    pub(crate) fn eq(self, b: u8) -> u64 {
+        self.join(|w| w.eq(b))
+    }
+
+    /// ASCII digits.
+    #[inline(always)]
+    pub(crate) fn digits(self) -> u64 {
+        self.join(Window::digits)
+    }
+
+    /// Bytes that may continue a label name: `[a-zA-Z0-9_]`.
+    #[inline(always)]
+    pub(crate) fn label_name(self) -> u64 {
+        self.join(Window::label_name)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use std::arch::x86_64::{
@@ -198,6 +236,19 @@ mod tests {
                 assert_eq!(others(p.letters()), !(1 << pos));
             }
         }
+    }
+
+    #[test]
+    fn wide_windows_join_two() {
+        let mut bytes = [b'a'; 70];
+        bytes[3] = b'"';
+        bytes[40] = b'"';
+        let w = Window64::at(&bytes, 1).unwrap();
+        assert_eq!(w.eq(b'"'), 1 << 2 | 1 << 39);
+        assert_eq!(w.label_name(), !(1 << 2 | 1 << 39));
+        assert_eq!(w.digits(), 0);
+        assert!(Window64::at(&bytes, 7).is_none());
+        assert!(Window64::at(&bytes, 6).is_some());
     }
 
     #[test]
