@@ -12,7 +12,7 @@ use super::format::Format;
 use super::names::{label_name_len, metric_name_len};
 use super::swar;
 use super::utf8::{ascii_str, utf8};
-use super::window::{Window, Window64};
+use super::window::{ClassMasks, Window, Window64};
 
 /// The label name under which a series carries its metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -41,11 +41,22 @@ pub(crate) fn label_set_end(line: &[u8], open: usize, format: Format) -> Result<
     }
 }
 
-/// The grammar of a label set checked on the masks of one 64-byte window at its `{`: every
-/// label at once, rather than one after the other. Bit `k` is byte `open + k`.
+/// The grammar of a label set checked on the masks of one window at its `{`: every label
+/// at once, rather than one after the other. Most sets fit 32 bytes, whose masks cost half
+/// those of 64.
 #[inline(always)]
 fn quick_label_set(line: &[u8], open: usize) -> Option<usize> {
-    let w = Window64::at(line, open)?;
+    let end = match Window::at(line, open).and_then(label_set_in) {
+        Some(end) => end,
+        None => label_set_in(Window64::at(line, open)?)?,
+    };
+    Some(open + end as usize + 1)
+}
+
+/// Where the label set at the start of `w` (bit `k` is byte `k`) ends, if it is well
+/// formed and ends within the window.
+#[inline(always)]
+fn label_set_in(w: impl ClassMasks) -> Option<u32> {
     let quotes = w.eq(b'"');
     // Set from each opening quote up to its closing one (excluded): a running parity.
     let mut inside = quotes;
@@ -53,6 +64,7 @@ fn quick_label_set(line: &[u8], open: usize) -> Option<usize> {
         inside ^= inside << shift;
     }
     let outside = !inside & !quotes;
+    // Masks past the window are clear: no '}' there.
     let end = (w.eq(b'}') & outside).trailing_zeros();
     if end == 64 {
         return None;
@@ -68,7 +80,7 @@ fn quick_label_set(line: &[u8], open: usize) -> Option<usize> {
     let name_starts = ((1 | commas) << 1) & between;
     let valid =
         // Values hold no escape and stay on the line.
-        (w.eq(b'\\') | w.eq(b'\n')) & set == 0
+        w.escape_or_newline() & set == 0
         // Outside the values, only names, '=' and ','.
         && outside & between & !(names | equals | commas) == 0
         // Each name starts after '{' or ',', with a letter or '_', and ends at an '='
@@ -81,7 +93,7 @@ fn quick_label_set(line: &[u8], open: usize) -> Option<usize> {
         && (closing << 1) & set & !(commas | 1 << end) == 0
         // The '}' follows a value, a ',' or the '{'.
         && (closing | commas | 1) >> (end - 1) & 1 == 1;
-    valid.then_some(open + end as usize + 1)
+    valid.then_some(end)
 }
 
 /// Lexes the label set whose `{` is at `line[open]` and returns the index just past its `}`.

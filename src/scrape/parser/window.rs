@@ -80,6 +80,54 @@ impl Window64 {
     }
 }
 
+/// The classes a label set is checked with, from a window of either width, as `u64` masks
+/// (clear past the window).
+pub(crate) trait ClassMasks: Copy {
+    fn eq(self, b: u8) -> u64;
+    fn digits(self) -> u64;
+    fn label_name(self) -> u64;
+    /// A backslash or a newline.
+    fn escape_or_newline(self) -> u64;
+}
+
+impl ClassMasks for Window {
+    #[inline(always)]
+    fn eq(self, b: u8) -> u64 {
+        u64::from(Window::eq(self, b))
+    }
+    #[inline(always)]
+    fn digits(self) -> u64 {
+        u64::from(Window::digits(self))
+    }
+    #[inline(always)]
+    fn label_name(self) -> u64 {
+        u64::from(Window::label_name(self))
+    }
+    #[inline(always)]
+    fn escape_or_newline(self) -> u64 {
+        u64::from(self.0.eq_either(b'\\', b'\n'))
+    }
+}
+
+impl ClassMasks for Window64 {
+    #[inline(always)]
+    fn eq(self, b: u8) -> u64 {
+        Window64::eq(self, b)
+    }
+    #[inline(always)]
+    fn digits(self) -> u64 {
+        Window64::digits(self)
+    }
+    #[inline(always)]
+    fn label_name(self) -> u64 {
+        Window64::label_name(self)
+    }
+    #[inline(always)]
+    fn escape_or_newline(self) -> u64 {
+        self.join(|w| w.0.eq_either(b'\\', b'\n'))
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use std::arch::x86_64::{
@@ -127,6 +175,16 @@ mod imp {
         #[inline(always)]
         pub(super) fn eq(self, b: u8) -> u32 {
             self.mask(|v| unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)) })
+        }
+
+        #[inline(always)]
+        pub(super) fn eq_either(self, a: u8, b: u8) -> u32 {
+            self.mask(|v| unsafe {
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(a as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)),
+                )
+            })
         }
 
         /// `lo <= byte <= hi`, for `0 < lo <= hi < 0x7f`: signed comparisons, in which
@@ -191,6 +249,11 @@ mod portable {
         }
 
         #[inline(always)]
+        pub(super) fn eq_either(self, a: u8, b: u8) -> u32 {
+            self.mask(|w| swar::equal(w, a) | swar::equal(w, b))
+        }
+
+        #[inline(always)]
         pub(super) fn in_range(self, lo: u8, hi: u8) -> u32 {
             self.mask(|w| swar::in_range(w, lo, hi))
         }
@@ -223,6 +286,8 @@ mod tests {
                     (p.eq(b'"'), b == b'"'),
                     (w.digits(), b.is_ascii_digit()),
                     (p.in_range(b'0', b'9'), b.is_ascii_digit()),
+                    (w.0.eq_either(b'\\', b'\n'), b == b'\\' || b == b'\n'),
+                    (p.eq_either(b'\\', b'\n'), b == b'\\' || b == b'\n'),
                 ] {
                     assert_eq!(bit(got), want, "{pos} {b:#x}");
                     assert_eq!(others(got), 0, "{pos} {b:#x}");
