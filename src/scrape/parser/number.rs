@@ -6,6 +6,7 @@
 use thiserror::Error;
 
 use super::swar;
+use super::utf8::utf8;
 
 /// The bit pattern every parsed NaN is replaced by (Prometheus's `value.NormalNaN`), so that
 /// a scraped NaN can never be mistaken for a staleness marker (`0x7ff0000000000002`).
@@ -43,12 +44,23 @@ const POW10_U64: [u64; 9] = [
 /// A sample value: every NaN comes back as the canonical one.
 #[inline]
 pub fn parse_value(s: &[u8]) -> Result<f64, NumberError> {
-    let v = parse_float(s)?;
-    Ok(if v.is_nan() {
+    parse_float(s).map(canonical_nan)
+}
+
+/// `parse_value` for a token that `decimal_prefix` already failed to read whole: straight
+/// to the general parser.
+#[cold]
+pub(crate) fn parse_value_slow(s: &[u8]) -> Result<f64, NumberError> {
+    parse_float_slow(s).map(canonical_nan)
+}
+
+#[inline]
+fn canonical_nan(v: f64) -> f64 {
+    if v.is_nan() {
         f64::from_bits(NORMAL_NAN_BITS)
     } else {
         v
-    })
+    }
 }
 
 /// Go's `ParseFloat(s, 64)` without `_` and hex, NaN left as parsed.
@@ -139,7 +151,7 @@ fn parse_float_slow(s: &[u8]) -> Result<f64, NumberError> {
     {
         return Err(NumberError::Syntax);
     }
-    let text = std::str::from_utf8(s).map_err(|_| NumberError::Syntax)?;
+    let text = utf8(s).ok_or(NumberError::Syntax)?;
     let v: f64 = text.parse().map_err(|_| NumberError::Syntax)?;
     // Go reports a finite literal beyond f64's range as ErrRange, and Prometheus fails on it.
     if v.is_infinite() {

@@ -16,7 +16,7 @@ use super::labels::{
 };
 use super::names::metric_name_len;
 use super::number::{
-    decimal_prefix, digits_prefix, parse_seconds_as_ms, parse_timestamp_ms, parse_value,
+    decimal_prefix, digits_prefix, parse_seconds_as_ms, parse_timestamp_ms, parse_value_slow,
 };
 use super::swar;
 use super::utf8::ascii_str;
@@ -218,7 +218,8 @@ fn value_token(
 ) -> Result<(f64, usize), Fail> {
     let end = token_end(line, start, text);
     let token = &line[start..end];
-    let value = parse_value(token).map_err(|e| ParseErrorKind::number(what, token, e))?;
+    // `decimal_prefix` read this token already: it is not a plain decimal it converts.
+    let value = parse_value_slow(token).map_err(|e| ParseErrorKind::number(what, token, e))?;
     Ok((value, end))
 }
 
