@@ -1,8 +1,10 @@
 //! The line parser: walks a response body in place and yields one `Entry` per meaningful
-//! line, for text 0.0.4 or OpenMetrics 1.0 depending on the `Format`. Lines are found with
-//! a SIMD byte search and every token is a slice of the body, so a sample whose series is
-//! already cached costs no allocation at all. It never decodes labels unless asked
-//! (`Parser::labels`), never validates UTF-8 it does not need, and stops at the first
+//! line, for text 0.0.4 or OpenMetrics 1.0 depending on the `Format`. Lines are read in the
+//! body, a newline ending each token scan as the end of the line would, so each line is
+//! read once; every token is a slice of the body, so a sample whose series is already
+//! cached costs no allocation at all. The grammar of every line is checked, cached or not
+//! (common shapes on byte masks, the rest byte by byte). It never decodes labels unless
+//! asked (`Parser::labels`), never validates UTF-8 it does not need, and stops at the first
 //! error, because any error fails the whole scrape.
 
 use std::borrow::Cow;
