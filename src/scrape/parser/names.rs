@@ -32,10 +32,9 @@ static CLASS: [u8; 256] = {
 pub(crate) fn metric_name_len(s: &[u8]) -> usize {
     // Most names end within one window, found without a loop.
     if let Some(w) = Window::at(s, 0) {
-        let name = w.metric_name();
-        let len = name.trailing_ones();
+        let len = w.metric_name().trailing_ones();
         if len < 32 {
-            let starts_name = name & !w.digits() & 1 == 1;
+            let starts_name = CLASS[usize::from(s[0])] & (NAME_START | COLON) != 0;
             return if starts_name { len as usize } else { 0 };
         }
     }

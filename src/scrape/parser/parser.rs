@@ -234,12 +234,20 @@ fn text_sample(body: &[u8], start: usize) -> SampleResult<'_> {
         return Err(ParseErrorKind::syntax("metric name", body, start));
     }
     let mut end = start + name_len;
-    let open = skip_blanks(body, end);
+    // Blanks are allowed between the tokens, but exporters write `name{...} value` with
+    // single spaces: that form is tested for before any loop over blanks.
+    let open = match body.get(end) {
+        Some(b'{') => end,
+        _ => skip_blanks(body, end),
+    };
     if body.get(open) == Some(&b'{') {
         end = label_set_end(body, open, Format::PrometheusText)?;
     }
     let series = &body[start..end];
-    let value_start = skip_blanks(body, end);
+    let value_start = match body.get(end..end + 2) {
+        Some(&[b' ', c]) if !matches!(c, b' ' | b'\t') => end + 1,
+        _ => skip_blanks(body, end),
+    };
     if value_start == end || at_line_end(body, value_start) {
         return Err(ParseErrorKind::syntax(
             "blank then value after metric",
@@ -248,6 +256,9 @@ fn text_sample(body: &[u8], start: usize) -> SampleResult<'_> {
         ));
     }
     let (value, value_end) = value_at(body, value_start, true, "sample value")?;
+    if body.get(value_end) == Some(&b'\n') {
+        return Ok((series, value, None, value_end));
+    }
     let ts_start = skip_blanks(body, value_end);
     if at_line_end(body, ts_start) {
         return Ok((series, value, None, ts_start));
