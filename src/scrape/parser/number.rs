@@ -110,14 +110,25 @@ pub(crate) fn decimal_prefix(s: &[u8], start: usize) -> Option<(f64, usize)> {
             }
             _ => false,
         };
+        // One or two digits, nearly always: a byte at a time is cheaper than a word.
         let exp_start = i;
-        let e;
-        (e, i) = digits_prefix(s, exp_start, 0);
-        // Longer exponents (and wrapped ones) are the general parser's.
-        if i == exp_start || i - exp_start > 4 {
+        let mut e: i32 = 0;
+        while let Some(&c) = s.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            e = e * 10 + i32::from(d);
+            i += 1;
+            // Longer exponents are the general parser's.
+            if i - exp_start > 4 {
+                return None;
+            }
+        }
+        if i == exp_start {
             return None;
         }
-        exponent += if negative_exp { -(e as i32) } else { e as i32 };
+        exponent += if negative_exp { -e } else { e };
     }
     if mantissa > (1 << 53) {
         return None;
