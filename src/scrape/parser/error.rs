@@ -57,11 +57,16 @@ pub enum ParseErrorKind {
 }
 
 impl ParseErrorKind {
+    /// `line` may run on past the line (the parser reads samples in the body): its
+    /// newline is the end of the line.
     #[cold]
     pub(crate) fn syntax(expected: &'static str, line: &[u8], at: usize) -> Fail {
         Box::new(ParseErrorKind::Syntax {
             expected,
-            found: line.get(at).map_or(Found::EndOfLine, |&b| Found::Byte(b)),
+            found: match line.get(at) {
+                None | Some(b'\n') => Found::EndOfLine,
+                Some(&b) => Found::Byte(b),
+            },
         })
     }
 

@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use super::utf8::utf8;
+
 /// Which escapes a piece of text knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Escapes {
@@ -17,7 +19,7 @@ pub(crate) enum Escapes {
 /// UTF-8; checking the raw bytes suffices because every escape is ASCII.
 #[inline]
 pub(crate) fn unescape(raw: &[u8], escapes: Escapes) -> Option<Cow<'_, str>> {
-    let text = std::str::from_utf8(raw).ok()?;
+    let text = utf8(raw)?;
     let Some(first) = memchr::memchr(b'\\', raw) else {
         return Some(Cow::Borrowed(text));
     };

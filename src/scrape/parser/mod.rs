@@ -16,6 +16,9 @@ mod names;
 mod number;
 #[allow(clippy::module_inception)]
 mod parser;
+mod swar;
+mod utf8;
+mod window;
 
 #[cfg(test)]
 mod proptests;

@@ -2,6 +2,9 @@
 //! lookup per byte keeps name scanning off the profile; this file never decides anything
 //! about quoting or escapes.
 
+use super::swar::{byte_range, HIGHS, ONES};
+use super::window::Window;
+
 const NAME_START: u8 = 1; // [a-zA-Z_]
 const NAME_CONT: u8 = 2; // [a-zA-Z0-9_]
 const COLON: u8 = 4; // ':' is legal in metric names only
@@ -27,6 +30,14 @@ static CLASS: [u8; 256] = {
 /// is none.
 #[inline]
 pub(crate) fn metric_name_len(s: &[u8]) -> usize {
+    // Most names end within one window, found without a loop.
+    if let Some(w) = Window::at(s, 0) {
+        let len = w.metric_name().trailing_ones();
+        if len < 32 {
+            let starts_name = CLASS[usize::from(s[0])] & (NAME_START | COLON) != 0;
+            return if starts_name { len as usize } else { 0 };
+        }
+    }
     match s.first() {
         Some(&c) if CLASS[c as usize] & (NAME_START | COLON) != 0 => name_tail_len(s, true),
         _ => 0,
@@ -42,9 +53,6 @@ pub(crate) fn label_name_len(s: &[u8]) -> usize {
         _ => 0,
     }
 }
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Where the name whose first byte is valid ends. Names are the longest tokens of a sample
 /// line, so they are checked eight bytes at a time (SWAR), the table finishing the tail.
@@ -78,15 +86,6 @@ fn name_bytes(word: u64, colon: bool) -> u64 {
     (digits | letters | underscore) & ascii
 }
 
-/// High bit of each byte set when `lo <= byte <= hi`, for bytes below 0x80 (no carries
-/// cross bytes: each sum stays below 0x100).
-#[inline]
-fn byte_range(x: u64, lo: u8, hi: u8) -> u64 {
-    let at_least_lo = x + ONES * u64::from(0x80 - lo);
-    let above_hi = x + ONES * u64::from(0x7f - hi);
-    at_least_lo & !above_hi & HIGHS
-}
-
 /// Whether the whole of `s` is a valid metric name.
 pub fn is_valid_metric_name(s: &[u8]) -> bool {
     !s.is_empty() && metric_name_len(s) == s.len()
@@ -95,13 +94,6 @@ pub fn is_valid_metric_name(s: &[u8]) -> bool {
 /// Whether the whole of `s` is a valid label name.
 pub fn is_valid_label_name(s: &[u8]) -> bool {
     !s.is_empty() && label_name_len(s) == s.len()
-}
-
-/// A name already checked against the tables above is ASCII, so this never fails; the
-/// fallback only keeps the function total.
-#[inline]
-pub(crate) fn ascii_str(s: &[u8]) -> &str {
-    std::str::from_utf8(s).unwrap_or_default()
 }
 
 #[cfg(test)]

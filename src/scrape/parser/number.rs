@@ -5,6 +5,9 @@
 
 use thiserror::Error;
 
+use super::swar;
+use super::utf8::utf8;
+
 /// The bit pattern every parsed NaN is replaced by (Prometheus's `value.NormalNaN`), so that
 /// a scraped NaN can never be mistaken for a staleness marker (`0x7ff0000000000002`).
 pub const NORMAL_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
@@ -25,45 +28,68 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// Powers of ten by which a mantissa makes room for the next 0 to 8 digits.
+const POW10_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
 /// A sample value: every NaN comes back as the canonical one.
 #[inline]
 pub fn parse_value(s: &[u8]) -> Result<f64, NumberError> {
-    let v = parse_float(s)?;
-    Ok(if v.is_nan() {
+    parse_float(s).map(canonical_nan)
+}
+
+/// `parse_value` for a token that `decimal_prefix` already failed to read whole: straight
+/// to the general parser.
+#[cold]
+pub(crate) fn parse_value_slow(s: &[u8]) -> Result<f64, NumberError> {
+    parse_float_slow(s).map(canonical_nan)
+}
+
+#[inline]
+fn canonical_nan(v: f64) -> f64 {
+    if v.is_nan() {
         f64::from_bits(NORMAL_NAN_BITS)
     } else {
         v
-    })
+    }
 }
 
 /// Go's `ParseFloat(s, 64)` without `_` and hex, NaN left as parsed.
 #[inline]
 pub fn parse_float(s: &[u8]) -> Result<f64, NumberError> {
-    match fast_decimal(s) {
-        Some(v) => Ok(v),
-        None => parse_float_slow(s),
+    match decimal_prefix(s, 0) {
+        Some((v, end)) if end == s.len() => Ok(v),
+        _ => parse_float_slow(s),
     }
 }
 
-/// Plain decimals of at most 19 digits whose value is exact: what exporters write almost
-/// always (`0`, `12345`, `0.25`, `1.6e+09`). `None` sends the text to the general parser,
-/// which also reports the errors.
+/// The plain decimal at the start of `s[start..]`, if its value is exact, and the index
+/// just past it: what exporters write almost always (`0`, `12345`, `0.25`, `1.6e+09`).
+/// The caller checks that the token ends there; `None` (or a token going on) sends the
+/// text to `parse_float`, which also reports the errors. Digits are read eight at a time
+/// and may be read past the token, so callers pass the whole body, not a token slice.
 #[inline]
-fn fast_decimal(s: &[u8]) -> Option<f64> {
-    let (negative, mut i) = match s.first()? {
-        b'-' => (true, 1),
-        b'+' => (false, 1),
-        _ => (false, 0),
+pub(crate) fn decimal_prefix(s: &[u8], start: usize) -> Option<(f64, usize)> {
+    let (negative, int_start) = match s.get(start)? {
+        b'-' => (true, start + 1),
+        b'+' => (false, start + 1),
+        _ => (false, start),
     };
-    let mut mantissa: u64 = 0;
-    let int_start = i;
-    i = accumulate_digits(s, i, &mut mantissa);
+    let (mut mantissa, mut i) = digits_prefix(s, int_start, 0);
     let mut digits = i - int_start;
     let mut exponent: i32 = 0;
     if s.get(i) == Some(&b'.') {
-        i += 1;
-        let frac_start = i;
-        i = accumulate_digits(s, i, &mut mantissa);
+        let frac_start = i + 1;
+        (mantissa, i) = digits_prefix(s, frac_start, mantissa);
         digits += i - frac_start;
         exponent = -((i - frac_start) as i32);
     }
@@ -84,6 +110,7 @@ fn fast_decimal(s: &[u8]) -> Option<f64> {
             }
             _ => false,
         };
+        // One or two digits, nearly always: a byte at a time is cheaper than a word.
         let exp_start = i;
         let mut e: i32 = 0;
         while let Some(&c) = s.get(i) {
@@ -91,15 +118,19 @@ fn fast_decimal(s: &[u8]) -> Option<f64> {
             if d > 9 {
                 break;
             }
-            e = (e * 10 + i32::from(d)).min(100_000);
+            e = e * 10 + i32::from(d);
             i += 1;
+            // Longer exponents are the general parser's.
+            if i - exp_start > 4 {
+                return None;
+            }
         }
         if i == exp_start {
             return None;
         }
         exponent += if negative_exp { -e } else { e };
     }
-    if i != s.len() || mantissa > (1 << 53) {
+    if mantissa > (1 << 53) {
         return None;
     }
     let m = mantissa as f64;
@@ -109,7 +140,7 @@ fn fast_decimal(s: &[u8]) -> Option<f64> {
         -22..=-1 => m / POW10[(-exponent) as usize],
         _ => return None,
     };
-    Some(if negative { -v } else { v })
+    Some((if negative { -v } else { v }, i))
 }
 
 #[cold]
@@ -131,7 +162,7 @@ fn parse_float_slow(s: &[u8]) -> Result<f64, NumberError> {
     {
         return Err(NumberError::Syntax);
     }
-    let text = std::str::from_utf8(s).map_err(|_| NumberError::Syntax)?;
+    let text = utf8(s).ok_or(NumberError::Syntax)?;
     let v: f64 = text.parse().map_err(|_| NumberError::Syntax)?;
     // Go reports a finite literal beyond f64's range as ErrRange, and Prometheus fails on it.
     if v.is_infinite() {
@@ -193,19 +224,22 @@ pub fn parse_seconds_as_ms(s: &[u8]) -> Result<i64, NumberError> {
     Ok(ms as i64)
 }
 
-/// Folds the decimal digits of `s` from `i` on into `mantissa` (wrapping; the caller bounds
-/// the digit count); returns the index after the last digit.
-#[inline]
-fn accumulate_digits(s: &[u8], mut i: usize, mantissa: &mut u64) -> usize {
-    while let Some(&c) = s.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
+/// Folds the run of ASCII digits at `s[start..]` into `mantissa` (wrapping: the caller
+/// bounds the digit count) eight at a time; returns it and the index after the last digit.
+#[inline(always)]
+pub(crate) fn digits_prefix(s: &[u8], start: usize, mut mantissa: u64) -> (u64, usize) {
+    let mut i = start;
+    loop {
+        let word = swar::word_or_newlines(s, i);
+        let n = swar::first(!swar::digits(word) & swar::HIGHS);
+        mantissa = mantissa
+            .wrapping_mul(POW10_U64[n])
+            .wrapping_add(swar::digits_value(word, n));
+        i += n;
+        if n < 8 {
+            return (mantissa, i);
         }
-        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
     }
-    i
 }
 
 #[cfg(test)]

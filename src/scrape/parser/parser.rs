@@ -1,23 +1,34 @@
 //! The line parser: walks a response body in place and yields one `Entry` per meaningful
-//! line, for text 0.0.4 or OpenMetrics 1.0 depending on the `Format`. Lines are found with
-//! a SIMD byte search and every token is a slice of the body, so a sample whose series is
-//! already cached costs no allocation at all. It never decodes labels unless asked
-//! (`Parser::labels`), never validates UTF-8 it does not need, and stops at the first
+//! line, for text 0.0.4 or OpenMetrics 1.0 depending on the `Format`. Lines are read in the
+//! body, a newline ending each token scan as the end of the line would, so each line is
+//! read once; every token is a slice of the body, so a sample whose series is already
+//! cached costs no allocation at all. The grammar of every line is checked, cached or not
+//! (common shapes on byte masks, the rest byte by byte). It never decodes labels unless
+//! asked (`Parser::labels`), never validates UTF-8 it does not need, and stops at the first
 //! error, because any error fails the whole scrape.
+
+use std::borrow::Cow;
 
 use super::entry::{Entry, MetricType};
 use super::error::{Fail, ParseError, ParseErrorKind};
 use super::escape::{unescape, Escapes};
 use super::format::Format;
-use super::labels::{check_exemplar_label, decode_series, scan_labels, skip_blanks, LabelPairs};
-use super::names::{ascii_str, metric_name_len};
-use super::number::{parse_seconds_as_ms, parse_timestamp_ms, parse_value};
+use super::labels::{
+    check_exemplar_label, decode_series, label_set_end, scan_labels, skip_blanks, LabelPairs,
+};
+use super::names::metric_name_len;
+use super::number::{
+    decimal_prefix, digits_prefix, parse_seconds_as_ms, parse_timestamp_ms, parse_value_slow,
+};
+use super::swar;
+use super::utf8::ascii_str;
 
-/// A metadata or comment line. (Blank lines and `# EOF` never get here.)
-type LineResult<'a> = Result<Entry<'a>, Fail>;
+/// A metadata or comment line, and where it ends. (Blank lines and `# EOF` never get
+/// here.)
+type LineResult<'a> = Result<(Entry<'a>, usize), Fail>;
 
-/// A sample line's series, value and timestamp.
-type SampleResult<'a> = Result<(&'a [u8], f64, Option<i64>), Fail>;
+/// A sample line's series, value and timestamp, and where its line ends.
+type SampleResult<'a> = Result<(&'a [u8], f64, Option<i64>, usize), Fail>;
 
 /// Parses an exposition body; an `Iterator` of entries that ends after the first error.
 pub struct Parser<'a> {
@@ -61,9 +72,13 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn entry(&mut self, parsed: Result<Entry<'a>, Fail>) -> Option<Result<Entry<'a>, ParseError>> {
+    /// A line other than a sample: the entry, or the error that ends the parse.
+    fn other(&mut self, parsed: LineResult<'a>) -> Option<Result<Entry<'a>, ParseError>> {
         match parsed {
-            Ok(entry) => Some(Ok(entry)),
+            Ok((entry, line_end)) => {
+                self.pos = line_end + 1;
+                Some(Ok(entry))
+            }
             Err(kind) => self.fail(self.line, kind),
         }
     }
@@ -84,7 +99,8 @@ impl<'a> Iterator for Parser<'a> {
                 return None;
             }
             let body = self.body;
-            if self.pos >= body.len() {
+            let pos = self.pos;
+            let Some(&first) = body.get(pos) else {
                 return match self.format {
                     Format::PrometheusText => {
                         self.done = true;
@@ -94,50 +110,67 @@ impl<'a> Iterator for Parser<'a> {
                         self.fail(self.line + 1, ParseErrorKind::MissingEof.into())
                     }
                 };
-            }
-            let rest = &body[self.pos..];
-            // The final line may lack its newline.
-            let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(n) => (&rest[..n], self.pos + n + 1),
-                None => (rest, body.len()),
             };
-            self.pos = next;
             self.line += 1;
-            // Samples come back as plain fields and become an `Entry` right in the return
-            // slot: moving a finished `Entry` out of a temporary costs a store-forwarding
-            // stall per line.
+            // Samples are read in the body, a newline ending the line, so that a sample's
+            // line is scanned once; only the rarer lines are cut out first. Samples come
+            // back as plain fields and become an `Entry` right in the return slot: moving a
+            // finished `Entry` out of a temporary costs a store-forwarding stall per line.
             let parsed = match self.format {
                 Format::PrometheusText => {
-                    let start = skip_blanks(line, 0);
-                    match line.get(start) {
-                        None => continue,
-                        Some(b'#' | b'{') => return self.entry(text_other(line, start)),
-                        Some(_) => text_sample(line, start),
+                    let start = skip_blanks(body, pos);
+                    match body.get(start) {
+                        None => {
+                            self.pos = body.len();
+                            continue;
+                        }
+                        Some(b'\n') => {
+                            self.pos = start + 1;
+                            continue;
+                        }
+                        Some(b'#') => return self.other(text_comment(body, start)),
+                        Some(b'{') => {
+                            return self.fail(self.line, ParseErrorKind::QuotedName.into())
+                        }
+                        Some(_) => text_sample(body, start),
                     }
                 }
-                Format::OpenMetrics => match line.first() {
-                    Some(b'#' | b'{') | None if line == b"# EOF" => {
-                        if self.pos < body.len() {
+                Format::OpenMetrics => match first {
+                    b'#' if body.get(pos..pos + 5) == Some(b"# EOF")
+                        && at_line_end(body, pos + 5) =>
+                    {
+                        if pos + 6 < body.len() {
                             let kind = ParseErrorKind::DataAfterEof.into();
                             return self.fail(self.line + 1, kind);
                         }
                         self.done = true;
                         continue;
                     }
-                    Some(b'#' | b'{') | None => return self.entry(openmetrics_other(line)),
-                    Some(_) => openmetrics_sample(line),
+                    b'#' => return self.other(openmetrics_comment(body, pos)),
+                    b'{' => return self.fail(self.line, ParseErrorKind::QuotedName.into()),
+                    b'\n' => return self.fail(self.line, ParseErrorKind::BlankLine.into()),
+                    _ => openmetrics_sample(body, pos),
                 },
             };
             return match parsed {
-                Ok((series, value, timestamp_ms)) => Some(Ok(Entry::Sample {
-                    series,
-                    value,
-                    timestamp_ms,
-                })),
+                Ok((series, value, timestamp_ms, line_end)) => {
+                    self.pos = line_end + 1;
+                    Some(Ok(Entry::Sample {
+                        series,
+                        value,
+                        timestamp_ms,
+                    }))
+                }
                 Err(kind) => self.fail(self.line, kind),
             };
         }
     }
+}
+
+/// Whether `line[i]` ends the line: a newline, or the end of the body.
+#[inline(always)]
+fn at_line_end(line: &[u8], i: usize) -> bool {
+    line.get(i).is_none_or(|&c| c == b'\n')
 }
 
 /// Where the token starting at `from` ends: the next blank (both formats' value and
@@ -147,200 +180,290 @@ fn token_end(line: &[u8], from: usize, text: bool) -> usize {
     let rest = &line[from..];
     from + rest
         .iter()
-        .position(|&c| c == b' ' || (text && c == b'\t'))
+        .position(|&c| c == b' ' || c == b'\n' || (text && c == b'\t'))
         .unwrap_or(rest.len())
 }
 
-// ---- text 0.0.4 ----
-
-/// A text line that is not a sample.
-#[inline(never)]
-fn text_other(line: &[u8], start: usize) -> LineResult<'_> {
-    match line.get(start) {
-        Some(b'#') => text_comment(line, start + 1),
-        _ => Err(ParseErrorKind::QuotedName.into()),
+/// Whether a number read up to `line[end]` is the whole token.
+#[inline(always)]
+fn ends_token(line: &[u8], end: usize, text: bool) -> bool {
+    match line.get(end) {
+        None | Some(b' ' | b'\n') => true,
+        Some(b'\t') => text,
+        Some(_) => false,
     }
 }
 
+/// The number token at `line[start..]` and where it ends: plain decimals converted in
+/// place, anything else (and errors) by the general parser.
 #[inline]
-fn text_sample(line: &[u8], start: usize) -> SampleResult<'_> {
-    let name_len = metric_name_len(&line[start..]);
+fn value_at(
+    line: &[u8],
+    start: usize,
+    text: bool,
+    what: &'static str,
+) -> Result<(f64, usize), Fail> {
+    if let Some((value, end)) = decimal_prefix(line, start) {
+        if ends_token(line, end, text) {
+            return Ok((value, end));
+        }
+    }
+    value_token(line, start, text, what)
+}
+
+#[inline(never)]
+fn value_token(
+    line: &[u8],
+    start: usize,
+    text: bool,
+    what: &'static str,
+) -> Result<(f64, usize), Fail> {
+    let end = token_end(line, start, text);
+    let token = &line[start..end];
+    // `decimal_prefix` read this token already: it is not a plain decimal it converts.
+    let value = parse_value_slow(token).map_err(|e| ParseErrorKind::number(what, token, e))?;
+    Ok((value, end))
+}
+
+/// A text sample at `body[start..]` (its first non-blank byte); returns, with its fields,
+/// the index of the newline (or end of body) ending its line.
+#[inline]
+fn text_sample(body: &[u8], start: usize) -> SampleResult<'_> {
+    let name_len = metric_name_len(&body[start..]);
     if name_len == 0 {
-        return Err(ParseErrorKind::syntax("metric name", line, start));
+        return Err(ParseErrorKind::syntax("metric name", body, start));
     }
     let mut end = start + name_len;
-    let open = skip_blanks(line, end);
-    if line.get(open) == Some(&b'{') {
-        end = scan_labels(line, open, Format::PrometheusText, |_, _| Ok(()))?;
+    // Blanks are allowed between the tokens, but exporters write `name{...} value` with
+    // single spaces: that form is tested for before any loop over blanks.
+    let open = match body.get(end) {
+        Some(b'{') => end,
+        _ => skip_blanks(body, end),
+    };
+    if body.get(open) == Some(&b'{') {
+        end = label_set_end(body, open, Format::PrometheusText)?;
     }
-    let series = &line[start..end];
-    let value_start = skip_blanks(line, end);
-    if value_start == end || value_start == line.len() {
+    let series = &body[start..end];
+    let value_start = match body.get(end..end + 2) {
+        Some(&[b' ', c]) if !matches!(c, b' ' | b'\t') => end + 1,
+        _ => skip_blanks(body, end),
+    };
+    if value_start == end || at_line_end(body, value_start) {
         return Err(ParseErrorKind::syntax(
             "blank then value after metric",
-            line,
+            body,
             value_start,
         ));
     }
-    let value_end = token_end(line, value_start, true);
-    let value_text = &line[value_start..value_end];
-    let value = parse_value(value_text)
-        .map_err(|e| ParseErrorKind::number("sample value", value_text, e))?;
-    let ts_start = skip_blanks(line, value_end);
-    if ts_start == line.len() {
-        return sample(series, value, None);
+    let (value, value_end) = value_at(body, value_start, true, "sample value")?;
+    if body.get(value_end) == Some(&b'\n') {
+        return Ok((series, value, None, value_end));
     }
-    let ts_end = token_end(line, ts_start, true);
-    let ts_text = &line[ts_start..ts_end];
-    let ts =
-        parse_timestamp_ms(ts_text).map_err(|e| ParseErrorKind::number("timestamp", ts_text, e))?;
-    let tail = skip_blanks(line, ts_end);
-    if tail != line.len() {
+    let ts_start = skip_blanks(body, value_end);
+    if at_line_end(body, ts_start) {
+        return Ok((series, value, None, ts_start));
+    }
+    let (ts, ts_end) = timestamp_ms_at(body, ts_start)?;
+    let tail = skip_blanks(body, ts_end);
+    if !at_line_end(body, tail) {
         return Err(ParseErrorKind::syntax(
             "end of line after timestamp",
-            line,
+            body,
             tail,
         ));
     }
-    sample(series, value, Some(ts))
+    Ok((series, value, Some(ts), tail))
 }
 
+/// A text timestamp token at `line[start..]` and where it ends.
 #[inline]
-fn sample(series: &[u8], value: f64, timestamp_ms: Option<i64>) -> SampleResult<'_> {
-    Ok((series, value, timestamp_ms))
+fn timestamp_ms_at(line: &[u8], start: usize) -> Result<(i64, usize), Fail> {
+    let (ms, end) = digits_prefix(line, start, 0);
+    // 18 digits cannot overflow an i64; longer ones are checked below.
+    if (1..=18).contains(&(end - start)) && ends_token(line, end, true) {
+        return Ok((ms as i64, end));
+    }
+    let end = token_end(line, start, true);
+    let token = &line[start..end];
+    let ms =
+        parse_timestamp_ms(token).map_err(|e| ParseErrorKind::number("timestamp", token, e))?;
+    Ok((ms, end))
 }
 
-/// A `#` line of the text format: HELP and TYPE need `#`, blanks, the keyword and blanks;
-/// anything else (`#HELP`, `# HELPx`, `# EOF`, a lone `# HELP`) is a comment.
-/// Out of line: metadata is rarer than samples, and inlined it slows the sample path.
+/// A `#` line of the text format at `body[hash]`: HELP and TYPE need `#`, blanks, the
+/// keyword and blanks; anything else (`#HELP`, `# HELPx`, `# EOF`, a lone `# HELP`) is a
+/// comment. Out of line: metadata is rarer than samples, and inlined it slows the sample
+/// path.
 #[inline(never)]
-fn text_comment(line: &[u8], after_hash: usize) -> LineResult<'_> {
-    let keyword = skip_blanks(line, after_hash);
-    if keyword == after_hash {
-        return Ok(Entry::Comment);
+fn text_comment(body: &[u8], hash: usize) -> LineResult<'_> {
+    let keyword = skip_blanks(body, hash + 1);
+    if keyword == hash + 1 {
+        return comment(body, keyword);
     }
-    let is_help = match line.get(keyword..keyword + 4) {
+    let is_help = match body.get(keyword..keyword + 4) {
         Some(b"HELP") => true,
         Some(b"TYPE") => false,
-        _ => return Ok(Entry::Comment),
+        _ => return comment(body, keyword),
     };
-    let name_start = skip_blanks(line, keyword + 4);
+    let name_start = skip_blanks(body, keyword + 4);
     if name_start == keyword + 4 {
-        return Ok(Entry::Comment);
+        return comment(body, name_start);
     }
     let what = if is_help {
         "metric name after HELP"
     } else {
         "metric name after TYPE"
     };
-    let (metric, text) = metadata_name_and_text(line, name_start, what)?;
+    let metric = metadata_name(body, name_start, what)?;
+    // Like Prometheus, the text is the rest of the line less the one byte separating it
+    // from the name.
+    let name_end = name_start + metric.len();
+    let text_start = if at_line_end(body, name_end) {
+        name_end
+    } else {
+        name_end + 1
+    };
     if is_help {
-        return help(metric, text, Escapes::TextHelp);
+        return help(body, metric, text_start, Escapes::TextHelp);
     }
+    let end = line_end(body, text_start);
+    let text = &body[text_start..end];
     match MetricType::from_text(text) {
-        Some(kind) => Ok(Entry::Type { metric, kind }),
+        Some(kind) => Ok((Entry::Type { metric, kind }, end)),
         None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
     }
 }
 
-/// The metric name of a metadata line and the text after it. Like Prometheus, the text is
-/// the rest of the line less the one byte separating it from the name.
-fn metadata_name_and_text<'a>(
-    line: &'a [u8],
-    name_start: usize,
-    what: &'static str,
-) -> Result<(&'a str, &'a [u8]), Fail> {
-    if line.get(name_start) == Some(&b'"') {
-        return Err(ParseErrorKind::QuotedName.into());
-    }
-    let name_len = metric_name_len(&line[name_start..]);
-    if name_len == 0 {
-        return Err(ParseErrorKind::syntax(what, line, name_start));
-    }
-    let name_end = name_start + name_len;
-    let text = line.get(name_end + 1..).unwrap_or_default();
-    Ok((ascii_str(&line[name_start..name_end]), text))
+fn comment(body: &[u8], from: usize) -> LineResult<'_> {
+    Ok((Entry::Comment, line_end(body, from)))
 }
 
-fn help<'a>(metric: &'a str, text: &'a [u8], escapes: Escapes) -> LineResult<'a> {
-    let text = unescape(text, escapes).ok_or(ParseErrorKind::InvalidUtf8("help text"))?;
-    Ok(Entry::Help { metric, text })
+/// The metric name of a metadata line, at `body[name_start..]`.
+#[inline]
+fn metadata_name<'a>(
+    body: &'a [u8],
+    name_start: usize,
+    what: &'static str,
+) -> Result<&'a str, Fail> {
+    if body.get(name_start) == Some(&b'"') {
+        return Err(ParseErrorKind::QuotedName.into());
+    }
+    let name_len = metric_name_len(&body[name_start..]);
+    if name_len == 0 {
+        return Err(ParseErrorKind::syntax(what, body, name_start));
+    }
+    Ok(ascii_str(&body[name_start..name_start + name_len]))
+}
+
+/// HELP text from `body[start..]` to the end of its line. Text that is ASCII without a
+/// backslash (nearly all of it) is found in one pass and borrowed.
+#[inline]
+fn help<'a>(body: &'a [u8], metric: &'a str, start: usize, escapes: Escapes) -> LineResult<'a> {
+    let plain_end = plain_text_end(body, start);
+    if at_line_end(body, plain_end) {
+        let text = Cow::Borrowed(ascii_str(&body[start..plain_end]));
+        return Ok((Entry::Help { metric, text }, plain_end));
+    }
+    let end = line_end(body, plain_end);
+    let text =
+        unescape(&body[start..end], escapes).ok_or(ParseErrorKind::InvalidUtf8("help text"))?;
+    Ok((Entry::Help { metric, text }, end))
+}
+
+/// Where the run of ASCII bytes other than a newline or a backslash starting at `from`
+/// ends, eight bytes at a time.
+#[inline]
+fn plain_text_end(body: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(word) = swar::word(body, i) {
+        let stop = swar::equal(word, b'\n') | swar::equal(word, b'\\') | (word & swar::HIGHS);
+        if stop != 0 {
+            return i + swar::first(stop);
+        }
+        i += 8;
+    }
+    i + body[i..]
+        .iter()
+        .take_while(|&&c| c.is_ascii() && c != b'\n' && c != b'\\')
+        .count()
+}
+
+/// The index of the newline ending the line that `from` is in, or the end of the body.
+/// Metadata lines end a few bytes after their name: one word is checked before the
+/// general search.
+#[inline]
+fn line_end(body: &[u8], from: usize) -> usize {
+    if let Some(word) = swar::word(body, from) {
+        let newline = swar::equal(word, b'\n');
+        if newline != 0 {
+            return from + swar::first(newline);
+        }
+    }
+    let rest = body.get(from..).unwrap_or_default();
+    from + memchr::memchr(b'\n', rest).unwrap_or(rest.len())
 }
 
 // ---- OpenMetrics 1.0 ----
 
-/// An OpenMetrics line that is not a sample nor `# EOF`.
-#[inline(never)]
-fn openmetrics_other(line: &[u8]) -> LineResult<'_> {
-    match line.first() {
-        None => Err(ParseErrorKind::BlankLine.into()),
-        Some(b'#') => openmetrics_comment(line),
-        _ => Err(ParseErrorKind::QuotedName.into()),
-    }
-}
-
+/// An OpenMetrics sample at `body[start..]`; returns, with its fields, the index of the
+/// newline (or end of body) ending its line.
 #[inline]
-fn openmetrics_sample(line: &[u8]) -> SampleResult<'_> {
-    let name_len = metric_name_len(line);
+fn openmetrics_sample(body: &[u8], start: usize) -> SampleResult<'_> {
+    let name_len = metric_name_len(&body[start..]);
     if name_len == 0 {
-        return Err(ParseErrorKind::syntax("metric name", line, 0));
+        return Err(ParseErrorKind::syntax("metric name", body, start));
     }
-    let mut end = name_len;
-    if line.get(end) == Some(&b'{') {
-        end = scan_labels(line, end, Format::OpenMetrics, |_, _| Ok(()))?;
+    let mut end = start + name_len;
+    if body.get(end) == Some(&b'{') {
+        end = label_set_end(body, end, Format::OpenMetrics)?;
     }
-    let series = &line[..end];
-    let (value, after_value) = openmetrics_value(line, end, "sample value")?;
-    let Some(next) = after_value else {
-        return sample(series, value, None);
-    };
-    if is_exemplar(line, next) {
-        exemplar(line, next + 2)?;
-        return sample(series, value, None);
+    let series = &body[start..end];
+    let (value, value_end) = openmetrics_value(body, end, "sample value")?;
+    if at_line_end(body, value_end) {
+        return Ok((series, value, None, value_end));
     }
-    let ts_end = token_end(line, next, false);
-    let ts_text = &line[next..ts_end];
+    let next = value_end + 1;
+    if is_exemplar(body, next) {
+        let line_end = exemplar(body, next + 2)?;
+        return Ok((series, value, None, line_end));
+    }
+    let ts_end = token_end(body, next, false);
+    let ts_text = &body[next..ts_end];
     if ts_text.is_empty() {
-        return Err(ParseErrorKind::syntax("timestamp or exemplar", line, next));
+        return Err(ParseErrorKind::syntax("timestamp or exemplar", body, next));
     }
     let ts = parse_seconds_as_ms(ts_text)
         .map_err(|e| ParseErrorKind::number("timestamp", ts_text, e))?;
-    if ts_end < line.len() {
-        if !is_exemplar(line, ts_end + 1) {
-            return Err(ParseErrorKind::syntax(
-                "end of line or exemplar after timestamp",
-                line,
-                ts_end + 1,
-            ));
-        }
-        exemplar(line, ts_end + 3)?;
+    if at_line_end(body, ts_end) {
+        return Ok((series, value, Some(ts), ts_end));
     }
-    sample(series, value, Some(ts))
+    if !is_exemplar(body, ts_end + 1) {
+        return Err(ParseErrorKind::syntax(
+            "end of line or exemplar after timestamp",
+            body,
+            ts_end + 1,
+        ));
+    }
+    let line_end = exemplar(body, ts_end + 3)?;
+    Ok((series, value, Some(ts), line_end))
 }
 
-/// Exactly one space then a number at `line[at..]`. Returns the value and, if the line
-/// goes on, where the next token starts (past its single separating space).
+/// Exactly one space then a number at `line[at..]`. Returns the value and where its token
+/// ends: the end of the line or the space before the next token.
 #[inline]
-fn openmetrics_value(
-    line: &[u8],
-    at: usize,
-    what: &'static str,
-) -> Result<(f64, Option<usize>), Fail> {
+fn openmetrics_value(line: &[u8], at: usize, what: &'static str) -> Result<(f64, usize), Fail> {
     if line.get(at) != Some(&b' ') {
         return Err(ParseErrorKind::syntax("a space then a value", line, at));
     }
     let start = at + 1;
-    let end = token_end(line, start, false);
-    if end == start {
+    if at_line_end(line, start) || line[start] == b' ' {
         return Err(ParseErrorKind::syntax(
             "a value after a single space",
             line,
             start,
         ));
     }
-    let text = &line[start..end];
-    let value = parse_value(text).map_err(|e| ParseErrorKind::number(what, text, e))?;
-    Ok((value, (end < line.len()).then_some(end + 1)))
+    value_at(line, start, false, what)
 }
 
 #[inline]
@@ -349,69 +472,75 @@ fn is_exemplar(line: &[u8], at: usize) -> bool {
 }
 
 /// ` # {labels} value [timestamp]` after a sample, with `line[open]` its `{`: checked as
-/// Prometheus checks it, then dropped (exemplars are not stored).
-fn exemplar(line: &[u8], open: usize) -> Result<(), Fail> {
+/// Prometheus checks it, then dropped (exemplars are not stored). Returns where the line
+/// ends.
+#[inline(never)]
+fn exemplar(line: &[u8], open: usize) -> Result<usize, Fail> {
     let end = scan_labels(line, open, Format::OpenMetrics, check_exemplar_label)?;
-    let (_, after_value) = openmetrics_value(line, end, "exemplar value")?;
-    let Some(ts_start) = after_value else {
-        return Ok(());
-    };
+    let (_, value_end) = openmetrics_value(line, end, "exemplar value")?;
+    if at_line_end(line, value_end) {
+        return Ok(value_end);
+    }
+    let ts_start = value_end + 1;
     let ts_end = token_end(line, ts_start, false);
-    if ts_end != line.len() {
+    if !at_line_end(line, ts_end) {
         return Err(ParseErrorKind::syntax(
             "end of line after exemplar timestamp",
             line,
             ts_end,
         ));
     }
-    let ts_text = &line[ts_start..];
+    let ts_text = &line[ts_start..ts_end];
     parse_seconds_as_ms(ts_text)
         .map_err(|e| ParseErrorKind::number("exemplar timestamp", ts_text, e))?;
-    Ok(())
+    Ok(ts_end)
 }
 
 /// Only `# HELP`, `# TYPE`, `# UNIT` (each with exactly one space around the keyword and
-/// after the name) and `# EOF` (seen by the caller) may start with `#`.
+/// after the name) and `# EOF` (seen by the caller) may start with `#`; `body[start]` is
+/// that `#`.
 #[inline(never)]
-fn openmetrics_comment(line: &[u8]) -> LineResult<'_> {
-    let (keyword, what) = match line.get(..7) {
+fn openmetrics_comment(body: &[u8], start: usize) -> LineResult<'_> {
+    // No keyword holds a newline: a match lies within the line.
+    let (keyword, what) = match body.get(start..start + 7) {
         Some(b"# HELP ") => (b'H', "metric name after HELP"),
         Some(b"# TYPE ") => (b'T', "metric name after TYPE"),
         Some(b"# UNIT ") => (b'U', "metric name after UNIT"),
         _ => return Err(ParseErrorKind::InvalidComment.into()),
     };
-    let (metric, text) = metadata_name_and_text(line, 7, what)?;
-    let separator = 7 + metric.len();
-    if line.get(separator) != Some(&b' ') {
+    let metric = metadata_name(body, start + 7, what)?;
+    let separator = start + 7 + metric.len();
+    if body.get(separator) != Some(&b' ') {
         return Err(ParseErrorKind::syntax(
             "a space then text after metric name",
-            line,
+            body,
             separator,
         ));
     }
-    match keyword {
-        b'H' => help(metric, text, Escapes::Quoted),
-        b'T' => match MetricType::from_openmetrics(text) {
-            Some(kind) => Ok(Entry::Type { metric, kind }),
-            None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
-        },
-        _ => {
-            let unit_is_suffix = text.is_empty()
-                || (metric.len() > text.len()
-                    && metric.as_bytes().ends_with(text)
-                    && metric.as_bytes()[metric.len() - text.len() - 1] == b'_');
-            if !unit_is_suffix {
-                return Err(ParseErrorKind::UnitNotSuffix {
-                    unit: super::error::snippet(text),
-                    metric: metric.to_owned(),
-                }
-                .into());
-            }
-            // A non-empty unit is a suffix of an ASCII name, hence ASCII.
-            Ok(Entry::Unit {
-                metric,
-                unit: ascii_str(text),
-            })
-        }
+    let text_start = separator + 1;
+    if keyword == b'H' {
+        return help(body, metric, text_start, Escapes::Quoted);
     }
+    let end = line_end(body, text_start);
+    let text = &body[text_start..end];
+    if keyword == b'T' {
+        return match MetricType::from_openmetrics(text) {
+            Some(kind) => Ok((Entry::Type { metric, kind }, end)),
+            None => Err(ParseErrorKind::InvalidMetricType(super::error::snippet(text)).into()),
+        };
+    }
+    let unit_is_suffix = text.is_empty()
+        || (metric.len() > text.len()
+            && metric.as_bytes().ends_with(text)
+            && metric.as_bytes()[metric.len() - text.len() - 1] == b'_');
+    if !unit_is_suffix {
+        return Err(ParseErrorKind::UnitNotSuffix {
+            unit: super::error::snippet(text),
+            metric: metric.to_owned(),
+        }
+        .into());
+    }
+    // A non-empty unit is a suffix of an ASCII name, hence ASCII.
+    let unit = ascii_str(text);
+    Ok((Entry::Unit { metric, unit }, end))
 }
