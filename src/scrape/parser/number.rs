@@ -41,8 +41,10 @@ const POW10_U64: [u64; 9] = [
     100_000_000,
 ];
 
-/// A sample value: every NaN comes back as the canonical one.
-#[inline]
+/// A sample value: every NaN comes back as the canonical one. (The parser reads values with
+/// `decimal_prefix` and `parse_value_slow`; this whole-token form is what they are tested
+/// against.)
+#[cfg(test)]
 pub fn parse_value(s: &[u8]) -> Result<f64, NumberError> {
     parse_float(s).map(canonical_nan)
 }
