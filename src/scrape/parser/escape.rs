@@ -1,9 +1,10 @@
 //! Escape sequences of quoted label values and HELP text. Resolution borrows when there is
-//! nothing to resolve, so the common case costs one UTF-8 check and one byte search. Unknown
+//! nothing to resolve, so the common case costs one UTF-8 check and one backslash search. Unknown
 //! sequences are kept as written, as Go's `strings.Replacer` in Prometheus keeps them.
 
 use std::borrow::Cow;
 
+use super::swar;
 use super::utf8::utf8;
 
 /// Which escapes a piece of text knows.
@@ -20,10 +21,28 @@ pub(crate) enum Escapes {
 #[inline]
 pub(crate) fn unescape(raw: &[u8], escapes: Escapes) -> Option<Cow<'_, str>> {
     let text = utf8(raw)?;
-    let Some(first) = memchr::memchr(b'\\', raw) else {
+    if !has_backslash(raw) {
         return Some(Cow::Borrowed(text));
-    };
+    }
+    let first = memchr::memchr(b'\\', raw).unwrap_or(raw.len());
     Some(Cow::Owned(resolve(text, first, escapes)))
+}
+
+/// Whether `s` holds a backslash, checked in line a word at a time (the last word
+/// overlapping the one before): label values are a few bytes long, shorter than a call
+/// to the general search costs.
+#[inline]
+fn has_backslash(s: &[u8]) -> bool {
+    let Some(last) = s.len().checked_sub(8) else {
+        return s.contains(&b'\\');
+    };
+    let mut found = swar::word(s, last).map_or(0, |w| swar::equal(w, b'\\'));
+    let mut i = 0;
+    while i < last {
+        found |= swar::word(s, i).map_or(0, |w| swar::equal(w, b'\\'));
+        i += 8;
+    }
+    found != 0
 }
 
 #[cold]
@@ -116,6 +135,19 @@ mod tests {
         assert_eq!(h(r"a\\b\nc"), "a\\b\nc");
         assert_eq!(h(r#"say \"hi\""#), r#"say \"hi\""#);
         assert_eq!(h(r"trailing\"), r"trailing\");
+    }
+
+    #[test]
+    fn backslashes_at_every_length_and_position() {
+        for len in 0..40 {
+            let mut s = vec![b'a'; len];
+            assert!(!has_backslash(&s), "{len}");
+            for pos in 0..len {
+                s[pos] = b'\\';
+                assert!(has_backslash(&s), "{len} {pos}");
+                s[pos] = b'a';
+            }
+        }
     }
 
     #[test]
