@@ -8,10 +8,11 @@
 //! storage; the handler does that and wraps errors with the parameter's name through
 //! [`ApiParamError::for_param`] the way Prometheus's `invalidParamError` does.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
+use shards::index::matcher::write_go_quoted;
 use shards::index::{MatchType, Matcher, MatcherError};
 use thiserror::Error;
 
@@ -408,45 +409,13 @@ fn parse_go_int(s: &str) -> Result<i64, ApiParamError> {
 }
 
 /// A string quoted like Go's `%q` (`strconv.Quote`), which Prometheus uses to show the
-/// offending value in its messages. Go keeps printable Unicode as it is; without Unicode
-/// category tables this treats every non-control, non-space character beyond ASCII as
-/// printable, which differs from Go only for rare format and unassigned code points.
+/// offending value in its messages; the matchers' quoting, shared.
 pub struct GoQuoted<'a>(pub &'a str);
 
 impl fmt::Display for GoQuoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_char('"')?;
-        for c in self.0.chars() {
-            match c {
-                '"' => f.write_str("\\\"")?,
-                '\\' => f.write_str("\\\\")?,
-                '\u{7}' => f.write_str("\\a")?,
-                '\u{8}' => f.write_str("\\b")?,
-                '\u{c}' => f.write_str("\\f")?,
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                '\u{b}' => f.write_str("\\v")?,
-                ' ' => f.write_char(' ')?,
-                c if c.is_ascii_control() => write!(f, "\\x{:02x}", c as u32)?,
-                c if c.is_control() || c.is_whitespace() || is_format_char(c) => {
-                    if (c as u32) < 0x10000 {
-                        write!(f, "\\u{:04x}", c as u32)?
-                    } else {
-                        write!(f, "\\U{:08x}", c as u32)?
-                    }
-                }
-                c => f.write_char(c)?,
-            }
-        }
-        f.write_char('"')
+        write_go_quoted(f, self.0)
     }
-}
-
-/// The common invisible format characters (Unicode category Cf) that Go escapes.
-fn is_format_char(c: char) -> bool {
-    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 
 #[cfg(test)]

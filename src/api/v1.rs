@@ -93,37 +93,47 @@ pub async fn series(app: &App, req: &Request) -> Response {
     success(&warnings, |out| json::write_label_sets(out, &all))
 }
 
+/// What `labels` and `label/<name>/values` share: their `match[]` selectors (one empty
+/// selector, meaning every series, when there is none), `limit`, and checked `start`/`end`.
+fn metadata_params(req: &Request) -> Result<(Vec<Vec<Matcher>>, usize), Response> {
+    let (mut selectors, limit) = match (match_params(req), limit_param(req)) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(e), _) | (_, Err(e)) => return Err(bad_data(e)),
+    };
+    time_param(req, "start", params::MIN_TIME)
+        .and_then(|_| time_param(req, "end", params::MAX_TIME))
+        .map_err(bad_data)?;
+    if selectors.is_empty() {
+        selectors.push(Vec::new());
+    }
+    Ok((selectors, limit))
+}
+
+/// Sorted, deduplicated and cut to `limit`, as the metadata endpoints answer.
+fn string_list(mut items: Vec<String>, limit: usize) -> Response {
+    items.sort_unstable();
+    items.dedup();
+    let mut warnings = Vec::new();
+    truncate(&mut items, limit, &mut warnings);
+    success(&warnings, |out| json::write_string_list(out, &items))
+}
+
 pub async fn labels(app: &App, req: &Request) -> Response {
     let Some(router) = app.router.get() else {
         return unavailable();
     };
-    let (selectors, limit) = match (match_params(req), limit_param(req)) {
-        (Ok(s), Ok(l)) => (s, l),
-        (Err(e), _) | (_, Err(e)) => return bad_data(e),
+    let (selectors, limit) = match metadata_params(req) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    if let Err(e) = time_param(req, "start", params::MIN_TIME)
-        .and_then(|_| time_param(req, "end", params::MAX_TIME))
-    {
-        return bad_data(e);
-    }
     let mut names = Vec::new();
-    let no_selector = [Vec::new()];
-    let selectors = if selectors.is_empty() {
-        &no_selector[..]
-    } else {
-        &selectors[..]
-    };
-    for matchers in selectors {
+    for matchers in &selectors {
         match router.label_names(matchers).await {
             Ok(n) => names.extend(n),
             Err(e) => return error_response(ErrorType::Execution, &e.to_string()),
         }
     }
-    names.sort_unstable();
-    names.dedup();
-    let mut warnings = Vec::new();
-    truncate(&mut names, limit, &mut warnings);
-    success(&warnings, |out| json::write_string_list(out, &names))
+    string_list(names, limit)
 }
 
 pub async fn label_values(app: &App, req: &Request, name: &str) -> Response {
@@ -134,33 +144,18 @@ pub async fn label_values(app: &App, req: &Request, name: &str) -> Response {
         Ok(n) => n,
         Err(e) => return bad_data(e),
     };
-    let (selectors, limit) = match (match_params(req), limit_param(req)) {
-        (Ok(s), Ok(l)) => (s, l),
-        (Err(e), _) | (_, Err(e)) => return bad_data(e),
-    };
-    if let Err(e) = time_param(req, "start", params::MIN_TIME)
-        .and_then(|_| time_param(req, "end", params::MAX_TIME))
-    {
-        return bad_data(e);
-    }
-    let no_selector = [Vec::new()];
-    let selectors = if selectors.is_empty() {
-        &no_selector[..]
-    } else {
-        &selectors[..]
+    let (selectors, limit) = match metadata_params(req) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let mut values = Vec::new();
-    for matchers in selectors {
+    for matchers in &selectors {
         match router.label_values(&name, matchers).await {
             Ok(v) => values.extend(v),
             Err(e) => return error_response(ErrorType::Execution, &e.to_string()),
         }
     }
-    values.sort_unstable();
-    values.dedup();
-    let mut warnings = Vec::new();
-    truncate(&mut values, limit, &mut warnings);
-    success(&warnings, |out| json::write_string_list(out, &values))
+    string_list(values, limit)
 }
 
 pub fn targets(app: &App, req: &Request) -> Response {

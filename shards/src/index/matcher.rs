@@ -196,7 +196,9 @@ impl fmt::Display for Matcher {
     }
 }
 
-fn write_go_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+/// Writes `s` quoted as Go's `strconv.Quote` (`%q`) does: how Prometheus shows label values
+/// and offending parameters in its messages.
+pub fn write_go_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
     f.write_char('"')?;
     for c in s.chars() {
         match c {
@@ -211,8 +213,10 @@ fn write_go_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
             '\x0b' => f.write_str("\\v")?,
             // Go escapes what Unicode calls non-printable; control characters and the
             // separators/format characters below cover what label values realistically hold.
+            ' ' => f.write_char(' ')?,
             c if c < ' ' || c == '\x7f' => write!(f, "\\x{:02x}", c as u32)?,
-            c if c.is_control() || is_go_unprintable(c) => {
+            // Go prints no space but ASCII's as it is (U+00A0, U+2000..., category Z).
+            c if c.is_control() || c.is_whitespace() || is_go_unprintable(c) => {
                 if (c as u32) < 0x10000 {
                     write!(f, "\\u{:04x}", c as u32)?
                 } else {
