@@ -13,25 +13,7 @@ use shards::labels::Labels;
 
 use super::json::{write_go_json_float, write_labels, write_string};
 use super::rfc3339::{self, Instant};
-
-/// A target's health as of its last scrape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TargetHealth {
-    Up,
-    Down,
-    /// Not scraped yet.
-    Unknown,
-}
-
-impl TargetHealth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetHealth::Up => "up",
-            TargetHealth::Down => "down",
-            TargetHealth::Unknown => "unknown",
-        }
-    }
-}
+use crate::scrape::target_status::Health;
 
 /// One active target.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +31,7 @@ pub struct TargetJson<'a> {
     /// Start of the last scrape; `None` before the first, shown as Go's zero time.
     pub last_scrape: Option<SystemTime>,
     pub last_scrape_duration: Duration,
-    pub health: TargetHealth,
+    pub health: Health,
     /// The target's `__scrape_interval__` / `__scrape_timeout__` values (`"15s"`).
     pub scrape_interval: &'a str,
     pub scrape_timeout: &'a str,
@@ -245,7 +227,7 @@ mod tests {
             last_error: "",
             last_scrape: Some(UNIX_EPOCH + Duration::new(1_484_665_664, 723_715_405)),
             last_scrape_duration: Duration::from_nanos(50_688_943),
-            health: TargetHealth::Up,
+            health: Health::Up,
             scrape_interval: "1m",
             scrape_timeout: "10s",
         }];
@@ -329,7 +311,7 @@ mod tests {
             last_error: "Get \"u\": connection refused",
             last_scrape: None,
             last_scrape_duration: Duration::ZERO,
-            health: TargetHealth::Unknown,
+            health: Health::Unknown,
             scrape_interval: "15s",
             scrape_timeout: "10s",
         };
@@ -344,7 +326,7 @@ mod tests {
         });
         assert!(body.contains(r#""lastError":"Get \"u\": connection refused","lastScrape":"0001-01-01T00:00:00Z","lastScrapeDuration":0,"health":"unknown""#));
         assert!(body.ends_with(r#""droppedTargets":[],"droppedTargetCounts":{}}"#));
-        assert_eq!(TargetHealth::Down.as_str(), "down");
+        assert_eq!(Health::Down.as_str(), "down");
     }
 
     #[test]

@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use super::json::{self, ErrorType};
 use super::params::{self, ApiParamError};
 use super::status::{write_build_info, write_config, write_flags, BuildInfo};
-use super::targets::{write_targets, DroppedTargetJson, TargetHealth, TargetJson, TargetsFilter};
-use crate::scrape::target_status::Health;
+use super::targets::{write_targets, DroppedTargetJson, TargetJson, TargetsFilter};
 
 /// The selectors of every `match[]`; `Ok(empty)` when there is none.
 fn match_params(req: &Request) -> Result<Vec<Vec<Matcher>>, ApiParamError> {
@@ -179,11 +178,7 @@ pub fn targets(app: &App, req: &Request) -> Response {
             last_error: &t.last_error,
             last_scrape: t.last_scrape,
             last_scrape_duration: std::time::Duration::from_secs_f64(t.last_scrape_duration),
-            health: match t.health {
-                Health::Up => TargetHealth::Up,
-                Health::Down => TargetHealth::Down,
-                Health::Unknown => TargetHealth::Unknown,
-            },
+            health: t.health,
             scrape_interval: interval,
             scrape_timeout: timeout,
         })

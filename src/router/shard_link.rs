@@ -122,11 +122,6 @@ impl ShardLink {
         })
     }
 
-    /// Sends and waits for the reply.
-    pub async fn call(&self, request: ShardRequest) -> Result<ShardResponse, LinkError> {
-        self.send(request).await?.wait().await
-    }
-
     /// Tells the shard no more requests come: it finishes what it has and closes.
     pub fn close(&self) {
         self.requests.close();
