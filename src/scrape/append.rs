@@ -188,14 +188,7 @@ impl ScrapeAppender {
                     self.cache.entry_mut(id).seen = self.scrape;
                 }
                 if self.last_ok != 0 && self.stale_through != self.last_ok {
-                    let marker = stale_nan();
-                    for (shard, series_ref) in self.cache.stale_candidates(self.last_ok, false) {
-                        out.batches[shard as usize].samples.push(BatchSample {
-                            series: SeriesKey::Ref(series_ref),
-                            t,
-                            v: marker,
-                        });
-                    }
+                    push_stale(self.cache.stale_candidates(self.last_ok, false), t, out);
                 }
                 self.cache.evict_older_than(self.last_ok);
                 self.last_ok = self.scrape;
@@ -225,26 +218,13 @@ impl ScrapeAppender {
     }
 
     fn stale_markers_for_last_scrape(&mut self, t: i64, synthetic: bool, out: &mut ShardBatches) {
-        let marker = stale_nan();
         if synthetic {
-            for (shard, series_ref) in self.cache.stale_candidates(u64::MAX, true) {
-                out.batches[shard as usize].samples.push(BatchSample {
-                    series: SeriesKey::Ref(series_ref),
-                    t,
-                    v: marker,
-                });
-            }
+            push_stale(self.cache.stale_candidates(u64::MAX, true), t, out);
         }
         if self.last_ok == 0 || self.stale_through == self.last_ok {
             return;
         }
-        for (shard, series_ref) in self.cache.stale_candidates(self.last_ok, false) {
-            out.batches[shard as usize].samples.push(BatchSample {
-                series: SeriesKey::Ref(series_ref),
-                t,
-                v: marker,
-            });
-        }
+        push_stale(self.cache.stale_candidates(self.last_ok, false), t, out);
         self.stale_through = self.last_ok;
     }
 
@@ -443,6 +423,18 @@ impl ScrapeAppender {
         }
         check_limits(rules, lb)?;
         Ok(Some(lb.to_labels()?))
+    }
+}
+
+/// A staleness marker at `t` for each `(shard, series ref)`.
+fn push_stale(series: impl Iterator<Item = (u32, u64)>, t: i64, out: &mut ShardBatches) {
+    let marker = stale_nan();
+    for (shard, series_ref) in series {
+        out.batches[shard as usize].samples.push(BatchSample {
+            series: SeriesKey::Ref(series_ref),
+            t,
+            v: marker,
+        });
     }
 }
 

@@ -7,7 +7,7 @@
 //! status the API reads; it never parses bodies or touches storage.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -33,7 +33,6 @@ use crate::scrape::target_status::{DroppedTarget, Health, TargetStatus};
 pub const DISCOVERY_POLL: Duration = Duration::from_secs(2);
 
 struct RunningLoop {
-    target: Target,
     status: Rc<RefCell<TargetStatus>>,
     stop: Rc<Cell<StopMode>>,
     /// Dropped to wake the loop when it must stop.
@@ -186,6 +185,7 @@ impl ScrapeManager {
     fn sync(&self, pool: &mut ScrapePool) {
         let cfg = &pool.config;
         let mut targets: Vec<(u64, Target, shards::labels::Labels)> = Vec::new();
+        let mut seen = HashSet::new();
         pool.dropped.clear();
         for group in pool.static_groups.iter().chain(&pool.file_groups) {
             for result in populate_group(cfg, group) {
@@ -193,7 +193,7 @@ impl ScrapeManager {
                     Ok(p) => match p.target {
                         Some(t) => {
                             let key = target_key(&t);
-                            if !targets.iter().any(|(k, ..)| *k == key) {
+                            if seen.insert(key) {
                                 targets.push((key, t, p.discovered));
                             }
                         }
@@ -230,11 +230,10 @@ impl ScrapeManager {
             }
             return;
         }
-        let keep: Vec<u64> = targets.iter().map(|(k, ..)| *k).collect();
         let gone: Vec<u64> = pool
             .loops
             .keys()
-            .filter(|k| !keep.contains(k))
+            .filter(|k| !seen.contains(k))
             .copied()
             .collect();
         for k in gone {
@@ -277,13 +276,13 @@ impl ScrapeManager {
         };
         let settings = ScrapeSettings {
             offset_seed: target_key(&target) ^ self.server_seed.get(),
-            target: target.clone(),
+            target,
             body_size_limit: cfg.body_size_limit.0,
             accept_gzip: cfg.enable_compression,
             authorization,
         };
         let rules = SeriesRules {
-            target_labels: target.labels.clone(),
+            target_labels: settings.target.labels.clone(),
             honor_labels: cfg.honor_labels,
             honor_timestamps: cfg.honor_timestamps,
             metric_relabel: cfg.metric_relabel_configs.clone(),
@@ -303,7 +302,6 @@ impl ScrapeManager {
         );
         let task = glommio::spawn_local(scrape_loop.run());
         RunningLoop {
-            target,
             status,
             stop,
             wake: Some(wake_tx),
@@ -363,15 +361,6 @@ impl ScrapeManager {
             .borrow()
             .iter()
             .map(|(job, p)| (job.clone(), p.loops.len()))
-            .collect()
-    }
-
-    /// The targets being scraped, for tests and logs.
-    pub fn active_urls(&self) -> Vec<String> {
-        let pools = self.pools.borrow();
-        pools
-            .values()
-            .flat_map(|p| p.loops.values().map(|l| l.target.url()))
             .collect()
     }
 }
