@@ -13,6 +13,7 @@ pub mod flags;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod promql;
 pub mod router;
 pub mod scrape;
 pub mod server;
