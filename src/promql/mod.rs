@@ -5,4 +5,5 @@
 //! arithmetic over points, no labels, no storage). This module never touches sockets or files:
 //! the data it evaluates over is handed to it, so it is tested and benchmarked without either.
 
+pub mod functions;
 pub mod value;
