@@ -209,7 +209,10 @@ mod tests {
     use super::super::load_notation::close;
     use super::*;
 
-    fn buckets(pairs: &[(f64, f64)]) -> Vec<Bucket> {
+    /// (upper bound, cumulative count)
+    type Pair = (f64, f64);
+
+    fn buckets(pairs: &[Pair]) -> Vec<Bucket> {
         pairs
             .iter()
             .map(|&(upper_bound, count)| Bucket { upper_bound, count })
@@ -339,7 +342,8 @@ mod tests {
         ];
         let small = [(1.0, 1.0), (2.0, 3.0), (INF, 10.0)];
         let nan = f64::NAN;
-        let cases: [(f64, f64, &[(f64, f64)], f64); 23] = [
+        // (lower, upper, buckets, fraction)
+        let cases: [(f64, f64, &[Pair], f64); 23] = [
             (0.0, 4.0, &h2, 0.6666666666666666),
             (0.0, 6.0, &h2, 1.0),
             (0.0, 3.5, &h2, 0.5833333333333334),
