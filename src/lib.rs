@@ -14,6 +14,7 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod promql;
+pub mod promqltest;
 pub mod router;
 pub mod scrape;
 pub mod server;
