@@ -16,7 +16,7 @@ use shards::index::matcher::Matcher;
 use shards::labels::{shard_for, Labels};
 use thiserror::Error;
 
-use protocol::{LatestSample, ShardRequest, ShardResponse, ShardStats};
+use protocol::{LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats};
 use shard_link::{LinkError, PendingReply, ShardLink};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -170,6 +170,36 @@ impl Router {
                 _ => return Err(RouterError::Protocol(shard)),
             }
         }
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// Every sample in `[mint, maxt]` of each matching series, staleness markers included,
+    /// series sorted by labels; series without a sample in the range are left out.
+    pub async fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SelectedSeries>, RouterError> {
+        let replies = self
+            .fan_out(|| ShardRequest::Select {
+                matchers: matchers.to_vec(),
+                mint,
+                maxt,
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (shard, r) in replies.into_iter().enumerate() {
+            match r {
+                ShardResponse::Select(Ok(s)) => out.extend(s),
+                ShardResponse::Select(Err(reason)) => {
+                    return Err(RouterError::Storage { shard, reason })
+                }
+                _ => return Err(RouterError::Protocol(shard)),
+            }
+        }
+        // A series lives on exactly one shard: sorting is the whole merge.
         out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
