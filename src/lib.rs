@@ -7,6 +7,7 @@
 //! lifecycle, executors, signals). Storage itself is the `shards` crate. The library exists so
 //! that benchmarks and end-to-end tests reach the same code the binary runs.
 
+pub mod active_queries;
 pub mod api;
 pub mod config;
 pub mod flags;
