@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::Expr;
 
-use super::annotations;
 use super::error::QueryError;
-use super::eval::{prefetch, unparen, Evaluated, Evaluator, Shared};
+use super::eval::{prefetch, Evaluated, Evaluator, Shared};
 use super::labelset::drop_metric_name;
 use super::source::SeriesSource;
 use super::value::{Annotations, Matrix, Sample, Series, Value};
@@ -182,7 +181,7 @@ impl Engine {
             interval: if instant { 1 } else { step },
         }
         .eval(expr)?;
-        let mut annotations = std::mem::take(&mut shared.annotations);
+        let annotations = std::mem::take(&mut shared.annotations);
         let value = if instant {
             match evaluated {
                 Evaluated::Scalar(v) => Value::Scalar {
@@ -194,14 +193,6 @@ impl Engine {
                 Evaluated::Matrix(m) => Value::Matrix(finish_matrix(m)?),
             }
         } else {
-            if let Expr::Call(c) = unparen(expr) {
-                if c.func.name.starts_with("sort") {
-                    annotations.warn(annotations::sort_in_range_query(annotations::position(
-                        query,
-                        query.find(c.func.name).unwrap_or(0),
-                    )));
-                }
-            }
             match evaluated {
                 Evaluated::Scalar(v) => Value::Matrix(vec![Series {
                     labels: Default::default(),

@@ -41,7 +41,11 @@ pub fn main(args: &[String]) -> i32 {
         match run_file_in_memory(Path::new(f)) {
             Ok(r) => {
                 println!("{f}: pass {} fail {} skip {}", r.pass, r.fail, r.skip);
-                for x in r.failures.iter().take(5) {
+                let shown = std::env::var("PROMQLTEST_SHOW")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(5);
+                for x in r.failures.iter().take(shown) {
                     println!("  FAIL {x}");
                 }
                 pass += r.pass;

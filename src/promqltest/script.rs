@@ -31,6 +31,8 @@ pub struct LoadSeries {
     pub values: Vec<Option<f64>>,
     /// The line holds native histograms (`{{...}}`), which this runner does not load.
     pub histograms: bool,
+    /// The line gives start timestamps (`name{...}@st ...`), which promcore does not store.
+    pub start_timestamps: bool,
 }
 
 impl LoadSeries {
@@ -381,13 +383,26 @@ fn parse_number(s: &str) -> Option<f64> {
 /// `name{l="v", ...} values...` (or `{__name__="name", ...}`, or `{}`).
 pub fn parse_series_line(l: &str) -> Result<LoadSeries, String> {
     let end = descriptor_end(l)?;
-    let (desc, values) = (&l[..end], l[end..].trim());
+    let (desc, mut values) = (&l[..end], &l[end..]);
+    let start_timestamps = values.starts_with("@st");
+    if start_timestamps {
+        values = &values[3..];
+    }
     let labels = parse_labels(desc)?;
-    let (values, histograms) = parse_values(values)?;
+    if start_timestamps {
+        return Ok(LoadSeries {
+            labels,
+            values: Vec::new(),
+            histograms: false,
+            start_timestamps,
+        });
+    }
+    let (values, histograms) = parse_values(values.trim())?;
     Ok(LoadSeries {
         labels,
         values,
         histograms,
+        start_timestamps,
     })
 }
 

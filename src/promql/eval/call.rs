@@ -118,6 +118,13 @@ impl Evaluator<'_, '_> {
             }
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
                 let mut m = self.eval_vector(args[0])?;
+                if self.sh.query_start != self.sh.query_end {
+                    let at = self.sh.query.find(name).unwrap_or(0);
+                    let pos = annotations::position(self.sh.query, at);
+                    self.sh
+                        .annotations
+                        .warn(annotations::sort_in_range_query(pos));
+                }
                 if self.is_instant() {
                     let mut labels = Vec::new();
                     for a in &args[1..] {
