@@ -72,8 +72,15 @@ fn documented_type(t: ValueType) -> &'static str {
     }
 }
 
+/// Parses `query` for an instant query.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::BadData)
+    parse_with(query, 0, 0)
+}
+
+/// Parses `query`, duration expressions resolved with the range query's `step` and range.
+pub fn parse_with(query: &str, step: i64, range: i64) -> Result<Expr, QueryError> {
+    let q = super::duration_expr::resolve(query, step, range).map_err(QueryError::BadData)?;
+    promql_parser::parser::parse(&q).map_err(QueryError::BadData)
 }
 
 impl Engine {
@@ -113,7 +120,7 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        let expr = parse(query)?;
+        let expr = parse_with(query, step, end - start)?;
         let t = expr.value_type();
         if t != ValueType::Vector && t != ValueType::Scalar {
             return Err(QueryError::BadData(format!(

@@ -332,45 +332,7 @@ fn parse_string_literal(s: &str) -> Option<String> {
     }
 }
 
-/// A duration as the test files write times: `0`, `5m`, `1h30m`, `-10s`, `100` (seconds).
-pub fn parse_duration(s: &str) -> Option<i64> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s),
-    };
-    if s.is_empty() {
-        return None;
-    }
-    let v = if s.bytes().all(|b| b.is_ascii_digit()) {
-        s.parse::<i64>().ok()? * 1000
-    } else {
-        let mut total = 0i64;
-        let mut rest = s;
-        while !rest.is_empty() {
-            let n = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
-            if n == 0 {
-                return None;
-            }
-            let num: i64 = rest[..n].parse().ok()?;
-            rest = &rest[n..];
-            let u = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
-            let unit = match &rest[..u] {
-                "ms" => 1,
-                "s" => 1000,
-                "m" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                "w" => 7 * 86_400_000,
-                "y" => 365 * 86_400_000,
-                _ => return None,
-            };
-            rest = &rest[u..];
-            total += num * unit;
-        }
-        total
-    };
-    Some(if neg { -v } else { v })
-}
+pub use crate::promql::duration_expr::parse_duration;
 
 /// A single number (`1`, `-Inf`, `NaN`, `0x1f`, `1e3`).
 fn parse_number(s: &str) -> Option<f64> {
