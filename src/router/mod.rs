@@ -16,7 +16,7 @@ use shards::index::matcher::Matcher;
 use shards::labels::{shard_for, Labels};
 use thiserror::Error;
 
-use protocol::{LatestSample, ShardRequest, ShardResponse, ShardStats};
+use protocol::{LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats};
 use shard_link::{LinkError, PendingReply, ShardLink};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -174,6 +174,36 @@ impl Router {
         Ok(out)
     }
 
+    /// Every sample in `[mint, maxt]` of each matching series, staleness markers included,
+    /// series sorted by labels; series without a sample in the range are left out.
+    pub async fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SelectedSeries>, RouterError> {
+        let replies = self
+            .fan_out(|| ShardRequest::Select {
+                matchers: matchers.to_vec(),
+                mint,
+                maxt,
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (shard, r) in replies.into_iter().enumerate() {
+            match r {
+                ShardResponse::Select(Ok(s)) => out.extend(s),
+                ShardResponse::Select(Err(reason)) => {
+                    return Err(RouterError::Storage { shard, reason })
+                }
+                _ => return Err(RouterError::Protocol(shard)),
+            }
+        }
+        // A series lives on exactly one shard: sorting is the whole merge.
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
     /// Every shard's counters, in shard order.
     pub async fn stats(&self) -> Result<Vec<ShardStats>, RouterError> {
         let replies = self.fan_out(|| ShardRequest::Stats).await?;
@@ -192,6 +222,26 @@ impl Router {
         for link in &self.links {
             link.close();
         }
+    }
+}
+
+/// The PromQL engine reads series through the router: one select fanned out to every shard.
+impl crate::promql::source::SeriesSource for Router {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::promql::source::RawSeries>, String> {
+        Ok(Router::select(self, matchers, mint, maxt)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|s| crate::promql::source::RawSeries {
+                labels: s.labels,
+                points: s.points,
+            })
+            .collect())
     }
 }
 

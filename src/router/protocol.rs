@@ -9,6 +9,8 @@ use shards::head::{AppendBatch, AppendOutcome, HeadStats};
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 
+use crate::promql::value::FPoint;
+
 /// A request and the id its reply will carry.
 pub struct Envelope {
     pub id: u64,
@@ -44,6 +46,13 @@ pub enum ShardRequest {
         at: i64,
         lookback: i64,
     },
+    /// Every sample with `mint <= t <= maxt` of each matching series, staleness markers
+    /// included: what range and instant selectors of the PromQL engine read.
+    Select {
+        matchers: Vec<Matcher>,
+        mint: i64,
+        maxt: i64,
+    },
     /// Counters and gauges for `/metrics`.
     Stats,
 }
@@ -56,6 +65,8 @@ pub enum ShardResponse {
     LabelValues(Vec<String>),
     /// `Err`: a chunk could not be read.
     Latest(Result<Vec<LatestSample>, String>),
+    /// `Err`: a chunk could not be read.
+    Select(Result<Vec<SelectedSeries>, String>),
     Stats(Box<ShardStats>),
 }
 
@@ -65,6 +76,14 @@ pub struct LatestSample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+}
+
+/// One series' samples in a selected range, oldest first, staleness markers included. Series
+/// without a sample in the range are never sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectedSeries {
+    pub labels: Labels,
+    pub points: Vec<FPoint>,
 }
 
 /// A shard's state for self-monitoring.

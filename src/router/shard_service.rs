@@ -14,13 +14,21 @@ use shards::labels::Labels;
 use shards::shard::Shard;
 use shards::value::is_stale_nan;
 
-use super::protocol::{Envelope, LatestSample, Reply, ShardRequest, ShardResponse, ShardStats};
+use super::protocol::{
+    Envelope, LatestSample, Reply, SelectedSeries, ShardRequest, ShardResponse, ShardStats,
+};
+use crate::promql::value::FPoint;
 
 /// Appends taken from the queue for one WAL write at most: bounds the latency of the first.
 const MAX_GROUP: usize = 64;
 
 /// Long read loops yield to the executor this often (series), so appends are not starved.
 const YIELD_EVERY: usize = 1024;
+
+/// `select` decodes whole chunks per series, so it yields far more often: every this many
+/// series, or sooner once this many samples were decoded since the last yield.
+const SELECT_YIELD_SERIES: usize = 32;
+const SELECT_YIELD_SAMPLES: usize = 16 * 1024;
 
 pub struct ShardService {
     shard: Shard,
@@ -127,6 +135,11 @@ impl ShardService {
                 at,
                 lookback,
             } => ShardResponse::Latest(latest(head, &matchers, at, lookback).await),
+            ShardRequest::Select {
+                matchers,
+                mint,
+                maxt,
+            } => ShardResponse::Select(select(head, &matchers, mint, maxt).await),
             ShardRequest::Stats => {
                 let mut stats = self.stats.clone();
                 stats.head = head.stats.clone();
@@ -195,6 +208,45 @@ async fn latest(
         }
         if let Some(labels) = head.series_labels(r) {
             out.push(LatestSample { labels, t, v });
+        }
+    }
+    Ok(out)
+}
+
+async fn select(
+    head: &Head,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<SelectedSeries>, String> {
+    let refs = head.select(matchers);
+    let mut out = Vec::new();
+    let mut since_yield = (0usize, 0usize);
+    for r in refs {
+        if since_yield.0 >= SELECT_YIELD_SERIES || since_yield.1 >= SELECT_YIELD_SAMPLES {
+            glommio::executor().yield_if_needed().await;
+            since_yield = (0, 0);
+        }
+        since_yield.0 += 1;
+        // The series' time bounds rule most series in or out without touching a chunk.
+        let in_range = head
+            .series(r)
+            .and_then(|s| Some((s.min_time()?, s.max_time()?)))
+            .is_some_and(|(lo, hi)| lo <= maxt && hi >= mint);
+        if !in_range {
+            continue;
+        }
+        let mut it = head.samples(r, mint, maxt).map_err(|e| e.to_string())?;
+        let mut points = Vec::new();
+        while let Some((t, f)) = it.next_checked().map_err(|e| e.to_string())? {
+            points.push(FPoint { t, f });
+        }
+        since_yield.1 += points.len();
+        if points.is_empty() {
+            continue;
+        }
+        if let Some(labels) = head.series_labels(r) {
+            out.push(SelectedSeries { labels, points });
         }
     }
     Ok(out)

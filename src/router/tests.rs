@@ -9,7 +9,7 @@ use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::index::matcher::{MatchType, Matcher};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::value::stale_nan;
+use shards::value::{is_stale_nan, stale_nan};
 use shards::wal::DmaFs;
 
 use super::protocol::{Envelope, Reply};
@@ -23,8 +23,13 @@ fn labels(name: &str, i: usize) -> Labels {
     Labels::from_pairs([("__name__", name.to_string()), ("i", i.to_string())]).unwrap()
 }
 
-#[test]
-fn appends_land_on_their_shards_and_fan_out_reads_merge() {
+/// Starts `SHARDS` real shards on their own executors and runs `test` with a router to them
+/// on another; closes everything afterwards.
+fn with_router<F, Fut>(test: F)
+where
+    F: FnOnce(Rc<Router>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
     let mut shard_threads = Vec::new();
     let mut ends = Vec::new();
@@ -58,64 +63,7 @@ fn appends_land_on_their_shards_and_fan_out_reads_merge() {
                 ));
             }
             let router = Rc::new(Router::new(links));
-            // Many more batches than the queues hold: senders wait, nothing is lost.
-            let series: Vec<Labels> = (0..50).map(|i| labels("m", i)).collect();
-            let mut refs = vec![0u64; series.len()];
-            for t in 0..20i64 {
-                let mut pending = Vec::new();
-                for (shard, batch) in batches(&router, &series, &refs, t).into_iter().enumerate() {
-                    pending.push((
-                        shard,
-                        router.send_append(shard, batch.0).await.unwrap(),
-                        batch.1,
-                    ));
-                }
-                for (shard, p, idx) in pending {
-                    let out = Router::appended(shard, p).await.unwrap();
-                    assert_eq!(out.appended as usize, idx.len());
-                    for (k, r) in out.series_refs.iter().enumerate() {
-                        refs[idx[k]] = *r;
-                    }
-                }
-            }
-            let all = [Matcher::new(MatchType::Equal, "__name__", "m").unwrap()];
-            let found = router.series(&all, i64::MIN, i64::MAX).await.unwrap();
-            let mut want = series.clone();
-            want.sort();
-            assert_eq!(found, want);
-            let values = router.label_values("i", &all).await.unwrap();
-            assert_eq!(values.len(), 50);
-            assert!(values.windows(2).all(|w| w[0] < w[1]));
-            assert_eq!(
-                router.label_names(&[]).await.unwrap(),
-                vec!["__name__".to_string(), "i".to_string()]
-            );
-            let latest = router.latest(&all, 19, 5).await.unwrap();
-            assert_eq!(latest.len(), 50);
-            assert!(latest.iter().all(|s| s.t == 19 && s.v == 19.0));
-            let older = router.latest(&all, 10, 5).await.unwrap();
-            assert!(older.iter().all(|s| s.t == 10));
-
-            // A staleness marker hides the series from instant reads.
-            let stale = AppendBatch {
-                new_series: vec![],
-                samples: vec![BatchSample {
-                    series: SeriesKey::Ref(refs[0]),
-                    t: 20,
-                    v: stale_nan(),
-                }],
-            };
-            let shard = router.shard_of(series[0].hash());
-            let p = router.send_append(shard, stale).await.unwrap();
-            Router::appended(shard, p).await.unwrap();
-            assert_eq!(router.latest(&all, 20, 5).await.unwrap().len(), 49);
-
-            let stats = router.stats().await.unwrap();
-            assert_eq!(stats.iter().map(|s| s.series).sum::<u64>(), 50);
-            assert_eq!(
-                stats.iter().map(|s| s.head.samples_appended).sum::<u64>(),
-                50 * 20 + 1
-            );
+            test(router.clone()).await;
             router.close();
         })
         .unwrap();
@@ -123,6 +71,70 @@ fn appends_land_on_their_shards_and_fan_out_reads_merge() {
     for t in shard_threads {
         t.join().unwrap();
     }
+}
+
+#[test]
+fn appends_land_on_their_shards_and_fan_out_reads_merge() {
+    with_router(|router| async move {
+        // Many more batches than the queues hold: senders wait, nothing is lost.
+        let series: Vec<Labels> = (0..50).map(|i| labels("m", i)).collect();
+        let mut refs = vec![0u64; series.len()];
+        for t in 0..20i64 {
+            let mut pending = Vec::new();
+            for (shard, batch) in batches(&router, &series, &refs, t).into_iter().enumerate() {
+                pending.push((
+                    shard,
+                    router.send_append(shard, batch.0).await.unwrap(),
+                    batch.1,
+                ));
+            }
+            for (shard, p, idx) in pending {
+                let out = Router::appended(shard, p).await.unwrap();
+                assert_eq!(out.appended as usize, idx.len());
+                for (k, r) in out.series_refs.iter().enumerate() {
+                    refs[idx[k]] = *r;
+                }
+            }
+        }
+        let all = [Matcher::new(MatchType::Equal, "__name__", "m").unwrap()];
+        let found = router.series(&all, i64::MIN, i64::MAX).await.unwrap();
+        let mut want = series.clone();
+        want.sort();
+        assert_eq!(found, want);
+        let values = router.label_values("i", &all).await.unwrap();
+        assert_eq!(values.len(), 50);
+        assert!(values.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            router.label_names(&[]).await.unwrap(),
+            vec!["__name__".to_string(), "i".to_string()]
+        );
+        let latest = router.latest(&all, 19, 5).await.unwrap();
+        assert_eq!(latest.len(), 50);
+        assert!(latest.iter().all(|s| s.t == 19 && s.v == 19.0));
+        let older = router.latest(&all, 10, 5).await.unwrap();
+        assert!(older.iter().all(|s| s.t == 10));
+
+        // A staleness marker hides the series from instant reads.
+        let stale = AppendBatch {
+            new_series: vec![],
+            samples: vec![BatchSample {
+                series: SeriesKey::Ref(refs[0]),
+                t: 20,
+                v: stale_nan(),
+            }],
+        };
+        let shard = router.shard_of(series[0].hash());
+        let p = router.send_append(shard, stale).await.unwrap();
+        Router::appended(shard, p).await.unwrap();
+        assert_eq!(router.latest(&all, 20, 5).await.unwrap().len(), 49);
+
+        let stats = router.stats().await.unwrap();
+        assert_eq!(stats.iter().map(|s| s.series).sum::<u64>(), 50);
+        assert_eq!(
+            stats.iter().map(|s| s.head.samples_appended).sum::<u64>(),
+            50 * 20 + 1
+        );
+    });
 }
 
 /// One batch per shard for all `series` at time `t`, with the index of each sample's series.
@@ -150,4 +162,99 @@ fn batches(
         idx.push(i);
     }
     out
+}
+
+/// Appends each series' whole history in one batch of its own.
+async fn append_histories(router: &Router, histories: &[(Labels, Vec<(i64, f64)>)]) {
+    for (l, samples) in histories {
+        let shard = router.shard_of(l.hash());
+        let batch = AppendBatch {
+            new_series: vec![l.clone()],
+            samples: samples
+                .iter()
+                .map(|&(t, v)| BatchSample {
+                    series: SeriesKey::New(0),
+                    t,
+                    v,
+                })
+                .collect(),
+        };
+        let p = router.send_append(shard, batch).await.unwrap();
+        let out = Router::appended(shard, p).await.unwrap();
+        assert_eq!(out.appended as usize, samples.len(), "{out:?}");
+    }
+}
+
+#[test]
+fn select_returns_whole_ranges_across_shards_sorted_with_stale_markers() {
+    with_router(|router| async move {
+        const STEP: i64 = 1_000; // all series within the head's appendable window
+        const N: i64 = 500; // several chunks per series
+        const STALE_AT: i64 = 250;
+        let mut histories = Vec::new();
+        for i in 0..10 {
+            let samples = (0..N)
+                .map(|k| {
+                    let v = if i == 3 && k == STALE_AT {
+                        stale_nan()
+                    } else {
+                        (i * 1000) as f64 + k as f64
+                    };
+                    (k * STEP, v)
+                })
+                .collect();
+            histories.push((labels("a", i), samples));
+        }
+        // Only samples before the range: left out of it.
+        histories.push((labels("old", 0), vec![(0, 1.0), (STEP, 2.0)]));
+        append_histories(&router, &histories).await;
+        let stats = router.stats().await.unwrap();
+        let chunks: u64 = stats.iter().map(|s| s.head.chunks_created).sum();
+        assert!(
+            chunks > 3 * 11,
+            "each long series spans several chunks: {chunks}"
+        );
+
+        let name = [Matcher::new(MatchType::Regex, "__name__", "a|old").unwrap()];
+        let (mint, maxt) = (100 * STEP, 400 * STEP);
+        let got = router.select(&name, mint, maxt).await.unwrap();
+        assert_eq!(
+            got.len(),
+            10,
+            "the series without samples in range is left out"
+        );
+        assert!(got.windows(2).all(|w| w[0].labels < w[1].labels));
+        let shards: std::collections::BTreeSet<usize> = got
+            .iter()
+            .map(|s| router.shard_of(s.labels.hash()))
+            .collect();
+        assert_eq!(shards.len(), SHARDS, "the series span every shard");
+        for s in &got {
+            let i: usize = s.labels.get("i").unwrap().parse().unwrap();
+            // Both bounds inclusive.
+            assert_eq!(s.points.len(), 301);
+            assert_eq!(s.points.first().unwrap().t, mint);
+            assert_eq!(s.points.last().unwrap().t, maxt);
+            for (p, k) in s.points.iter().zip(100..) {
+                assert_eq!(p.t, k * STEP);
+                if i == 3 && k == STALE_AT {
+                    assert!(is_stale_nan(p.f), "staleness markers come through");
+                } else {
+                    assert_eq!(p.f, (i * 1000) as f64 + k as f64);
+                }
+            }
+        }
+
+        // The whole history, and a range between two samples.
+        let all = router.select(&name, i64::MIN, i64::MAX).await.unwrap();
+        assert_eq!(all.len(), 11);
+        assert!(all
+            .iter()
+            .filter(|s| s.labels.get("__name__") == Some("a"))
+            .all(|s| s.points.len() == N as usize));
+        let between = router.select(&name, STEP + 1, 2 * STEP - 1).await.unwrap();
+        assert!(between.is_empty());
+        let none = [Matcher::new(MatchType::Equal, "__name__", "nope").unwrap()];
+        assert!(router.select(&none, mint, maxt).await.unwrap().is_empty());
+    });
 }
