@@ -48,7 +48,8 @@ pub fn resolve(query: &str, step: i64, range: i64) -> Result<Cow<'_, str>, Strin
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
                     i += 1;
                 }
                 let word = &query[start..i];
@@ -110,7 +111,9 @@ fn is_literal_offset(s: &str) -> bool {
 
 fn is_literal(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'm' | b's' | b'h' | b'd' | b'w' | b'y'))
+        && s.bytes().all(|c| {
+            c.is_ascii_digit() || matches!(c, b'.' | b'm' | b's' | b'h' | b'd' | b'w' | b'y')
+        })
         && s.as_bytes()[0].is_ascii_digit()
 }
 
@@ -357,7 +360,10 @@ mod tests {
         assert_eq!(eval_ms("2m*(10+5)", 0, 0), Ok(1_800_000));
         assert_eq!(eval_ms("30m1s-30m1s % 1m", 0, 0), Ok(1_800_000));
         assert_eq!(eval_ms("-2 ^ 2", 0, 0), Ok(-4000));
-        assert_eq!(eval_ms("max_of(min_of(step()+1,1h),1ms)", 5000, 0), Ok(6000));
+        assert_eq!(
+            eval_ms("max_of(min_of(step()+1,1h),1ms)", 5000, 0),
+            Ok(6000)
+        );
         assert_eq!(eval_ms("range()", 5000, 10_000), Ok(10_000));
     }
 
@@ -369,8 +375,14 @@ mod tests {
             resolve("x[29s+1s:5s+5s] offset (100 + 2)", 0, 0).unwrap(),
             "x[30000ms:10000ms] offset 102000ms"
         );
-        assert_eq!(resolve("x offset -step()*2", 5000, 0).unwrap(), "x offset -5000ms*2");
+        assert_eq!(
+            resolve("x offset -step()*2", 5000, 0).unwrap(),
+            "x offset -5000ms*2"
+        );
         assert_eq!(resolve("x offset -2 ^ 2", 0, 0).unwrap(), "x offset -2 ^ 2");
-        assert_eq!(resolve(r#"x{a="[5m*2]"}"#, 0, 0).unwrap(), r#"x{a="[5m*2]"}"#);
+        assert_eq!(
+            resolve(r#"x{a="[5m*2]"}"#, 0, 0).unwrap(),
+            r#"x{a="[5m*2]"}"#
+        );
     }
 }

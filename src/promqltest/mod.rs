@@ -9,7 +9,7 @@ pub mod shard_storage;
 use std::path::Path;
 
 use crate::promql::engine::{Engine, EngineOptions};
-use runner::{run_script, FileReport, MemoryStorage};
+use runner::{run_script, FileReport, FileResults, MemoryStorage};
 
 /// The engine settings the upstream test runner uses: lookback 5m, at most 10000 samples
 /// loaded per query, subqueries without a step run at 1m.
@@ -34,7 +34,7 @@ pub const DEFAULT_SHARDS: usize = 3;
 pub const USAGE: &str = "usage: promcore promqltest [--shards N | --memory] FILE...";
 
 /// Runs `files` on `shards` real shards, or in memory when `shards` is 0.
-pub fn run_files(files: &[String], shards: usize) -> Result<Vec<(String, Result<FileReport, String>)>, String> {
+pub fn run_files(files: &[String], shards: usize) -> Result<FileResults, String> {
     if shards == 0 {
         return Ok(files
             .iter()

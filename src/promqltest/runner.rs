@@ -43,6 +43,9 @@ pub struct FileReport {
     pub failures: Vec<String>,
 }
 
+/// Each file's outcome by name: its report, or why it could not run.
+pub type FileResults = Vec<(String, Result<FileReport, String>)>;
+
 /// Runs every command of `text`.
 pub async fn run_script<S: TestStorage>(
     text: &str,
@@ -58,10 +61,10 @@ pub async fn run_script<S: TestStorage>(
     for cmd in cmds {
         match cmd {
             Command::Load {
+                line,
                 interval,
                 series,
                 nhcb,
-                ..
             } => {
                 for s in &series {
                     if s.histograms {
@@ -73,15 +76,26 @@ pub async fn run_script<S: TestStorage>(
                         }
                     }
                 }
+                // A series given twice in one block: the last line wins, as upstream.
+                let mut last: HashMap<Labels, usize> = HashMap::new();
+                for (i, s) in series.iter().enumerate() {
+                    last.insert(s.labels.clone(), i);
+                }
                 let data = series
                     .into_iter()
+                    .enumerate()
+                    .filter(|(i, s)| last.get(&s.labels) == Some(i))
+                    .map(|(_, s)| s)
                     .filter(|s| !s.histograms && !s.start_timestamps)
                     .map(|s| {
                         let p = s.points(0, interval);
                         (s.labels, p)
                     })
                     .collect();
-                storage.load(data).await?;
+                storage
+                    .load(data)
+                    .await
+                    .map_err(|e| format!("load at line {line}: {e}"))?;
             }
             Command::Clear => {
                 histograms.clear();

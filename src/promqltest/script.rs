@@ -267,7 +267,12 @@ fn parse_eval(
                 continue;
             }
         }
-        series.push(parse_series_line(l).map_err(|e| err(n, e))?);
+        let s = parse_series_line(l).map_err(|e| err(n, e))?;
+        if s.start_timestamps {
+            // Expected start timestamps: promcore does not store them, nothing to compare.
+            continue;
+        }
+        series.push(s);
     }
     match &mut cmd.expected {
         Expected::RangeVector { series: s, .. } => *s = series,
@@ -345,10 +350,14 @@ fn parse_number(s: &str) -> Option<f64> {
 /// `name{l="v", ...} values...` (or `{__name__="name", ...}`, or `{}`).
 pub fn parse_series_line(l: &str) -> Result<LoadSeries, String> {
     let end = descriptor_end(l)?;
-    let (desc, mut values) = (&l[..end], &l[end..]);
-    let start_timestamps = values.starts_with("@st");
+    let (mut desc, mut values) = (&l[..end], &l[end..]);
+    let mut start_timestamps = values.starts_with("@st");
     if start_timestamps {
         values = &values[3..];
+    }
+    if let Some(d) = desc.strip_suffix("@st") {
+        desc = d;
+        start_timestamps = true;
     }
     let labels = parse_labels(desc)?;
     if start_timestamps {

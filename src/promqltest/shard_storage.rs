@@ -14,7 +14,7 @@ use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
 use shards::wal::DmaFs;
 
-use super::runner::{run_script, FileReport, TestStorage};
+use super::runner::{run_script, FileResults, TestStorage};
 use crate::promql::engine::Engine;
 use crate::promql::value::FPoint;
 use crate::router::protocol::{Envelope, Reply};
@@ -122,7 +122,8 @@ impl TestStorage for ShardStorage {
             return Err("no shards".into());
         };
         let router = &c.router;
-        let mut batches: Vec<AppendBatch> = (0..router.shards()).map(|_| Default::default()).collect();
+        let mut batches: Vec<AppendBatch> =
+            (0..router.shards()).map(|_| Default::default()).collect();
         let mut samples: Vec<Vec<(i64, BatchSample)>> = vec![Vec::new(); router.shards()];
         for (labels, points) in series {
             let shard = router.shard_of(labels.hash());
@@ -191,7 +192,7 @@ pub fn run_files(
     files: Vec<(String, String)>,
     shards: usize,
     engine: Engine,
-) -> Result<Vec<(String, Result<FileReport, String>)>, String> {
+) -> Result<FileResults, String> {
     let handle = LocalExecutorBuilder::default()
         .name("test-router")
         .spawn(move || async move {
@@ -204,9 +205,7 @@ pub fn run_files(
             (results, storage.shutdown())
         })
         .map_err(|e| format!("starting router executor: {e}"))?;
-    let (results, threads) = handle
-        .join()
-        .map_err(|e| format!("router executor: {e}"))?;
+    let (results, threads) = handle.join().map_err(|e| format!("router executor: {e}"))?;
     for t in threads {
         t.join().map_err(|e| format!("shard executor: {e}"))?;
     }
