@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::Expr;
 
-use super::annotations;
 use super::error::QueryError;
-use super::eval::{prefetch, unparen, Evaluated, Evaluator, Shared};
+use super::eval::{prefetch, Evaluated, Evaluator, Shared};
 use super::labelset::drop_metric_name;
 use super::source::SeriesSource;
 use super::value::{Annotations, Matrix, Sample, Series, Value};
@@ -73,8 +72,15 @@ fn documented_type(t: ValueType) -> &'static str {
     }
 }
 
+/// Parses `query` for an instant query.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::BadData)
+    parse_with(query, 0, 0)
+}
+
+/// Parses `query`, duration expressions resolved with the range query's `step` and range.
+pub fn parse_with(query: &str, step: i64, range: i64) -> Result<Expr, QueryError> {
+    let q = super::duration_expr::resolve(query, step, range).map_err(QueryError::BadData)?;
+    promql_parser::parser::parse(&q).map_err(QueryError::BadData)
 }
 
 impl Engine {
@@ -114,7 +120,7 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        let expr = parse(query)?;
+        let expr = parse_with(query, step, end - start)?;
         let t = expr.value_type();
         if t != ValueType::Vector && t != ValueType::Scalar {
             return Err(QueryError::BadData(format!(
@@ -182,7 +188,7 @@ impl Engine {
             interval: if instant { 1 } else { step },
         }
         .eval(expr)?;
-        let mut annotations = std::mem::take(&mut shared.annotations);
+        let annotations = std::mem::take(&mut shared.annotations);
         let value = if instant {
             match evaluated {
                 Evaluated::Scalar(v) => Value::Scalar {
@@ -194,14 +200,6 @@ impl Engine {
                 Evaluated::Matrix(m) => Value::Matrix(finish_matrix(m)?),
             }
         } else {
-            if let Expr::Call(c) = unparen(expr) {
-                if c.func.name.starts_with("sort") {
-                    annotations.warn(annotations::sort_in_range_query(annotations::position(
-                        query,
-                        query.find(c.func.name).unwrap_or(0),
-                    )));
-                }
-            }
             match evaluated {
                 Evaluated::Scalar(v) => Value::Matrix(vec![Series {
                     labels: Default::default(),

@@ -59,12 +59,19 @@ impl LabelsBuilder {
     }
 }
 
+/// The labels that go with the metric name: `__type__` and `__unit__` (Prometheus 3's
+/// type-and-unit labels) describe the metric, so a value computed from it loses them too.
+pub const RESERVED_WITH_NAME: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+
+/// Drops `__name__` (and the type and unit labels that describe it).
 pub fn drop_metric_name(l: &Labels) -> Labels {
-    if l.get(METRIC_NAME).is_none() {
+    if RESERVED_WITH_NAME.iter().all(|n| l.get(n).is_none()) {
         return l.clone();
     }
     let mut b = LabelsBuilder::new(l);
-    b.del(METRIC_NAME);
+    for n in RESERVED_WITH_NAME {
+        b.del(n);
+    }
     b.build()
 }
 

@@ -8,6 +8,7 @@
 //! handed to it, so it is tested and benchmarked without either.
 
 pub mod annotations;
+pub mod duration_expr;
 pub mod engine;
 pub mod error;
 pub mod eval;

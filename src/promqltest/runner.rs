@@ -43,6 +43,9 @@ pub struct FileReport {
     pub failures: Vec<String>,
 }
 
+/// Each file's outcome by name: its report, or why it could not run.
+pub type FileResults = Vec<(String, Result<FileReport, String>)>;
+
 /// Runs every command of `text`.
 pub async fn run_script<S: TestStorage>(
     text: &str,
@@ -51,25 +54,55 @@ pub async fn run_script<S: TestStorage>(
 ) -> Result<FileReport, String> {
     let cmds = parse_script(text).map_err(|e| e.to_string())?;
     let mut report = FileReport::default();
+    // Series of native histograms the file loaded (and this runner did not): evals that
+    // select them are native-histogram evals, counted as skipped.
+    let mut histograms: Vec<Labels> = Vec::new();
     storage.clear().await?;
     for cmd in cmds {
         match cmd {
             Command::Load {
-                interval, series, ..
+                line,
+                interval,
+                series,
+                nhcb,
             } => {
+                for s in &series {
+                    if s.histograms {
+                        histograms.push(s.labels.clone());
+                    }
+                    if nhcb {
+                        if let Some(h) = nhcb_labels(&s.labels) {
+                            histograms.push(h);
+                        }
+                    }
+                }
+                // A series given twice in one block: the last line wins, as upstream.
+                let mut last: HashMap<Labels, usize> = HashMap::new();
+                for (i, s) in series.iter().enumerate() {
+                    last.insert(s.labels.clone(), i);
+                }
                 let data = series
                     .into_iter()
-                    .filter(|s| !s.histograms)
+                    .enumerate()
+                    .filter(|(i, s)| last.get(&s.labels) == Some(i))
+                    .map(|(_, s)| s)
+                    .filter(|s| !s.histograms && !s.start_timestamps)
                     .map(|s| {
                         let p = s.points(0, interval);
                         (s.labels, p)
                     })
                     .collect();
-                storage.load(data).await?;
+                storage
+                    .load(data)
+                    .await
+                    .map_err(|e| format!("load at line {line}: {e}"))?;
             }
-            Command::Clear => storage.clear().await?,
+            Command::Clear => {
+                histograms.clear();
+                storage.clear().await?
+            }
             Command::Eval(e) => {
-                if e.uses_histograms() {
+                if e.uses_histograms() || selects_any(&e.expr, &histograms) {
                     report.skip += 1;
                     continue;
                 }
@@ -91,6 +124,42 @@ pub async fn run_script<S: TestStorage>(
         }
     }
     Ok(report)
+}
+
+/// The native histogram (custom buckets) series that `load_with_nhcb` makes of a classic
+/// `_bucket` series: the base name, without `le`.
+fn nhcb_labels(l: &Labels) -> Option<Labels> {
+    let name = l.get("__name__")?.strip_suffix("_bucket")?;
+    l.get("le")?;
+    let mut b = crate::promql::labelset::LabelsBuilder::new(l);
+    b.del("le");
+    b.set("__name__", name);
+    Some(b.build())
+}
+
+/// Whether any selector of `expr` selects one of `series`.
+fn selects_any(expr: &str, series: &[Labels]) -> bool {
+    if series.is_empty() {
+        return false;
+    }
+    let Ok(parsed) = crate::promql::engine::parse(expr) else {
+        return false;
+    };
+    let plan = crate::promql::eval::prefetch::Plan {
+        start: 0,
+        end: 0,
+        lookback: 1,
+    };
+    let Ok(requests) = crate::promql::eval::prefetch::collect(&parsed, &plan) else {
+        return false;
+    };
+    requests.iter().any(|r| {
+        series.iter().any(|s| {
+            r.matchers
+                .iter()
+                .all(|m| m.matches(s.get(&m.name).unwrap_or("")))
+        })
+    })
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -296,7 +296,7 @@ impl Evaluator<'_, '_> {
             match op {
                 T_LIMIT_RATIO => {
                     if p.is_nan() {
-                        return Err(QueryError::exec(format!("Ratio value {} is NaN", p)));
+                        return Err(QueryError::exec("Ratio value is NaN"));
                     }
                     ratio = p;
                     if !(-1.0..=1.0).contains(&p) {

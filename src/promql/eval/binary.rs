@@ -15,7 +15,9 @@ use shards::labels::Labels;
 
 use super::{Evaluated, Evaluator, Result, StepSample};
 use crate::promql::error::QueryError;
-use crate::promql::labelset::{labels_string, match_labels, signature, LabelsBuilder};
+use crate::promql::labelset::{
+    labels_string, match_labels, signature, LabelsBuilder, RESERVED_WITH_NAME,
+};
 use crate::promql::value::{Sample, Vector};
 
 pub fn is_comparison(op: u16) -> bool {
@@ -285,8 +287,8 @@ impl VectorBinop<'_> {
                     "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                     labels_string(&matched),
                     side,
-                    labels_string(&om[e.series].labels),
                     labels_string(&om[dup.series].labels),
+                    labels_string(&om[e.series].labels),
                 )));
             }
             one_sigs.insert(sig, e);
@@ -376,12 +378,9 @@ impl VectorBinop<'_> {
         let (fl, fr) = if ctx.one_to_many { (of, mf) } else { (mf, of) };
         let (mut val, keep) = elem_binop(self.op, fl, fr);
         let return_bool = self.modifier.return_bool;
-        if return_bool {
-            val = if keep { 1.0 } else { 0.0 };
-        } else if !keep {
-            return Ok(());
-        }
         let (labels, drop) = self.result_labels(many_side, one_side, ctx.mm, ctx.om);
+        // Matching rules are checked before comparisons filter anything, so an ambiguous
+        // match is an error whatever the values.
         if ctx.one_to_one {
             if matched.contains_key(sig) {
                 return Err(QueryError::exec(
@@ -400,6 +399,11 @@ impl VectorBinop<'_> {
                     ));
                 }
             }
+        }
+        if return_bool {
+            val = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            return Ok(());
         }
         out.push(Sample {
             labels,
@@ -436,7 +440,9 @@ impl VectorBinop<'_> {
         }
         let mut b = LabelsBuilder::new(&mm[mi].labels);
         if drops_name(self.op) {
-            b.del(METRIC_NAME);
+            for n in RESERVED_WITH_NAME {
+                b.del(n);
+            }
         }
         if matches!(self.modifier.card, VectorMatchCardinality::OneToOne) {
             if self.on {

@@ -118,6 +118,13 @@ impl Evaluator<'_, '_> {
             }
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
                 let mut m = self.eval_vector(args[0])?;
+                if self.sh.query_start != self.sh.query_end {
+                    let at = self.sh.query.find(name).unwrap_or(0);
+                    let pos = annotations::position(self.sh.query, at);
+                    self.sh
+                        .annotations
+                        .warn(annotations::sort_in_range_query(pos));
+                }
                 if self.is_instant() {
                     let mut labels = Vec::new();
                     for a in &args[1..] {
@@ -309,16 +316,16 @@ impl Evaluator<'_, '_> {
                     "max_over_time" => over_time::max_over_time(w),
                     "count_over_time" => over_time::count_over_time(w),
                     "last_over_time" => over_time::last_over_time(w),
-                    "first_over_time" => w.first().map(|p| p.f),
+                    "first_over_time" => over_time::first_over_time(w),
                     "present_over_time" => over_time::present_over_time(w),
                     "stddev_over_time" => over_time::stddev_over_time(w),
                     "stdvar_over_time" => over_time::stdvar_over_time(w),
                     "mad_over_time" => over_time::mad_over_time(w),
                     "quantile_over_time" => over_time::quantile_over_time(scalar(0, step), w),
-                    "ts_of_min_over_time" => ts_of(w, |a, b| b < a),
-                    "ts_of_max_over_time" => ts_of(w, |a, b| b > a),
-                    "ts_of_first_over_time" => w.first().map(|p| p.t as f64 / 1000.0),
-                    "ts_of_last_over_time" => w.last().map(|p| p.t as f64 / 1000.0),
+                    "ts_of_min_over_time" => over_time::ts_of_min_over_time(w),
+                    "ts_of_max_over_time" => over_time::ts_of_max_over_time(w),
+                    "ts_of_first_over_time" => over_time::ts_of_first_over_time(w),
+                    "ts_of_last_over_time" => over_time::ts_of_last_over_time(w),
                     "changes" => counter_changes::changes(w),
                     "resets" => counter_changes::resets(w),
                     "deriv" => regression::deriv(w),
@@ -577,17 +584,6 @@ impl Evaluator<'_, '_> {
             None => String::new(),
         }
     }
-}
-
-/// Timestamp (s) of the sample `better` prefers, the last of equals winning as Prometheus.
-fn ts_of(w: &[FPoint], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
-    let mut best = *w.first()?;
-    for p in &w[1..] {
-        if better(best.f, p.f) || best.f.is_nan() || (p.f == best.f) {
-            best = *p;
-        }
-    }
-    Some(best.t as f64 / 1000.0)
 }
 
 /// Labels of `absent`'s output: the selector's equality matchers, except `__name__` and
