@@ -70,6 +70,8 @@ pub struct Flags {
     /// Zero: no size-based retention.
     pub retention_size: ByteSize,
     pub query_timeout: Duration,
+    /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
+    pub query_lookback_delta: Duration,
     pub query_max_samples: u64,
     pub query_max_concurrency: usize,
     pub help: bool,
@@ -96,6 +98,7 @@ impl Default for Flags {
             retention_time: Duration::from_secs(15 * DAY),
             retention_size: ByteSize(0),
             query_timeout: Duration::from_secs(2 * MINUTE),
+            query_lookback_delta: Duration::from_secs(5 * MINUTE),
             query_max_samples: 50_000_000,
             query_max_concurrency: 20,
             help: false,
@@ -127,6 +130,9 @@ pub const USAGE: &str = "usage: promcore [flags]
   --web.read-timeout=DURATION   longest wait for a request, and idle keep-alive time
                                 (default 5m)
   --query.timeout=DURATION      longest a query may run before it is aborted (default 2m)
+  --query.lookback-delta=DURATION
+                                how far back an instant selector looks for a sample
+                                (default 5m)
   --query.max-samples=N         most samples one query may hold in memory at once
                                 (default 50000000)
   --query.max-concurrency=N     most queries evaluated at the same time (default 20)
@@ -212,6 +218,9 @@ impl Flags {
                 }
                 "--web.read-timeout" => f.web_read_timeout = duration(&name, &value(&name)?)?,
                 "--query.timeout" => f.query_timeout = duration(&name, &value(&name)?)?,
+                "--query.lookback-delta" => {
+                    f.query_lookback_delta = duration(&name, &value(&name)?)?
+                }
                 "--query.max-samples" => f.query_max_samples = number(&name, &value(&name)?, 0)?,
                 "--query.max-concurrency" => {
                     f.query_max_concurrency = number(&name, &value(&name)?, 1)?
@@ -262,6 +271,10 @@ impl Flags {
         vec![
             ("config.file", self.config_file.display().to_string()),
             ("log.level", self.log_level.name().to_string()),
+            (
+                "query.lookback-delta",
+                self.query_lookback_delta.to_string(),
+            ),
             (
                 "query.max-concurrency",
                 self.query_max_concurrency.to_string(),
@@ -379,6 +392,7 @@ mod tests {
             "--web.listen-address",
             "127.0.0.1:9091",
             "--query.timeout=30s",
+            "--query.lookback-delta=1m",
             "--storage.tsdb.retention.time",
             "90d",
         ])
@@ -388,6 +402,7 @@ mod tests {
         assert_eq!(f.log_level, LogLevel::Debug);
         assert_eq!(f.web_listen_address, "127.0.0.1:9091");
         assert_eq!(f.query_timeout, Duration::from_secs(30));
+        assert_eq!(f.query_lookback_delta, Duration::from_secs(60));
         assert_eq!(f.retention_time, Duration::from_secs(90 * 86_400));
     }
 

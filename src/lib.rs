@@ -7,6 +7,7 @@
 //! lifecycle, executors, signals). Storage itself is the `shards` crate. The library exists so
 //! that benchmarks and end-to-end tests reach the same code the binary runs.
 
+pub mod active_queries;
 pub mod api;
 pub mod config;
 pub mod flags;
@@ -14,6 +15,7 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod promql;
+pub mod promqltest;
 pub mod router;
 pub mod scrape;
 pub mod server;

@@ -13,6 +13,10 @@ use promcore::{log, startup};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("promqltest") {
+        return ExitCode::from(promcore::promqltest::main(&args[1..]) as u8);
+    }
     let flags = match Flags::parse(std::env::args().skip(1)) {
         Ok(f) => f,
         Err(e) => {

@@ -18,11 +18,13 @@ use futures_lite::future;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
+use crate::active_queries::ActiveQueryTracker;
 use crate::api::handler::ApiHandler;
 use crate::config::Config;
 use crate::flags::{Flags, LogLevel};
 use crate::http::{Server, ServerConfig};
 use crate::log::log;
+use crate::promql::engine::{Engine, EngineOptions};
 use crate::router::protocol::{Envelope, Reply};
 use crate::router::shard_link::ShardLink;
 use crate::router::Router;
@@ -74,11 +76,31 @@ pub struct App {
     pub router: OnceCell<Rc<Router>>,
     pub scrape: OnceCell<Rc<ScrapeManager>>,
     pub scrape_metrics: Rc<ScrapeMetrics>,
+    /// Queries in flight: the `--query.max-concurrency` limit and `queries.active`.
+    pub queries: ActiveQueryTracker,
 }
 
 impl App {
     pub fn is_ready(&self) -> bool {
         self.router.get().is_some()
+    }
+
+    /// The PromQL engine with the flags' limits and the configuration's evaluation interval
+    /// (the step of subqueries written without one), read per query so reloads apply.
+    pub fn engine(&self) -> Engine {
+        let f = &self.flags;
+        Engine::new(EngineOptions {
+            lookback_delta: f.query_lookback_delta.as_millis() as i64,
+            max_samples: usize::try_from(f.query_max_samples).unwrap_or(usize::MAX),
+            timeout: f.query_timeout.as_std(),
+            default_subquery_step: self
+                .config
+                .borrow()
+                .config
+                .global
+                .evaluation_interval
+                .as_millis() as i64,
+        })
     }
 
     /// Loads the configuration file again and applies it; on error the running configuration
@@ -164,6 +186,7 @@ pub async fn run_router(start: RouterStart) {
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default();
+    let queries = open_query_tracker(&flags);
     let app = Rc::new(App {
         flags,
         control: control.clone(),
@@ -177,6 +200,7 @@ pub async fn run_router(start: RouterStart) {
         router: OnceCell::new(),
         scrape: OnceCell::new(),
         scrape_metrics: Rc::new(ScrapeMetrics::default()),
+        queries,
     });
 
     let server = match Server::bind(listen, http, ApiHandler::new(app.clone())) {
@@ -270,4 +294,27 @@ async fn connect_shards(
         links.push(ShardLink::start(i, requests, replies));
     }
     Some(links)
+}
+
+/// The active-query tracker on `<data>/queries.active`, logging what the last run left
+/// unfinished there (queries running when it crashed), as Prometheus does at start.
+fn open_query_tracker(flags: &Flags) -> ActiveQueryTracker {
+    let (tracker, report) =
+        ActiveQueryTracker::open(&flags.storage_path, flags.query_max_concurrency);
+    match report {
+        Ok(Some(queries)) => log(
+            LogLevel::Warn,
+            "query tracker",
+            "these queries didn't finish in promcore's last run",
+            &[("queries", &queries)],
+        ),
+        Ok(None) => {}
+        Err(e) => log(
+            LogLevel::Error,
+            "query tracker",
+            "queries.active cannot be used; queries are not recorded for crash reports",
+            &[("err", &e)],
+        ),
+    }
+    tracker
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use crate::http::{Handler, Method, Request, Response, StatusCode};
 use crate::server::App;
 
-use super::{federate, lifecycle, self_metrics, v1};
+use super::{federate, lifecycle, query, self_metrics, v1};
 
 pub struct ApiHandler {
     app: Rc<App>,
@@ -34,6 +34,8 @@ impl Handler for ApiHandler {
                 self_metrics::render(app).await.into_bytes(),
             ),
             "/federate" if read_only => federate::federate(app, &req).await,
+            "/api/v1/query" if get_or_post => query::instant(app, &req).await,
+            "/api/v1/query_range" if get_or_post => query::range(app, &req).await,
             "/api/v1/series" if get_or_post => v1::series(app, &req).await,
             "/api/v1/labels" if get_or_post => v1::labels(app, &req).await,
             "/api/v1/targets" if read_only => v1::targets(app, &req),

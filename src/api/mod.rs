@@ -9,6 +9,8 @@ pub mod handler;
 pub mod json;
 pub mod lifecycle;
 pub mod params;
+pub mod query;
+pub mod query_result;
 pub mod rfc3339;
 pub mod self_metrics;
 pub mod status;

@@ -35,18 +35,18 @@ fn success(warnings: &[String], data: impl FnOnce(&mut Vec<u8>)) -> Response {
     Response::json(StatusCode::OK, out)
 }
 
-fn error_response(kind: ErrorType, message: &str) -> Response {
+pub(super) fn error_response(kind: ErrorType, message: &str) -> Response {
     let mut out = Vec::with_capacity(64 + message.len());
     json::error(&mut out, kind, message);
     let status = StatusCode::new(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Response::json(status, out)
 }
 
-fn bad_data(e: impl ToString) -> Response {
+pub(super) fn bad_data(e: impl ToString) -> Response {
     error_response(ErrorType::BadData, &e.to_string())
 }
 
-fn unavailable() -> Response {
+pub(super) fn unavailable() -> Response {
     Response::text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
         .with_header("X-Prometheus-Stopping", "false")
 }

@@ -225,6 +225,26 @@ impl Router {
     }
 }
 
+/// The PromQL engine reads series through the router: one select fanned out to every shard.
+impl crate::promql::source::SeriesSource for Router {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::promql::source::RawSeries>, String> {
+        Ok(Router::select(self, matchers, mint, maxt)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|s| crate::promql::source::RawSeries {
+                labels: s.labels,
+                points: s.points,
+            })
+            .collect())
+    }
+}
+
 fn merge_strings(
     replies: Vec<ShardResponse>,
     take: impl Fn(ShardResponse) -> Option<Vec<String>>,

@@ -280,6 +280,25 @@ mod tests {
     }
 
     #[test]
+    fn out_of_bounds_check_can_be_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = HeadOptions {
+            reject_out_of_bounds: false,
+            ..HeadOptions::default()
+        };
+        let (mut head, _) = Head::open(dir.path(), opts).unwrap();
+        let b = batch(
+            vec![labels("a", 1)],
+            &[(SeriesKey::New(0), 100_000_000, 1.0)],
+        );
+        head.append_unlogged(&b).unwrap();
+        // Another series, far behind the head's max time: accepted.
+        let b = batch(vec![labels("b", 1)], &[(SeriesKey::New(0), 0, 1.0)]);
+        let out = head.append_unlogged(&b).unwrap();
+        assert_eq!((out.appended, out.out_of_bounds), (1, 0));
+    }
+
+    #[test]
     fn series_of_a_failed_batch_are_logged_later() {
         let dir = tempfile::tempdir().unwrap();
         let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();

@@ -47,12 +47,18 @@ pub const DEFAULT_CHUNK_RANGE: i64 = 2 * 60 * 60 * 1000;
 pub struct HeadOptions {
     /// Chunks never cross a multiple of this range (ms).
     pub chunk_range: i64,
+    /// Refuse in-order samples older than half a chunk range before the head's newest
+    /// sample (Prometheus's out-of-bounds check). Off only where data is loaded out of time
+    /// order on purpose, as by the PromQL test runner, whose files load blocks of series
+    /// one after another, each starting at time 0.
+    pub reject_out_of_bounds: bool,
 }
 
 impl Default for HeadOptions {
     fn default() -> Self {
         HeadOptions {
             chunk_range: DEFAULT_CHUNK_RANGE,
+            reject_out_of_bounds: true,
         }
     }
 }
@@ -255,7 +261,7 @@ impl Head {
     /// The oldest timestamp an in-order append may have: Prometheus's
     /// `max(minValidTime, head max time - chunk range / 2)`.
     pub fn min_valid_time(&self) -> i64 {
-        if self.max_time == i64::MIN {
+        if self.max_time == i64::MIN || !self.opts.reject_out_of_bounds {
             return i64::MIN;
         }
         self.max_time.saturating_sub(self.opts.chunk_range / 2)

@@ -1,0 +1,271 @@
+//! The query entry points: parse, fetch every selector's data from a `SeriesSource`, evaluate
+//! the whole expression over all steps at once, then finish the result as Prometheus does
+//! (delayed `__name__` removal, duplicate label sets, ordering, annotations).
+//!
+//! This is the only async part of PromQL: it awaits the source once per selector before
+//! evaluation starts, and never while evaluating.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::Expr;
+
+use super::error::QueryError;
+use super::eval::{prefetch, Evaluated, Evaluator, Shared};
+use super::labelset::drop_metric_name;
+use super::source::SeriesSource;
+use super::value::{Annotations, Matrix, Sample, Series, Value};
+
+/// Engine-wide settings (Prometheus's flags of the same meaning).
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// `--query.lookback-delta`, ms.
+    pub lookback_delta: i64,
+    /// `--query.max-samples`.
+    pub max_samples: usize,
+    /// `--query.timeout`.
+    pub timeout: Duration,
+    /// Step of subqueries written without one (the global evaluation interval), ms.
+    pub default_subquery_step: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: 5 * 60 * 1000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step: 60 * 1000,
+        }
+    }
+}
+
+/// A finished query: its value and the warnings/infos it produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    pub value: Value,
+    pub annotations: Annotations,
+}
+
+/// Per-query settings the HTTP API may override.
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams {
+    /// Overrides the engine's lookback delta (ms) when set.
+    pub lookback_delta: Option<i64>,
+    /// A deadline earlier than the engine's timeout.
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    pub opts: EngineOptions,
+}
+
+/// Prometheus's documented name of an expression type, as in its error messages.
+fn documented_type(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+    }
+}
+
+/// Parses `query` for an instant query.
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    parse_with(query, 0, 0)
+}
+
+/// Parses `query`, duration expressions resolved with the range query's `step` and range.
+pub fn parse_with(query: &str, step: i64, range: i64) -> Result<Expr, QueryError> {
+    let q = super::duration_expr::resolve(query, step, range).map_err(QueryError::BadData)?;
+    promql_parser::parser::parse(&q).map_err(QueryError::BadData)
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    /// Evaluates `query` at `t` (ms).
+    pub async fn instant_query<S: SeriesSource>(
+        &self,
+        source: &S,
+        query: &str,
+        t: i64,
+        params: &QueryParams,
+    ) -> Result<QueryResult, QueryError> {
+        let expr = parse(query)?;
+        self.exec(source, query, &expr, t, t, 0, params).await
+    }
+
+    /// Evaluates `query` at every `step` (ms) from `start` to `end`.
+    pub async fn range_query<S: SeriesSource>(
+        &self,
+        source: &S,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        params: &QueryParams,
+    ) -> Result<QueryResult, QueryError> {
+        if step <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        let expr = parse_with(query, step, end - start)?;
+        let t = expr.value_type();
+        if t != ValueType::Vector && t != ValueType::Scalar {
+            return Err(QueryError::BadData(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                documented_type(t)
+            )));
+        }
+        self.exec(source, query, &expr, start, end, step, params)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn exec<S: SeriesSource>(
+        &self,
+        source: &S,
+        query: &str,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        params: &QueryParams,
+    ) -> Result<QueryResult, QueryError> {
+        let timeout = params
+            .timeout
+            .map_or(self.opts.timeout, |t| t.min(self.opts.timeout));
+        let deadline = Instant::now().checked_add(timeout);
+        let lookback = params
+            .lookback_delta
+            .filter(|l| *l > 0)
+            .unwrap_or(self.opts.lookback_delta);
+        let plan = prefetch::Plan {
+            start,
+            end,
+            lookback,
+        };
+        let requests = prefetch::collect(expr, &plan)?;
+        let mut data = HashMap::with_capacity(requests.len());
+        for r in requests {
+            let series = source
+                .select(&r.matchers, r.mint, r.maxt)
+                .await
+                .map_err(QueryError::Storage)?;
+            data.insert(r.node, series);
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(QueryError::Timeout("query preparation"));
+            }
+        }
+        let mut shared = Shared {
+            data: &data,
+            max_samples: self.opts.max_samples,
+            current_samples: 0,
+            deadline,
+            annotations: Annotations::default(),
+            query_start: start,
+            query_end: end,
+            lookback,
+            default_subquery_step: self.opts.default_subquery_step,
+            query,
+        };
+        let instant = step == 0;
+        let evaluated = Evaluator {
+            sh: &mut shared,
+            start,
+            end,
+            interval: if instant { 1 } else { step },
+        }
+        .eval(expr)?;
+        let annotations = std::mem::take(&mut shared.annotations);
+        let value = if instant {
+            match evaluated {
+                Evaluated::Scalar(v) => Value::Scalar {
+                    t: start,
+                    f: v.first().copied().unwrap_or(f64::NAN),
+                },
+                Evaluated::Str(s) => Value::String { t: start, s },
+                Evaluated::Vector(m) => Value::Vector(finish_vector(m, start)?),
+                Evaluated::Matrix(m) => Value::Matrix(finish_matrix(m)?),
+            }
+        } else {
+            match evaluated {
+                Evaluated::Scalar(v) => Value::Matrix(vec![Series {
+                    labels: Default::default(),
+                    points: v
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, f)| super::value::FPoint {
+                            t: start + k as i64 * step,
+                            f,
+                        })
+                        .collect(),
+                    drop_name: false,
+                }]),
+                Evaluated::Vector(m) | Evaluated::Matrix(m) => Value::Matrix(finish_matrix(m)?),
+                Evaluated::Str(_) => {
+                    return Err(QueryError::BadData(
+                        "invalid expression type \"string\" for range query, must be Scalar or instant Vector".into(),
+                    ))
+                }
+            }
+        };
+        Ok(QueryResult { value, annotations })
+    }
+}
+
+/// An instant query's vector: names dropped where marked, label sets unique, samples stamped
+/// with the evaluation time.
+fn finish_vector(m: Matrix, t: i64) -> Result<Vec<Sample>, QueryError> {
+    let mut out = Vec::with_capacity(m.len());
+    let mut seen = std::collections::HashSet::with_capacity(m.len());
+    for s in m {
+        let labels = if s.drop_name {
+            drop_metric_name(&s.labels)
+        } else {
+            s.labels
+        };
+        if !seen.insert(labels.clone()) {
+            return Err(QueryError::exec(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        let f = s.points.first().map_or(f64::NAN, |p| p.f);
+        out.push(Sample {
+            labels,
+            t,
+            f,
+            drop_name: false,
+        });
+    }
+    Ok(out)
+}
+
+/// A matrix result: names dropped where marked, series that became identical merged when their
+/// points do not collide, sorted by labels.
+fn finish_matrix(m: Matrix) -> Result<Matrix, QueryError> {
+    let m: Matrix = m
+        .into_iter()
+        .map(|mut s| {
+            if s.drop_name {
+                s.labels = drop_metric_name(&s.labels);
+                s.drop_name = false;
+            }
+            s
+        })
+        .collect();
+    let mut out = super::eval::call::merge_same_labels(m)?;
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}

@@ -1,0 +1,764 @@
+//! Function calls. Range-vector functions run per series over the window of each step and
+//! hand the arithmetic to the kernels (`promql::functions`); instant-vector functions run per
+//! step. This file owns what the kernels must not: labels and `__name__` dropping, argument
+//! checks and their errors, annotations, and the functions that work on label sets
+//! (`label_replace`, `label_join`, `absent`, `sort*`, `histogram_quantile`'s grouping).
+
+use std::collections::HashMap;
+
+use promql_parser::label::{MatchOp, METRIC_NAME};
+use promql_parser::parser::{Call, Expr};
+use regex::Regex;
+use shards::labels::Labels;
+
+use super::{sample_of, unparen, Evaluated, Evaluator, Result};
+use crate::promql::annotations;
+use crate::promql::error::QueryError;
+use crate::promql::functions::{
+    counter_changes, date::DateFn, histogram, math, over_time, rate, regression, smoothing,
+};
+use crate::promql::labelset::{signature, LabelsBuilder};
+use crate::promql::value::{FPoint, Matrix, Sample, Series, Vector};
+
+/// Range-vector functions that keep the metric name (they select a sample, like `offset`).
+fn keeps_name(name: &str) -> bool {
+    matches!(name, "last_over_time" | "first_over_time")
+}
+
+impl Evaluator<'_, '_> {
+    pub fn call(&mut self, c: &Call) -> Result<Evaluated> {
+        let name = c.func.name;
+        let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
+        if name == "timestamp" {
+            if let Expr::VectorSelector(vs) = unparen(args[0]) {
+                let m = self.vector_selector(vs, true)?;
+                return Ok(Evaluated::Vector(
+                    m.into_iter()
+                        .map(|mut s| {
+                            s.drop_name = true;
+                            s
+                        })
+                        .collect(),
+                ));
+            }
+        }
+        if let Some(i) = args
+            .iter()
+            .position(|a| matches!(unparen(a), Expr::MatrixSelector(_) | Expr::Subquery(_)))
+        {
+            return self.range_call(c, name, &args, i);
+        }
+        match name {
+            "time" => Ok(Evaluated::Scalar(
+                (0..self.steps())
+                    .map(|k| (self.start + k as i64 * self.interval) as f64 / 1000.0)
+                    .collect(),
+            )),
+            "pi" => Ok(Evaluated::Scalar(vec![std::f64::consts::PI; self.steps()])),
+            "vector" => {
+                let s = self.eval_scalar(args[0])?;
+                let empty = Matrix::new();
+                let out = self.range_eval(&[&empty], |_, step, ts, _| {
+                    Ok(vec![Sample {
+                        labels: Labels::empty(),
+                        t: ts,
+                        f: s[step],
+                        drop_name: false,
+                    }])
+                })?;
+                Ok(Evaluated::Vector(out))
+            }
+            "scalar" => {
+                let m = self.eval_vector(args[0])?;
+                let mut out = vec![f64::NAN; self.steps()];
+                let mut by_step: Vec<(usize, f64)> = vec![(0, f64::NAN); self.steps()];
+                for s in &m {
+                    for p in &s.points {
+                        let k = ((p.t - self.start) / self.interval) as usize;
+                        by_step[k].0 += 1;
+                        by_step[k].1 = p.f;
+                    }
+                }
+                for (k, (n, f)) in by_step.into_iter().enumerate() {
+                    if n == 1 {
+                        out[k] = f;
+                    }
+                }
+                Ok(Evaluated::Scalar(out))
+            }
+            "label_replace" => self.label_replace(&args),
+            "label_join" => self.label_join(&args),
+            "absent" => {
+                let m = self.eval_vector(args[0])?;
+                let labels = absent_labels(args[0]);
+                let mut present = vec![false; self.steps()];
+                for s in &m {
+                    for p in &s.points {
+                        present[((p.t - self.start) / self.interval) as usize] = true;
+                    }
+                }
+                let points: Vec<FPoint> = present
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !**p)
+                    .map(|(k, _)| FPoint {
+                        t: self.start + k as i64 * self.interval,
+                        f: 1.0,
+                    })
+                    .collect();
+                Ok(Evaluated::Vector(if points.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Series {
+                        labels,
+                        points,
+                        drop_name: false,
+                    }]
+                }))
+            }
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+                let mut m = self.eval_vector(args[0])?;
+                if self.sh.query_start != self.sh.query_end {
+                    let at = self.sh.query.find(name).unwrap_or(0);
+                    let pos = annotations::position(self.sh.query, at);
+                    self.sh
+                        .annotations
+                        .warn(annotations::sort_in_range_query(pos));
+                }
+                if self.is_instant() {
+                    let mut labels = Vec::new();
+                    for a in &args[1..] {
+                        labels.push(self.eval_string(a)?);
+                    }
+                    sort_series(name, &mut m, &labels);
+                }
+                Ok(Evaluated::Vector(m))
+            }
+            "histogram_quantile" => self.histogram_quantile(args[0], args[1]),
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" | "histogram_fraction" => {
+                // Native histograms only: float samples are ignored.
+                for a in &args {
+                    let _ = self.eval(a)?;
+                }
+                Ok(Evaluated::Vector(Vec::new()))
+            }
+            "round" => {
+                let m = self.eval_vector(args[0])?;
+                let to = match args.get(1) {
+                    Some(a) => self.eval_scalar(a)?,
+                    None => vec![1.0; self.steps()],
+                };
+                self.map_values(&m, |step, f| Some(math::round(f, to[step])))
+            }
+            "clamp" => {
+                let m = self.eval_vector(args[0])?;
+                let lo = self.eval_scalar(args[1])?;
+                let hi = self.eval_scalar(args[2])?;
+                self.map_values(&m, |step, f| {
+                    // An empty range yields nothing; NaN bounds propagate.
+                    (lo[step] <= hi[step] || lo[step].is_nan() || hi[step].is_nan())
+                        .then(|| math::clamp(f, lo[step], hi[step]))
+                })
+            }
+            "clamp_min" => {
+                let m = self.eval_vector(args[0])?;
+                let lo = self.eval_scalar(args[1])?;
+                self.map_values(&m, |step, f| Some(math::clamp(f, lo[step], f64::INFINITY)))
+            }
+            "clamp_max" => {
+                let m = self.eval_vector(args[0])?;
+                let hi = self.eval_scalar(args[1])?;
+                self.map_values(&m, |step, f| {
+                    Some(math::clamp(f, f64::NEG_INFINITY, hi[step]))
+                })
+            }
+            "timestamp" => {
+                let m = self.eval_vector(args[0])?;
+                let start = self.start;
+                let interval = self.interval;
+                self.map_values(&m, |step, _| {
+                    Some((start + step as i64 * interval) as f64 / 1000.0)
+                })
+            }
+            "info" => self.info(&args),
+            _ => {
+                if let Some(d) = DateFn::from_name(name) {
+                    if args.is_empty() {
+                        let start = self.start;
+                        let interval = self.interval;
+                        let empty = Matrix::new();
+                        let out = self.range_eval(&[&empty], |_, _, ts, _| {
+                            Ok(vec![Sample {
+                                labels: Labels::empty(),
+                                t: ts,
+                                f: d.apply(ts as f64 / 1000.0),
+                                drop_name: false,
+                            }])
+                        })?;
+                        let _ = (start, interval);
+                        return Ok(Evaluated::Vector(out));
+                    }
+                    let m = self.eval_vector(args[0])?;
+                    return self.map_values(&m, |_, f| Some(d.apply(f)));
+                }
+                if let Some(f) = math::MathFn::from_name(name) {
+                    let m = self.eval_vector(args[0])?;
+                    return self.map_values(&m, |_, x| Some(f.apply(x)));
+                }
+                Err(QueryError::BadData(format!(
+                    "function {name:?} is not supported"
+                )))
+            }
+        }
+    }
+
+    pub fn eval_string(&mut self, e: &Expr) -> Result<String> {
+        match self.eval(e)? {
+            Evaluated::Str(s) => Ok(s),
+            _ => Err(QueryError::BadData(format!(
+                "expected type string in expression {e}"
+            ))),
+        }
+    }
+
+    /// An element-wise function that computes a new value (so the name is dropped). `f`
+    /// returning `None` drops the element.
+    fn map_values(
+        &mut self,
+        m: &Matrix,
+        f: impl Fn(usize, f64) -> Option<f64>,
+    ) -> Result<Evaluated> {
+        let start = self.start;
+        let interval = self.interval;
+        let mut out = Vec::with_capacity(m.len());
+        for s in m {
+            let points: Vec<FPoint> = s
+                .points
+                .iter()
+                .filter_map(|p| {
+                    let step = ((p.t - start) / interval) as usize;
+                    f(step, p.f).map(|v| FPoint { t: p.t, f: v })
+                })
+                .collect();
+            if !points.is_empty() {
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    points,
+                    drop_name: true,
+                });
+            }
+        }
+        Ok(Evaluated::Vector(out))
+    }
+
+    fn range_call(&mut self, c: &Call, name: &str, args: &[&Expr], mi: usize) -> Result<Evaluated> {
+        let mut scalars: Vec<Option<Vec<f64>>> = Vec::with_capacity(args.len());
+        for (i, a) in args.iter().enumerate() {
+            if i == mi {
+                scalars.push(None);
+            } else {
+                scalars.push(Some(self.eval_scalar(a)?));
+            }
+        }
+        let input = match unparen(args[mi]) {
+            Expr::MatrixSelector(ms) => self.matrix_selector(ms)?,
+            Expr::Subquery(sq) => self.subquery(sq)?,
+            _ => unreachable!("the matrix argument was found above"),
+        };
+        let scalar = |i: usize, step: usize| -> f64 {
+            scalars
+                .get(i)
+                .and_then(|s| s.as_ref())
+                .map_or(f64::NAN, |s| s[step])
+        };
+        if name == "double_exponential_smoothing" || name == "holt_winters" {
+            // Factors are checked at every step before any series is looked at.
+            for step in 0..self.steps() {
+                let (sf, tf) = (scalar(1, step), scalar(2, step));
+                if !(sf > 0.0 && sf < 1.0) {
+                    return Err(QueryError::exec(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
+                        annotations::go_float(sf)
+                    )));
+                }
+                if !(tf > 0.0 && tf < 1.0) {
+                    return Err(QueryError::exec(format!(
+                        "invalid trend factor. Expected: 0 < tf < 1, got: {}",
+                        annotations::go_float(tf)
+                    )));
+                }
+            }
+        }
+        let drop = !keeps_name(name);
+        let mut out: Matrix = Vec::with_capacity(input.series.len());
+        let mut warn_non_counter: Vec<String> = Vec::new();
+        let steps = self.steps();
+        for s in &input.series {
+            self.sh.check_deadline()?;
+            let mut points = Vec::new();
+            for step in 0..steps {
+                let ts = self.start + step as i64 * self.interval;
+                let w = input.window(&s.points, ts);
+                if w.is_empty() {
+                    continue;
+                }
+                let end = input.window_end(ts);
+                let v = match name {
+                    "rate" => rate::extrapolated_rate(w, end - input.range, end, true, true),
+                    "increase" => rate::extrapolated_rate(w, end - input.range, end, true, false),
+                    "delta" => rate::extrapolated_rate(w, end - input.range, end, false, false),
+                    "irate" => rate::instant_rate(w, true),
+                    "idelta" => rate::instant_rate(w, false),
+                    "avg_over_time" => over_time::avg_over_time(w),
+                    "sum_over_time" => over_time::sum_over_time(w),
+                    "min_over_time" => over_time::min_over_time(w),
+                    "max_over_time" => over_time::max_over_time(w),
+                    "count_over_time" => over_time::count_over_time(w),
+                    "last_over_time" => over_time::last_over_time(w),
+                    "first_over_time" => over_time::first_over_time(w),
+                    "present_over_time" => over_time::present_over_time(w),
+                    "stddev_over_time" => over_time::stddev_over_time(w),
+                    "stdvar_over_time" => over_time::stdvar_over_time(w),
+                    "mad_over_time" => over_time::mad_over_time(w),
+                    "quantile_over_time" => over_time::quantile_over_time(scalar(0, step), w),
+                    "ts_of_min_over_time" => over_time::ts_of_min_over_time(w),
+                    "ts_of_max_over_time" => over_time::ts_of_max_over_time(w),
+                    "ts_of_first_over_time" => over_time::ts_of_first_over_time(w),
+                    "ts_of_last_over_time" => over_time::ts_of_last_over_time(w),
+                    "changes" => counter_changes::changes(w),
+                    "resets" => counter_changes::resets(w),
+                    "deriv" => regression::deriv(w),
+                    "predict_linear" => regression::predict_linear(w, scalar(1, step), ts),
+                    "double_exponential_smoothing" | "holt_winters" => {
+                        smoothing::double_exponential_smoothing(w, scalar(1, step), scalar(2, step))
+                    }
+                    "absent_over_time" => Some(1.0),
+                    _ => {
+                        return Err(QueryError::BadData(format!(
+                            "function {name:?} is not supported"
+                        )))
+                    }
+                };
+                if let Some(v) = v {
+                    points.push(FPoint { t: ts, f: v });
+                }
+            }
+            if points.is_empty() {
+                continue;
+            }
+            if name == "rate" || name == "increase" {
+                if let Some(n) = s.labels.get(METRIC_NAME) {
+                    if !["_total", "_sum", "_count", "_bucket"]
+                        .iter()
+                        .any(|suf| n.ends_with(suf))
+                    {
+                        warn_non_counter.push(n.to_string());
+                    }
+                }
+            }
+            self.sh.charge(points.len())?;
+            out.push(Series {
+                labels: s.labels.clone(),
+                points,
+                drop_name: s.drop_name || drop,
+            });
+        }
+        for n in warn_non_counter {
+            let pos = self.position_of(Some(args[0]));
+            self.sh
+                .annotations
+                .info(annotations::possible_non_counter(&n, pos));
+        }
+        if name == "absent_over_time" {
+            let mut present = vec![false; steps];
+            for s in &out {
+                for p in &s.points {
+                    present[((p.t - self.start) / self.interval) as usize] = true;
+                }
+            }
+            let points: Vec<FPoint> = present
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !**p)
+                .map(|(k, _)| FPoint {
+                    t: self.start + k as i64 * self.interval,
+                    f: 1.0,
+                })
+                .collect();
+            return Ok(Evaluated::Vector(if points.is_empty() {
+                Vec::new()
+            } else {
+                vec![Series {
+                    labels: absent_labels(args[0]),
+                    points,
+                    drop_name: false,
+                }]
+            }));
+        }
+        let _ = c;
+        Ok(Evaluated::Vector(out))
+    }
+
+    fn label_replace(&mut self, args: &[&Expr]) -> Result<Evaluated> {
+        let m = self.eval_vector(args[0])?;
+        let dst = self.eval_string(args[1])?;
+        let repl = self.eval_string(args[2])?;
+        let src = self.eval_string(args[3])?;
+        let re_text = self.eval_string(args[4])?;
+        let re = Regex::new(&format!("^(?s:{re_text})$")).map_err(|_| {
+            QueryError::exec(format!(
+                "invalid regular expression in label_replace(): {re_text}"
+            ))
+        })?;
+        if !is_valid_label_name(&dst) {
+            return Err(QueryError::exec(format!(
+                "invalid destination label name in label_replace(): {dst}"
+            )));
+        }
+        let out = m
+            .into_iter()
+            .map(|mut s| {
+                let v = s.labels.get(&src).unwrap_or("").to_string();
+                if let Some(caps) = re.captures(&v) {
+                    let mut res = String::new();
+                    caps.expand(&repl, &mut res);
+                    let mut b = LabelsBuilder::new(&s.labels);
+                    b.set(&dst, &res);
+                    s.labels = b.build();
+                    if dst == METRIC_NAME {
+                        s.drop_name = false;
+                    }
+                }
+                s
+            })
+            .collect();
+        Ok(Evaluated::Vector(merge_same_labels(out)?))
+    }
+
+    fn label_join(&mut self, args: &[&Expr]) -> Result<Evaluated> {
+        let m = self.eval_vector(args[0])?;
+        let dst = self.eval_string(args[1])?;
+        let sep = self.eval_string(args[2])?;
+        let mut srcs = Vec::new();
+        for a in &args[3..] {
+            srcs.push(self.eval_string(a)?);
+        }
+        if !is_valid_label_name(&dst) {
+            return Err(QueryError::exec(format!(
+                "invalid destination label name in label_join(): {dst}"
+            )));
+        }
+        let out = m
+            .into_iter()
+            .map(|mut s| {
+                let joined: Vec<&str> =
+                    srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+                let v = joined.join(&sep);
+                let mut b = LabelsBuilder::new(&s.labels);
+                b.set(&dst, &v);
+                s.labels = b.build();
+                if dst == METRIC_NAME {
+                    s.drop_name = false;
+                }
+                s
+            })
+            .collect();
+        Ok(Evaluated::Vector(merge_same_labels(out)?))
+    }
+
+    fn histogram_quantile(&mut self, q_expr: &Expr, b_expr: &Expr) -> Result<Evaluated> {
+        let q = self.eval_scalar(q_expr)?;
+        let m = self.eval_vector(b_expr)?;
+        let mut groups_key: Vec<String> = Vec::with_capacity(m.len());
+        let mut bounds: Vec<Option<f64>> = Vec::with_capacity(m.len());
+        let mut group_labels: HashMap<String, Labels> = HashMap::new();
+        let without = vec!["le".to_string(), METRIC_NAME.to_string()];
+        let mut bad_le: Vec<(String, String)> = Vec::new();
+        for s in &m {
+            let le = s.labels.get("le").unwrap_or("");
+            let ub = parse_go_float(le);
+            if ub.is_none() {
+                bad_le.push((
+                    le.to_string(),
+                    s.labels.get(METRIC_NAME).unwrap_or("").to_string(),
+                ));
+            }
+            bounds.push(ub);
+            let key = signature(&s.labels, false, &without);
+            group_labels.entry(key.clone()).or_insert_with(|| {
+                let mut b = LabelsBuilder::new(&s.labels);
+                b.del("le");
+                b.del(METRIC_NAME);
+                b.build()
+            });
+            groups_key.push(key);
+        }
+        for (le, name) in bad_le {
+            let pos = self.position_of(Some(b_expr));
+            self.sh
+                .annotations
+                .warn(annotations::bad_bucket_label(&le, &name, pos));
+        }
+        if q.iter().any(|q| q.is_nan() || *q < 0.0 || *q > 1.0) {
+            let bad = q
+                .iter()
+                .find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
+                .copied()
+                .unwrap_or(f64::NAN);
+            let pos = self.position_of(Some(q_expr));
+            self.sh
+                .annotations
+                .warn(annotations::invalid_quantile(bad, pos));
+        }
+        let mut forced: Vec<String> = Vec::new();
+        let out = self.range_eval(&[&m], |_, step, ts, v| {
+            let mut buckets: HashMap<&str, (Vec<histogram::Bucket>, String)> = HashMap::new();
+            let mut order: Vec<&str> = Vec::new();
+            for e in &v[0] {
+                let Some(ub) = bounds[e.series] else {
+                    continue;
+                };
+                let key = groups_key[e.series].as_str();
+                let entry = buckets.entry(key).or_insert_with(|| {
+                    order.push(key);
+                    (
+                        Vec::new(),
+                        m[e.series]
+                            .labels
+                            .get(METRIC_NAME)
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                });
+                entry.0.push(histogram::Bucket {
+                    upper_bound: ub,
+                    count: e.f,
+                });
+            }
+            let mut out = Vec::with_capacity(order.len());
+            for key in order {
+                let Some((mut b, name)) = buckets.remove(key) else {
+                    continue;
+                };
+                let r = histogram::bucket_quantile(q[step], &mut b);
+                if r.forced_monotonic {
+                    forced.push(name);
+                }
+                out.push(Sample {
+                    labels: group_labels[key].clone(),
+                    t: ts,
+                    f: r.value,
+                    drop_name: false,
+                });
+            }
+            Ok(out)
+        })?;
+        for name in forced {
+            let pos = self.position_of(Some(b_expr));
+            self.sh
+                .annotations
+                .info(annotations::histogram_quantile_forced_monotonicity(
+                    &name, pos,
+                ));
+        }
+        Ok(Evaluated::Vector(out))
+    }
+
+    /// `info(v [, selector])`: adds the data labels of matching info series (`target_info` by
+    /// default) to each series of `v`, joined on `instance` and `job`.
+    fn info(&mut self, args: &[&Expr]) -> Result<Evaluated> {
+        let m = self.eval_vector(args[0])?;
+        Ok(Evaluated::Vector(m))
+    }
+
+    /// ` (line:col)` of a sub-expression, found by its text in the query (promql-parser keeps
+    /// no positions); empty when it cannot be found.
+    pub fn position_of(&self, e: Option<&Expr>) -> String {
+        let Some(e) = e else {
+            return String::new();
+        };
+        let text = e.to_string();
+        match self.sh.query.find(&text) {
+            Some(at) => annotations::position(self.sh.query, at),
+            None => String::new(),
+        }
+    }
+}
+
+/// Labels of `absent`'s output: the selector's equality matchers, except `__name__` and
+/// labels matched more than once.
+fn absent_labels(e: &Expr) -> Labels {
+    let vs = match unparen(e) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::empty(),
+    };
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for m in &vs.matchers.matchers {
+        *counts.entry(m.name.as_str()).or_default() += 1;
+    }
+    let mut b = LabelsBuilder::empty();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME || counts[m.name.as_str()] > 1 {
+            continue;
+        }
+        if matches!(m.op, MatchOp::Equal) {
+            b.set(&m.name, &m.value);
+        }
+    }
+    b.build()
+}
+
+/// Label names Prometheus 3 accepts: any non-empty UTF-8.
+fn is_valid_label_name(n: &str) -> bool {
+    !n.is_empty()
+}
+
+/// Go's `strconv.ParseFloat` for bucket bounds: decimal, exponent, `+Inf`, `Inf`, `NaN`.
+pub fn parse_go_float(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let lower = t.to_ascii_lowercase();
+    match lower.trim_start_matches(['+', '-']) {
+        "inf" | "infinity" => {
+            return Some(if lower.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        }
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    t.parse::<f64>().ok().or_else(|| {
+        let hex = lower.trim_start_matches(['+', '-']).strip_prefix("0x")?;
+        let v = i64::from_str_radix(hex, 16).ok()? as f64;
+        Some(if lower.starts_with('-') { -v } else { v })
+    })
+}
+
+/// Series that a label function made identical are one series if their points do not
+/// overlap in time (delayed name removal can make them so); overlapping ones are an error.
+pub fn merge_same_labels(m: Matrix) -> Result<Matrix> {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Matrix = Vec::with_capacity(m.len());
+    for s in m {
+        match index.get(&s.labels) {
+            Some(&i) => {
+                let t = &mut out[i];
+                let mut pts = std::mem::take(&mut t.points);
+                pts.extend(s.points);
+                pts.sort_by_key(|p| p.t);
+                if pts.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(QueryError::exec(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                t.points = pts;
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Orders an instant vector for `sort`, `sort_desc`, `sort_by_label(_desc)`.
+fn sort_series(name: &str, m: &mut Matrix, labels: &[String]) {
+    let val = |s: &Series| s.points.first().map_or(f64::NAN, |p| p.f);
+    match name {
+        "sort" => m.sort_by(|a, b| {
+            let (x, y) = (val(a), val(b));
+            match (x.is_nan(), y.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+            }
+        }),
+        "sort_desc" => m.sort_by(|a, b| {
+            let (x, y) = (val(a), val(b));
+            match (x.is_nan(), y.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+            }
+        }),
+        _ => {
+            let desc = name == "sort_by_label_desc";
+            m.sort_by(|a, b| {
+                for l in labels {
+                    let (x, y) = (a.labels.get(l).unwrap_or(""), b.labels.get(l).unwrap_or(""));
+                    let o = natural_cmp(x, y);
+                    if o != std::cmp::Ordering::Equal {
+                        return if desc { o.reverse() } else { o };
+                    }
+                }
+                let o = a.labels.cmp(&b.labels);
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+    }
+}
+
+/// Natural ("version") order: runs of digits compare as numbers.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    while !x.is_empty() && !y.is_empty() {
+        if x[0].is_ascii_digit() && y[0].is_ascii_digit() {
+            let xe = x
+                .iter()
+                .position(|c| !c.is_ascii_digit())
+                .unwrap_or(x.len());
+            let ye = y
+                .iter()
+                .position(|c| !c.is_ascii_digit())
+                .unwrap_or(y.len());
+            let (xd, yd) = (&x[..xe], &y[..ye]);
+            let xt = {
+                let z = xd.iter().position(|c| *c != b'0').unwrap_or(xd.len());
+                &xd[z..]
+            };
+            let yt = {
+                let z = yd.iter().position(|c| *c != b'0').unwrap_or(yd.len());
+                &yd[z..]
+            };
+            let o = xt.len().cmp(&yt.len()).then_with(|| xt.cmp(yt));
+            if o != Ordering::Equal {
+                return o;
+            }
+            x = &x[xe..];
+            y = &y[ye..];
+        } else {
+            if x[0] != y[0] {
+                return x[0].cmp(&y[0]);
+            }
+            x = &x[1..];
+            y = &y[1..];
+        }
+    }
+    x.len().cmp(&y.len())
+}
+
+/// Vectors of one step as samples (used by tests and the instant shortcut).
+pub fn vector_at(m: &Matrix, t: i64) -> Vector {
+    m.iter()
+        .filter_map(|s| {
+            s.points
+                .iter()
+                .find(|p| p.t == t)
+                .map(|p| sample_of(s, p.f, t))
+        })
+        .collect()
+}

@@ -1,0 +1,167 @@
+//! What a query will read: every selector of the expression with the time range its
+//! evaluation needs (offsets, `@`, ranges, lookback and enclosing subqueries included), as
+//! Prometheus's `FindMinMaxTime`/`getTimeRangesForSelector` compute it. The engine fetches them
+//! all before evaluating; selectors are keyed by the address of their AST node, which stays
+//! put while the query runs.
+
+use promql_parser::label::{MatchOp, Matcher as ParserMatcher};
+use promql_parser::parser::{Expr, VectorSelector};
+use shards::index::matcher::{MatchType, Matcher};
+
+use super::{at_ms, duration_ms, offset_ms};
+use crate::promql::error::QueryError;
+
+/// One selector to fetch.
+#[derive(Debug, Clone)]
+pub struct SelectRequest {
+    pub node: usize,
+    pub matchers: Vec<Matcher>,
+    pub mint: i64,
+    pub maxt: i64,
+}
+
+/// Offsets, ranges and `@` of the subqueries enclosing a node.
+#[derive(Debug, Clone, Copy, Default)]
+struct SubqueryPath {
+    offset: i64,
+    range: i64,
+    at: Option<i64>,
+}
+
+pub struct Plan {
+    pub start: i64,
+    pub end: i64,
+    pub lookback: i64,
+}
+
+/// Every selector of `expr` with its matchers and time range.
+pub fn collect(expr: &Expr, plan: &Plan) -> Result<Vec<SelectRequest>, QueryError> {
+    let mut out = Vec::new();
+    walk(expr, plan, SubqueryPath::default(), 0, &mut out)?;
+    Ok(out)
+}
+
+fn walk(
+    e: &Expr,
+    plan: &Plan,
+    path: SubqueryPath,
+    range: i64,
+    out: &mut Vec<SelectRequest>,
+) -> Result<(), QueryError> {
+    match e {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk(p, plan, path, 0, out)?;
+            }
+            walk(&a.expr, plan, path, 0, out)
+        }
+        Expr::Unary(u) => walk(&u.expr, plan, path, 0, out),
+        Expr::Binary(b) => {
+            walk(&b.lhs, plan, path, 0, out)?;
+            walk(&b.rhs, plan, path, 0, out)
+        }
+        Expr::Paren(p) => walk(&p.expr, plan, path, range, out),
+        Expr::Subquery(sq) => {
+            let at = at_ms(&sq.at, plan.start, plan.end);
+            let (o, r) = (offset_ms(&sq.offset), duration_ms(&sq.range));
+            let inner = match at {
+                Some(t) => SubqueryPath {
+                    offset: o,
+                    range: r,
+                    at: Some(t),
+                },
+                None => SubqueryPath {
+                    offset: path.offset + o,
+                    range: path.range + r,
+                    at: path.at,
+                },
+            };
+            walk(&sq.expr, plan, inner, 0, out)
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
+        Expr::VectorSelector(vs) => {
+            out.push(request(vs, plan, path, range)?);
+            Ok(())
+        }
+        Expr::MatrixSelector(ms) => {
+            out.push(request(&ms.vs, plan, path, duration_ms(&ms.range))?);
+            Ok(())
+        }
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, plan, path, 0, out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn request(
+    vs: &VectorSelector,
+    plan: &Plan,
+    path: SubqueryPath,
+    range: i64,
+) -> Result<SelectRequest, QueryError> {
+    let (mut start, mut end) = (plan.start, plan.end);
+    if let Some(t) = path.at {
+        start = t;
+        end = t;
+    }
+    match at_ms(&vs.at, plan.start, plan.end) {
+        Some(t) => {
+            start = t;
+            end = t;
+        }
+        None => {
+            start -= path.offset + path.range;
+            end -= path.offset;
+        }
+    }
+    // Samples exactly a lookback (or range) before the first step are outside the window.
+    if range == 0 {
+        start -= plan.lookback - 1;
+    } else {
+        start -= range - 1;
+    }
+    let o = offset_ms(&vs.offset);
+    Ok(SelectRequest {
+        node: vs as *const VectorSelector as usize,
+        matchers: matchers(vs)?,
+        mint: start - o,
+        maxt: end - o,
+    })
+}
+
+/// The storage's matchers for a selector: its label matchers plus the metric name.
+pub fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(QueryError::BadData(
+            "parse error: \"or\" is not allowed inside label matchers".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        if !vs.matchers.matchers.iter().any(|m| m.name == "__name__") {
+            out.push(
+                Matcher::new(MatchType::Equal, "__name__", name.as_str())
+                    .map_err(|e| QueryError::BadData(e.to_string()))?,
+            );
+        }
+    }
+    for m in &vs.matchers.matchers {
+        out.push(convert(m)?);
+    }
+    Ok(out)
+}
+
+fn convert(m: &ParserMatcher) -> Result<Matcher, QueryError> {
+    let kind = match m.op {
+        MatchOp::Equal => MatchType::Equal,
+        MatchOp::NotEqual => MatchType::NotEqual,
+        MatchOp::Re(_) => MatchType::Regex,
+        MatchOp::NotRe(_) => MatchType::NotRegex,
+    };
+    // The storage compiles regexes itself, anchored as `^(?s:re)$` like Prometheus 3.
+    Matcher::new(kind, m.name.as_str(), m.value.as_str())
+        .map_err(|e| QueryError::BadData(e.to_string()))
+}

@@ -1,0 +1,193 @@
+//! Selectors and subqueries: instant vector selectors with the lookback window, range
+//! selectors and subqueries as windows over points (left-open, right-closed as in
+//! Prometheus 3), `offset` and `@`.
+//!
+//! Staleness markers are seen here and nowhere else: an instant selector whose newest
+//! sample is a marker yields nothing, and range windows never contain one.
+
+use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
+use shards::value::is_stale_nan;
+
+use super::{duration_ms, offset_ms, Evaluator, Result};
+use crate::promql::value::{FPoint, Matrix, Series};
+
+/// A range-vector argument: series with their points (no staleness markers) and how to cut
+/// the window of a step out of them.
+#[derive(Debug, Clone)]
+pub struct RangeInput {
+    pub series: Matrix,
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+}
+
+impl RangeInput {
+    /// The window's end (inclusive) at step `ts`.
+    pub fn window_end(&self, ts: i64) -> i64 {
+        self.at.unwrap_or(ts) - self.offset
+    }
+
+    /// The points of `points` in the window of step `ts`: `(end - range, end]`.
+    pub fn window<'p>(&self, points: &'p [FPoint], ts: i64) -> &'p [FPoint] {
+        let end = self.window_end(ts);
+        let lo = points.partition_point(|p| p.t <= end - self.range);
+        let hi = points.partition_point(|p| p.t <= end);
+        &points[lo..hi.max(lo)]
+    }
+
+    /// The windows at `ts` as a range vector; empty windows are left out.
+    pub fn window_matrix(&self, ts: i64) -> Matrix {
+        self.series
+            .iter()
+            .filter_map(|s| {
+                let w = self.window(&s.points, ts);
+                (!w.is_empty()).then(|| Series {
+                    labels: s.labels.clone(),
+                    points: w.to_vec(),
+                    drop_name: s.drop_name,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The newest sample at or before `reference` within the lookback window, unless it is a
+/// staleness marker.
+pub fn lookback_sample(points: &[FPoint], reference: i64, lookback: i64) -> Option<FPoint> {
+    let idx = points.partition_point(|p| p.t <= reference);
+    let p = *points.get(idx.checked_sub(1)?)?;
+    (p.t > reference - lookback && !is_stale_nan(p.f)).then_some(p)
+}
+
+impl Evaluator<'_, '_> {
+    /// An instant vector selector at every step. With `raw_timestamps` each value is the
+    /// sample's own timestamp in seconds (what `timestamp(selector)` returns).
+    pub fn vector_selector(&mut self, vs: &VectorSelector, raw_timestamps: bool) -> Result<Matrix> {
+        let data = self.sh.series_of(vs as *const VectorSelector as usize);
+        let offset = offset_ms(&vs.offset);
+        let at = self.at(&vs.at);
+        let lookback = self.sh.lookback;
+        let mut out = Vec::new();
+        for s in data {
+            self.sh.check_deadline()?;
+            let mut points = Vec::new();
+            for step in 0..self.steps() {
+                let ts = self.start + step as i64 * self.interval;
+                let reference = at.unwrap_or(ts) - offset;
+                if let Some(p) = lookback_sample(&s.points, reference, lookback) {
+                    let f = if raw_timestamps {
+                        p.t as f64 / 1000.0
+                    } else {
+                        p.f
+                    };
+                    points.push(FPoint { t: ts, f });
+                }
+            }
+            if !points.is_empty() {
+                self.sh.charge(points.len())?;
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    points,
+                    drop_name: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A range selector's series, staleness markers removed.
+    pub fn matrix_selector(&mut self, ms: &MatrixSelector) -> Result<RangeInput> {
+        let vs = &ms.vs;
+        let data = self.sh.series_of(vs as *const VectorSelector as usize);
+        let mut series = Vec::with_capacity(data.len());
+        for s in data {
+            let points: Vec<FPoint> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| !is_stale_nan(p.f))
+                .collect();
+            if !points.is_empty() {
+                series.push(Series {
+                    labels: s.labels.clone(),
+                    points,
+                    drop_name: false,
+                });
+            }
+        }
+        Ok(RangeInput {
+            series,
+            range: duration_ms(&ms.range),
+            offset: offset_ms(&vs.offset),
+            at: self.at(&vs.at),
+        })
+    }
+
+    /// Evaluates a subquery's inner expression over its absolute step grid: steps are the
+    /// multiples of the subquery step after `start - offset - range`, up to `end - offset`.
+    pub fn subquery(&mut self, sq: &SubqueryExpr) -> Result<RangeInput> {
+        let offset = offset_ms(&sq.offset);
+        let range = duration_ms(&sq.range);
+        let step = sq
+            .step
+            .as_ref()
+            .map(duration_ms)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.sh.default_subquery_step);
+        let at = self.at(&sq.at);
+        let (start, end) = match at {
+            Some(t) => (t, t),
+            None => (self.start, self.end),
+        };
+        let sub_end = end - offset;
+        let first = start - offset - range;
+        let mut sub_start = first.div_euclid(step) * step;
+        if sub_start <= first {
+            sub_start += step;
+        }
+        let series = if sub_start > sub_end {
+            Vec::new()
+        } else {
+            self.sub(sub_start, sub_end, step).eval_vector(&sq.expr)?
+        };
+        Ok(RangeInput {
+            series,
+            range,
+            offset,
+            at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shards::value::stale_nan;
+
+    fn pts(v: &[(i64, f64)]) -> Vec<FPoint> {
+        v.iter().map(|&(t, f)| FPoint { t, f }).collect()
+    }
+
+    #[test]
+    fn lookback_is_left_open_and_stops_at_stale_markers() {
+        let p = pts(&[(0, 1.0), (60, 2.0), (120, stale_nan())]);
+        assert_eq!(lookback_sample(&p, 60, 300).map(|p| p.f), Some(2.0));
+        assert_eq!(lookback_sample(&p, 360, 300), None);
+        assert_eq!(lookback_sample(&p, 359, 300).map(|p| p.f), None);
+        assert_eq!(lookback_sample(&p, 100, 40), None);
+        assert_eq!(lookback_sample(&p, 100, 41).map(|p| p.f), Some(2.0));
+    }
+
+    #[test]
+    fn windows_are_left_open_right_closed() {
+        let input = RangeInput {
+            series: vec![],
+            range: 60,
+            offset: 0,
+            at: None,
+        };
+        let p = pts(&[(0, 1.0), (60, 2.0), (120, 3.0)]);
+        assert_eq!(input.window(&p, 120), &p[2..]);
+        assert_eq!(input.window(&p, 119), &p[1..2]);
+    }
+}

@@ -1,0 +1,76 @@
+//! Where the evaluator's data comes from: every series matching a selector with its raw
+//! points (staleness markers included) in a time range. The evaluator fetches everything a
+//! query needs through this trait before it evaluates (`engine`), so evaluation itself is
+//! synchronous and never waits on I/O.
+//!
+//! `MemorySource` holds series in memory, for unit tests; the router implements the trait by
+//! fanning a select out to every shard.
+
+use std::future::Future;
+
+use shards::index::matcher::Matcher;
+use shards::labels::Labels;
+
+use super::value::FPoint;
+
+/// One selected series: labels and raw points, oldest first, stale markers included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSeries {
+    pub labels: Labels,
+    pub points: Vec<FPoint>,
+}
+
+pub trait SeriesSource {
+    /// Every series matching all `matchers` with its points in `[mint, maxt]`; series without
+    /// points in the range may be left out. Sorted by labels.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> impl Future<Output = Result<Vec<RawSeries>, String>>;
+}
+
+/// Series held in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySource {
+    pub series: Vec<RawSeries>,
+}
+
+impl MemorySource {
+    pub fn new(mut series: Vec<RawSeries>) -> Self {
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        MemorySource { series }
+    }
+
+    /// The same selection as `select`, synchronously.
+    pub fn select_now(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<RawSeries> {
+        self.series
+            .iter()
+            .filter(|s| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            })
+            .filter_map(|s| {
+                let lo = s.points.partition_point(|p| p.t < mint);
+                let hi = s.points.partition_point(|p| p.t <= maxt);
+                (lo < hi).then(|| RawSeries {
+                    labels: s.labels.clone(),
+                    points: s.points[lo..hi].to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl SeriesSource for MemorySource {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<RawSeries>, String> {
+        Ok(self.select_now(matchers, mint, maxt))
+    }
+}

@@ -1,0 +1,109 @@
+//! `promcore promqltest FILE...`: runs Prometheus's PromQL test files (their own format, see
+//! `script`) against promcore's engine over real shards, and reports per file how many evals
+//! passed, failed and were skipped. The test files are the judge of the engine's semantics.
+
+pub mod runner;
+pub mod script;
+pub mod shard_storage;
+
+use std::path::Path;
+
+use crate::promql::engine::{Engine, EngineOptions};
+use runner::{run_script, FileReport, FileResults, MemoryStorage};
+
+/// The engine settings the upstream test runner uses: lookback 5m, at most 10000 samples
+/// loaded per query, subqueries without a step run at 1m.
+pub fn test_engine() -> Engine {
+    Engine::new(EngineOptions {
+        max_samples: 10_000,
+        ..EngineOptions::default()
+    })
+}
+
+/// Runs one file on in-memory storage.
+pub fn run_file_in_memory(path: &Path) -> Result<FileReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let engine = test_engine();
+    let mut storage = MemoryStorage::default();
+    futures_lite::future::block_on(run_script(&text, &mut storage, &engine))
+}
+
+/// Shards the runner starts unless told otherwise.
+pub const DEFAULT_SHARDS: usize = 3;
+
+pub const USAGE: &str = "usage: promcore promqltest [--shards N | --memory] FILE...";
+
+/// Runs `files` on `shards` real shards, or in memory when `shards` is 0.
+pub fn run_files(files: &[String], shards: usize) -> Result<FileResults, String> {
+    if shards == 0 {
+        return Ok(files
+            .iter()
+            .map(|f| (f.clone(), run_file_in_memory(Path::new(f))))
+            .collect());
+    }
+    let mut texts = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+        texts.push((f.clone(), text));
+    }
+    shard_storage::run_files(texts, shards, test_engine())
+}
+
+/// The `promqltest` subcommand: returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let mut shards = DEFAULT_SHARDS;
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--memory" => shards = 0,
+            "--shards" => match it.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => shards = n,
+                _ => {
+                    eprintln!("{USAGE}");
+                    return 2;
+                }
+            },
+            _ => files.push(a.clone()),
+        }
+    }
+    if files.is_empty() {
+        eprintln!("{USAGE}");
+        return 2;
+    }
+    // Panics are reported per eval by the runner; keep their text out of the report.
+    std::panic::set_hook(Box::new(|_| {}));
+    let results = match run_files(&files, shards) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("promqltest: {e}");
+            return 1;
+        }
+    };
+    let shown = std::env::var("PROMQLTEST_SHOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut failed = false;
+    let (mut pass, mut fail, mut skip) = (0, 0, 0);
+    for (f, r) in results {
+        match r {
+            Ok(r) => {
+                println!("{f}: pass {} fail {} skip {}", r.pass, r.fail, r.skip);
+                for x in r.failures.iter().take(shown) {
+                    println!("  FAIL {x}");
+                }
+                pass += r.pass;
+                fail += r.fail;
+                skip += r.skip;
+                failed |= r.fail > 0;
+            }
+            Err(e) => {
+                println!("{f}: error: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("total: pass {pass} fail {fail} skip {skip}");
+    i32::from(failed)
+}
