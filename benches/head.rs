@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shards::head::{AppendBatch, BatchSample, Head, HeadOptions, Prepared, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 const SERIES: usize = 10_000;
 
@@ -126,7 +126,7 @@ fn bench_shard(c: &mut Criterion) {
                 .spawn(move || async move {
                     let dir = tempfile::tempdir().unwrap();
                     let (mut shard, _) =
-                        Shard::open(dir.path(), ShardOptions::default(), DmaFs, |_| {})
+                        Shard::open(dir.path(), ShardOptions::default(), PageCacheFs, |_| {})
                             .await
                             .unwrap();
                     let refs = shard.append(&first_batch()).await.unwrap().series_refs;
