@@ -3,7 +3,7 @@
 //!   through `prepare` + `commit` (validation, WAL record encoding, XOR append, chunk cuts
 //!   written to chunks_head) — the per-core work of ingestion minus the WAL write;
 //! - `shard/append_existing`: the same through `Shard::append` on a glommio executor,
-//!   with the WAL write (O_DIRECT, io_uring) of every batch;
+//!   with the WAL write (through the page cache) of every batch;
 //! - `head/append_new_series`: batches that create 10,000 series each.
 
 // The server's allocator, so that the figures are the server's.
