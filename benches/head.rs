@@ -3,7 +3,7 @@
 //!   through `prepare` + `commit` (validation, WAL record encoding, XOR append, chunk cuts
 //!   written to chunks_head) — the per-core work of ingestion minus the WAL write;
 //! - `shard/append_existing`: the same through `Shard::append` on a glommio executor,
-//!   with the WAL write (O_DIRECT, io_uring) of every batch;
+//!   with the WAL write (through the page cache) of every batch;
 //! - `head/append_new_series`: batches that create 10,000 series each.
 
 // The server's allocator, so that the figures are the server's.
@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shards::head::{AppendBatch, BatchSample, Head, HeadOptions, Prepared, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 const SERIES: usize = 10_000;
 
@@ -126,7 +126,7 @@ fn bench_shard(c: &mut Criterion) {
                 .spawn(move || async move {
                     let dir = tempfile::tempdir().unwrap();
                     let (mut shard, _) =
-                        Shard::open(dir.path(), ShardOptions::default(), DmaFs, |_| {})
+                        Shard::open(dir.path(), ShardOptions::default(), PageCacheFs, |_| {})
                             .await
                             .unwrap();
                     let refs = shard.append(&first_batch()).await.unwrap().series_refs;

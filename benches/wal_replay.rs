@@ -24,7 +24,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 const SERIES: usize = 50_000;
 const SAMPLES: usize = 250;
@@ -47,7 +47,7 @@ where
 fn write(dir: &Path) {
     let dir = dir.to_path_buf();
     on_executor(move || async move {
-        let (mut shard, _) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {})
+        let (mut shard, _) = Shard::open(&dir, ShardOptions::default(), PageCacheFs, |_| {})
             .await
             .unwrap();
         let first = AppendBatch {
@@ -113,7 +113,7 @@ fn replay_once(src: &Path, keep_chunks_head: bool) -> Duration {
     }
     on_executor(move || async move {
         let start = Instant::now();
-        let (shard, report) = Shard::open(&dir, ShardOptions::default(), DmaFs, |_| {})
+        let (shard, report) = Shard::open(&dir, ShardOptions::default(), PageCacheFs, |_| {})
             .await
             .unwrap();
         let d = start.elapsed();
@@ -149,7 +149,7 @@ fn write_snapshot_shard(dir: &Path, range: std::ops::Range<usize>) {
             snapshot_on_shutdown: true,
             ..Default::default()
         };
-        let (mut shard, _) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
+        let (mut shard, _) = Shard::open(&dir, opts, PageCacheFs, |_| {}).await.unwrap();
         let ids: Vec<usize> = range.collect();
         for part in ids.chunks(100_000) {
             let b = AppendBatch {
@@ -203,7 +203,8 @@ fn restore_parallel(shards: &[std::path::PathBuf]) -> Duration {
                         snapshot_on_shutdown: true,
                         ..Default::default()
                     };
-                    let (shard, report) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
+                    let (shard, report) =
+                        Shard::open(&dir, opts, PageCacheFs, |_| {}).await.unwrap();
                     assert!(report.snapshot.is_some());
                     let n = shard.head().num_series();
                     std::mem::forget(shard);

@@ -8,13 +8,17 @@
 #   loadgen/scrape_cpu.sh [TARGETS] [SERIES_PER_TARGET] [INTERVAL_S] [WINDOW_S]
 #
 # Needs release builds: cargo build --release --bin promcore -p loadgen
+# SERVERS="promcore" measures only promcore (default: all three that are installed);
+# PROMCORE=path runs another promcore binary; WARMUP=seconds overrides the warm-up (3 intervals).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGETS=${1:-1000}
 SERIES=${2:-1000}
 INTERVAL=${3:-10}
 WINDOW=${4:-60}
-WARMUP=$((INTERVAL * 3))
+WARMUP=${WARMUP:-$((INTERVAL * 3))}
+SERVERS=${SERVERS:-promcore prometheus victoria-metrics}
+wanted() { [[ " $SERVERS " == *" $1 "* ]]; }
 WORK=$(mktemp -d /tmp/scrape_cpu.XXXXXX)
 PIDS=()
 cleanup() {
@@ -62,17 +66,19 @@ measure() { # name port samples-metric-regex command...
 }
 
 echo "targets=$TARGETS series/target=$SERIES interval=${INTERVAL}s window=${WINDOW}s warm-up=${WARMUP}s"
-P=$(free_port)
-measure promcore "$P" 'prometheus_tsdb_head_samples_appended_total' \
-  ./target/release/promcore --config.file="$WORK/prometheus.yml" \
-  --storage.tsdb.path="$WORK/promcore-data" --web.listen-address="127.0.0.1:$P"
-if command -v prometheus >/dev/null; then
+if wanted promcore; then
+  P=$(free_port)
+  measure promcore "$P" 'prometheus_tsdb_head_samples_appended_total' \
+    "${PROMCORE:-./target/release/promcore}" --config.file="$WORK/prometheus.yml" \
+    --storage.tsdb.path="$WORK/promcore-data" --web.listen-address="127.0.0.1:$P"
+fi
+if wanted prometheus && command -v prometheus >/dev/null; then
   P=$(free_port)
   measure prometheus-2.42 "$P" 'prometheus_tsdb_head_samples_appended_total' \
     prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom-data" \
     --web.listen-address="127.0.0.1:$P"
 fi
-if command -v victoria-metrics >/dev/null; then
+if wanted victoria-metrics && command -v victoria-metrics >/dev/null; then
   P=$(free_port)
   measure victoria-metrics "$P" 'vm_rows_added_to_storage_total' \
     victoria-metrics -promscrape.config="$WORK/prometheus.yml" -storageDataPath="$WORK/vm-data" \

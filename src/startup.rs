@@ -14,7 +14,7 @@ use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 use shards::data_dir::DataDir;
 use shards::shard::{OpenProgress, Shard, ShardOptions};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 use thiserror::Error;
 
 use crate::flags::{Flags, LogLevel};
@@ -274,7 +274,7 @@ async fn shard_main(
             &[("report", &format!("{r:?}"))],
         ),
     };
-    let shard = match Shard::open(dir, opts, DmaFs, progress).await {
+    let shard = match Shard::open(dir, opts, PageCacheFs, progress).await {
         Ok((shard, report)) => {
             log(
                 LogLevel::Info,

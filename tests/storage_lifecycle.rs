@@ -13,7 +13,7 @@ use shards::data_dir::DataDir;
 use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::labels::{shard_for, Labels};
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 const SHARDS: usize = 2;
 const SERIES: usize = 300;
@@ -109,7 +109,7 @@ fn populate(data: &Path) {
         glommio::LocalExecutorBuilder::default()
             .spawn(move || async move {
                 let opts = ShardOptions::default();
-                let (mut shard, _) = Shard::open(&dir, opts, DmaFs, |_| {}).await.unwrap();
+                let (mut shard, _) = Shard::open(&dir, opts, PageCacheFs, |_| {}).await.unwrap();
                 for k in 0..200i64 {
                     let b = AppendBatch {
                         new_series: series.clone(),

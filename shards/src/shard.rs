@@ -30,7 +30,9 @@ use crate::head::snapshot::{self, SnapshotError};
 use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
 };
-use crate::wal::{self, DmaFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader};
+use crate::wal::{
+    self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
+};
 
 #[derive(Debug, Error)]
 pub enum ShardError {
@@ -100,7 +102,7 @@ pub struct ShardOpenReport {
     pub duration: Duration,
 }
 
-pub struct Shard<F: SegmentFs = DmaFs> {
+pub struct Shard<F: SegmentFs = PageCacheFs> {
     dir: PathBuf,
     opts: ShardOptions,
     head: Head,

@@ -18,7 +18,7 @@ use common::run_local;
 use shards::head::{AppendBatch, BatchSample, Head, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::{DmaFs, WalOptions};
+use shards::wal::{PageCacheFs, WalOptions};
 
 const SERIES: u64 = 40;
 const ROUNDS: u32 = 60;
@@ -72,7 +72,7 @@ fn child_appender() {
     let start: u64 = std::env::var("CRASH_START").unwrap().parse().unwrap();
     let count: u64 = std::env::var("CRASH_COUNT").unwrap().parse().unwrap();
     run_local(move || async move {
-        let (mut shard, _) = Shard::open(Path::new(&dir), shard_options(true), DmaFs, |_| {})
+        let (mut shard, _) = Shard::open(Path::new(&dir), shard_options(true), PageCacheFs, |_| {})
             .await
             .unwrap();
         let mut refs: HashMap<u64, u64> = HashMap::new();
@@ -109,9 +109,10 @@ fn child_appender() {
 fn verify(dir: &Path, acked: Option<u64>, written: u64, snapshot_on_close: bool) -> u64 {
     let dir = dir.to_path_buf();
     run_local(move || async move {
-        let (shard, report) = Shard::open(&dir, shard_options(snapshot_on_close), DmaFs, |_| {})
-            .await
-            .unwrap();
+        let (shard, report) =
+            Shard::open(&dir, shard_options(snapshot_on_close), PageCacheFs, |_| {})
+                .await
+                .unwrap();
         let present = check_head(shard.head(), acked, written);
         // Reports are informative; the head is what must be right.
         let _ = report;

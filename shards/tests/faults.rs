@@ -13,7 +13,7 @@ use shards::head::{AppendBatch, BatchSample, Head, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
 use shards::wal::fault::FaultFs;
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 fn labels(name: &str) -> Labels {
     Labels::from_pairs([("__name__", "fault_test"), ("s", name)]).unwrap()
@@ -48,7 +48,7 @@ async fn reopen(dir: &Path, snapshot: bool) -> BTreeMap<String, Vec<(i64, f64)>>
         snapshot_on_shutdown: snapshot,
         ..Default::default()
     };
-    let (shard, _) = Shard::open(dir, opts, DmaFs, |_| {}).await.unwrap();
+    let (shard, _) = Shard::open(dir, opts, PageCacheFs, |_| {}).await.unwrap();
     let c = contents(shard.head());
     shard.close().await.unwrap();
     c
@@ -60,7 +60,7 @@ fn failing_writes_and_fsyncs_are_reported_refused_and_lose_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("shard-000");
         run_local(move || async move {
-            let (fs, faults) = FaultFs::new(DmaFs);
+            let (fs, faults) = FaultFs::new(PageCacheFs);
             let opts = ShardOptions {
                 snapshot_on_shutdown: snapshot,
                 ..Default::default()

@@ -17,7 +17,7 @@ use serde_json::Value;
 use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 const STEP: i64 = 15_000;
@@ -32,7 +32,7 @@ async fn write_shard(dir: &Path, t0: i64, clean_close: bool) -> (Expected, i64) 
         snapshot_on_shutdown: clean_close,
         ..Default::default()
     };
-    let (mut shard, _) = Shard::open(dir, opts, DmaFs, |_| {}).await.unwrap();
+    let (mut shard, _) = Shard::open(dir, opts, PageCacheFs, |_| {}).await.unwrap();
     let mut series = Vec::new();
     for i in 0..20 {
         series.push(

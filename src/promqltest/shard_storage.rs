@@ -12,7 +12,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder};
 use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 use super::runner::{run_script, FileResults, TestStorage};
 use crate::promql::engine::Engine;
@@ -66,7 +66,7 @@ impl ShardStorage {
             let handle = LocalExecutorBuilder::default()
                 .name(&format!("test-shard-{i}"))
                 .spawn(move || async move {
-                    let shard = match Shard::open(&path, opts, DmaFs, |_| {}).await {
+                    let shard = match Shard::open(&path, opts, PageCacheFs, |_| {}).await {
                         Ok((shard, _)) => shard,
                         Err(e) => {
                             eprintln!("promqltest: shard {i}: {e}");

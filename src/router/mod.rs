@@ -5,6 +5,7 @@
 //! storage, no parsing. Every exchange is one of the messages in `protocol`. Fan-outs send to
 //! every shard first and then collect, so shards work on one query in parallel.
 
+pub mod append_outbox;
 pub mod protocol;
 pub mod shard_link;
 pub mod shard_service;
@@ -16,8 +17,9 @@ use shards::index::matcher::Matcher;
 use shards::labels::{shard_for, Labels};
 use thiserror::Error;
 
+use append_outbox::{AppendOutbox, PendingAppend, APPEND_WINDOW};
 use protocol::{LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats};
-use shard_link::{LinkError, PendingReply, ShardLink};
+use shard_link::{LinkError, ShardLink};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RouterError {
@@ -31,11 +33,17 @@ pub enum RouterError {
 
 pub struct Router {
     links: Vec<Rc<ShardLink>>,
+    outboxes: Vec<Rc<AppendOutbox>>,
 }
 
 impl Router {
+    /// Must run on the router's executor: it starts each shard's append flusher there.
     pub fn new(links: Vec<Rc<ShardLink>>) -> Self {
-        Router { links }
+        let outboxes = links
+            .iter()
+            .map(|l| AppendOutbox::start(l.clone(), APPEND_WINDOW))
+            .collect();
+        Router { links, outboxes }
     }
 
     pub fn shards(&self) -> usize {
@@ -51,25 +59,22 @@ impl Router {
         shard_for(hash, self.links.len())
     }
 
-    /// Sends one batch to `shard`; the returned reply resolves once the shard acknowledged it.
+    /// Queues one batch for `shard` (it goes with the others of its window, see
+    /// `append_outbox`); the returned append resolves once the shard acknowledged it.
     pub async fn send_append(
         &self,
         shard: usize,
         batch: AppendBatch,
-    ) -> Result<PendingReply, RouterError> {
-        Ok(self.links[shard].send(ShardRequest::Append(batch)).await?)
+    ) -> Result<PendingAppend, RouterError> {
+        Ok(self.outboxes[shard].push(batch))
     }
 
     /// Waits for an append sent with `send_append`.
     pub async fn appended(
-        shard: usize,
-        pending: PendingReply,
+        _shard: usize,
+        pending: PendingAppend,
     ) -> Result<AppendOutcome, RouterError> {
-        match pending.wait().await? {
-            ShardResponse::Appended(Ok(outcome)) => Ok(outcome),
-            ShardResponse::Appended(Err(reason)) => Err(RouterError::Storage { shard, reason }),
-            _ => Err(RouterError::Protocol(shard)),
-        }
+        pending.wait().await
     }
 
     /// Sends `make(shard)` to every shard, then collects the replies in shard order.
@@ -217,8 +222,13 @@ impl Router {
             .collect()
     }
 
-    /// No more requests: each shard finishes what it has queued, then closes.
+    /// No more requests: each shard finishes what it has queued, then closes. Call it once
+    /// every append was answered (scrape loops stopped): appends still in an outbox are
+    /// refused, never half sent.
     pub fn close(&self) {
+        for outbox in &self.outboxes {
+            outbox.close();
+        }
         for link in &self.links {
             link.close();
         }

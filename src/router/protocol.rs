@@ -1,8 +1,8 @@
 //! Everything the router can ask of a shard, and every answer: one request enum, one response
 //! enum. Reading this file tells you all the cores say to each other.
 //!
-//! Payloads are owned (they cross threads) and batched: one message per target scrape and
-//! shard, one per query and shard, never one per sample. Each request carries an id that its
+//! Payloads are owned (they cross threads) and batched: one message per group of target
+//! scrapes and shard (see `append_outbox`), one per query and shard, never one per sample. Each request carries an id that its
 //! reply echoes, because replies travel back on their own channel.
 
 use shards::head::{AppendBatch, AppendOutcome, HeadStats};
@@ -26,6 +26,8 @@ pub struct Reply {
 pub enum ShardRequest {
     /// Samples (and the new series they need) of one scrape, for this shard.
     Append(AppendBatch),
+    /// The batches of several scrapes, in order, acknowledged together: one WAL write.
+    AppendGroup(Vec<AppendBatch>),
     /// Label sets of the series matching every matcher with samples in `[mint, maxt]`.
     Series {
         matchers: Vec<Matcher>,
@@ -60,6 +62,8 @@ pub enum ShardRequest {
 pub enum ShardResponse {
     /// `Err` holds the storage error's text: the batch was not acknowledged.
     Appended(Result<AppendOutcome, String>),
+    /// One outcome per batch of an `AppendGroup`, in its order; `Err`: none was acknowledged.
+    AppendedGroup(Result<Vec<AppendOutcome>, String>),
     Series(Vec<Labels>),
     LabelNames(Vec<String>),
     LabelValues(Vec<String>),

@@ -2,7 +2,8 @@
 //! answering the router's requests against the shard it owns.
 //!
 //! Appends that queued up while the previous WAL write was in flight are taken together and
-//! written with one WAL write (group commit), so a busy shard does fewer, larger writes.
+//! written with one WAL write (group commit), so a busy shard does fewer, larger writes; the
+//! router already sends the scrapes of a short window as one `AppendGroup`.
 //! Reads run between appends on the same executor; nothing here is shared or locked. It never
 //! parses PromQL or HTTP: requests arrive as plain data.
 
@@ -19,8 +20,45 @@ use super::protocol::{
 };
 use crate::promql::value::FPoint;
 
-/// Appends taken from the queue for one WAL write at most: bounds the latency of the first.
+/// Batches taken from the queue for one WAL write at most (more when one message holds
+/// more): bounds the latency of the first.
 const MAX_GROUP: usize = 64;
+
+/// Who gets the outcomes of a message's batches.
+enum Asker {
+    One(u64),
+    Group(u64, usize),
+}
+
+impl Asker {
+    fn batches(&self) -> usize {
+        match self {
+            Asker::One(_) => 1,
+            Asker::Group(_, n) => *n,
+        }
+    }
+}
+
+/// Splits an append request into its batches and who asked; gives other requests back.
+fn take_appends(
+    env: Envelope,
+    askers: &mut Vec<Asker>,
+    batches: &mut Vec<AppendBatch>,
+) -> Option<Envelope> {
+    match env.request {
+        ShardRequest::Append(b) => {
+            askers.push(Asker::One(env.id));
+            batches.push(b);
+            None
+        }
+        ShardRequest::AppendGroup(group) => {
+            askers.push(Asker::Group(env.id, group.len()));
+            batches.extend(group);
+            None
+        }
+        _ => Some(env),
+    }
+}
 
 /// Long read loops yield to the executor this often (series), so appends are not starved.
 const YIELD_EVERY: usize = 1024;
@@ -50,7 +88,7 @@ impl ShardService {
         replies: ConnectedSender<Reply>,
     ) -> Shard {
         let mut next = None;
-        let mut ids = Vec::with_capacity(MAX_GROUP);
+        let mut askers = Vec::with_capacity(MAX_GROUP);
         let mut batches: Vec<AppendBatch> = Vec::with_capacity(MAX_GROUP);
         loop {
             let env = match next.take() {
@@ -60,28 +98,20 @@ impl ShardService {
                     None => break,
                 },
             };
-            let Envelope { id, request } = env;
-            let ShardRequest::Append(batch) = request else {
+            if let Some(Envelope { id, request }) = take_appends(env, &mut askers, &mut batches) {
                 let response = self.answer(request).await;
                 if replies.send(Reply { id, response }).await.is_err() {
                     break;
                 }
                 continue;
-            };
-            ids.push(id);
-            batches.push(batch);
+            }
             while batches.len() < MAX_GROUP {
                 match poll_once(requests.recv()).await {
-                    Some(Some(Envelope {
-                        id,
-                        request: ShardRequest::Append(b),
-                    })) => {
-                        ids.push(id);
-                        batches.push(b);
-                    }
-                    Some(Some(other)) => {
-                        next = Some(other);
-                        break;
+                    Some(Some(env)) => {
+                        if let Some(other) = take_appends(env, &mut askers, &mut batches) {
+                            next = Some(other);
+                            break;
+                        }
                     }
                     Some(None) | None => break,
                 }
@@ -92,21 +122,37 @@ impl ShardService {
             let mut closed = false;
             match outcomes {
                 Ok(outcomes) => {
-                    for (id, outcome) in ids.drain(..).zip(outcomes) {
-                        let response = ShardResponse::Appended(Ok(outcome));
+                    let mut outcomes = outcomes.into_iter();
+                    for asker in askers.drain(..) {
+                        let (id, response) = match asker {
+                            Asker::One(id) => {
+                                let o = outcomes.next().unwrap_or_default();
+                                (id, ShardResponse::Appended(Ok(o)))
+                            }
+                            Asker::Group(id, n) => {
+                                let group = outcomes.by_ref().take(n).collect();
+                                (id, ShardResponse::AppendedGroup(Ok(group)))
+                            }
+                        };
                         closed |= replies.send(Reply { id, response }).await.is_err();
                     }
                 }
                 Err(e) => {
-                    self.stats.append_errors += ids.len() as u64;
+                    self.stats.append_errors +=
+                        askers.iter().map(Asker::batches).sum::<usize>() as u64;
                     let text = e.to_string();
-                    for id in ids.drain(..) {
-                        let response = ShardResponse::Appended(Err(text.clone()));
+                    for asker in askers.drain(..) {
+                        let (id, response) = match asker {
+                            Asker::One(id) => (id, ShardResponse::Appended(Err(text.clone()))),
+                            Asker::Group(id, _) => {
+                                (id, ShardResponse::AppendedGroup(Err(text.clone())))
+                            }
+                        };
                         closed |= replies.send(Reply { id, response }).await.is_err();
                     }
                 }
             }
-            ids.clear();
+            askers.clear();
             batches.clear();
             if closed {
                 break;
@@ -118,7 +164,9 @@ impl ShardService {
     async fn answer(&mut self, request: ShardRequest) -> ShardResponse {
         let head = self.shard.head();
         match request {
-            ShardRequest::Append(_) => unreachable!("appends are grouped by the serve loop"),
+            ShardRequest::Append(_) | ShardRequest::AppendGroup(_) => {
+                unreachable!("appends are grouped by the serve loop")
+            }
             ShardRequest::Series {
                 matchers,
                 mint,

@@ -10,7 +10,7 @@ use shards::index::matcher::{MatchType, Matcher};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
 use shards::value::{is_stale_nan, stale_nan};
-use shards::wal::DmaFs;
+use shards::wal::PageCacheFs;
 
 use super::protocol::{Envelope, Reply};
 use super::shard_link::ShardLink;
@@ -41,9 +41,10 @@ where
         shard_threads.push(
             LocalExecutorBuilder::default()
                 .spawn(move || async move {
-                    let (shard, _) = Shard::open(&path, ShardOptions::default(), DmaFs, |_| {})
-                        .await
-                        .unwrap();
+                    let (shard, _) =
+                        Shard::open(&path, ShardOptions::default(), PageCacheFs, |_| {})
+                            .await
+                            .unwrap();
                     let requests = req_rx.connect().await;
                     let replies = rep_tx.connect().await;
                     let shard = ShardService::new(shard).serve(requests, replies).await;
@@ -76,7 +77,7 @@ where
 #[test]
 fn appends_land_on_their_shards_and_fan_out_reads_merge() {
     with_router(|router| async move {
-        // Many more batches than the queues hold: senders wait, nothing is lost.
+        // Many more batches than the queues hold: nothing is lost.
         let series: Vec<Labels> = (0..50).map(|i| labels("m", i)).collect();
         let mut refs = vec![0u64; series.len()];
         for t in 0..20i64 {
@@ -134,6 +135,25 @@ fn appends_land_on_their_shards_and_fan_out_reads_merge() {
             stats.iter().map(|s| s.head.samples_appended).sum::<u64>(),
             50 * 20 + 1
         );
+
+        // Scrapes queued together reach each shard as one group: one WAL write.
+        let mut pending = Vec::new();
+        for t in 21..26i64 {
+            for (shard, (batch, idx)) in batches(&router, &series, &refs, t).into_iter().enumerate()
+            {
+                let p = router.send_append(shard, batch).await.unwrap();
+                pending.push((shard, p, idx.len()));
+            }
+        }
+        for (shard, p, n) in pending {
+            let out = Router::appended(shard, p).await.unwrap();
+            assert_eq!(out.appended as usize, n);
+        }
+        let grouped = router.stats().await.unwrap();
+        for (before, after) in stats.iter().zip(&grouped) {
+            assert_eq!(after.batches_appended - before.batches_appended, 5);
+            assert_eq!(after.wal_writes - before.wal_writes, 1);
+        }
     });
 }
 

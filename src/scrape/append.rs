@@ -283,6 +283,8 @@ impl ScrapeAppender {
         let mut report = BodyReport::default();
         let mut parser = Parser::new(body, format);
         let mut pairs: LabelPairs<'_> = Vec::new();
+        // The entry after the previous line's: see `ScrapeCache::get_hinted`.
+        let mut hint: EntryId = 0;
         while let Some(entry) = parser.next() {
             let Entry::Sample {
                 series,
@@ -297,7 +299,7 @@ impl ScrapeAppender {
                 Some(ts) if self.rules.honor_timestamps => ts,
                 _ => t,
             };
-            let id = match self.cache.get(series) {
+            let id = match self.cache.get_hinted(series, hint) {
                 Some(id) => id,
                 None => {
                     parser.labels(series, &mut pairs)?;
@@ -311,6 +313,7 @@ impl ScrapeAppender {
                     }
                 }
             };
+            hint = id.wrapping_add(1);
             self.touched.push(id);
             if self.cache.entry(id).dropped {
                 continue;

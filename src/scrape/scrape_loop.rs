@@ -263,6 +263,17 @@ impl ScrapeLoop {
     }
 }
 
+/// Phases are rounded down to slots of a hundredth of the interval, at most this long.
+const MAX_PHASE_SLOT: Duration = Duration::from_millis(100);
+
+/// A target's phase within the interval, from its seed. Targets still spread over a hundred
+/// slots per interval, but those that share a slot start on one executor wake-up instead of
+/// one each: with thousands of targets the wake-ups cost more CPU than the scrapes' work.
+fn scrape_phase(interval_ns: u64, seed: u64) -> u64 {
+    let slot = (interval_ns / 100).clamp(1, MAX_PHASE_SLOT.as_nanos() as u64);
+    seed % interval_ns / slot * slot
+}
+
 /// The first scrape: the next instant whose phase within `interval` is this target's offset,
 /// so that targets spread over the interval and keep their phase across restarts.
 fn first_tick(interval: Duration, seed: u64) -> Instant {
@@ -271,7 +282,7 @@ fn first_tick(interval: Duration, seed: u64) -> Instant {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let base = interval_ns - now_ns % interval_ns;
-    let offset = seed % interval_ns;
+    let offset = scrape_phase(interval_ns, seed);
     let mut next = base + offset;
     if next > interval_ns {
         next -= interval_ns;
@@ -283,5 +294,36 @@ pub fn unix_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_fall_in_slots_within_the_interval() {
+        let ten_s = 10_000_000_000u64;
+        for seed in [
+            0u64,
+            1,
+            99_999_999,
+            100_000_001,
+            u64::MAX,
+            0x9e37_79b9_7f4a_7c15,
+        ] {
+            let p = scrape_phase(ten_s, seed);
+            assert!(p < ten_s);
+            assert_eq!(p % 100_000_000, 0, "10 s: 100 ms slots");
+            assert_eq!(p, scrape_phase(ten_s, seed), "stable");
+        }
+        // Short intervals get a hundredth of the interval; tiny ones still work.
+        assert_eq!(scrape_phase(1_000_000_000, 123_456_789), 120_000_000);
+        assert_eq!(scrape_phase(50, 1234), 1234 % 50);
+        // Different seeds spread over the slots.
+        let slots: std::collections::HashSet<u64> = (0..1000u64)
+            .map(|i| scrape_phase(ten_s, i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        assert!(slots.len() > 50, "{}", slots.len());
     }
 }

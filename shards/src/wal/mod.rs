@@ -26,6 +26,7 @@
 
 pub mod fault;
 pub mod page;
+pub mod page_cache_fs;
 pub mod reader;
 pub mod record;
 pub mod repair;
@@ -33,6 +34,7 @@ pub mod segment_file;
 pub mod writer;
 
 pub use page::{DEFAULT_SEGMENT_SIZE, FRAGMENT_HEADER_SIZE, PAGE_SIZE};
+pub use page_cache_fs::PageCacheFs;
 pub use reader::WalReader;
 pub use record::{RefSample, RefSeries, Stone};
 pub use repair::{repair, RepairReport};

@@ -1,6 +1,8 @@
 //! The file seam of the WAL writer: what it needs from a segment file and from the directory
-//! holding the segments. Production uses `DmaFs` (glommio's `DmaFile`: O_DIRECT writes through
-//! io_uring); tests put `fault::FaultFs` in between to fail writes and fsyncs on demand.
+//! holding the segments. Production uses `page_cache_fs::PageCacheFs` (buffered `pwrite(2)`, as
+//! Prometheus); `DmaFs` (glommio's `DmaFile`: O_DIRECT writes through io_uring) is the
+//! alternative with aligned writes; tests put `fault::FaultFs` in between to fail writes and
+//! fsyncs on demand.
 //!
 //! The seam only moves bytes. It never decides what is written where or when (that is the
 //! writer's job), and it never buffers: a write that returned `Ok` reached the kernel.
