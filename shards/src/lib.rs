@@ -4,6 +4,7 @@
 //! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
 //! series and samples, selects series by label matchers, and reads samples back.
 
+pub mod block;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod data_dir;
@@ -12,5 +13,6 @@ pub mod head;
 pub mod index;
 pub mod labels;
 pub mod shard;
+pub mod tombstones;
 pub mod value;
 pub mod wal;
