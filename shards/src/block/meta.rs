@@ -12,8 +12,8 @@
 //! }
 //! ```
 //!
-//! (shown with spaces; the file has tabs) Pretty-printed with tabs (Go's `json.MarshalIndent(meta, "", "\t")`), written to
-//! `meta.json.tmp`, fsynced and renamed. This file owns the format, never the block's data.
+//! Pretty-printed with tabs, shown above as spaces (Go's `json.MarshalIndent(meta, "",
+//! "\t")`), written to `meta.json.tmp`, fsynced and renamed. This file owns the format, never the block's data.
 
 use std::io::Write;
 use std::path::Path;

@@ -2,17 +2,21 @@
 //! block format (`<ulid>/{meta.json,index,chunks/000001…,tombstones}`, spec §4–§7).
 //!
 //! This module owns block directories: writing one whole (`writer`, through a temporary
-//! name), and the file formats that are a block's own (`chunk_writer`, `meta`, `ulid`).
+//! name), opening and reading one (`reader`, `chunk_reader`), and the file formats that are
+//! a block's own (`chunk_writer`, `meta`, `ulid`).
 //! It never decides what goes into a block or when (that is `compact`), and never deletes
 //! a block it cannot read: a corrupt block is reported as `BlockError::Corrupt`, naming the
 //! file, and left for an operator to look at.
 
+pub mod chunk_reader;
 pub mod chunk_writer;
 pub mod meta;
+pub mod reader;
 pub mod ulid;
 pub mod writer;
 
 pub use meta::{BlockMeta, BlockStats, Compaction};
+pub use reader::{open_all, Block, BlockSamples, OpenedBlocks};
 pub use ulid::Ulid;
 pub use writer::{write_block, BlockChunk, BlockWriter, NewBlock};
 
@@ -38,6 +42,9 @@ pub enum BlockError {
     /// deleted.
     #[error("corrupt block file {path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// Valid, but something this reader does not handle (histogram chunks, index v1).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// A caller broke the writer's contract (unsorted series, overlapping chunks, ...).
     #[error("invalid block input: {0}")]
     InvalidInput(String),

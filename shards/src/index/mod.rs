@@ -1,9 +1,11 @@
 //! Selecting series by their labels: label matchers, set operations on sorted series-id
-//! lists, the head's in-memory inverted index, and a block's `index` file (`writer`).
+//! lists, the head's in-memory inverted index, and a block's `index` file (`writer`,
+//! `reader`).
 
 pub mod matcher;
 pub mod mem_postings;
 pub mod postings;
+pub mod reader;
 pub mod writer;
 
 pub use matcher::{MatchType, Matcher, MatcherError};
