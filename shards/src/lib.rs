@@ -7,6 +7,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod chunks_head;
+pub mod compact;
 pub mod data_dir;
 pub mod encoding;
 pub mod head;

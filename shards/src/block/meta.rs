@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Pretty-printed with tabs, shown above as spaces (Go's `json.MarshalIndent(meta, "",
-//! "\t")`), written to `meta.json.tmp`, fsynced and renamed. This file owns the format, never the block's data.
+//! "\t")`), written to `meta.json.tmp`, fsynced and renamed. This file owns the format,
+//! never the block's data.
 
 use std::io::Write;
 use std::path::Path;

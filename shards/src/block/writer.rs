@@ -135,6 +135,11 @@ impl BlockWriter {
         &self.meta.ulid
     }
 
+    /// What was added so far.
+    pub fn stats(&self) -> &BlockStats {
+        &self.meta.stats
+    }
+
     /// Adds the next series (ascending label order) with its chunks (in time order, inside
     /// the block's range). A series without chunks is left out, as Prometheus does.
     pub fn add_series(
