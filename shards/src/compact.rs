@@ -7,11 +7,12 @@
 //! # Cooperative steps
 //!
 //! A shard's executor also serves its appends, so compaction never runs as one long call.
-//! `HeadCompactor::step` does a bounded slice of work and returns; the shard calls it after
-//! each append batch (and `Shard::compact` loops it). The slices are: collecting candidate
-//! series (`series_per_step` refs), writing series into the block (`series_per_step`
-//! series), finishing the block with head truncation, and rewriting WAL records into the
-//! checkpoint (`records_per_step`). This was chosen over a separate low-share task queue
+//! `HeadCompactor::step` does about `step_budget` (2 ms) of work and returns; the shard
+//! calls it after each append batch (and `Shard::compact` loops it). The work comes in
+//! slices between which the clock is read: collecting candidate series (`series_per_step`
+//! refs), writing series into the block (`series_per_step` series), finishing the block
+//! with head truncation (one slice, however large: closing the index writes all postings),
+//! and rewriting WAL records into the checkpoint (`records_per_step`). This was chosen over a separate low-share task queue
 //! because the head, the WAL and the blocks have one owner (`Shard`, `&mut self`) that the
 //! serve loop holds across each request: a second task could only reach them through
 //! `Rc<RefCell<..>>` borrows held across awaits. Steps need no sharing and bound the
@@ -43,10 +44,13 @@ use crate::wal::{SegmentFs, Wal, WalError};
 pub struct CompactionOptions {
     /// Head compaction on (the default). The block range is the head's chunk range.
     pub enabled: bool,
-    /// Series collected or written per step.
+    /// Series collected or written between two looks at the clock.
     pub series_per_step: usize,
-    /// WAL records rewritten into a checkpoint per step.
+    /// WAL records rewritten into a checkpoint between two looks at the clock.
     pub records_per_step: usize,
+    /// A step goes on with further slices of work until it has run this long (at least
+    /// one slice; zero makes every step exactly one slice).
+    pub step_budget: Duration,
     /// After a failed step, compaction waits this long before trying again.
     pub retry_after: Duration,
 }
@@ -55,8 +59,9 @@ impl Default for CompactionOptions {
     fn default() -> Self {
         CompactionOptions {
             enabled: true,
-            series_per_step: 512,
-            records_per_step: 64,
+            series_per_step: 256,
+            records_per_step: 16,
+            step_budget: Duration::from_millis(2),
             retry_after: Duration::from_secs(10),
         }
     }
@@ -188,6 +193,7 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
 
     async fn step_inner(&mut self, ctx: Ctx<'_, F>) -> Result<Progress, CompactionError> {
         let per_step = self.opts.series_per_step.max(1);
+        let (started, budget) = (Instant::now(), self.opts.step_budget);
         let Some(job) = self.job.take() else {
             let range = ctx.head.options().chunk_range;
             let Some((mint, maxt)) = compactable_range(ctx.head.time_range(), range) else {
@@ -209,8 +215,13 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 mut refs,
             } => {
                 let head = &*ctx.head;
-                head.series_overlapping(next_ref, per_step as u64, mint, maxt - 1, &mut refs);
-                next_ref += per_step as u64;
+                loop {
+                    head.series_overlapping(next_ref, per_step as u64, mint, maxt - 1, &mut refs);
+                    next_ref += per_step as u64;
+                    if next_ref > head.last_series_ref() || started.elapsed() >= budget {
+                        break;
+                    }
+                }
                 if next_ref <= head.last_series_ref() {
                     self.job = Some(Job::Collect {
                         mint,
@@ -250,34 +261,16 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 series,
                 next,
             } => {
-                let end = (next + per_step).min(series.len());
-                let mut views = Vec::new();
-                for (labels, r) in &series[next..end] {
-                    ctx.head
-                        .chunks_overlapping(*r, mint, maxt - 1, &mut views)?;
-                    let stones = ctx.head.series_tombstones(*r);
-                    let owned = block_chunks(&views, stones, mint, maxt - 1);
-                    let chunks: Vec<BlockChunk<'_>> = owned
-                        .iter()
-                        .map(|c| match c {
-                            ChunkSource::Whole(i) => {
-                                let v = &views[*i];
-                                BlockChunk {
-                                    min_time: v.min_time,
-                                    max_time: v.max_time,
-                                    encoding: Encoding::Xor,
-                                    data: v.data,
-                                }
-                            }
-                            ChunkSource::Reencoded(min, max, c) => BlockChunk {
-                                min_time: *min,
-                                max_time: *max,
-                                encoding: Encoding::Xor,
-                                data: c.bytes(),
-                            },
-                        })
-                        .collect();
-                    writer.add_series(labels, &chunks)?;
+                let mut end = next;
+                loop {
+                    let until = (end + per_step).min(series.len());
+                    for (labels, r) in &series[end..until] {
+                        write_series(ctx.head, &mut writer, labels, *r, mint, maxt - 1)?;
+                    }
+                    end = until;
+                    if end == series.len() || started.elapsed() >= budget {
+                        break;
+                    }
                 }
                 if end < series.len() {
                     self.job = Some(Job::Write {
@@ -309,12 +302,13 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
             }
             Job::Checkpoint(mut cp) => {
                 let head = &*ctx.head;
-                let done = cp
-                    .step(
-                        |r| head.series(r).is_some(),
-                        self.opts.records_per_step.max(1),
-                    )
-                    .await?;
+                let per_step = self.opts.records_per_step.max(1);
+                let done = loop {
+                    let done = cp.step(|r| head.series(r).is_some(), per_step).await?;
+                    if done || started.elapsed() >= budget {
+                        break done;
+                    }
+                };
                 if !done {
                     self.job = Some(Job::Checkpoint(cp));
                     return Ok(Progress::Working);
@@ -357,6 +351,39 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         }
         Ok(t)
     }
+}
+
+/// Copies the chunks of series `r` in `[mint, maxt]` (closed) into the block.
+fn write_series(
+    head: &Head,
+    writer: &mut BlockWriter,
+    labels: &Labels,
+    r: u64,
+    mint: i64,
+    maxt: i64,
+) -> Result<(), CompactionError> {
+    let mut views = Vec::new();
+    head.chunks_overlapping(r, mint, maxt, &mut views)?;
+    let owned = block_chunks(&views, head.series_tombstones(r), mint, maxt);
+    let chunks: Vec<BlockChunk<'_>> = owned
+        .iter()
+        .map(|c| match c {
+            ChunkSource::Whole(i) => BlockChunk {
+                min_time: views[*i].min_time,
+                max_time: views[*i].max_time,
+                encoding: Encoding::Xor,
+                data: views[*i].data,
+            },
+            ChunkSource::Reencoded(min, max, c) => BlockChunk {
+                min_time: *min,
+                max_time: *max,
+                encoding: Encoding::Xor,
+                data: c.bytes(),
+            },
+        })
+        .collect();
+    writer.add_series(labels, &chunks)?;
+    Ok(())
 }
 
 /// Where a block chunk comes from: a head chunk copied whole, or samples re-encoded.

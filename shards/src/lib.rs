@@ -13,6 +13,7 @@ pub mod encoding;
 pub mod head;
 pub mod index;
 pub mod labels;
+pub mod querier;
 pub mod shard;
 pub mod tombstones;
 pub mod value;

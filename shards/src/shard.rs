@@ -257,6 +257,11 @@ impl<F: SegmentFs + Clone> Shard<F> {
         &self.blocks
     }
 
+    /// Reads over head and blocks together, for samples with `mint <= t <= maxt`.
+    pub fn querier(&self, mint: i64, maxt: i64) -> crate::querier::Querier<'_> {
+        crate::querier::Querier::new(&self.head, &self.blocks, mint, maxt)
+    }
+
     pub fn compaction_stats(&self) -> &CompactionStats {
         &self.compactor.stats
     }

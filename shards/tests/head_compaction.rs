@@ -43,6 +43,7 @@ fn options() -> ShardOptions {
     // Small steps, so that appends interleave with every phase.
     o.compaction.series_per_step = 7;
     o.compaction.records_per_step = 5;
+    o.compaction.step_budget = Duration::ZERO;
     o
 }
 
@@ -179,6 +180,18 @@ fn check_contents(shard: &Shard, want: &Samples) {
     for (k, w) in want {
         assert_eq!(got.get(k), Some(w), "series {k}");
     }
+    // The merged querier sees the same.
+    let q = shard.querier(i64::MIN, i64::MAX);
+    let all = Matcher::new(MatchType::Equal, "job", "c").unwrap();
+    let mut merged = Samples::new();
+    for s in q.select(&[all]).unwrap() {
+        let pts = q.samples(&s).unwrap();
+        merged.insert(
+            key(&s.labels),
+            pts.iter().map(|&(t, v)| (t, canonical(v))).collect(),
+        );
+    }
+    assert_eq!(&merged, want, "querier over head + blocks");
 }
 
 async fn reopen_and_check(dir: &Path, want: &Samples) {
@@ -217,6 +230,8 @@ fn compaction_keeps_every_sample_once_and_prometheus_agrees() {
         !wal.contains(&"00000000".to_string()),
         "old segments deleted: {wal:?}"
     );
+    let head_chunks = std::fs::read_dir(dir.join("chunks_head")).unwrap().count();
+    assert!(head_chunks >= 1, "Prometheus must also read chunks_head");
 
     let d = dir.clone();
     let w = want.clone();
