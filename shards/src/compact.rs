@@ -9,14 +9,18 @@
 //! A shard's executor also serves its appends, so compaction never runs as one long call.
 //! `HeadCompactor::step` does about `step_budget` (2 ms) of work and returns; the shard
 //! calls it after each append batch (and `Shard::compact` loops it). The work comes in
-//! slices between which the clock is read: collecting candidate series (`series_per_step`
-//! refs), writing series into the block (`series_per_step` series), finishing the block
-//! with head truncation (one slice, however large: closing the index writes all postings),
-//! and rewriting WAL records into the checkpoint (`records_per_step`). This was chosen over a separate low-share task queue
-//! because the head, the WAL and the blocks have one owner (`Shard`, `&mut self`) that the
-//! serve loop holds across each request: a second task could only reach them through
+//! slices between which the clock is read: collecting candidate series with their labels
+//! and symbols into sorted sets (`series_per_step` refs), writing series into the block
+//! (`series_per_step` series), then one step each for closing the chunk files, closing the
+//! index (all postings), meta.json + tombstones + rename + head truncation, chunks_head
+//! truncation, and the WAL cut, then rewriting WAL records into the checkpoint
+//! (`records_per_step`). This was chosen over a separate low-share task queue because the
+//! head, the WAL and the blocks have one owner (`Shard`, `&mut self`) that the serve loop
+//! holds across each request: a second task could only reach them through
 //! `Rc<RefCell<..>>` borrows held across awaits. Steps need no sharing and bound the
-//! latency an append can see from compaction to one slice.
+//! latency an append can see from compaction to one slice; the slices that fsync (block
+//! files, chunks_head) still cost tens of milliseconds, and the checkpoint's first slice
+//! reads a whole WAL segment (`WalReader` loads segments whole).
 //!
 //! Between steps appends continue, which is safe: they only carry samples at or after
 //! `head max time - range/2`, which lies after the block's max time, and series are only
@@ -25,7 +29,7 @@
 //! equal to the block range they always lie inside); otherwise their remaining samples are
 //! re-encoded, as Prometheus does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,6 +39,7 @@ use crate::block::{Block, BlockChunk, BlockError, BlockMeta, BlockWriter, NewBlo
 use crate::chunkenc::{Encoding, XorChunk, XorIterator};
 use crate::head::series::range_for_timestamp;
 use crate::head::{snapshot, Head, HeadChunkView, HeadError, TruncateStats};
+use crate::labels::symbols::SymbolId;
 use crate::labels::Labels;
 use crate::tombstones::is_deleted;
 use crate::wal::checkpoint::{segments_to_checkpoint, CheckpointStats, Checkpointer};
@@ -59,8 +64,8 @@ impl Default for CompactionOptions {
     fn default() -> Self {
         CompactionOptions {
             enabled: true,
-            series_per_step: 256,
-            records_per_step: 16,
+            series_per_step: 64,
+            records_per_step: 4,
             step_budget: Duration::from_millis(2),
             retry_after: Duration::from_secs(10),
         }
@@ -121,12 +126,22 @@ pub struct CompactionStats {
     pub last_error: Option<String>,
 }
 
+/// What collecting found so far: series in label order and the block's symbols, built a
+/// slice at a time so that no step sorts or interns everything at once.
+#[derive(Default)]
+struct Collected {
+    series: BTreeMap<Labels, u64>,
+    /// Head symbol ids already in `symbols`.
+    seen: HashSet<SymbolId, ahash::RandomState>,
+    symbols: BTreeSet<Box<str>>,
+}
+
 enum Job<F: SegmentFs> {
     Collect {
         mint: i64,
         maxt: i64,
         next_ref: u64,
-        refs: Vec<u64>,
+        found: Box<Collected>,
     },
     Write {
         mint: i64,
@@ -134,6 +149,18 @@ enum Job<F: SegmentFs> {
         writer: Box<BlockWriter>,
         series: Vec<(Labels, u64)>,
         next: usize,
+    },
+    /// Closing the block's files, one per step: 0 chunk files, 1 index, 2 the rest and the
+    /// head truncation.
+    Finish {
+        maxt: i64,
+        stage: u8,
+        writer: Box<BlockWriter>,
+    },
+    /// After the head truncation: 0 chunks_head files, 1 the WAL cut and checkpoint start.
+    TruncateFiles {
+        maxt: i64,
+        stage: u8,
     },
     Checkpoint(Box<Checkpointer<F>>),
 }
@@ -199,11 +226,13 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
             let Some((mint, maxt)) = compactable_range(ctx.head.time_range(), range) else {
                 return Ok(Progress::Idle);
             };
+            let mut found = Box::<Collected>::default();
+            found.symbols.insert("".into());
             self.job = Some(Job::Collect {
                 mint,
                 maxt,
                 next_ref: 1,
-                refs: Vec::new(),
+                found,
             });
             return Ok(Progress::Working);
         };
@@ -212,12 +241,17 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 mint,
                 maxt,
                 mut next_ref,
-                mut refs,
+                mut found,
             } => {
                 let head = &*ctx.head;
+                let mut refs = Vec::new();
                 loop {
+                    refs.clear();
                     head.series_overlapping(next_ref, per_step as u64, mint, maxt - 1, &mut refs);
                     next_ref += per_step as u64;
+                    for &r in &refs {
+                        collect_series(head, r, &mut found);
+                    }
                     if next_ref > head.last_series_ref() || started.elapsed() >= budget {
                         break;
                     }
@@ -227,24 +261,20 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                         mint,
                         maxt,
                         next_ref,
-                        refs,
+                        found,
                     });
                     return Ok(Progress::Working);
                 }
-                let mut series: Vec<(Labels, u64)> = refs
-                    .iter()
-                    .filter_map(|&r| head.series_labels(r).map(|l| (l, r)))
-                    .collect();
-                series.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut symbols: BTreeSet<&str> = BTreeSet::from([""]);
-                for (l, _) in &series {
-                    for l in l {
-                        symbols.insert(&l.name);
-                        symbols.insert(&l.value);
-                    }
-                }
+                let Collected {
+                    series, symbols, ..
+                } = *found;
+                let series: Vec<(Labels, u64)> = series.into_iter().collect();
                 let block = NewBlock::level1(mint, maxt);
-                let writer = Box::new(BlockWriter::create(ctx.dir, block, symbols)?);
+                let writer = Box::new(BlockWriter::create(
+                    ctx.dir,
+                    block,
+                    symbols.iter().map(|s| &**s),
+                )?);
                 self.job = Some(Job::Write {
                     mint,
                     maxt,
@@ -282,7 +312,32 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                     });
                     return Ok(Progress::Working);
                 }
-                let block = if writer.stats().num_samples == 0 {
+                self.job = Some(Job::Finish {
+                    maxt,
+                    stage: 0,
+                    writer,
+                });
+                Ok(Progress::Working)
+            }
+            Job::Finish {
+                maxt,
+                stage,
+                mut writer,
+            } => {
+                let empty = writer.stats().num_samples == 0;
+                if stage < 2 && !empty {
+                    match stage {
+                        0 => writer.close_chunks()?,
+                        _ => writer.close_index()?,
+                    }
+                    self.job = Some(Job::Finish {
+                        maxt,
+                        stage: stage + 1,
+                        writer,
+                    });
+                    return Ok(Progress::Working);
+                }
+                let block = if empty {
                     // Prometheus writes no empty block; dropping the writer removes it.
                     drop(writer);
                     None
@@ -297,8 +352,27 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                     self.stats.blocks_written += 1;
                     Some(Box::new(meta))
                 };
-                let truncated = self.truncate(ctx, maxt).await?;
+                let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
+                self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
                 Ok(Progress::HeadTruncated { block, truncated })
+            }
+            Job::TruncateFiles { maxt, stage: 0 } => {
+                ctx.head
+                    .chunk_disk_mapper()
+                    .truncate(maxt)
+                    .map_err(HeadError::from)?;
+                self.job = Some(Job::TruncateFiles { maxt, stage: 1 });
+                Ok(Progress::Working)
+            }
+            Job::TruncateFiles { maxt, .. } => {
+                let (first, last) = ctx.wal.segment_range()?;
+                ctx.wal.next_segment().await?;
+                if let Some((first, last)) = segments_to_checkpoint(first, last) {
+                    let dir = ctx.wal.dir().to_path_buf();
+                    let cp = Checkpointer::start(ctx.fs.clone(), &dir, first, last, maxt).await?;
+                    self.job = Some(Job::Checkpoint(Box::new(cp)));
+                }
+                Ok(Progress::Working)
             }
             Job::Checkpoint(mut cp) => {
                 let head = &*ctx.head;
@@ -320,13 +394,14 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         }
     }
 
-    /// After the block is in place: the head, snapshots, chunks_head and the WAL.
-    async fn truncate(
+    /// After the block is in place: the head and the snapshots describing it.
+    fn truncate_head(
         &mut self,
-        ctx: Ctx<'_, F>,
+        dir: &Path,
+        head: &mut Head,
         mint: i64,
     ) -> Result<TruncateStats, CompactionError> {
-        let t = ctx.head.truncate(mint);
+        let t = head.truncate(mint);
         self.stats.head_truncations += 1;
         self.stats.series_removed += t.series_removed;
         // A snapshot describes a head before this truncation; replaying from it after a crash
@@ -335,21 +410,25 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
             let path = path.to_path_buf();
             move |source| CompactionError::Io { op, path, source }
         };
-        for old in snapshot::stale_snapshots(ctx.dir, None).map_err(io("list", ctx.dir))? {
+        for old in snapshot::stale_snapshots(dir, None).map_err(io("list", dir))? {
             std::fs::remove_dir_all(&old).map_err(io("remove", &old))?;
         }
-        ctx.head
-            .chunk_disk_mapper()
-            .truncate(mint)
-            .map_err(HeadError::from)?;
-        let (first, last) = ctx.wal.segment_range()?;
-        ctx.wal.next_segment().await?;
-        if let Some((first, last)) = segments_to_checkpoint(first, last) {
-            let dir = ctx.wal.dir().to_path_buf();
-            let cp = Checkpointer::start(ctx.fs.clone(), &dir, first, last, mint).await?;
-            self.job = Some(Job::Checkpoint(Box::new(cp)));
-        }
         Ok(t)
+    }
+}
+
+/// Adds series `r` (with a chunk in the block's range) and its symbols to `found`.
+fn collect_series(head: &Head, r: u64, found: &mut Collected) {
+    let Some(s) = head.series(r) else { return };
+    for &(n, v) in s.labels() {
+        for id in [n, v] {
+            if found.seen.insert(id) {
+                found.symbols.insert(head.symbols().resolve(id).into());
+            }
+        }
+    }
+    if let Some(labels) = head.series_labels(r) {
+        found.series.insert(labels, r);
     }
 }
 

@@ -262,6 +262,11 @@ impl<F: SegmentFs + Clone> Shard<F> {
         crate::querier::Querier::new(&self.head, &self.blocks, mint, maxt)
     }
 
+    /// Whether a head compaction (block write, truncation or WAL checkpoint) is under way.
+    pub fn is_compacting(&self) -> bool {
+        self.compactor.is_busy()
+    }
+
     pub fn compaction_stats(&self) -> &CompactionStats {
         &self.compactor.stats
     }

@@ -184,15 +184,28 @@ impl BlockWriter {
         Ok(())
     }
 
-    /// Finishes the block: closes the chunk files and the index, writes meta.json and an
-    /// empty tombstones file, and renames the directory into place. Returns its meta.
-    pub fn finish(mut self) -> Result<BlockMeta, BlockError> {
+    /// Flushes and fsyncs the chunk files (the first part of `finish`, which a caller
+    /// working in steps may do on its own). No series can be added afterwards.
+    pub fn close_chunks(&mut self) -> Result<(), BlockError> {
         if let Some(cw) = self.chunks.take() {
             cw.close()?;
         }
+        Ok(())
+    }
+
+    /// Writes the index's postings and tables and fsyncs it (the second part of `finish`).
+    pub fn close_index(&mut self) -> Result<(), BlockError> {
+        self.close_chunks()?;
         if let Some(iw) = self.index.take() {
             iw.close()?;
         }
+        Ok(())
+    }
+
+    /// Finishes the block: closes the chunk files and the index, writes meta.json and an
+    /// empty tombstones file, and renames the directory into place. Returns its meta.
+    pub fn finish(mut self) -> Result<BlockMeta, BlockError> {
+        self.close_index()?;
         self.meta.write(&self.tmp)?;
         Tombstones::new().write(&self.tmp)?;
         sync_dir(&self.tmp)?;
