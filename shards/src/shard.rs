@@ -370,10 +370,19 @@ impl<F: SegmentFs + Clone> Shard<F> {
         Ok(())
     }
 
-    /// Clean shutdown: chunks_head synced, the WAL closed, and (if enabled) a snapshot of
-    /// the head written so that the next start need not replay the WAL.
+    /// Clean shutdown: a compaction under way finished, chunks_head synced, the WAL closed,
+    /// and (if enabled) a snapshot of the head written so that the next start need not
+    /// replay the WAL.
     pub async fn close(mut self) -> Result<(), ShardError> {
         self.recover_wal().await?;
+        // A compaction under way is finished (as Prometheus waits for one), so that no
+        // half-written checkpoint or block is left behind by a clean shutdown. A failure is
+        // counted in `compaction_stats` and abandons it; the shutdown goes on.
+        while self.compactor.is_busy() {
+            if self.compact_step().await.is_err() {
+                break;
+            }
+        }
         self.head.chunk_disk_mapper().sync()?;
         let pos = self.wal.position();
         self.wal.close().await?;
