@@ -4,13 +4,17 @@
 //! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
 //! series and samples, selects series by label matchers, and reads samples back.
 
+pub mod block;
 pub mod chunkenc;
 pub mod chunks_head;
+pub mod compact;
 pub mod data_dir;
 pub mod encoding;
 pub mod head;
 pub mod index;
 pub mod labels;
+pub mod querier;
 pub mod shard;
+pub mod tombstones;
 pub mod value;
 pub mod wal;

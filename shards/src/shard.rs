@@ -4,11 +4,18 @@
 //! snapshot behind.
 //!
 //! Start-up order (Prometheus's, section 9.7 of the TSDB notes):
+//! 0. open the blocks (removing interrupted block writes; unreadable blocks are reported and
+//!    skipped); nothing older than the newest block's max time is loaded into the head;
 //! 1. map chunks_head (corrupt files are removed and reported);
-//! 2. load the newest `chunk_snapshot.S.O` when chunks_head was intact, or else ignore it;
-//! 3. replay the WAL from the snapshot's position (or from the start), truncating a torn or
+//! 2. load the newest `chunk_snapshot.S.O` when chunks_head was intact and no WAL checkpoint
+//!    is newer, or else ignore it;
+//! 3. replay the newest `wal/checkpoint.N` unless a snapshot was loaded, then the WAL from
+//!    the snapshot's position (or from segment N+1, or the start), truncating a torn or
 //!    corrupt tail at the last good record;
 //! 4. open a new WAL segment for appends.
+//!
+//! Head compaction (`compact`) runs in bounded steps after append batches, so that a block
+//! write, a head truncation and a WAL checkpoint never hold up appends for long.
 //!
 //! A batch is acknowledged when `append` returns `Ok`: its records were written to the WAL
 //! file (see `wal`'s durability rule), so a crash of the process cannot lose it.
@@ -24,7 +31,11 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::block::{self, Block, BlockError};
 use crate::chunks_head::{ChunksHeadError, OpenReport as ChunksHeadReport};
+use crate::compact::{
+    CompactionError, CompactionOptions, CompactionStats, Ctx, HeadCompactor, Progress,
+};
 use crate::head::replay::{ReplayError, Replayer};
 use crate::head::snapshot::{self, SnapshotError};
 use crate::head::{
@@ -42,6 +53,10 @@ pub enum ShardError {
     Wal(#[from] WalError),
     #[error(transparent)]
     ChunksHead(#[from] ChunksHeadError),
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    #[error(transparent)]
+    Compaction(#[from] CompactionError),
     #[error("snapshot {path}: {source}")]
     Snapshot {
         path: PathBuf,
@@ -70,6 +85,8 @@ pub struct ShardOptions {
     /// Write a snapshot on `close` (on by default in promcore; Prometheus's
     /// `memory-snapshot-on-shutdown`).
     pub snapshot_on_shutdown: bool,
+    /// Head compaction into blocks; the block range is `head.chunk_range`.
+    pub compaction: CompactionOptions,
 }
 
 /// Start-up progress, for logging.
@@ -99,6 +116,11 @@ pub struct ShardOpenReport {
     pub snapshot: Option<PathBuf>,
     pub replay: ReplayStats,
     pub repair: Option<RepairReport>,
+    /// Blocks opened, and those that could not be (left on disk, not read).
+    pub blocks: usize,
+    pub failed_blocks: Vec<(PathBuf, String)>,
+    /// The WAL checkpoint replayed, if any.
+    pub checkpoint: Option<PathBuf>,
     pub duration: Duration,
 }
 
@@ -111,6 +133,9 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     scratch: Vec<Prepared>,
     /// Batches whose WAL write failed; their records are still in the WAL's buffer.
     unflushed: Vec<Prepared>,
+    /// Sorted by min time.
+    blocks: Vec<Block>,
+    compactor: HeadCompactor<F>,
 }
 
 impl<F: SegmentFs + Clone> Shard<F> {
@@ -133,11 +158,24 @@ impl<F: SegmentFs + Clone> Shard<F> {
         })?;
         let wal_dir = dir.join("wal");
 
-        let (mut head, chunks_report) = Head::open(dir, opts.head.clone())?;
+        let opened = block::open_all(dir)?;
+        let floor = opened.blocks.iter().map(|b| b.meta().max_time).max();
+        let open_head = || -> Result<_, ShardError> {
+            let (mut head, report) = Head::open(dir, opts.head.clone())?;
+            if let Some(f) = floor {
+                head.set_min_valid_time(f);
+            }
+            Ok((head, report))
+        };
+        let (mut head, chunks_report) = open_head()?;
+        let checkpoint = wal::last_checkpoint(&wal_dir)?;
         let mut snapshot_used = None;
         let mut start = (0u64, 0u64);
         if let Some((path, seg, off)) = last_snapshot(dir)? {
-            if chunks_report.is_intact() {
+            if let Some((n, _)) = checkpoint.as_ref().filter(|(n, _)| *n >= seg) {
+                let reason = format!("WAL checkpoint {n} is newer; replaying from it");
+                progress(OpenProgress::SnapshotIgnored { path, reason });
+            } else if chunks_report.is_intact() {
                 match load_snapshot(&mut head, &path) {
                     Ok(series) => {
                         progress(OpenProgress::SnapshotLoaded {
@@ -152,7 +190,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
                             path: path.clone(),
                             reason: e.to_string(),
                         });
-                        head = Head::open(dir, opts.head.clone())?.0;
+                        head = open_head()?.0;
                     }
                 }
             } else {
@@ -161,7 +199,20 @@ impl<F: SegmentFs + Clone> Shard<F> {
             }
         }
 
-        let (replay, repair) = replay_wal(&mut head, &wal_dir, start, &mut progress)?;
+        let checkpoint_dir = match (&snapshot_used, checkpoint) {
+            (None, Some((n, path))) => {
+                start = (n + 1, 0);
+                Some(path)
+            }
+            _ => None,
+        };
+        let (replay, repair) = replay_wal(
+            &mut head,
+            &wal_dir,
+            checkpoint_dir.as_deref(),
+            start,
+            &mut progress,
+        )?;
         if let Some(r) = &repair {
             progress(OpenProgress::WalRepaired(r.clone()));
         }
@@ -171,8 +222,16 @@ impl<F: SegmentFs + Clone> Shard<F> {
             snapshot: snapshot_used,
             replay,
             repair,
+            blocks: opened.blocks.len(),
+            failed_blocks: opened
+                .failed
+                .iter()
+                .map(|(p, e)| (p.clone(), e.to_string()))
+                .collect(),
+            checkpoint: checkpoint_dir,
             duration: started.elapsed(),
         };
+        let compactor = HeadCompactor::new(opts.compaction.clone());
         let shard = Shard {
             dir: dir.to_path_buf(),
             opts,
@@ -181,6 +240,8 @@ impl<F: SegmentFs + Clone> Shard<F> {
             fs,
             scratch: Vec::new(),
             unflushed: Vec::new(),
+            blocks: opened.blocks,
+            compactor,
         };
         Ok((shard, report))
     }
@@ -191,6 +252,51 @@ impl<F: SegmentFs + Clone> Shard<F> {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The shard's blocks, sorted by min time.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// Reads over head and blocks together, for samples with `mint <= t <= maxt`.
+    pub fn querier(&self, mint: i64, maxt: i64) -> crate::querier::Querier<'_> {
+        crate::querier::Querier::new(&self.head, &self.blocks, mint, maxt)
+    }
+
+    /// Whether a head compaction (block write, truncation or WAL checkpoint) is under way.
+    pub fn is_compacting(&self) -> bool {
+        self.compactor.is_busy()
+    }
+
+    pub fn compaction_stats(&self) -> &CompactionStats {
+        &self.compactor.stats
+    }
+
+    /// One bounded step of head compaction (see `compact`); `Idle` when there is nothing
+    /// to do.
+    pub async fn compact_step(&mut self) -> Result<Progress, ShardError> {
+        let ctx = Ctx {
+            dir: &self.dir,
+            head: &mut self.head,
+            wal: &mut self.wal,
+            fs: &self.fs,
+            blocks: &mut self.blocks,
+        };
+        Ok(self.compactor.step(ctx).await?)
+    }
+
+    /// Runs head compaction until the head is no longer compactable and the WAL checkpoint
+    /// is written; returns what each finished phase did.
+    pub async fn compact(&mut self) -> Result<Vec<Progress>, ShardError> {
+        let mut done = Vec::new();
+        loop {
+            match self.compact_step().await? {
+                Progress::Idle => return Ok(done),
+                Progress::Working => {}
+                p => done.push(p),
+            }
+        }
     }
 
     /// Appends one batch; `Ok` means acknowledged (in the WAL file).
@@ -227,6 +333,11 @@ impl<F: SegmentFs + Clone> Shard<F> {
         for p in &mut self.scratch[..batches.len()] {
             out.push(self.head.commit(p)?);
         }
+        // The batch is acknowledged whatever compaction does: a failed step is counted in
+        // `compaction_stats` and retried later, never reported as an append error.
+        if self.compactor.options().enabled {
+            let _ = self.compact_step().await;
+        }
         Ok(out)
     }
 
@@ -261,10 +372,19 @@ impl<F: SegmentFs + Clone> Shard<F> {
         Ok(())
     }
 
-    /// Clean shutdown: chunks_head synced, the WAL closed, and (if enabled) a snapshot of
-    /// the head written so that the next start need not replay the WAL.
+    /// Clean shutdown: a compaction under way finished, chunks_head synced, the WAL closed,
+    /// and (if enabled) a snapshot of the head written so that the next start need not
+    /// replay the WAL.
     pub async fn close(mut self) -> Result<(), ShardError> {
         self.recover_wal().await?;
+        // A compaction under way is finished (as Prometheus waits for one), so that no
+        // half-written checkpoint or block is left behind by a clean shutdown. A failure is
+        // counted in `compaction_stats` and abandons it; the shutdown goes on.
+        while self.compactor.is_busy() {
+            if self.compact_step().await.is_err() {
+                break;
+            }
+        }
         self.head.chunk_disk_mapper().sync()?;
         let pos = self.wal.position();
         self.wal.close().await?;
@@ -325,15 +445,23 @@ fn load_snapshot(head: &mut Head, path: &Path) -> Result<u64, ShardError> {
     Ok(n)
 }
 
-/// Replays WAL records from `start` (segment, offset), repairing a corrupt tail.
+/// Replays a checkpoint (whose corruption is fatal, as in Prometheus), then WAL records
+/// from `start` (segment, offset), repairing a corrupt tail.
 fn replay_wal(
     head: &mut Head,
     wal_dir: &Path,
+    checkpoint: Option<&Path>,
     start: (u64, u64),
     progress: &mut impl FnMut(OpenProgress),
 ) -> Result<(ReplayStats, Option<RepairReport>), ShardError> {
     let mut replayer = Replayer::new(head)?;
     let mut repair = None;
+    if let Some(dir) = checkpoint {
+        let mut reader = WalReader::open(dir)?;
+        while let Some(rec) = reader.next_record()? {
+            replayer.record(rec)?;
+        }
+    }
     if wal_dir.exists() {
         let last = wal::list_segments(wal_dir)?.last().map_or(0, |s| s.index);
         let mut reader =

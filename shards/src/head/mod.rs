@@ -11,6 +11,7 @@
 //! the postings stay half the size; a shard refuses to create its 2^32-th series.
 
 mod append;
+mod compaction;
 mod read;
 pub(crate) mod replay;
 pub mod series;
@@ -18,6 +19,7 @@ mod series_set;
 pub mod snapshot;
 
 pub use append::{AppendBatch, AppendOutcome, BatchSample, Prepared, SeriesKey};
+pub use compaction::{HeadChunkView, TruncateStats};
 pub use read::SeriesSamples;
 pub use replay::ReplayStats;
 pub use series::{AppendRefusal, MemSeries, MmappedChunk};
@@ -102,6 +104,9 @@ pub struct Head {
     tombstones: HashMap<u64, Vec<Interval>, ahash::RandomState>,
     min_time: i64,
     max_time: i64,
+    /// Nothing older is accepted or replayed: it belongs to a block already (Prometheus's
+    /// `minValidTime`, the newest block's max time).
+    min_valid_time: i64,
     pub stats: HeadStats,
 }
 
@@ -121,6 +126,7 @@ impl Head {
             tombstones: HashMap::default(),
             min_time: i64::MAX,
             max_time: i64::MIN,
+            min_valid_time: i64::MIN,
             stats: HeadStats::default(),
         };
         Ok((head, report))
@@ -261,10 +267,15 @@ impl Head {
     /// The oldest timestamp an in-order append may have: Prometheus's
     /// `max(minValidTime, head max time - chunk range / 2)`.
     pub fn min_valid_time(&self) -> i64 {
-        if self.max_time == i64::MIN || !self.opts.reject_out_of_bounds {
+        if !self.opts.reject_out_of_bounds {
             return i64::MIN;
         }
-        self.max_time.saturating_sub(self.opts.chunk_range / 2)
+        if self.max_time == i64::MIN {
+            return self.min_valid_time;
+        }
+        self.max_time
+            .saturating_sub(self.opts.chunk_range / 2)
+            .max(self.min_valid_time)
     }
 
     /// Appends one in-order sample to a series and its chunks (already validated and

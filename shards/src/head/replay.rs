@@ -6,6 +6,8 @@
 //! already replayed) are skipped.
 //!
 //! Replay never refuses a sample for being out of bounds: what the WAL holds was accepted.
+//! What is older than the head's `min_valid_time` (set to the newest block's max time
+//! before replay) is skipped, samples and mmapped chunks alike: it is in a block already.
 
 use std::collections::HashMap;
 
@@ -102,9 +104,13 @@ impl<'h> Replayer<'h> {
         }
         self.head.create_with_ref(s.series_ref, &s.labels)?;
         let chunks = self.mmapped.remove(&s.series_ref).unwrap_or_default();
+        let floor = self.head.min_valid_time;
         if let Some(ms) = self.head.series_mut(s.series_ref) {
             ms.logged = true;
-            for c in sorted_in_order(chunks) {
+            for c in sorted_in_order(chunks)
+                .into_iter()
+                .filter(|c| c.max_time >= floor)
+            {
                 ms.push_mmapped(c);
             }
         }
@@ -167,7 +173,7 @@ impl<'h> Replayer<'h> {
             self.stats.unknown_refs += 1;
             return Ok(());
         };
-        if s.max_time().is_some_and(|m| t <= m) {
+        if t < self.head.min_valid_time || s.max_time().is_some_and(|m| t <= m) {
             self.stats.samples_skipped += 1;
             return Ok(());
         }
@@ -214,6 +220,12 @@ impl Replayer<'_> {
         let Some((mint, chunk)) = s.head_chunk else {
             return Ok(());
         };
+        if chunk
+            .last_time()
+            .is_some_and(|t| t < self.head.min_valid_time)
+        {
+            return Ok(());
+        }
         let r = self.remap.get(&r).copied().unwrap_or(r);
         let maxt = chunk.last_time().unwrap_or(mint);
         if let Some(ms) = self.head.series_mut(r) {

@@ -54,6 +54,16 @@ impl SeriesSet {
         self.len = self.len.max(p * PAGE + i + 1);
     }
 
+    /// Takes the series at ref `r` out; its slot stays unused (refs are never reused).
+    pub fn remove(&mut self, r: u64) -> Option<MemSeries> {
+        let (p, i) = Self::slot(r)?;
+        let s = self.pages.get_mut(p)?[i].take();
+        if s.is_some() {
+            self.live -= 1;
+        }
+        s
+    }
+
     /// Live series with their refs, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &MemSeries)> {
         self.pages
@@ -61,6 +71,14 @@ impl SeriesSet {
             .flat_map(|page| page.iter())
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|s| (i as u64 + 1, s)))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut MemSeries)> {
+        self.pages
+            .iter_mut()
+            .flat_map(|page| page.iter_mut())
+            .enumerate()
+            .filter_map(|(i, s)| s.as_mut().map(|s| (i as u64 + 1, s)))
     }
 
     /// Bytes held: the slots of every page plus each series' own heap.

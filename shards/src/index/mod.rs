@@ -1,9 +1,12 @@
 //! Selecting series by their labels: label matchers, set operations on sorted series-id
-//! lists, and the head's in-memory inverted index. Nothing here does I/O.
+//! lists, the head's in-memory inverted index, and a block's `index` file (`writer`,
+//! `reader`).
 
 pub mod matcher;
 pub mod mem_postings;
 pub mod postings;
+pub mod reader;
+pub mod writer;
 
 pub use matcher::{MatchType, Matcher, MatcherError};
 pub use mem_postings::MemPostings;

@@ -24,6 +24,7 @@
 //! `WalReader`, `repair` on corruption, and only then `Wal::open`, which starts a new segment
 //! after the last one (as Prometheus does on every start).
 
+pub mod checkpoint;
 pub mod fault;
 pub mod page;
 pub mod page_cache_fs;

@@ -1,0 +1,546 @@
+//! Head compaction (spec §10.1): when the head spans more than 1.5 block ranges, its oldest
+//! range `[head min time, next multiple of the range)` becomes a level-1 block; then the
+//! head is truncated at the block's max time, head snapshots and chunks_head files that
+//! only cover the past are deleted, a new WAL segment is started and the lower two thirds
+//! of the older segments are folded into a checkpoint (`wal::checkpoint`) and deleted.
+//!
+//! # Cooperative steps
+//!
+//! A shard's executor also serves its appends, so compaction never runs as one long call.
+//! `HeadCompactor::step` does about `step_budget` (2 ms) of work and returns; the shard
+//! calls it after each append batch (and `Shard::compact` loops it). The work comes in
+//! slices between which the clock is read: collecting candidate series with their labels
+//! and symbols into sorted sets (`series_per_step` refs), writing series into the block
+//! (`series_per_step` series), then one step each for closing the chunk files, closing the
+//! index (all postings), meta.json + tombstones + rename + head truncation, chunks_head
+//! truncation, and the WAL cut, then rewriting WAL records into the checkpoint
+//! (`records_per_step`). This was chosen over a separate low-share task queue because the
+//! head, the WAL and the blocks have one owner (`Shard`, `&mut self`) that the serve loop
+//! holds across each request: a second task could only reach them through
+//! `Rc<RefCell<..>>` borrows held across awaits. Steps need no sharing and bound the
+//! latency an append can see from compaction to one slice; the slices that fsync (block
+//! files, chunks_head) still cost tens of milliseconds, and the checkpoint's first slice
+//! reads a whole WAL segment (`WalReader` loads segments whole).
+//!
+//! Between steps appends continue, which is safe: they only carry samples at or after
+//! `head max time - range/2`, which lies after the block's max time, and series are only
+//! ever removed by the truncation step itself. Chunks are copied as they are when they lie
+//! inside the block's range and no tombstone touches them (with the head's chunk range
+//! equal to the block range they always lie inside); otherwise their remaining samples are
+//! re-encoded, as Prometheus does.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::block::{Block, BlockChunk, BlockError, BlockMeta, BlockWriter, NewBlock};
+use crate::chunkenc::{Encoding, XorChunk, XorIterator};
+use crate::head::series::range_for_timestamp;
+use crate::head::{snapshot, Head, HeadChunkView, HeadError, TruncateStats};
+use crate::labels::symbols::SymbolId;
+use crate::labels::Labels;
+use crate::tombstones::is_deleted;
+use crate::wal::checkpoint::{segments_to_checkpoint, CheckpointStats, Checkpointer};
+use crate::wal::{SegmentFs, Wal, WalError};
+
+#[derive(Debug, Clone)]
+pub struct CompactionOptions {
+    /// Head compaction on (the default). The block range is the head's chunk range.
+    pub enabled: bool,
+    /// Series collected or written between two looks at the clock.
+    pub series_per_step: usize,
+    /// WAL records rewritten into a checkpoint between two looks at the clock.
+    pub records_per_step: usize,
+    /// A step goes on with further slices of work until it has run this long (at least
+    /// one slice; zero makes every step exactly one slice).
+    pub step_budget: Duration,
+    /// After a failed step, compaction waits this long before trying again.
+    pub retry_after: Duration,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        CompactionOptions {
+            enabled: true,
+            series_per_step: 64,
+            records_per_step: 4,
+            step_budget: Duration::from_millis(2),
+            retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum CompactionError {
+    #[error("head compaction: {0}")]
+    Block(#[from] BlockError),
+    #[error("head compaction: {0}")]
+    Head(#[from] HeadError),
+    #[error("head compaction: WAL truncation: {0}")]
+    Wal(#[from] WalError),
+    #[error("head compaction: {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The range the head should compact next, if any: `[head min time, next multiple of
+/// range)` once the head spans more than 1.5 ranges (Prometheus's `compactable`).
+pub fn compactable_range(head: Option<(i64, i64)>, range: i64) -> Option<(i64, i64)> {
+    let (mint, maxt) = head?;
+    if range <= 0 || maxt.saturating_sub(mint) <= range / 2 * 3 {
+        return None;
+    }
+    Some((mint, range_for_timestamp(mint, range)))
+}
+
+/// What a step did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// Nothing to do.
+    Idle,
+    /// A slice of work was done; more follows.
+    Working,
+    /// A block was written (or, when `None`, the range held no samples) and the head
+    /// truncated.
+    HeadTruncated {
+        block: Option<Box<BlockMeta>>,
+        truncated: TruncateStats,
+    },
+    /// A WAL checkpoint was written and the segments it folds deleted.
+    Checkpointed(CheckpointStats),
+}
+
+/// Counters for self-monitoring (`prometheus_tsdb_compactions_total` ...).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactionStats {
+    pub blocks_written: u64,
+    pub head_truncations: u64,
+    pub series_removed: u64,
+    pub checkpoints: u64,
+    pub failures: u64,
+    pub last_error: Option<String>,
+}
+
+/// What collecting found so far: series in label order and the block's symbols, built a
+/// slice at a time so that no step sorts or interns everything at once.
+#[derive(Default)]
+struct Collected {
+    series: BTreeMap<Labels, u64>,
+    /// Head symbol ids already in `symbols`.
+    seen: HashSet<SymbolId, ahash::RandomState>,
+    symbols: BTreeSet<Box<str>>,
+}
+
+enum Job<F: SegmentFs> {
+    Collect {
+        mint: i64,
+        maxt: i64,
+        next_ref: u64,
+        found: Box<Collected>,
+    },
+    Write {
+        mint: i64,
+        maxt: i64,
+        writer: Box<BlockWriter>,
+        series: Vec<(Labels, u64)>,
+        next: usize,
+    },
+    /// Closing the block's files, one per step: 0 chunk files, 1 index, 2 the rest and the
+    /// head truncation.
+    Finish {
+        maxt: i64,
+        stage: u8,
+        writer: Box<BlockWriter>,
+    },
+    /// After the head truncation: 0 chunks_head files, 1 the WAL cut and checkpoint start.
+    TruncateFiles {
+        maxt: i64,
+        stage: u8,
+    },
+    Checkpoint(Box<Checkpointer<F>>),
+}
+
+/// What a step may touch: everything the shard owns.
+pub struct Ctx<'a, F: SegmentFs> {
+    pub dir: &'a Path,
+    pub head: &'a mut Head,
+    pub wal: &'a mut Wal<F>,
+    pub fs: &'a F,
+    pub blocks: &'a mut Vec<Block>,
+}
+
+pub struct HeadCompactor<F: SegmentFs> {
+    opts: CompactionOptions,
+    job: Option<Job<F>>,
+    not_before: Option<Instant>,
+    pub stats: CompactionStats,
+}
+
+impl<F: SegmentFs + Clone> HeadCompactor<F> {
+    pub fn new(opts: CompactionOptions) -> Self {
+        HeadCompactor {
+            opts,
+            job: None,
+            not_before: None,
+            stats: CompactionStats::default(),
+        }
+    }
+
+    pub fn options(&self) -> &CompactionOptions {
+        &self.opts
+    }
+
+    /// Whether a compaction is under way.
+    pub fn is_busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Does one slice of work, starting a compaction when the head is compactable. A
+    /// failure abandons the compaction (an unfinished block is removed; the head is only
+    /// truncated after its block is in place) and is counted; the next attempt waits
+    /// `retry_after`.
+    pub async fn step(&mut self, ctx: Ctx<'_, F>) -> Result<Progress, CompactionError> {
+        if self.job.is_none() && self.not_before.is_some_and(|t| Instant::now() < t) {
+            return Ok(Progress::Idle);
+        }
+        let r = self.step_inner(ctx).await;
+        if let Err(e) = &r {
+            self.job = None;
+            self.stats.failures += 1;
+            self.stats.last_error = Some(e.to_string());
+            self.not_before = Some(Instant::now() + self.opts.retry_after);
+        }
+        r
+    }
+
+    async fn step_inner(&mut self, ctx: Ctx<'_, F>) -> Result<Progress, CompactionError> {
+        let per_step = self.opts.series_per_step.max(1);
+        let (started, budget) = (Instant::now(), self.opts.step_budget);
+        let Some(job) = self.job.take() else {
+            let range = ctx.head.options().chunk_range;
+            let Some((mint, maxt)) = compactable_range(ctx.head.time_range(), range) else {
+                return Ok(Progress::Idle);
+            };
+            let mut found = Box::<Collected>::default();
+            found.symbols.insert("".into());
+            self.job = Some(Job::Collect {
+                mint,
+                maxt,
+                next_ref: 1,
+                found,
+            });
+            return Ok(Progress::Working);
+        };
+        match job {
+            Job::Collect {
+                mint,
+                maxt,
+                mut next_ref,
+                mut found,
+            } => {
+                let head = &*ctx.head;
+                let mut refs = Vec::new();
+                loop {
+                    refs.clear();
+                    head.series_overlapping(next_ref, per_step as u64, mint, maxt - 1, &mut refs);
+                    next_ref += per_step as u64;
+                    for &r in &refs {
+                        collect_series(head, r, &mut found);
+                    }
+                    if next_ref > head.last_series_ref() || started.elapsed() >= budget {
+                        break;
+                    }
+                }
+                if next_ref <= head.last_series_ref() {
+                    self.job = Some(Job::Collect {
+                        mint,
+                        maxt,
+                        next_ref,
+                        found,
+                    });
+                    return Ok(Progress::Working);
+                }
+                let Collected {
+                    series, symbols, ..
+                } = *found;
+                let series: Vec<(Labels, u64)> = series.into_iter().collect();
+                let block = NewBlock::level1(mint, maxt);
+                let writer = Box::new(BlockWriter::create(
+                    ctx.dir,
+                    block,
+                    symbols.iter().map(|s| &**s),
+                )?);
+                self.job = Some(Job::Write {
+                    mint,
+                    maxt,
+                    writer,
+                    series,
+                    next: 0,
+                });
+                Ok(Progress::Working)
+            }
+            Job::Write {
+                mint,
+                maxt,
+                mut writer,
+                series,
+                next,
+            } => {
+                let mut end = next;
+                loop {
+                    let until = (end + per_step).min(series.len());
+                    for (labels, r) in &series[end..until] {
+                        write_series(ctx.head, &mut writer, labels, *r, mint, maxt - 1)?;
+                    }
+                    end = until;
+                    if end == series.len() || started.elapsed() >= budget {
+                        break;
+                    }
+                }
+                if end < series.len() {
+                    self.job = Some(Job::Write {
+                        mint,
+                        maxt,
+                        writer,
+                        series,
+                        next: end,
+                    });
+                    return Ok(Progress::Working);
+                }
+                self.job = Some(Job::Finish {
+                    maxt,
+                    stage: 0,
+                    writer,
+                });
+                Ok(Progress::Working)
+            }
+            Job::Finish {
+                maxt,
+                stage,
+                mut writer,
+            } => {
+                let empty = writer.stats().num_samples == 0;
+                if stage < 2 && !empty {
+                    match stage {
+                        0 => writer.close_chunks()?,
+                        _ => writer.close_index()?,
+                    }
+                    self.job = Some(Job::Finish {
+                        maxt,
+                        stage: stage + 1,
+                        writer,
+                    });
+                    return Ok(Progress::Working);
+                }
+                let block = if empty {
+                    // Prometheus writes no empty block; dropping the writer removes it.
+                    drop(writer);
+                    None
+                } else {
+                    let meta = writer.finish()?;
+                    let b = Block::open(&ctx.dir.join(&meta.ulid))?;
+                    ctx.blocks.push(b);
+                    ctx.blocks.sort_by(|a, b| {
+                        (a.meta().min_time, &a.meta().ulid)
+                            .cmp(&(b.meta().min_time, &b.meta().ulid))
+                    });
+                    self.stats.blocks_written += 1;
+                    Some(Box::new(meta))
+                };
+                let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
+                self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
+                Ok(Progress::HeadTruncated { block, truncated })
+            }
+            Job::TruncateFiles { maxt, stage: 0 } => {
+                ctx.head
+                    .chunk_disk_mapper()
+                    .truncate(maxt)
+                    .map_err(HeadError::from)?;
+                self.job = Some(Job::TruncateFiles { maxt, stage: 1 });
+                Ok(Progress::Working)
+            }
+            Job::TruncateFiles { maxt, .. } => {
+                let (first, last) = ctx.wal.segment_range()?;
+                ctx.wal.next_segment().await?;
+                if let Some((first, last)) = segments_to_checkpoint(first, last) {
+                    let dir = ctx.wal.dir().to_path_buf();
+                    let cp = Checkpointer::start(ctx.fs.clone(), &dir, first, last, maxt).await?;
+                    self.job = Some(Job::Checkpoint(Box::new(cp)));
+                }
+                Ok(Progress::Working)
+            }
+            Job::Checkpoint(mut cp) => {
+                let head = &*ctx.head;
+                let per_step = self.opts.records_per_step.max(1);
+                let done = loop {
+                    let done = cp.step(|r| head.series(r).is_some(), per_step).await?;
+                    if done || started.elapsed() >= budget {
+                        break done;
+                    }
+                };
+                if !done {
+                    self.job = Some(Job::Checkpoint(cp));
+                    return Ok(Progress::Working);
+                }
+                let stats = cp.finish().await?;
+                self.stats.checkpoints += 1;
+                Ok(Progress::Checkpointed(stats))
+            }
+        }
+    }
+
+    /// After the block is in place: the head and the snapshots describing it.
+    fn truncate_head(
+        &mut self,
+        dir: &Path,
+        head: &mut Head,
+        mint: i64,
+    ) -> Result<TruncateStats, CompactionError> {
+        let t = head.truncate(mint);
+        self.stats.head_truncations += 1;
+        self.stats.series_removed += t.series_removed;
+        // A snapshot describes a head before this truncation; replaying from it after a crash
+        // would bring back what the block holds. The next clean shutdown writes a new one.
+        let io = |op, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CompactionError::Io { op, path, source }
+        };
+        for old in snapshot::stale_snapshots(dir, None).map_err(io("list", dir))? {
+            std::fs::remove_dir_all(&old).map_err(io("remove", &old))?;
+        }
+        Ok(t)
+    }
+}
+
+/// Adds series `r` (with a chunk in the block's range) and its symbols to `found`.
+fn collect_series(head: &Head, r: u64, found: &mut Collected) {
+    let Some(s) = head.series(r) else { return };
+    for &(n, v) in s.labels() {
+        for id in [n, v] {
+            if found.seen.insert(id) {
+                found.symbols.insert(head.symbols().resolve(id).into());
+            }
+        }
+    }
+    if let Some(labels) = head.series_labels(r) {
+        found.series.insert(labels, r);
+    }
+}
+
+/// Copies the chunks of series `r` in `[mint, maxt]` (closed) into the block.
+fn write_series(
+    head: &Head,
+    writer: &mut BlockWriter,
+    labels: &Labels,
+    r: u64,
+    mint: i64,
+    maxt: i64,
+) -> Result<(), CompactionError> {
+    let mut views = Vec::new();
+    head.chunks_overlapping(r, mint, maxt, &mut views)?;
+    let owned = block_chunks(&views, head.series_tombstones(r), mint, maxt);
+    let chunks: Vec<BlockChunk<'_>> = owned
+        .iter()
+        .map(|c| match c {
+            ChunkSource::Whole(i) => BlockChunk {
+                min_time: views[*i].min_time,
+                max_time: views[*i].max_time,
+                encoding: Encoding::Xor,
+                data: views[*i].data,
+            },
+            ChunkSource::Reencoded(min, max, c) => BlockChunk {
+                min_time: *min,
+                max_time: *max,
+                encoding: Encoding::Xor,
+                data: c.bytes(),
+            },
+        })
+        .collect();
+    writer.add_series(labels, &chunks)?;
+    Ok(())
+}
+
+/// Where a block chunk comes from: a head chunk copied whole, or samples re-encoded.
+enum ChunkSource {
+    Whole(usize),
+    Reencoded(i64, i64, XorChunk),
+}
+
+/// The block chunks of one series for `[mint, maxt]` (closed) from its head chunks.
+fn block_chunks(
+    views: &[HeadChunkView<'_>],
+    stones: &[(i64, i64)],
+    mint: i64,
+    maxt: i64,
+) -> Vec<ChunkSource> {
+    let mut out = Vec::with_capacity(views.len());
+    for (i, v) in views.iter().enumerate() {
+        let inside = v.min_time >= mint && v.max_time <= maxt;
+        let touched = stones
+            .iter()
+            .any(|&(a, b)| a <= v.max_time && b >= v.min_time);
+        if inside && !touched {
+            out.push(ChunkSource::Whole(i));
+            continue;
+        }
+        let mut c = XorChunk::new();
+        for (t, val) in XorIterator::new(v.data) {
+            if t >= mint && t <= maxt && !is_deleted(t, stones) {
+                c.append(t, val);
+            }
+        }
+        if let (Some(lo), Some(hi)) = (c.first_time(), c.last_time()) {
+            out.push(ChunkSource::Reencoded(lo, hi, c));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compactable_as_prometheus() {
+        let r = 7200;
+        assert_eq!(compactable_range(None, r), None);
+        assert_eq!(compactable_range(Some((0, 10_800)), r), None);
+        assert_eq!(compactable_range(Some((0, 10_801)), r), Some((0, 7200)));
+        // The first block after start is shorter: it ends at the next multiple of range.
+        assert_eq!(
+            compactable_range(Some((5000, 16_000)), r),
+            Some((5000, 7200))
+        );
+        assert_eq!(compactable_range(Some((-100, 10_801)), r), Some((-100, 0)));
+    }
+
+    #[test]
+    fn chunks_inside_are_copied_the_rest_reencoded() {
+        let mut a = XorChunk::new();
+        for t in [10, 20, 30] {
+            a.append(t, t as f64);
+        }
+        let v = HeadChunkView {
+            min_time: 10,
+            max_time: 30,
+            data: a.bytes(),
+        };
+        assert!(matches!(
+            block_chunks(&[v], &[], 0, 99)[..],
+            [ChunkSource::Whole(0)]
+        ));
+        let got = block_chunks(&[v], &[(20, 20)], 0, 99);
+        let [ChunkSource::Reencoded(10, 30, c)] = &got[..] else {
+            panic!("re-encoded expected")
+        };
+        assert_eq!(c.iter().collect::<Vec<_>>(), [(10, 10.0), (30, 30.0)]);
+        let got = block_chunks(&[v], &[], 15, 25);
+        assert!(matches!(&got[..], [ChunkSource::Reencoded(20, 20, _)]));
+        assert!(block_chunks(&[v], &[(0, 100)], 0, 99).is_empty());
+    }
+}

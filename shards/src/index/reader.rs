@@ -1,0 +1,516 @@
+//! Reads a block's `index` file (format v2, layout in `index::writer`) through an mmap.
+//!
+//! Opening reads only the TOC, the symbol table (to find each symbol's offset) and the
+//! postings offset table (each label value's position and its postings list's offset);
+//! series entries and postings lists are decoded on demand from the mapping, so a block
+//! costs about 8 bytes of memory per symbol and 16 per label pair, not its file size.
+//! (Prometheus keeps only every 32nd entry of both; this keeps them all, simpler and fast.)
+//!
+//! Every offset and length read from the file is checked against the file's size before it
+//! is used, and every section's CRC32C is verified where it is read: a damaged index is a
+//! typed `Corrupt` error naming the file, never a panic, never a read past the mapping
+//! (which would be a SIGBUS). Blocks are immutable, so the mapping never shrinks under us.
+//!
+//! `select` implements Prometheus's `PostingsForMatchers` with the same semantics as the
+//! head's `MemPostings::select` (absent label = "", negative matchers subtract, no
+//! matchers select nothing); a test holds the two to the same answers.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::block::BlockError;
+use crate::encoding::{crc32c, Decbuf, DecodeError};
+use crate::index::matcher::{MatchType, Matcher};
+use crate::index::postings::{difference_in_place, intersect, union};
+use crate::index::writer::{ChunkMeta, Toc, INDEX_VERSION_2, MAGIC_INDEX, TOC_LEN};
+use crate::labels::{Label, Labels};
+
+/// The file's bytes: an mmap, or (tests, empty files) an owned buffer.
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One value of a label name: where its string is and where its postings list is.
+#[derive(Debug, Clone, Copy)]
+struct ValueEntry {
+    value_off: u64,
+    postings_off: u64,
+}
+
+pub struct IndexReader {
+    path: PathBuf,
+    b: Bytes,
+    toc: Toc,
+    /// File offset of each symbol's uvarint length, by symbol ref.
+    symbols: Vec<u64>,
+    /// Label names (sorted) with their values (sorted); the all-postings key apart.
+    names: Vec<(String, Vec<ValueEntry>)>,
+    all_postings_off: Option<u64>,
+}
+
+impl IndexReader {
+    pub fn open(path: &Path) -> Result<IndexReader, BlockError> {
+        let f = std::fs::File::open(path).map_err(BlockError::io("open", path))?;
+        let len = f.metadata().map_err(BlockError::io("stat", path))?.len();
+        let b = if len == 0 {
+            Bytes::Owned(Vec::new())
+        } else {
+            // SAFETY: block files are never modified once renamed into place; all reads are
+            // bounds-checked against the length mapped here.
+            Bytes::Map(unsafe { Mmap::map(&f) }.map_err(BlockError::io("mmap", path))?)
+        };
+        Self::from_bytes(path, b)
+    }
+
+    /// Parses an index held in memory; `path` names it in errors.
+    pub fn from_vec(path: &Path, b: Vec<u8>) -> Result<IndexReader, BlockError> {
+        Self::from_bytes(path, Bytes::Owned(b))
+    }
+
+    fn from_bytes(path: &Path, b: Bytes) -> Result<IndexReader, BlockError> {
+        let mut r = IndexReader {
+            path: path.to_path_buf(),
+            b,
+            toc: Toc::default(),
+            symbols: Vec::new(),
+            names: Vec::new(),
+            all_postings_off: None,
+        };
+        r.read_header_and_toc()?;
+        r.read_symbols()?;
+        r.read_postings_table()?;
+        Ok(r)
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> BlockError {
+        BlockError::Corrupt {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn dec_err(&self, what: &str, e: DecodeError) -> BlockError {
+        self.corrupt(format!("{what}: {e}"))
+    }
+
+    fn read_header_and_toc(&mut self) -> Result<(), BlockError> {
+        let b = &self.b[..];
+        if b.len() < 5 + TOC_LEN {
+            return Err(self.corrupt(format!("{} bytes, too short for an index", b.len())));
+        }
+        let magic = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if magic != MAGIC_INDEX {
+            return Err(self.corrupt(format!("bad magic {magic:#010x}")));
+        }
+        if b[4] != INDEX_VERSION_2 {
+            return Err(self.corrupt(format!(
+                "index format version {} is not supported (only 2)",
+                b[4]
+            )));
+        }
+        let toc = &b[b.len() - TOC_LEN..];
+        let (body, crc) = toc.split_at(TOC_LEN - 4);
+        if crc32c(body).to_be_bytes() != crc {
+            return Err(self.corrupt("TOC checksum mismatch"));
+        }
+        let mut d = Decbuf::new(body);
+        let mut next = || d.be_u64().unwrap_or(0);
+        let t = Toc {
+            symbols: next(),
+            series: next(),
+            label_indices: next(),
+            label_indices_table: next(),
+            postings: next(),
+            postings_table: next(),
+        };
+        let end = (b.len() - TOC_LEN) as u64;
+        for (name, off) in [
+            ("symbols", t.symbols),
+            ("postings offset table", t.postings_table),
+        ] {
+            if off < 5 || off >= end {
+                return Err(self.corrupt(format!("TOC: {name} offset {off} outside the file")));
+            }
+        }
+        self.toc = t;
+        Ok(())
+    }
+
+    /// The body of a `len u32 | body | crc` section at `off`, CRC checked.
+    fn section(&self, off: u64, what: &str) -> Result<&[u8], BlockError> {
+        let b = &self.b[..];
+        let start =
+            usize::try_from(off).map_err(|_| self.corrupt(format!("{what}: bad offset")))?;
+        let len_bytes = b
+            .get(start..start.saturating_add(4))
+            .ok_or_else(|| self.corrupt(format!("{what} at {off}: length outside the file")))?;
+        let len =
+            u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        let body_start = start + 4;
+        let body = b
+            .get(body_start..body_start.saturating_add(len))
+            .ok_or_else(|| self.corrupt(format!("{what} at {off}: {len} bytes past the file")))?;
+        let crc = b
+            .get(body_start + len..body_start + len + 4)
+            .ok_or_else(|| self.corrupt(format!("{what} at {off}: checksum past the file")))?;
+        if crc32c(body).to_be_bytes() != crc {
+            return Err(self.corrupt(format!("{what} at {off}: checksum mismatch")));
+        }
+        Ok(body)
+    }
+
+    fn read_symbols(&mut self) -> Result<(), BlockError> {
+        let body = self.section(self.toc.symbols, "symbol table")?;
+        let base = self.toc.symbols + 4;
+        let mut d = Decbuf::new(body);
+        let count = d.be_u32().map_err(|e| self.dec_err("symbol table", e))?;
+        // Each symbol takes at least a byte: a count beyond that is corrupt, not a reason to
+        // allocate gigabytes.
+        if count as usize > body.len() {
+            return Err(self.corrupt(format!("symbol table: count {count} too large")));
+        }
+        let mut offs = Vec::with_capacity(count as usize);
+        let mut prev: Option<&[u8]> = None;
+        for _ in 0..count {
+            offs.push(base + (body.len() - d.remaining()) as u64);
+            let s = d
+                .uvarint_bytes()
+                .map_err(|e| self.dec_err("symbol table", e))?;
+            if prev.is_some_and(|p| p >= s) {
+                return Err(self.corrupt("symbol table: symbols not sorted"));
+            }
+            prev = Some(s);
+        }
+        self.symbols = offs;
+        Ok(())
+    }
+
+    fn read_postings_table(&mut self) -> Result<(), BlockError> {
+        let body = self.section(self.toc.postings_table, "postings offset table")?;
+        let base = self.toc.postings_table + 4;
+        let what = "postings offset table";
+        let mut d = Decbuf::new(body);
+        let count = d.be_u32().map_err(|e| self.dec_err(what, e))?;
+        if count as usize > body.len() {
+            return Err(self.corrupt(format!("{what}: count {count} too large")));
+        }
+        let mut names: Vec<(String, Vec<ValueEntry>)> = Vec::new();
+        let mut all = None;
+        for _ in 0..count {
+            let keys = d.uvarint().map_err(|e| self.dec_err(what, e))?;
+            if keys != 2 {
+                return Err(self.corrupt(format!("{what}: key count {keys}, want 2")));
+            }
+            let name = d.uvarint_str().map_err(|e| self.dec_err(what, e))?;
+            let value_off = base + (body.len() - d.remaining()) as u64;
+            let value = d.uvarint_bytes().map_err(|e| self.dec_err(what, e))?;
+            let postings_off = d.uvarint().map_err(|e| self.dec_err(what, e))?;
+            if postings_off >= self.b.len() as u64 {
+                return Err(self.corrupt(format!(
+                    "{what}: postings offset {postings_off} past the file"
+                )));
+            }
+            if name.is_empty() && value.is_empty() {
+                all = Some(postings_off);
+                continue;
+            }
+            let e = ValueEntry {
+                value_off,
+                postings_off,
+            };
+            match names.last_mut() {
+                Some((n, values)) if n == name => values.push(e),
+                Some((n, _)) if n.as_str() > name => {
+                    return Err(self.corrupt(format!("{what}: names not sorted")));
+                }
+                _ => names.push((name.to_owned(), vec![e])),
+            }
+        }
+        self.names = names;
+        self.all_postings_off = all;
+        Ok(())
+    }
+
+    /// A length-prefixed string at a file offset.
+    fn string_at(&self, off: u64) -> Result<&str, BlockError> {
+        let start = usize::try_from(off).unwrap_or(usize::MAX);
+        let rest = self
+            .b
+            .get(start..)
+            .ok_or_else(|| self.corrupt(format!("string at {off} outside the file")))?;
+        Decbuf::new(rest)
+            .uvarint_str()
+            .map_err(|e| self.dec_err(&format!("string at {off}"), e))
+    }
+
+    /// The symbol with reference `r`.
+    pub fn symbol(&self, r: u64) -> Result<&str, BlockError> {
+        let off = usize::try_from(r)
+            .ok()
+            .and_then(|i| self.symbols.get(i))
+            .ok_or_else(|| self.corrupt(format!("symbol ref {r} out of range")))?;
+        self.string_at(*off)
+    }
+
+    pub fn toc(&self) -> Toc {
+        self.toc
+    }
+
+    pub fn size(&self) -> u64 {
+        self.b.len() as u64
+    }
+
+    /// The postings list at `off`, CRC checked.
+    pub fn postings_at(&self, off: u64) -> Result<Vec<u32>, BlockError> {
+        let body = self.section(off, "postings list")?;
+        let mut d = Decbuf::new(body);
+        let n = d.be_u32().map_err(|e| self.dec_err("postings list", e))? as usize;
+        if body.len() != 4 + 4 * n {
+            return Err(self.corrupt(format!(
+                "postings list at {off}: {n} entries in {} bytes",
+                body.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut prev = None;
+        for _ in 0..n {
+            let r = d.be_u32().map_err(|e| self.dec_err("postings list", e))?;
+            if prev.is_some_and(|p| p >= r) {
+                return Err(self.corrupt(format!("postings list at {off}: not ascending")));
+            }
+            prev = Some(r);
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Every series ref in the block.
+    pub fn all_postings(&self) -> Result<Vec<u32>, BlockError> {
+        match self.all_postings_off {
+            Some(off) => self.postings_at(off),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn values_of(&self, name: &str) -> Option<&[ValueEntry]> {
+        self.names
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.names[i].1.as_slice())
+    }
+
+    /// The series with `name=value`.
+    pub fn postings(&self, name: &str, value: &str) -> Result<Vec<u32>, BlockError> {
+        let Some(values) = self.values_of(name) else {
+            return Ok(Vec::new());
+        };
+        match self.find_value(values, value)? {
+            Some(e) => self.postings_at(e.postings_off),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn find_value(
+        &self,
+        values: &[ValueEntry],
+        value: &str,
+    ) -> Result<Option<ValueEntry>, BlockError> {
+        let (mut lo, mut hi) = (0, values.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.string_at(values[mid].value_off)?.cmp(value) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(values[mid])),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Label names with at least one series, sorted.
+    pub fn label_names(&self) -> Vec<String> {
+        self.names.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Values of label `name`, sorted.
+    pub fn label_values(&self, name: &str) -> Result<Vec<String>, BlockError> {
+        let Some(values) = self.values_of(name) else {
+            return Ok(Vec::new());
+        };
+        values
+            .iter()
+            .map(|e| self.string_at(e.value_off).map(str::to_owned))
+            .collect()
+    }
+
+    /// The labels and chunk metas of series `r` (its offset / 16), CRC checked.
+    pub fn series(&self, r: u32, chunks: &mut Vec<ChunkMeta>) -> Result<Labels, BlockError> {
+        chunks.clear();
+        let off = u64::from(r) * 16;
+        let what = format!("series {r}");
+        let start = usize::try_from(off).unwrap_or(usize::MAX);
+        let rest = self
+            .b
+            .get(start..)
+            .filter(|_| off >= self.toc.series)
+            .ok_or_else(|| self.corrupt(format!("{what}: offset {off} outside the file")))?;
+        let mut d = Decbuf::new(rest);
+        let body = d.uvarint_bytes().map_err(|e| self.dec_err(&what, e))?;
+        let crc = d.bytes(4).map_err(|e| self.dec_err(&what, e))?;
+        if crc32c(body).to_be_bytes() != crc {
+            return Err(self.corrupt(format!("{what}: checksum mismatch")));
+        }
+        let mut d = Decbuf::new(body);
+        let de = |e| self.dec_err(&what, e);
+        let n = d.uvarint().map_err(de)?;
+        if n as usize > body.len() {
+            return Err(self.corrupt(format!("{what}: {n} labels in {} bytes", body.len())));
+        }
+        let mut labels = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let name = self.symbol(d.uvarint().map_err(de)?)?;
+            let value = self.symbol(d.uvarint().map_err(de)?)?;
+            labels.push(Label::new(name, value));
+        }
+        let labels = Labels::from_sorted_unchecked(labels)
+            .map_err(|e| self.corrupt(format!("{what}: labels: {e}")))?;
+        let k = d.uvarint().map_err(de)?;
+        if k as usize > body.len() {
+            return Err(self.corrupt(format!("{what}: {k} chunks in {} bytes", body.len())));
+        }
+        let mut prev: Option<ChunkMeta> = None;
+        for _ in 0..k {
+            let c = match prev {
+                None => {
+                    let mint = d.varint().map_err(de)?;
+                    let span = d.uvarint().map_err(de)?;
+                    let chunk_ref = d.uvarint().map_err(de)?;
+                    ChunkMeta {
+                        min_time: mint,
+                        max_time: mint.wrapping_add(span as i64),
+                        chunk_ref,
+                    }
+                }
+                Some(p) => {
+                    let gap = d.uvarint().map_err(de)?;
+                    let span = d.uvarint().map_err(de)?;
+                    let delta = d.varint().map_err(de)?;
+                    let mint = p.max_time.wrapping_add(gap as i64);
+                    ChunkMeta {
+                        min_time: mint,
+                        max_time: mint.wrapping_add(span as i64),
+                        chunk_ref: p.chunk_ref.wrapping_add(delta as u64),
+                    }
+                }
+            };
+            if c.max_time < c.min_time {
+                return Err(self.corrupt(format!("{what}: chunk with maxt before mint")));
+            }
+            chunks.push(c);
+            prev = Some(c);
+        }
+        Ok(labels)
+    }
+
+    /// The series refs matching every matcher, ascending; see the module doc.
+    pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<u32>, BlockError> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let must_be_set = |name: &str| {
+            matchers
+                .iter()
+                .any(|m| m.name == name && !m.matches_empty())
+        };
+        let mut intersecting: Vec<Vec<Vec<u32>>> = Vec::new();
+        let mut subtracting: Vec<Vec<Vec<u32>>> = Vec::new();
+        for m in matchers {
+            if m.positive_matches_all() {
+                match m.kind {
+                    MatchType::NotRegex => return Ok(Vec::new()),
+                    _ => continue,
+                }
+            }
+            if !m.matches_empty() || (must_be_set(&m.name) && !m.kind.is_negative()) {
+                let lists = self.lists_where(m, true)?;
+                if lists.is_empty() {
+                    return Ok(Vec::new());
+                }
+                intersecting.push(lists);
+            } else {
+                let lists = self.lists_where(m, false)?;
+                if !lists.is_empty() {
+                    subtracting.push(lists);
+                }
+            }
+        }
+        let mut out = match intersecting.is_empty() {
+            true => self.all_postings()?,
+            false => {
+                let unions: Vec<Vec<u32>> = intersecting
+                    .iter()
+                    .map(|g| union_of(g).into_owned())
+                    .collect();
+                let refs: Vec<&[u32]> = unions.iter().map(Vec::as_slice).collect();
+                intersect(&refs)
+            }
+        };
+        for g in &subtracting {
+            if out.is_empty() {
+                break;
+            }
+            let u = union_of(g);
+            let kept = difference_in_place(&mut out, &u);
+            out.truncate(kept);
+        }
+        Ok(out)
+    }
+
+    /// The postings lists of the values of `m`'s label for which `m.matches(v) == want`.
+    fn lists_where(&self, m: &Matcher, want: bool) -> Result<Vec<Vec<u32>>, BlockError> {
+        let Some(values) = self.values_of(&m.name) else {
+            return Ok(Vec::new());
+        };
+        if let Some(set) = m.set_matches() {
+            if want != m.kind.is_negative() && set.len() <= values.len() {
+                let mut out = Vec::new();
+                for s in set {
+                    if let Some(e) = self.find_value(values, s)? {
+                        out.push(self.postings_at(e.postings_off)?);
+                    }
+                }
+                return Ok(out);
+            }
+        }
+        let mut out = Vec::new();
+        for e in values {
+            if m.matches(self.string_at(e.value_off)?) == want {
+                out.push(self.postings_at(e.postings_off)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn union_of(lists: &[Vec<u32>]) -> Cow<'_, [u32]> {
+    match lists {
+        [one] => Cow::Borrowed(one.as_slice()),
+        _ => {
+            let refs: Vec<&[u32]> = lists.iter().map(Vec::as_slice).collect();
+            Cow::Owned(union(&refs))
+        }
+    }
+}

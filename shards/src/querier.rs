@@ -1,0 +1,266 @@
+//! Reads over a shard's head and blocks together, for callers that ask about series and
+//! samples without caring where they live (Prometheus's merged `Querier`).
+//!
+//! `select` runs the matchers against every block overlapping the time range and against
+//! the head, and merges what they return by label set: one `QuerySeries` per distinct
+//! labels, sorted. Its samples are the union of its sources' samples in the range, oldest
+//! first, with tombstones applied; where sources overlap (overlapping blocks, or a head
+//! replayed over a block after a crash) a timestamp present in several is returned once,
+//! the value of the source that starts earliest winning, as Prometheus's chained merge
+//! keeps one. This file owns merging; it never decides which blocks exist or compacts.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::block::{Block, BlockError};
+use crate::head::{Head, HeadError};
+use crate::index::matcher::Matcher;
+use crate::index::writer::ChunkMeta;
+use crate::labels::Labels;
+
+#[derive(Debug, Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    #[error(transparent)]
+    Head(#[from] HeadError),
+}
+
+/// Where one series' samples live.
+#[derive(Debug, Clone)]
+enum Source {
+    /// Index into the querier's blocks, the series ref there and its chunk metas.
+    Block(usize, u32, Vec<ChunkMeta>),
+    Head(u64),
+}
+
+/// One series of a selection: its labels and where its samples are.
+#[derive(Debug, Clone)]
+pub struct QuerySeries {
+    pub labels: Labels,
+    sources: Vec<Source>,
+}
+
+pub struct Querier<'a> {
+    head: &'a Head,
+    /// The blocks overlapping the range, by min time.
+    blocks: Vec<&'a Block>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl<'a> Querier<'a> {
+    /// A querier over samples with `mint <= t <= maxt`.
+    pub fn new(head: &'a Head, blocks: &'a [Block], mint: i64, maxt: i64) -> Self {
+        let mut blocks: Vec<&Block> = blocks
+            .iter()
+            .filter(|b| b.meta().overlaps_closed(mint, maxt))
+            .collect();
+        blocks.sort_by_key(|b| b.meta().min_time);
+        Querier {
+            head,
+            blocks,
+            mint,
+            maxt,
+        }
+    }
+
+    /// The series matching every matcher with a chunk in the range, merged by labels,
+    /// sorted by labels.
+    pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<QuerySeries>, QueryError> {
+        let mut merged: BTreeMap<Labels, Vec<Source>> = BTreeMap::new();
+        let mut metas = Vec::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            for r in b.select(matchers)? {
+                let labels = b.series(r, &mut metas)?;
+                metas.retain(|c| c.max_time >= self.mint && c.min_time <= self.maxt);
+                if metas.is_empty() {
+                    continue;
+                }
+                merged.entry(labels).or_default().push(Source::Block(
+                    i,
+                    r,
+                    std::mem::take(&mut metas),
+                ));
+            }
+        }
+        for r in self.head.select(matchers) {
+            let Some(s) = self.head.series(r) else {
+                continue;
+            };
+            let in_range = match (s.min_time(), s.max_time()) {
+                (Some(lo), Some(hi)) => lo <= self.maxt && hi >= self.mint,
+                _ => false,
+            };
+            if !in_range {
+                continue;
+            }
+            if let Some(labels) = self.head.series_labels(r) {
+                merged.entry(labels).or_default().push(Source::Head(r));
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, sources)| QuerySeries { labels, sources })
+            .collect())
+    }
+
+    /// The samples of a selected series in the range, oldest first, each timestamp once.
+    pub fn samples(&self, s: &QuerySeries) -> Result<Vec<(i64, f64)>, QueryError> {
+        let mut parts: Vec<Vec<(i64, f64)>> = Vec::with_capacity(s.sources.len());
+        for src in &s.sources {
+            let part = match src {
+                Source::Block(i, r, metas) => self.blocks[*i]
+                    .samples(*r, metas, self.mint, self.maxt)?
+                    .collect_checked()?,
+                Source::Head(r) => self
+                    .head
+                    .samples(*r, self.mint, self.maxt)?
+                    .collect_checked()?,
+            };
+            if !part.is_empty() {
+                parts.push(part);
+            }
+        }
+        Ok(merge(parts))
+    }
+
+    /// Sorted label names of the series matching `matchers` in the range.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, QueryError> {
+        let mut names = std::collections::BTreeSet::new();
+        for s in self.select(matchers)? {
+            names.extend(s.labels.iter().map(|l| l.name.clone()));
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// Sorted values of label `name` among the series matching `matchers` in the range.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, QueryError> {
+        let mut values = std::collections::BTreeSet::new();
+        for s in self.select(matchers)? {
+            if let Some(v) = s.labels.get(name) {
+                values.insert(v.to_string());
+            }
+        }
+        Ok(values.into_iter().collect())
+    }
+}
+
+/// Merges sorted sample lists; on equal timestamps the earlier list's sample is kept.
+fn merge(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
+    match parts.len() {
+        0 => return Vec::new(),
+        1 => return parts.pop().unwrap_or_default(),
+        _ => {}
+    }
+    // Parts are few (overlapping sources are the exception): a stable sort of their
+    // concatenation keeps, for each timestamp, the first part's sample first.
+    let mut all: Vec<(i64, f64)> = parts.into_iter().flatten().collect();
+    all.sort_by_key(|p| p.0);
+    all.dedup_by_key(|p| p.0);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{write_block, BlockChunk, NewBlock};
+    use crate::chunkenc::{Encoding, XorChunk};
+    use crate::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
+    use crate::index::MatchType;
+
+    fn l(name: &str) -> Labels {
+        Labels::from_pairs([("__name__", name), ("job", "q")]).unwrap()
+    }
+
+    fn block(dir: &std::path::Path, series: &[(&str, &[(i64, f64)])], mint: i64, maxt: i64) {
+        let chunks: Vec<(Labels, XorChunk)> = series
+            .iter()
+            .map(|(n, pts)| {
+                let mut c = XorChunk::new();
+                for &(t, v) in *pts {
+                    c.append(t, v);
+                }
+                (l(n), c)
+            })
+            .collect();
+        let input: Vec<(Labels, Vec<BlockChunk<'_>>)> = chunks
+            .iter()
+            .map(|(l, c)| {
+                let bc = BlockChunk {
+                    min_time: c.first_time().unwrap(),
+                    max_time: c.last_time().unwrap(),
+                    encoding: Encoding::Xor,
+                    data: c.bytes(),
+                };
+                (l.clone(), vec![bc])
+            })
+            .collect();
+        write_block(dir, NewBlock::level1(mint, maxt), &input).unwrap();
+    }
+
+    #[test]
+    fn merges_blocks_and_head_by_labels_deduplicating_overlaps() {
+        let dir = tempfile::tempdir().unwrap();
+        block(
+            dir.path(),
+            &[("a", &[(0, 1.0), (10, 2.0)]), ("b", &[(5, 5.0)])],
+            0,
+            20,
+        );
+        // Overlapping block: a repeats t=10 with another value, adds t=15.
+        block(dir.path(), &[("a", &[(10, 99.0), (15, 3.0)])], 10, 20);
+        let blocks = crate::block::open_all(dir.path()).unwrap().blocks;
+        let hdir = tempfile::tempdir().unwrap();
+        let (mut head, _) = Head::open(hdir.path(), HeadOptions::default()).unwrap();
+        head.append_unlogged(&AppendBatch {
+            new_series: vec![l("a"), l("c")],
+            samples: vec![
+                BatchSample {
+                    series: SeriesKey::New(0),
+                    t: 20,
+                    v: 4.0,
+                },
+                BatchSample {
+                    series: SeriesKey::New(1),
+                    t: 30,
+                    v: 6.0,
+                },
+            ],
+        })
+        .unwrap();
+        let all = [Matcher::new(MatchType::Equal, "job", "q").unwrap()];
+        let q = Querier::new(&head, &blocks, i64::MIN, i64::MAX);
+        let got: Vec<(String, Vec<(i64, f64)>)> = q
+            .select(&all)
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s.labels.get("__name__").unwrap().to_string(),
+                    q.samples(s).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a".into(), vec![(0, 1.0), (10, 2.0), (15, 3.0), (20, 4.0)]),
+                ("b".into(), vec![(5, 5.0)]),
+                ("c".into(), vec![(30, 6.0)]),
+            ]
+        );
+        // A narrower range leaves out blocks and series outside it.
+        let q = Querier::new(&head, &blocks, 12, 25);
+        let names: Vec<String> = q.label_values("__name__", &all).unwrap();
+        assert_eq!(names, ["a"]);
+        let a = q.select(&all).unwrap();
+        assert_eq!(q.samples(&a[0]).unwrap(), [(15, 3.0), (20, 4.0)]);
+        assert_eq!(q.label_names(&all).unwrap(), ["__name__", "job"]);
+    }
+}
