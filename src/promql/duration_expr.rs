@@ -63,8 +63,13 @@ pub fn resolve(query: &str, step: i64, range: i64) -> Result<Cow<'_, str>, Strin
                     let atom = &query[j..atom_end];
                     if !atom.is_empty() && !is_literal_offset(atom) {
                         let ms = eval_ms(atom, step, range)?;
-                        out.push_str(&query[copied..j]);
-                        out.push_str(&format!("{ms}ms"));
+                        if ms == 0 {
+                            // `offset 0` is no offset; the parser refuses a zero duration.
+                            out.push_str(&query[copied..start]);
+                        } else {
+                            out.push_str(&query[copied..j]);
+                            out.push_str(&format!("{ms}ms"));
+                        }
                         copied = atom_end;
                         changed = true;
                     }

@@ -176,6 +176,7 @@ impl Engine {
             annotations: Annotations::default(),
             query_start: start,
             query_end: end,
+            query_step: step,
             lookback,
             default_subquery_step: self.opts.default_subquery_step,
             query,

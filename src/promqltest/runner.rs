@@ -58,7 +58,11 @@ pub async fn run_script<S: TestStorage>(
     // select them are native-histogram evals, counted as skipped.
     let mut histograms: Vec<Labels> = Vec::new();
     storage.clear().await?;
+    let trace = std::env::var_os("PROMQLTEST_TRACE").is_some();
     for cmd in cmds {
+        if trace {
+            eprintln!("promqltest: {cmd:?}");
+        }
         match cmd {
             Command::Load {
                 line,

@@ -55,6 +55,32 @@ impl Evaluator<'_, '_> {
                     .collect(),
             )),
             "pi" => Ok(Evaluated::Scalar(vec![std::f64::consts::PI; self.steps()])),
+            "start" | "end" | "step" | "range" => {
+                let sh = &self.sh;
+                let v = match name {
+                    "start" => sh.query_start,
+                    "end" => sh.query_end,
+                    "step" => sh.query_step,
+                    _ => sh.query_end - sh.query_start,
+                };
+                Ok(Evaluated::Scalar(vec![v as f64 / 1000.0; self.steps()]))
+            }
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar(args[0])?;
+                let b = self.eval_scalar(args[1])?;
+                let min = name == "min_of";
+                // Go's math.Min/Max: NaN wins.
+                Ok(Evaluated::Scalar(
+                    a.iter()
+                        .zip(&b)
+                        .map(|(&x, &y)| match (x.is_nan() || y.is_nan(), min) {
+                            (true, _) => f64::NAN,
+                            (false, true) => x.min(y),
+                            (false, false) => x.max(y),
+                        })
+                        .collect(),
+                ))
+            }
             "vector" => {
                 let s = self.eval_scalar(args[0])?;
                 let empty = Matrix::new();
@@ -293,6 +319,7 @@ impl Evaluator<'_, '_> {
         let drop = !keeps_name(name);
         let mut out: Matrix = Vec::with_capacity(input.series.len());
         let mut warn_non_counter: Vec<String> = Vec::new();
+        let mut bad_quantile: Option<f64> = None;
         let steps = self.steps();
         for s in &input.series {
             self.sh.check_deadline()?;
@@ -321,7 +348,14 @@ impl Evaluator<'_, '_> {
                     "stddev_over_time" => over_time::stddev_over_time(w),
                     "stdvar_over_time" => over_time::stdvar_over_time(w),
                     "mad_over_time" => over_time::mad_over_time(w),
-                    "quantile_over_time" => over_time::quantile_over_time(scalar(0, step), w),
+                    "quantile_over_time" => {
+                        let q = scalar(0, step);
+                        // Warned only where there is data, as Prometheus does.
+                        if bad_quantile.is_none() && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
+                            bad_quantile = Some(q);
+                        }
+                        over_time::quantile_over_time(q, w)
+                    }
                     "ts_of_min_over_time" => over_time::ts_of_min_over_time(w),
                     "ts_of_max_over_time" => over_time::ts_of_max_over_time(w),
                     "ts_of_first_over_time" => over_time::ts_of_first_over_time(w),
@@ -363,6 +397,12 @@ impl Evaluator<'_, '_> {
                 points,
                 drop_name: s.drop_name || drop,
             });
+        }
+        if let Some(q) = bad_quantile {
+            let pos = self.position_of(Some(args[0]));
+            self.sh
+                .annotations
+                .warn(annotations::invalid_quantile(q, pos));
         }
         for n in warn_non_counter {
             let pos = self.position_of(Some(args[0]));
