@@ -1,6 +1,7 @@
-//! `histogram_quantile` over a classic histogram: the φ-quantile estimated from cumulative
-//! `le` bucket counts by linear interpolation within the bucket holding the rank, as
-//! Prometheus's bucketQuantile. Grouping series into buckets, parsing `le` and annotating are
+//! `histogram_quantile` and `histogram_fraction` over a classic histogram: the φ-quantile
+//! estimated from cumulative `le` bucket counts by linear interpolation within the bucket
+//! holding the rank, as Prometheus's bucketQuantile, and the fraction of observations between
+//! two values, as its BucketFraction. Grouping series into buckets, parsing `le` and annotating are
 //! the engine's; native histograms are not handled here.
 
 /// One cumulative bucket: the count of observations `<= upper_bound`.
@@ -88,6 +89,62 @@ pub fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> BucketQuantile {
     result(start + (end - start) * (rank / count))
 }
 
+/// Prometheus's histogram_fraction for classic buckets: the estimated fraction of the
+/// observations between `lower` and `upper`. Sorts/merges `buckets` in place.
+///
+/// NaN without a +Inf bucket, without observations, or with a NaN bound; 0 when `lower >=
+/// upper`. Inside a bucket observations are spread evenly (the lowest bucket starts at 0
+/// when its bound is positive), except in a bucket of infinite width, where they all sit
+/// at its infinite end.
+pub fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    buckets.sort_unstable_by(|a, b| {
+        a.upper_bound
+            .partial_cmp(&b.upper_bound)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    match buckets.last() {
+        Some(b) if b.upper_bound == f64::INFINITY => {}
+        _ => return f64::NAN,
+    }
+    coalesce(buckets);
+    let count = buckets[buckets.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let lower_rank = rank_below(lower, buckets).min(count);
+    let upper_rank = rank_below(upper, buckets).min(count);
+    (upper_rank - lower_rank) / count
+}
+
+/// The estimated number of observations below `v` (sorted, coalesced buckets).
+fn rank_below(v: f64, buckets: &[Bucket]) -> f64 {
+    let mut rank = 0.0;
+    for (i, b) in buckets.iter().enumerate() {
+        let lo = match i {
+            0 if b.upper_bound > 0.0 => 0.0,
+            0 => f64::NEG_INFINITY,
+            _ => buckets[i - 1].upper_bound,
+        };
+        if lo >= v {
+            return rank;
+        }
+        if v < b.upper_bound {
+            if lo == f64::NEG_INFINITY {
+                return b.count;
+            }
+            if b.upper_bound == f64::INFINITY {
+                return rank;
+            }
+            return rank + (b.count - rank) * (v - lo) / (b.upper_bound - lo);
+        }
+        rank = b.count;
+    }
+    rank
+}
+
 /// Merges buckets with the same bound (e.g. `le="0.2"` and `le="2e-1"`), summing counts.
 /// `buckets` is sorted by bound.
 fn coalesce(buckets: &mut Vec<Bucket>) {
@@ -152,7 +209,10 @@ mod tests {
     use super::super::load_notation::close;
     use super::*;
 
-    fn buckets(pairs: &[(f64, f64)]) -> Vec<Bucket> {
+    /// (upper bound, cumulative count)
+    type Pair = (f64, f64);
+
+    fn buckets(pairs: &[Pair]) -> Vec<Bucket> {
         pairs
             .iter()
             .map(|&(upper_bound, count)| Bucket { upper_bound, count })
@@ -244,6 +304,84 @@ mod tests {
     fn rank_in_the_inf_bucket_gives_the_highest_finite_bound() {
         let b = [(1.0, 1.0), (2.0, 2.0), (INF, 10.0)];
         assert_eq!(q(0.9, &b).value, 2.0);
+    }
+
+    #[test]
+    fn fractions_as_the_test_files() {
+        // histograms.test, "Test histogram_fraction" (the `_bucket` cases at 50m).
+        let one_two_three = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (INF, 100.0)];
+        let negative = [(-3.0, 10.0), (-2.0, 12.0), (-1.0, 15.0), (INF, 100.0)];
+        let h2 = [
+            (0.0, 0.0),
+            (2.0, 10.0),
+            (4.0, 20.0),
+            (6.0, 30.0),
+            (INF, 30.0),
+        ];
+        let h3_pos = [
+            (0.0, 0.0),
+            (0.1, 50.0),
+            (0.2, 70.0),
+            (1.0, 110.0),
+            (INF, 110.0),
+        ];
+        let h3_neg = [
+            (-0.25, 0.0),
+            (-0.2, 10.0),
+            (-0.1, 20.0),
+            (0.3, 20.0),
+            (INF, 20.0),
+        ];
+        let fractional = [(0.5, 2.5), (1.0, 7.5), (INF, 100.0)];
+        let crosses_zero = [
+            (-2.0, 5.0),
+            (-1.0, 10.0),
+            (0.0, 15.0),
+            (1.0, 20.0),
+            (INF, 100.0),
+        ];
+        let small = [(1.0, 1.0), (2.0, 3.0), (INF, 10.0)];
+        let nan = f64::NAN;
+        // (lower, upper, buckets, fraction)
+        let cases: [(f64, f64, &[Pair], f64); 23] = [
+            (0.0, 4.0, &h2, 0.6666666666666666),
+            (0.0, 6.0, &h2, 1.0),
+            (0.0, 3.5, &h2, 0.5833333333333334),
+            (0.0, 0.2, &h3_pos, 0.6363636363636364),
+            (0.0, 0.2, &h3_neg, 0.0),
+            (0.0, 1.5, &one_two_three, 0.02),
+            (-4.0, -2.0, &negative, 0.02),
+            (-INF, -1.5, &negative, 0.135),
+            (-INF, INF, &one_two_three, 1.0),
+            (-INF, INF, &negative, 1.0),
+            (4.0, 5.0, &one_two_three, 0.0),
+            (0.0, 1.0, &negative, 0.0),
+            (2.0, 5.0, &one_two_three, 0.03),
+            (400.0, INF, &one_two_three, 0.94),
+            (2.0, 2.0, &one_two_three, 0.0),
+            (3.0, 2.0, &one_two_three, 0.0),
+            (0.0, 1.0, &[(INF, 100.0)], 0.0),
+            (2.0, 3.5, &one_two_three, 0.03),
+            (0.5, 2.0, &one_two_three, 0.025),
+            (1.0, 3.0, &one_two_three, 0.05),
+            (0.1, 0.75, &fractional, 0.045),
+            (-1.0, 1.0, &crosses_zero, 0.1),
+            (-10.0, -5.0, &small, 0.0),
+        ];
+        for (lower, upper, b, want) in cases {
+            let got = bucket_fraction(lower, upper, &mut buckets(b));
+            assert!(
+                close(got, want),
+                "({lower}, {upper}) {b:?}: {got}, want {want}"
+            );
+        }
+        assert!(close(bucket_fraction(5.0, 10.0, &mut buckets(&small)), 0.0));
+        let zero = [(1.0, 0.0), (2.0, 0.0), (3.0, 0.0), (INF, 0.0)];
+        assert!(bucket_fraction(0.0, 5.0, &mut buckets(&zero)).is_nan());
+        let two = [(1.0, 1.0), (INF, 100.0)];
+        assert!(bucket_fraction(nan, 1.0, &mut buckets(&two)).is_nan());
+        assert!(bucket_fraction(0.0, nan, &mut buckets(&two)).is_nan());
+        assert!(bucket_fraction(0.0, 1.0, &mut buckets(&[(1.0, 1.0)])).is_nan());
     }
 
     #[test]
