@@ -464,9 +464,9 @@ fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
         return Ok(());
     }
     // `axN` before plain numbers: `0x59` is 60 zeros here, not hex.
-    let expansion = item
-        .rfind('x')
-        .filter(|&xi| xi > 0 && item[xi + 1..].bytes().all(|c| c.is_ascii_digit()) && xi + 1 < item.len());
+    let expansion = item.rfind('x').filter(|&xi| {
+        xi > 0 && item[xi + 1..].bytes().all(|c| c.is_ascii_digit()) && xi + 1 < item.len()
+    });
     let Some(xi) = expansion else {
         return match parse_go_float(item) {
             Some(f) => {

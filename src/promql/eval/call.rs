@@ -160,9 +160,64 @@ impl Evaluator<'_, '_> {
                 }
                 Ok(Evaluated::Vector(m))
             }
-            "histogram_quantile" => self.histogram_quantile(args[0], args[1]),
+            "histogram_quantile" => {
+                let q = self.eval_scalar(args[0])?;
+                if let Some(bad) = q
+                    .iter()
+                    .copied()
+                    .find(|q| q.is_nan() || *q < 0.0 || *q > 1.0)
+                {
+                    let pos = self.position_of(Some(args[0]));
+                    self.sh
+                        .annotations
+                        .warn(annotations::invalid_quantile(bad, pos));
+                }
+                self.classic_histogram(args[1], None, |step, b| {
+                    let r = histogram::bucket_quantile(q[step], b);
+                    vec![(String::new(), r.value, r.forced_monotonic)]
+                })
+            }
+            "histogram_quantiles" => {
+                let label = self.eval_string(args[1])?;
+                let mut qs = Vec::new();
+                for a in &args[2..] {
+                    qs.push(self.eval_scalar(a)?);
+                }
+                for (i, q) in qs.iter().enumerate() {
+                    if let Some(bad) = q
+                        .iter()
+                        .copied()
+                        .find(|q| q.is_nan() || *q < 0.0 || *q > 1.0)
+                    {
+                        let pos = self.position_of(Some(args[2 + i]));
+                        self.sh
+                            .annotations
+                            .warn(annotations::invalid_quantile(bad, pos));
+                    }
+                }
+                self.classic_histogram(args[0], Some(&label), |step, b| {
+                    qs.iter()
+                        .map(|q| {
+                            let mut b = b.clone();
+                            let r = histogram::bucket_quantile(q[step], &mut b);
+                            (quantile_label(q[step]), r.value, r.forced_monotonic)
+                        })
+                        .collect()
+                })
+            }
+            "histogram_fraction" => {
+                let lo = self.eval_scalar(args[0])?;
+                let hi = self.eval_scalar(args[1])?;
+                self.classic_histogram(args[2], None, |step, b| {
+                    vec![(
+                        String::new(),
+                        histogram::bucket_fraction(lo[step], hi[step], b),
+                        false,
+                    )]
+                })
+            }
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-            | "histogram_stdvar" | "histogram_fraction" => {
+            | "histogram_stdvar" => {
                 // Native histograms only: float samples are ignored.
                 for a in &args {
                     let _ = self.eval(a)?;
@@ -507,13 +562,22 @@ impl Evaluator<'_, '_> {
         Ok(Evaluated::Vector(merge_same_labels(out)?))
     }
 
-    fn histogram_quantile(&mut self, q_expr: &Expr, b_expr: &Expr) -> Result<Evaluated> {
-        let q = self.eval_scalar(q_expr)?;
+    /// A function of classic histograms (`le` buckets): series are grouped by their labels
+    /// without `le` and `__name__`, and `f` turns each group's buckets at a step into a value
+    /// (and whether they had to be made monotonic).
+    fn classic_histogram(
+        &mut self,
+        b_expr: &Expr,
+        extra_label: Option<&str>,
+        mut f: impl FnMut(usize, &mut Vec<histogram::Bucket>) -> Vec<(String, f64, bool)>,
+    ) -> Result<Evaluated> {
         let m = self.eval_vector(b_expr)?;
         let mut groups_key: Vec<String> = Vec::with_capacity(m.len());
         let mut bounds: Vec<Option<f64>> = Vec::with_capacity(m.len());
         let mut group_labels: HashMap<String, Labels> = HashMap::new();
-        let without = vec!["le".to_string(), METRIC_NAME.to_string()];
+        // Grouped with the name (it is dropped at the end), so two histograms that differ only
+        // by name are two groups, and then a duplicate label set: as Prometheus.
+        let without = vec!["le".to_string()];
         let mut bad_le: Vec<(String, String)> = Vec::new();
         for s in &m {
             let le = s.labels.get("le").unwrap_or("");
@@ -529,7 +593,6 @@ impl Evaluator<'_, '_> {
             group_labels.entry(key.clone()).or_insert_with(|| {
                 let mut b = LabelsBuilder::new(&s.labels);
                 b.del("le");
-                b.del(METRIC_NAME);
                 b.build()
             });
             groups_key.push(key);
@@ -539,17 +602,6 @@ impl Evaluator<'_, '_> {
             self.sh
                 .annotations
                 .warn(annotations::bad_bucket_label(&le, &name, pos));
-        }
-        if q.iter().any(|q| q.is_nan() || *q < 0.0 || *q > 1.0) {
-            let bad = q
-                .iter()
-                .find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
-                .copied()
-                .unwrap_or(f64::NAN);
-            let pos = self.position_of(Some(q_expr));
-            self.sh
-                .annotations
-                .warn(annotations::invalid_quantile(bad, pos));
         }
         let mut forced: Vec<String> = Vec::new();
         let out = self.range_eval(&[&m], |_, step, ts, v| {
@@ -581,16 +633,25 @@ impl Evaluator<'_, '_> {
                 let Some((mut b, name)) = buckets.remove(key) else {
                     continue;
                 };
-                let r = histogram::bucket_quantile(q[step], &mut b);
-                if r.forced_monotonic {
-                    forced.push(name);
+                for (label_value, value, forced_monotonic) in f(step, &mut b) {
+                    if forced_monotonic && !forced.contains(&name) {
+                        forced.push(name.clone());
+                    }
+                    let labels = match extra_label {
+                        Some(l) => {
+                            let mut lb = LabelsBuilder::new(&group_labels[key]);
+                            lb.set(l, &label_value);
+                            lb.build()
+                        }
+                        None => group_labels[key].clone(),
+                    };
+                    out.push(Sample {
+                        labels,
+                        t: ts,
+                        f: value,
+                        drop_name: true,
+                    });
                 }
-                out.push(Sample {
-                    labels: group_labels[key].clone(),
-                    t: ts,
-                    f: r.value,
-                    drop_name: false,
-                });
             }
             Ok(out)
         })?;
@@ -623,6 +684,17 @@ impl Evaluator<'_, '_> {
             Some(at) => annotations::position(self.sh.query, at),
             None => String::new(),
         }
+    }
+}
+
+/// The label value `histogram_quantiles` gives a quantile: its shortest decimal form, with
+/// `.0` on whole numbers (`0.0`, `0.25`, `1.0`, `NaN`).
+fn quantile_label(q: f64) -> String {
+    let s = crate::promql::eval::aggregate::format_float_f(q);
+    if q.is_finite() && !s.contains('.') {
+        format!("{s}.0")
+    } else {
+        s
     }
 }
 
