@@ -24,8 +24,9 @@ const EXPECTED: &[(&str, usize, usize, usize)] = &[
     // UTF-8).
     ("functions.test", 322, 1, 108),
     ("histograms.test", 93, 0, 92),
-    // info(): the data-label matchers of its second argument.
-    ("info.test", 11, 41, 1),
+    // info() inside subqueries with `@`/offset (the info series' time), and the
+    // "conflicting label" error.
+    ("info.test", 48, 4, 1),
     ("limit.test", 1, 0, 36),
     ("literals.test", 25, 0, 0),
     ("name_label_dropping.test", 30, 0, 0),

@@ -262,7 +262,7 @@ impl Evaluator<'_, '_> {
                     Some((start + step as i64 * interval) as f64 / 1000.0)
                 })
             }
-            "info" => self.info(&args),
+            "info" => self.info(c, &args),
             _ => {
                 if let Some(d) = DateFn::from_name(name) {
                     if args.is_empty() {
@@ -666,11 +666,117 @@ impl Evaluator<'_, '_> {
         Ok(Evaluated::Vector(out))
     }
 
-    /// `info(v [, selector])`: adds the data labels of matching info series (`target_info` by
-    /// default) to each series of `v`, joined on `instance` and `job`.
-    fn info(&mut self, args: &[&Expr]) -> Result<Evaluated> {
+    /// `info(v [, selector])` (experimental): adds to each series of `v` the data labels of
+    /// the info series (`target_info` unless the selector names others) that share its
+    /// identifying labels `instance` and `job`, as of the same time. Labels the series has
+    /// are kept; conflicting info series resolve to the one with the newest sample. With data
+    /// label matchers only the labels they name are added, and a series with no matching info
+    /// series is dropped unless every data matcher accepts an empty value.
+    fn info(&mut self, c: &Call, args: &[&Expr]) -> Result<Evaluated> {
+        const IDENTIFYING: [&str; 2] = ["instance", "job"];
         let m = self.eval_vector(args[0])?;
-        Ok(Evaluated::Vector(m))
+        let name_matchers = super::prefetch::info_name_matchers(c)?;
+        let data_matchers: Vec<shards::index::matcher::Matcher> =
+            match args.get(1).map(|a| unparen(a)) {
+                Some(Expr::VectorSelector(vs)) => super::prefetch::matchers(vs)?
+                    .into_iter()
+                    .filter(|m| {
+                        m.name != METRIC_NAME
+                            && m.name != crate::promql::duration_expr::INFO_SENTINEL
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+        let any_positive_name = name_matchers
+            .iter()
+            .any(|m| !m.kind.is_negative() && !m.matches(""));
+        let is_info_name = |n: &str| {
+            name_matchers.iter().all(|m| m.matches(n))
+                && (any_positive_name || n.ends_with("_info"))
+        };
+        let infos: Vec<&crate::promql::source::RawSeries> = self
+            .sh
+            .series_of(c as *const Call as usize)
+            .iter()
+            .filter(|s| is_info_name(s.labels.get(METRIC_NAME).unwrap_or("")))
+            .collect();
+        let (at, offset) = match unparen(args[0]) {
+            Expr::VectorSelector(vs) => (self.at(&vs.at), super::offset_ms(&vs.offset)),
+            _ => (None, 0),
+        };
+        let lookback = self.sh.lookback;
+        let drop_unmatched =
+            !data_matchers.is_empty() && data_matchers.iter().any(|m| !m.matches(""));
+        let out = self.range_eval(&[&m], |_, _, ts, v| {
+            let reference = at.unwrap_or(ts) - offset;
+            let mut out = Vec::with_capacity(v[0].len());
+            for e in &v[0] {
+                let base = &m[e.series];
+                if is_info_name(base.labels.get(METRIC_NAME).unwrap_or("")) {
+                    out.push(sample_of(base, e.f, ts));
+                    continue;
+                }
+                // Newest sample per info metric name among those joining this series.
+                let mut chosen: HashMap<&str, (i64, &Labels)> = HashMap::new();
+                for info in &infos {
+                    if IDENTIFYING
+                        .iter()
+                        .any(|l| info.labels.get(l) != base.labels.get(l))
+                    {
+                        continue;
+                    }
+                    if !data_matchers
+                        .iter()
+                        .all(|dm| dm.matches(info.labels.get(&dm.name).unwrap_or("")))
+                    {
+                        continue;
+                    }
+                    let Some(p) =
+                        super::selectors::lookback_sample(&info.points, reference, lookback)
+                    else {
+                        continue;
+                    };
+                    let name = info.labels.get(METRIC_NAME).unwrap_or("");
+                    match chosen.get(name) {
+                        Some((t, _)) if *t >= p.t => {}
+                        _ => {
+                            chosen.insert(name, (p.t, &info.labels));
+                        }
+                    }
+                }
+                if chosen.is_empty() {
+                    if !drop_unmatched {
+                        out.push(sample_of(base, e.f, ts));
+                    }
+                    continue;
+                }
+                let mut b = LabelsBuilder::new(&base.labels);
+                for (_, labels) in chosen.values() {
+                    for l in labels.iter() {
+                        if l.name == METRIC_NAME
+                            || IDENTIFYING.contains(&l.name.as_str())
+                            || base.labels.get(&l.name).is_some()
+                        {
+                            continue;
+                        }
+                        if !data_matchers.is_empty()
+                            && !data_matchers.iter().any(|dm| dm.name == l.name)
+                        {
+                            continue;
+                        }
+                        b.set(&l.name, &l.value);
+                    }
+                }
+                out.push(Sample {
+                    labels: b.build(),
+                    t: ts,
+                    f: e.f,
+                    drop_name: base.drop_name,
+                });
+            }
+            Ok(out)
+        })?;
+        Ok(Evaluated::Vector(out))
     }
 
     /// ` (line:col)` of a sub-expression, found by its text in the query (promql-parser keeps
