@@ -63,8 +63,13 @@ pub fn resolve(query: &str, step: i64, range: i64) -> Result<Cow<'_, str>, Strin
                     let atom = &query[j..atom_end];
                     if !atom.is_empty() && !is_literal_offset(atom) {
                         let ms = eval_ms(atom, step, range)?;
-                        out.push_str(&query[copied..j]);
-                        out.push_str(&format!("{ms}ms"));
+                        if ms == 0 {
+                            // `offset 0` is no offset; the parser refuses a zero duration.
+                            out.push_str(&query[copied..start]);
+                        } else {
+                            out.push_str(&query[copied..j]);
+                            out.push_str(&format!("{ms}ms"));
+                        }
                         copied = atom_end;
                         changed = true;
                     }
@@ -167,6 +172,84 @@ fn matching_paren(b: &[u8], open: usize) -> usize {
         }
     }
     b.len()
+}
+
+/// A matcher inserted into `info`'s selector argument, and ignored by `info`: Prometheus
+/// accepts a selector there whose matchers all match the empty string (`{data=~".*"}`),
+/// which promql-parser refuses as a selector.
+pub const INFO_SENTINEL: &str = "__promcore_info_selector__";
+
+/// Adds `INFO_SENTINEL="1"` to the bare `{...}` selector given as `info`'s second argument.
+pub fn mark_info_selectors(query: &str) -> Cow<'_, str> {
+    let b = query.as_bytes();
+    let mut inserts = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => i = skip_string(b, i),
+            _ if query[i..].starts_with("info")
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) =>
+            {
+                let mut j = i + 4;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j >= b.len() || b[j] != b'(' {
+                    i += 4;
+                    continue;
+                }
+                // The top-level comma of the call, then a bare selector.
+                let mut depth = 0;
+                let mut k = j;
+                while k < b.len() {
+                    match b[k] {
+                        b'"' | b'\'' | b'`' => {
+                            k = skip_string(b, k);
+                            continue;
+                        }
+                        b'(' | b'[' | b'{' => depth += 1,
+                        b')' | b']' | b'}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        b',' if depth == 1 => {
+                            let mut m = k + 1;
+                            while m < b.len() && b[m].is_ascii_whitespace() {
+                                m += 1;
+                            }
+                            if m < b.len() && b[m] == b'{' {
+                                inserts.push(m + 1);
+                            }
+                            break;
+                        }
+                        _ => {}
+                    }
+                    k += 1;
+                }
+                i = j + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    if inserts.is_empty() {
+        return Cow::Borrowed(query);
+    }
+    let mut out = String::with_capacity(query.len() + inserts.len() * 40);
+    let mut last = 0;
+    for at in inserts {
+        out.push_str(&query[last..at]);
+        out.push_str(INFO_SENTINEL);
+        out.push_str("=\"1\"");
+        let rest = query[at..].trim_start();
+        if !rest.starts_with('}') {
+            out.push_str(", ");
+        }
+        last = at;
+    }
+    out.push_str(&query[last..]);
+    Cow::Owned(out)
 }
 
 /// Evaluates a duration expression to milliseconds.
@@ -365,6 +448,16 @@ mod tests {
             Ok(6000)
         );
         assert_eq!(eval_ms("range()", 5000, 10_000), Ok(10_000));
+    }
+
+    #[test]
+    fn info_selectors_get_a_sentinel() {
+        assert_eq!(
+            mark_info_selectors(r#"info(m, {data=~".*"})"#),
+            format!(r#"info(m, {{{INFO_SENTINEL}="1", data=~".*"}})"#)
+        );
+        assert_eq!(mark_info_selectors("info(m)"), "info(m)");
+        assert_eq!(mark_info_selectors("sum(rate(m[5m]))"), "sum(rate(m[5m]))");
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
 /// Parses `query`, duration expressions resolved with the range query's `step` and range.
 pub fn parse_with(query: &str, step: i64, range: i64) -> Result<Expr, QueryError> {
     let q = super::duration_expr::resolve(query, step, range).map_err(QueryError::BadData)?;
+    let q = super::duration_expr::mark_info_selectors(&q);
     promql_parser::parser::parse(&q).map_err(QueryError::BadData)
 }
 
@@ -176,6 +177,7 @@ impl Engine {
             annotations: Annotations::default(),
             query_start: start,
             query_end: end,
+            query_step: step,
             lookback,
             default_subquery_step: self.opts.default_subquery_step,
             query,
@@ -268,4 +270,115 @@ fn finish_matrix(m: Matrix) -> Result<Matrix, QueryError> {
     let mut out = super::eval::call::merge_same_labels(m)?;
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::source::{MemorySource, RawSeries};
+    use crate::promql::value::FPoint;
+    use shards::labels::Labels;
+
+    fn series(pairs: &[(&str, &str)], points: &[(i64, f64)]) -> RawSeries {
+        RawSeries {
+            labels: Labels::from_pairs(pairs.iter().copied()).unwrap(),
+            points: points.iter().map(|&(t, f)| FPoint { t, f }).collect(),
+        }
+    }
+
+    fn source() -> MemorySource {
+        MemorySource::new(vec![
+            series(
+                &[("__name__", "req_total"), ("job", "a")],
+                &[(0, 0.0), (60_000, 60.0), (120_000, 120.0)],
+            ),
+            series(
+                &[("__name__", "req_total"), ("job", "b")],
+                &[(0, 0.0), (60_000, 120.0), (120_000, 240.0)],
+            ),
+        ])
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        futures_lite::future::block_on(f)
+    }
+
+    #[test]
+    fn instant_query_aggregates_rates_and_drops_the_name() {
+        let e = Engine::default();
+        let r = run(e.instant_query(
+            &source(),
+            "sum by (job) (rate(req_total[2m]))",
+            120_000,
+            &QueryParams::default(),
+        ))
+        .unwrap();
+        let Value::Vector(v) = r.value else {
+            panic!("not a vector: {:?}", r.value)
+        };
+        let got: Vec<(String, f64)> = v
+            .iter()
+            .map(|s| (s.labels.get("job").unwrap().to_string(), s.f))
+            .collect();
+        assert_eq!(got, vec![("a".into(), 1.0), ("b".into(), 2.0)]);
+        assert!(v
+            .iter()
+            .all(|s| s.labels.get("__name__").is_none() && s.t == 120_000));
+    }
+
+    #[test]
+    fn range_query_stitches_steps_and_sorts_series() {
+        let e = Engine::default();
+        let r = run(e.range_query(
+            &source(),
+            "req_total / on(job) group_left req_total",
+            0,
+            120_000,
+            60_000,
+            &QueryParams::default(),
+        ))
+        .unwrap();
+        let Value::Matrix(m) = r.value else {
+            panic!("not a matrix")
+        };
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].labels.get("job"), Some("a"));
+        let vals: Vec<f64> = m[1].points.iter().map(|p| p.f).collect();
+        assert!(vals[0].is_nan() && vals[1] == 1.0 && vals[2] == 1.0);
+    }
+
+    #[test]
+    fn errors_and_limits_are_prometheus_texts() {
+        let e = Engine::default();
+        let p = QueryParams::default();
+        let err = run(e.range_query(&source(), "req_total[1m]", 0, 60_000, 1000, &p)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+        );
+        let small = Engine::new(EngineOptions {
+            max_samples: 3,
+            ..EngineOptions::default()
+        });
+        let err =
+            run(small.range_query(&source(), "req_total", 0, 120_000, 60_000, &p)).unwrap_err();
+        assert_eq!(err, QueryError::TooManySamples("query execution"));
+        let err = run(e.instant_query(&source(), "req_total + ignoring(job) req_total", 0, &p))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("found duplicate series"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deadline_stops_evaluation() {
+        let e = Engine::default();
+        let p = QueryParams {
+            timeout: Some(Duration::ZERO),
+            ..QueryParams::default()
+        };
+        let err = run(e.instant_query(&source(), "sum(req_total)", 0, &p)).unwrap_err();
+        assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+    }
 }

@@ -463,12 +463,18 @@ fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
         out.extend(std::iter::repeat_n(None, n));
         return Ok(());
     }
-    if let Some(f) = parse_go_float(item) {
-        out.push(Some(f));
-        return Ok(());
-    }
-    let Some(xi) = item.rfind('x') else {
-        return Err(format!("invalid item {item:?}"));
+    // `axN` before plain numbers: `0x59` is 60 zeros here, not hex.
+    let expansion = item.rfind('x').filter(|&xi| {
+        xi > 0 && item[xi + 1..].bytes().all(|c| c.is_ascii_digit()) && xi + 1 < item.len()
+    });
+    let Some(xi) = expansion else {
+        return match parse_go_float(item) {
+            Some(f) => {
+                out.push(Some(f));
+                Ok(())
+            }
+            None => Err(format!("invalid item {item:?}")),
+        };
     };
     let times: usize = item[xi + 1..]
         .parse()

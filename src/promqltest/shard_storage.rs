@@ -22,6 +22,19 @@ use crate::router::shard_link::ShardLink;
 use crate::router::shard_service::ShardService;
 use crate::router::Router;
 
+/// Polls `f` again every few milliseconds as well as on its own wake-ups. Connecting the two
+/// ends of a glommio shared channel sometimes misses the wake-up from the other executor
+/// (observed here: one connect in a few hundred never returned while its peer had
+/// connected); re-polling finds the connection made.
+async fn keep_awake<T>(f: impl std::future::Future<Output = T>) -> T {
+    futures_lite::future::or(f, async {
+        loop {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
 /// Requests queued per link.
 const QUEUE: usize = 16;
 
@@ -66,6 +79,9 @@ impl ShardStorage {
             let handle = LocalExecutorBuilder::default()
                 .name(&format!("test-shard-{i}"))
                 .spawn(move || async move {
+                    if std::env::var_os("PROMQLTEST_TRACE").is_some() {
+                        eprintln!("promqltest: shard {i} executor running");
+                    }
                     let shard = match Shard::open(&path, opts, PageCacheFs, |_| {}).await {
                         Ok((shard, _)) => shard,
                         Err(e) => {
@@ -73,8 +89,18 @@ impl ShardStorage {
                             return;
                         }
                     };
-                    let requests = req_rx.connect().await;
-                    let replies = rep_tx.connect().await;
+                    let trace = std::env::var_os("PROMQLTEST_TRACE").is_some();
+                    if trace {
+                        eprintln!("promqltest: shard {i} open");
+                    }
+                    let requests = keep_awake(req_rx.connect()).await;
+                    if trace {
+                        eprintln!("promqltest: shard {i} requests connected");
+                    }
+                    let replies = keep_awake(rep_tx.connect()).await;
+                    if trace {
+                        eprintln!("promqltest: shard {i} serving");
+                    }
                     let shard = ShardService::new(shard).serve(requests, replies).await;
                     if let Err(e) = shard.close().await {
                         eprintln!("promqltest: closing shard {i}: {e}");
@@ -83,13 +109,18 @@ impl ShardStorage {
                 .map_err(|e| format!("starting shard executor: {e}"))?;
             self.threads.push(handle);
         }
+        let trace = std::env::var_os("PROMQLTEST_TRACE").is_some();
         let mut links = Vec::new();
         for (i, (req_tx, rep_rx)) in ends.into_iter().enumerate() {
-            links.push(ShardLink::start(
-                i,
-                req_tx.connect().await,
-                rep_rx.connect().await,
-            ));
+            if trace {
+                eprintln!("promqltest: connecting shard {i}");
+            }
+            let requests = keep_awake(req_tx.connect()).await;
+            if trace {
+                eprintln!("promqltest: connected requests of shard {i}");
+            }
+            let replies = keep_awake(rep_rx.connect()).await;
+            links.push(ShardLink::start(i, requests, replies));
         }
         self.cluster = Some(Cluster {
             _dir: dir,

@@ -55,6 +55,32 @@ impl Evaluator<'_, '_> {
                     .collect(),
             )),
             "pi" => Ok(Evaluated::Scalar(vec![std::f64::consts::PI; self.steps()])),
+            "start" | "end" | "step" | "range" => {
+                let sh = &self.sh;
+                let v = match name {
+                    "start" => sh.query_start,
+                    "end" => sh.query_end,
+                    "step" => sh.query_step,
+                    _ => sh.query_end - sh.query_start,
+                };
+                Ok(Evaluated::Scalar(vec![v as f64 / 1000.0; self.steps()]))
+            }
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar(args[0])?;
+                let b = self.eval_scalar(args[1])?;
+                let min = name == "min_of";
+                // Go's math.Min/Max: NaN wins.
+                Ok(Evaluated::Scalar(
+                    a.iter()
+                        .zip(&b)
+                        .map(|(&x, &y)| match (x.is_nan() || y.is_nan(), min) {
+                            (true, _) => f64::NAN,
+                            (false, true) => x.min(y),
+                            (false, false) => x.max(y),
+                        })
+                        .collect(),
+                ))
+            }
             "vector" => {
                 let s = self.eval_scalar(args[0])?;
                 let empty = Matrix::new();
@@ -134,9 +160,64 @@ impl Evaluator<'_, '_> {
                 }
                 Ok(Evaluated::Vector(m))
             }
-            "histogram_quantile" => self.histogram_quantile(args[0], args[1]),
+            "histogram_quantile" => {
+                let q = self.eval_scalar(args[0])?;
+                if let Some(bad) = q
+                    .iter()
+                    .copied()
+                    .find(|q| q.is_nan() || *q < 0.0 || *q > 1.0)
+                {
+                    let pos = self.position_of(Some(args[0]));
+                    self.sh
+                        .annotations
+                        .warn(annotations::invalid_quantile(bad, pos));
+                }
+                self.classic_histogram(args[1], None, |step, b| {
+                    let r = histogram::bucket_quantile(q[step], b);
+                    vec![(String::new(), r.value, r.forced_monotonic)]
+                })
+            }
+            "histogram_quantiles" => {
+                let label = self.eval_string(args[1])?;
+                let mut qs = Vec::new();
+                for a in &args[2..] {
+                    qs.push(self.eval_scalar(a)?);
+                }
+                for (i, q) in qs.iter().enumerate() {
+                    if let Some(bad) = q
+                        .iter()
+                        .copied()
+                        .find(|q| q.is_nan() || *q < 0.0 || *q > 1.0)
+                    {
+                        let pos = self.position_of(Some(args[2 + i]));
+                        self.sh
+                            .annotations
+                            .warn(annotations::invalid_quantile(bad, pos));
+                    }
+                }
+                self.classic_histogram(args[0], Some(&label), |step, b| {
+                    qs.iter()
+                        .map(|q| {
+                            let mut b = b.clone();
+                            let r = histogram::bucket_quantile(q[step], &mut b);
+                            (quantile_label(q[step]), r.value, r.forced_monotonic)
+                        })
+                        .collect()
+                })
+            }
+            "histogram_fraction" => {
+                let lo = self.eval_scalar(args[0])?;
+                let hi = self.eval_scalar(args[1])?;
+                self.classic_histogram(args[2], None, |step, b| {
+                    vec![(
+                        String::new(),
+                        histogram::bucket_fraction(lo[step], hi[step], b),
+                        false,
+                    )]
+                })
+            }
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-            | "histogram_stdvar" | "histogram_fraction" => {
+            | "histogram_stdvar" => {
                 // Native histograms only: float samples are ignored.
                 for a in &args {
                     let _ = self.eval(a)?;
@@ -181,7 +262,7 @@ impl Evaluator<'_, '_> {
                     Some((start + step as i64 * interval) as f64 / 1000.0)
                 })
             }
-            "info" => self.info(&args),
+            "info" => self.info(c, &args),
             _ => {
                 if let Some(d) = DateFn::from_name(name) {
                     if args.is_empty() {
@@ -293,6 +374,7 @@ impl Evaluator<'_, '_> {
         let drop = !keeps_name(name);
         let mut out: Matrix = Vec::with_capacity(input.series.len());
         let mut warn_non_counter: Vec<String> = Vec::new();
+        let mut bad_quantile: Option<f64> = None;
         let steps = self.steps();
         for s in &input.series {
             self.sh.check_deadline()?;
@@ -321,7 +403,14 @@ impl Evaluator<'_, '_> {
                     "stddev_over_time" => over_time::stddev_over_time(w),
                     "stdvar_over_time" => over_time::stdvar_over_time(w),
                     "mad_over_time" => over_time::mad_over_time(w),
-                    "quantile_over_time" => over_time::quantile_over_time(scalar(0, step), w),
+                    "quantile_over_time" => {
+                        let q = scalar(0, step);
+                        // Warned only where there is data, as Prometheus does.
+                        if bad_quantile.is_none() && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
+                            bad_quantile = Some(q);
+                        }
+                        over_time::quantile_over_time(q, w)
+                    }
                     "ts_of_min_over_time" => over_time::ts_of_min_over_time(w),
                     "ts_of_max_over_time" => over_time::ts_of_max_over_time(w),
                     "ts_of_first_over_time" => over_time::ts_of_first_over_time(w),
@@ -363,6 +452,12 @@ impl Evaluator<'_, '_> {
                 points,
                 drop_name: s.drop_name || drop,
             });
+        }
+        if let Some(q) = bad_quantile {
+            let pos = self.position_of(Some(args[0]));
+            self.sh
+                .annotations
+                .warn(annotations::invalid_quantile(q, pos));
         }
         for n in warn_non_counter {
             let pos = self.position_of(Some(args[0]));
@@ -467,13 +562,22 @@ impl Evaluator<'_, '_> {
         Ok(Evaluated::Vector(merge_same_labels(out)?))
     }
 
-    fn histogram_quantile(&mut self, q_expr: &Expr, b_expr: &Expr) -> Result<Evaluated> {
-        let q = self.eval_scalar(q_expr)?;
+    /// A function of classic histograms (`le` buckets): series are grouped by their labels
+    /// without `le` and `__name__`, and `f` turns each group's buckets at a step into a value
+    /// (and whether they had to be made monotonic).
+    fn classic_histogram(
+        &mut self,
+        b_expr: &Expr,
+        extra_label: Option<&str>,
+        mut f: impl FnMut(usize, &mut Vec<histogram::Bucket>) -> Vec<(String, f64, bool)>,
+    ) -> Result<Evaluated> {
         let m = self.eval_vector(b_expr)?;
         let mut groups_key: Vec<String> = Vec::with_capacity(m.len());
         let mut bounds: Vec<Option<f64>> = Vec::with_capacity(m.len());
         let mut group_labels: HashMap<String, Labels> = HashMap::new();
-        let without = vec!["le".to_string(), METRIC_NAME.to_string()];
+        // Grouped with the name (it is dropped at the end), so two histograms that differ only
+        // by name are two groups, and then a duplicate label set: as Prometheus.
+        let without = vec!["le".to_string()];
         let mut bad_le: Vec<(String, String)> = Vec::new();
         for s in &m {
             let le = s.labels.get("le").unwrap_or("");
@@ -489,7 +593,6 @@ impl Evaluator<'_, '_> {
             group_labels.entry(key.clone()).or_insert_with(|| {
                 let mut b = LabelsBuilder::new(&s.labels);
                 b.del("le");
-                b.del(METRIC_NAME);
                 b.build()
             });
             groups_key.push(key);
@@ -499,17 +602,6 @@ impl Evaluator<'_, '_> {
             self.sh
                 .annotations
                 .warn(annotations::bad_bucket_label(&le, &name, pos));
-        }
-        if q.iter().any(|q| q.is_nan() || *q < 0.0 || *q > 1.0) {
-            let bad = q
-                .iter()
-                .find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
-                .copied()
-                .unwrap_or(f64::NAN);
-            let pos = self.position_of(Some(q_expr));
-            self.sh
-                .annotations
-                .warn(annotations::invalid_quantile(bad, pos));
         }
         let mut forced: Vec<String> = Vec::new();
         let out = self.range_eval(&[&m], |_, step, ts, v| {
@@ -541,16 +633,25 @@ impl Evaluator<'_, '_> {
                 let Some((mut b, name)) = buckets.remove(key) else {
                     continue;
                 };
-                let r = histogram::bucket_quantile(q[step], &mut b);
-                if r.forced_monotonic {
-                    forced.push(name);
+                for (label_value, value, forced_monotonic) in f(step, &mut b) {
+                    if forced_monotonic && !forced.contains(&name) {
+                        forced.push(name.clone());
+                    }
+                    let labels = match extra_label {
+                        Some(l) => {
+                            let mut lb = LabelsBuilder::new(&group_labels[key]);
+                            lb.set(l, &label_value);
+                            lb.build()
+                        }
+                        None => group_labels[key].clone(),
+                    };
+                    out.push(Sample {
+                        labels,
+                        t: ts,
+                        f: value,
+                        drop_name: true,
+                    });
                 }
-                out.push(Sample {
-                    labels: group_labels[key].clone(),
-                    t: ts,
-                    f: r.value,
-                    drop_name: false,
-                });
             }
             Ok(out)
         })?;
@@ -565,11 +666,117 @@ impl Evaluator<'_, '_> {
         Ok(Evaluated::Vector(out))
     }
 
-    /// `info(v [, selector])`: adds the data labels of matching info series (`target_info` by
-    /// default) to each series of `v`, joined on `instance` and `job`.
-    fn info(&mut self, args: &[&Expr]) -> Result<Evaluated> {
+    /// `info(v [, selector])` (experimental): adds to each series of `v` the data labels of
+    /// the info series (`target_info` unless the selector names others) that share its
+    /// identifying labels `instance` and `job`, as of the same time. Labels the series has
+    /// are kept; conflicting info series resolve to the one with the newest sample. With data
+    /// label matchers only the labels they name are added, and a series with no matching info
+    /// series is dropped unless every data matcher accepts an empty value.
+    fn info(&mut self, c: &Call, args: &[&Expr]) -> Result<Evaluated> {
+        const IDENTIFYING: [&str; 2] = ["instance", "job"];
         let m = self.eval_vector(args[0])?;
-        Ok(Evaluated::Vector(m))
+        let name_matchers = super::prefetch::info_name_matchers(c)?;
+        let data_matchers: Vec<shards::index::matcher::Matcher> =
+            match args.get(1).map(|a| unparen(a)) {
+                Some(Expr::VectorSelector(vs)) => super::prefetch::matchers(vs)?
+                    .into_iter()
+                    .filter(|m| {
+                        m.name != METRIC_NAME
+                            && m.name != crate::promql::duration_expr::INFO_SENTINEL
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+        let any_positive_name = name_matchers
+            .iter()
+            .any(|m| !m.kind.is_negative() && !m.matches(""));
+        let is_info_name = |n: &str| {
+            name_matchers.iter().all(|m| m.matches(n))
+                && (any_positive_name || n.ends_with("_info"))
+        };
+        let infos: Vec<&crate::promql::source::RawSeries> = self
+            .sh
+            .series_of(c as *const Call as usize)
+            .iter()
+            .filter(|s| is_info_name(s.labels.get(METRIC_NAME).unwrap_or("")))
+            .collect();
+        let (at, offset) = match unparen(args[0]) {
+            Expr::VectorSelector(vs) => (self.at(&vs.at), super::offset_ms(&vs.offset)),
+            _ => (None, 0),
+        };
+        let lookback = self.sh.lookback;
+        let drop_unmatched =
+            !data_matchers.is_empty() && data_matchers.iter().any(|m| !m.matches(""));
+        let out = self.range_eval(&[&m], |_, _, ts, v| {
+            let reference = at.unwrap_or(ts) - offset;
+            let mut out = Vec::with_capacity(v[0].len());
+            for e in &v[0] {
+                let base = &m[e.series];
+                if is_info_name(base.labels.get(METRIC_NAME).unwrap_or("")) {
+                    out.push(sample_of(base, e.f, ts));
+                    continue;
+                }
+                // Newest sample per info metric name among those joining this series.
+                let mut chosen: HashMap<&str, (i64, &Labels)> = HashMap::new();
+                for info in &infos {
+                    if IDENTIFYING
+                        .iter()
+                        .any(|l| info.labels.get(l) != base.labels.get(l))
+                    {
+                        continue;
+                    }
+                    if !data_matchers
+                        .iter()
+                        .all(|dm| dm.matches(info.labels.get(&dm.name).unwrap_or("")))
+                    {
+                        continue;
+                    }
+                    let Some(p) =
+                        super::selectors::lookback_sample(&info.points, reference, lookback)
+                    else {
+                        continue;
+                    };
+                    let name = info.labels.get(METRIC_NAME).unwrap_or("");
+                    match chosen.get(name) {
+                        Some((t, _)) if *t >= p.t => {}
+                        _ => {
+                            chosen.insert(name, (p.t, &info.labels));
+                        }
+                    }
+                }
+                if chosen.is_empty() {
+                    if !drop_unmatched {
+                        out.push(sample_of(base, e.f, ts));
+                    }
+                    continue;
+                }
+                let mut b = LabelsBuilder::new(&base.labels);
+                for (_, labels) in chosen.values() {
+                    for l in labels.iter() {
+                        if l.name == METRIC_NAME
+                            || IDENTIFYING.contains(&l.name.as_str())
+                            || base.labels.get(&l.name).is_some()
+                        {
+                            continue;
+                        }
+                        if !data_matchers.is_empty()
+                            && !data_matchers.iter().any(|dm| dm.name == l.name)
+                        {
+                            continue;
+                        }
+                        b.set(&l.name, &l.value);
+                    }
+                }
+                out.push(Sample {
+                    labels: b.build(),
+                    t: ts,
+                    f: e.f,
+                    drop_name: base.drop_name,
+                });
+            }
+            Ok(out)
+        })?;
+        Ok(Evaluated::Vector(out))
     }
 
     /// ` (line:col)` of a sub-expression, found by its text in the query (promql-parser keeps
@@ -583,6 +790,17 @@ impl Evaluator<'_, '_> {
             Some(at) => annotations::position(self.sh.query, at),
             None => String::new(),
         }
+    }
+}
+
+/// The label value `histogram_quantiles` gives a quantile: its shortest decimal form, with
+/// `.0` on whole numbers (`0.0`, `0.25`, `1.0`, `NaN`).
+fn quantile_label(q: f64) -> String {
+    let s = crate::promql::eval::aggregate::format_float_f(q);
+    if q.is_finite() && !s.contains('.') {
+        format!("{s}.0")
+    } else {
+        s
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Shared<'a> {
     /// The query's own start and end, which `@ start()` / `@ end()` mean everywhere.
     pub query_start: i64,
     pub query_end: i64,
+    /// The range query's step (0 for an instant query), for `step()`.
+    pub query_step: i64,
     pub lookback: i64,
     /// Step of subqueries that give none.
     pub default_subquery_step: i64,

@@ -88,6 +88,9 @@ fn walk(
             Ok(())
         }
         Expr::Call(c) => {
+            if c.func.name == "info" {
+                out.push(info_request(c, plan, path)?);
+            }
             for a in &c.args.args {
                 walk(a, plan, path, 0, out)?;
             }
@@ -130,6 +133,57 @@ fn request(
         mint: start - o,
         maxt: end - o,
     })
+}
+
+/// The info series `info(v, selector)` may join, keyed by the call's node: every series
+/// matching the selector's `__name__` matchers (`target_info` without any), over the time the
+/// first argument is evaluated at.
+fn info_request(
+    c: &promql_parser::parser::Call,
+    plan: &Plan,
+    path: SubqueryPath,
+) -> Result<SelectRequest, QueryError> {
+    let matchers = info_name_matchers(c)?;
+    let (mut start, mut end) = match path.at {
+        Some(t) => (t, t),
+        None => (
+            plan.start - path.offset - path.range,
+            plan.end - path.offset,
+        ),
+    };
+    if let Some(Expr::VectorSelector(vs)) = c.args.args.first().map(|a| super::unparen(a)) {
+        if let Some(t) = at_ms(&vs.at, plan.start, plan.end) {
+            start = t;
+            end = t;
+        }
+        let o = offset_ms(&vs.offset);
+        start -= o;
+        end -= o;
+    }
+    Ok(SelectRequest {
+        node: c as *const promql_parser::parser::Call as usize,
+        matchers,
+        mint: start - (plan.lookback - 1),
+        maxt: end,
+    })
+}
+
+/// The `__name__` matchers of `info`'s second argument, or `__name__="target_info"`.
+pub fn info_name_matchers(c: &promql_parser::parser::Call) -> Result<Vec<Matcher>, QueryError> {
+    let mut out = Vec::new();
+    if let Some(Expr::VectorSelector(vs)) = c.args.args.get(1).map(|a| super::unparen(a)) {
+        out = matchers(vs)?
+            .into_iter()
+            .filter(|m| m.name == "__name__")
+            .collect();
+    }
+    if out.is_empty() {
+        out.push(
+            Matcher::new(MatchType::Equal, "__name__", "target_info")
+                .map_err(|e| QueryError::BadData(e.to_string()))?,
+        );
+    }
+    Ok(out)
 }
 
 /// The storage's matchers for a selector: its label matchers plus the metric name.
