@@ -48,7 +48,10 @@ fn main() {
     glommio::LocalExecutorBuilder::default()
         .spawn(move || async move {
             let opts = ShardOptions {
-                head: HeadOptions { chunk_range: RANGE },
+                head: HeadOptions {
+                    chunk_range: RANGE,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let (mut shard, _) = Shard::open(&path, opts, PageCacheFs, |_| {}).await.unwrap();

@@ -33,7 +33,10 @@ type Samples = BTreeMap<String, Vec<(i64, u64)>>;
 
 fn options() -> ShardOptions {
     let mut o = ShardOptions {
-        head: HeadOptions { chunk_range: RANGE },
+        head: HeadOptions {
+            chunk_range: RANGE,
+            ..Default::default()
+        },
         wal: WalOptions {
             segment_size: 64 * 1024,
         },
@@ -67,7 +70,9 @@ fn canonical(v: f64) -> u64 {
 
 /// Appends the test data; returns what the shard must hold and what compaction did.
 async fn write(dir: &Path, t0: i64) -> (Samples, Vec<BlockMeta>) {
-    let (mut shard, _) = Shard::open(dir, options(), PageCacheFs, |_| {}).await.unwrap();
+    let (mut shard, _) = Shard::open(dir, options(), PageCacheFs, |_| {})
+        .await
+        .unwrap();
     let mut series: Vec<(Labels, i64, i64)> = Vec::new(); // labels, from, to (minutes)
     for i in 0..20 {
         let l = Labels::from_pairs([("__name__", "steady"), ("job", "c"), ("i", &i.to_string())]);
@@ -195,7 +200,9 @@ fn check_contents(shard: &Shard, want: &Samples) {
 }
 
 async fn reopen_and_check(dir: &Path, want: &Samples) {
-    let (shard, report) = Shard::open(dir, options(), PageCacheFs, |_| {}).await.unwrap();
+    let (shard, report) = Shard::open(dir, options(), PageCacheFs, |_| {})
+        .await
+        .unwrap();
     assert!(report.failed_blocks.is_empty(), "{report:?}");
     assert!(report.checkpoint.is_some(), "{report:?}");
     check_contents(&shard, want);
@@ -245,7 +252,9 @@ fn compaction_keeps_every_sample_once_and_prometheus_agrees() {
     let d = dir.clone();
     let w = want.clone();
     run_local(move || async move {
-        let (mut shard, _) = Shard::open(&d, options(), PageCacheFs, |_| {}).await.unwrap();
+        let (mut shard, _) = Shard::open(&d, options(), PageCacheFs, |_| {})
+            .await
+            .unwrap();
         shard.compact().await.unwrap();
         check_contents(&shard, &w);
         shard.sync().await.unwrap();

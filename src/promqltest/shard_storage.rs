@@ -76,6 +76,10 @@ impl ShardStorage {
                 snapshot_on_shutdown: false,
                 ..ShardOptions::default()
             };
+            // Test files load hours of data out of time order between load blocks; like
+            // Prometheus's test storage, the shards keep it all in the head.
+            let mut opts = opts;
+            opts.compaction.enabled = false;
             let handle = LocalExecutorBuilder::default()
                 .name(&format!("test-shard-{i}"))
                 .spawn(move || async move {

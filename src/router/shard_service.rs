@@ -10,7 +10,7 @@
 use futures_lite::future::poll_once;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use shards::head::{AppendBatch, Head};
-use shards::index::matcher::Matcher;
+use shards::index::matcher::{MatchType, Matcher};
 use shards::labels::Labels;
 use shards::shard::Shard;
 use shards::value::is_stale_nan;
@@ -171,23 +171,49 @@ impl ShardService {
                 matchers,
                 mint,
                 maxt,
-            } => ShardResponse::Series(series(head, &matchers, mint, maxt).await),
+            } => ShardResponse::Series(if head_alone_from(&self.shard, mint) {
+                series(head, &matchers, mint, maxt).await
+            } else {
+                merged_series(&self.shard, &matchers, mint, maxt)
+            }),
             ShardRequest::LabelNames { matchers } => {
-                ShardResponse::LabelNames(head.label_names(&matchers))
+                let mut names = head.label_names(&matchers);
+                if !self.shard.blocks().is_empty() {
+                    let q = self.shard.querier(i64::MIN, i64::MAX);
+                    if let Ok(more) = q.label_names(&every_series_unless_given(matchers)) {
+                        names.extend(more);
+                    }
+                }
+                ShardResponse::LabelNames(names)
             }
             ShardRequest::LabelValues { name, matchers } => {
-                ShardResponse::LabelValues(head.label_values(&name, &matchers))
+                let mut values = head.label_values(&name, &matchers);
+                if !self.shard.blocks().is_empty() {
+                    let q = self.shard.querier(i64::MIN, i64::MAX);
+                    if let Ok(more) = q.label_values(&name, &every_series_unless_given(matchers)) {
+                        values.extend(more);
+                    }
+                }
+                ShardResponse::LabelValues(values)
             }
             ShardRequest::Latest {
                 matchers,
                 at,
                 lookback,
-            } => ShardResponse::Latest(latest(head, &matchers, at, lookback).await),
+            } => ShardResponse::Latest(if head_alone_from(&self.shard, at - lookback + 1) {
+                latest(head, &matchers, at, lookback).await
+            } else {
+                merged_latest(&self.shard, &matchers, at, lookback).await
+            }),
             ShardRequest::Select {
                 matchers,
                 mint,
                 maxt,
-            } => ShardResponse::Select(select(head, &matchers, mint, maxt).await),
+            } => ShardResponse::Select(if head_alone_from(&self.shard, mint) {
+                select(head, &matchers, mint, maxt).await
+            } else {
+                merged_select(&self.shard, &matchers, mint, maxt).await
+            }),
             ShardRequest::Stats => {
                 let mut stats = self.stats.clone();
                 stats.head = head.stats.clone();
@@ -200,6 +226,86 @@ impl ShardService {
             }
         }
     }
+}
+
+/// Whether every block ends before `t` (block max times are exclusive), so a read from `t`
+/// on needs the head alone: the common case, which keeps the head's cheaper paths.
+fn head_alone_from(shard: &Shard, t: i64) -> bool {
+    shard.blocks().iter().all(|b| b.meta().max_time <= t)
+}
+
+/// Blocks cannot list every series without a matcher; every stored series has a name, so
+/// `__name__=~".+"` stands for "all series" there, as the head's empty list does.
+fn every_series_unless_given(matchers: Vec<Matcher>) -> Vec<Matcher> {
+    if !matchers.is_empty() {
+        return matchers;
+    }
+    Matcher::new(MatchType::Regex, "__name__", ".+")
+        .map(|m| vec![m])
+        .unwrap_or_default()
+}
+
+/// Label sets of the matching series in head and blocks with samples in `[mint, maxt]`.
+fn merged_series(shard: &Shard, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+    let q = shard.querier(mint, maxt);
+    q.select(matchers)
+        .map(|v| v.into_iter().map(|s| s.labels).collect())
+        .unwrap_or_default()
+}
+
+/// `select` over head and blocks: series merged by labels, overlapping samples once.
+async fn merged_select(
+    shard: &Shard,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<SelectedSeries>, String> {
+    let q = shard.querier(mint, maxt);
+    let selected = q.select(matchers).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(selected.len());
+    let mut since_yield = (0usize, 0usize);
+    for s in selected {
+        if since_yield.0 >= SELECT_YIELD_SERIES || since_yield.1 >= SELECT_YIELD_SAMPLES {
+            glommio::executor().yield_if_needed().await;
+            since_yield = (0, 0);
+        }
+        since_yield.0 += 1;
+        let points: Vec<FPoint> = q
+            .samples(&s)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(t, f)| FPoint { t, f })
+            .collect();
+        since_yield.1 += points.len();
+        if !points.is_empty() {
+            out.push(SelectedSeries {
+                labels: s.labels,
+                points,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `latest` over head and blocks, for instants whose lookback reaches into compacted data.
+async fn merged_latest(
+    shard: &Shard,
+    matchers: &[Matcher],
+    at: i64,
+    lookback: i64,
+) -> Result<Vec<LatestSample>, String> {
+    Ok(merged_select(shard, matchers, at - lookback + 1, at)
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let p = s.points.last()?;
+            (!is_stale_nan(p.f)).then_some(LatestSample {
+                labels: s.labels,
+                t: p.t,
+                v: p.f,
+            })
+        })
+        .collect())
 }
 
 async fn series(head: &Head, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {

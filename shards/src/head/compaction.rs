@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn truncate_drops_old_chunks_and_empty_series() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = HeadOptions { chunk_range: 1000 };
+        let opts = HeadOptions {
+            chunk_range: 1000,
+            ..Default::default()
+        };
         let (mut head, _) = Head::open(dir.path(), opts).unwrap();
         let l = |i: u32| Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]).unwrap();
         // Series 1 and 2 in [0, 1000); series 2 goes on to [1000, 2000).
