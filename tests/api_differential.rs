@@ -110,6 +110,8 @@ struct Case {
     /// A urlencoded form body (POST).
     body: Option<String>,
     norm: Norm,
+    /// An `Origin` header to send (CORS).
+    origin: Option<&'static str>,
     prom3: Option<Prom3>,
     gap: Option<KnownGap>,
 }
@@ -120,6 +122,7 @@ fn get(path: impl Into<String>, norm: Norm) -> Case {
         path: path.into(),
         body: None,
         norm,
+        origin: None,
         prom3: None,
         gap: None,
     }
@@ -131,6 +134,7 @@ fn post(path: impl Into<String>, body: impl Into<String>, norm: Norm) -> Case {
         path: path.into(),
         body: Some(body.into()),
         norm,
+        origin: None,
         prom3: None,
         gap: None,
     }
@@ -142,6 +146,7 @@ fn method(m: &'static str, path: &str) -> Case {
         path: path.to_string(),
         body: Some(String::new()),
         norm: Norm::Exact,
+        origin: None,
         prom3: None,
         gap: None,
     }
@@ -150,6 +155,10 @@ fn method(m: &'static str, path: &str) -> Case {
 impl Case {
     fn prom3(mut self, status: u16, reason: &'static str) -> Case {
         self.prom3 = Some(Prom3 { status, reason });
+        self
+    }
+    fn origin(mut self, origin: &'static str) -> Case {
+        self.origin = Some(origin);
         self
     }
     fn gap(mut self, reason: &'static str) -> Case {
@@ -571,6 +580,17 @@ fn cases(t: i64) -> Vec<Case> {
     ] {
         c.push(method(m, p));
     }
+    // CORS: the default `.*` answers any origin with `*`.
+    for case in [
+        get(format!("/api/v1/query?query=1&time={t}"), Exact),
+        get("/api/v1/labels", Exact),
+        get("/api/v1/status/buildinfo", Keys),
+        method("OPTIONS", "/api/v1/query_range"),
+        method("OPTIONS", "/api/v1/label/job/values"),
+        get("/api/v1/query?query=foo(", Exact).gap(PARSER),
+    ] {
+        c.push(case.origin("http://grafana.example"));
+    }
     c
 }
 
@@ -579,27 +599,41 @@ fn cases(t: i64) -> Vec<Case> {
 struct Answer {
     status: u16,
     content_type: Option<String>,
+    /// `Allow`, `Vary` and the `Access-Control-*` headers, sorted.
+    headers: Vec<(String, String)>,
     json: Option<Value>,
     text: String,
 }
 
 fn send(port: u16, case: &Case) -> Answer {
+    let origin: Vec<(&str, &str)> = case.origin.iter().map(|o| ("Origin", *o)).collect();
     let r = match (&case.body, case.method) {
-        (None, "GET") => http::get(port, &case.path),
+        (None, m) => http::request(port, m, &case.path, &origin, b""),
         (Some(body), m) => http::request(
             port,
             m,
             &case.path,
-            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &[
+                origin.as_slice(),
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+            ]
+            .concat(),
             body.as_bytes(),
         ),
-        (None, m) => http::request(port, m, &case.path, &[], b""),
     }
     .unwrap_or_else(|e| panic!("{} {}: {e}", case.method, case.path));
     let text = r.text();
+    let mut headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "allow" || n == "vary" || n.starts_with("access-control-"))
+        .cloned()
+        .collect();
+    headers.sort();
     Answer {
         status: r.status,
         content_type: r.header("content-type").map(str::to_string),
+        headers,
         json: serde_json::from_str(&text).ok(),
         text,
     }
@@ -744,6 +778,27 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// `Vary` as Prometheus 2.42 sends it. Prometheus 3 deliberately added two tokens: its
+/// compression handler always varies on `Accept-Encoding`, and `SetCORS` sends `Vary: Origin`
+/// even to requests without an `Origin` (2.42 only when one was sent).
+fn vary_as_2_42(headers: &[(String, String)], sent_origin: bool) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(n, v)| {
+            if n != "vary" {
+                return Some((n.clone(), v.clone()));
+            }
+            let tokens: Vec<&str> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.eq_ignore_ascii_case("Accept-Encoding"))
+                .filter(|t| sent_origin || !t.eq_ignore_ascii_case("Origin"))
+                .collect();
+            (!tokens.is_empty()).then(|| (n.clone(), tokens.join(", ")))
+        })
+        .collect()
+}
+
 /// The differences between Prometheus's and promcore's answers to `case`.
 fn compare(case: &Case, prom: &Answer, ours: &Answer) -> Vec<String> {
     let mut out = Vec::new();
@@ -751,6 +806,13 @@ fn compare(case: &Case, prom: &Answer, ours: &Answer) -> Vec<String> {
         out.push(format!("status {} != {}", prom.status, ours.status));
     }
     let media = |a: &Answer| a.content_type.clone().filter(|_| a.status != 204);
+    let (ph, oh) = (
+        vary_as_2_42(&prom.headers, case.origin.is_some()),
+        vary_as_2_42(&ours.headers, case.origin.is_some()),
+    );
+    if ph != oh {
+        out.push(format!("headers {ph:?} != {oh:?}"));
+    }
     if media(prom) != media(ours) {
         out.push(format!(
             "content type {:?} != {:?}",
@@ -858,6 +920,8 @@ fn http_api_answers_as_prometheus_2_42() {
     std::thread::sleep(Duration::from_secs(12));
     let t = first + 11;
 
+    // Run against Prometheus itself (`E2E_SERVER_BIN`), every answer must equal 2.42's.
+    let promcore = Binary::under_test().promcore;
     let cases = cases(t);
     let mut failures = Vec::new();
     let mut prom3_notes = Vec::new();
@@ -875,7 +939,7 @@ fn http_api_answers_as_prometheus_2_42() {
                 .map(|b| format!(" [{b}]"))
                 .unwrap_or_default()
         );
-        if let Some(p3) = case.prom3 {
+        if let Some(p3) = case.prom3.filter(|_| promcore) {
             prom3_notes.push(format!("{label}: {}", p3.reason));
             if b.status != p3.status {
                 failures.push(format!(
