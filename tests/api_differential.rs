@@ -564,6 +564,67 @@ fn cases(t: i64) -> Vec<Case> {
         Exact,
     ));
 
+    // Grafana's resource calls made with POST keep the parameters in the URL with an empty
+    // body, or split them between both (the body's single values win).
+    c.push(post(
+        format!(
+            "/api/v1/labels?match[]={}&start={start}&end={end}",
+            urlencode("g_temp")
+        ),
+        "",
+        Exact,
+    ));
+    c.push(post(
+        format!("/api/v1/series?match[]={}", urlencode("other_metric")),
+        "",
+        SortData,
+    ));
+    c.push(post(
+        format!("/api/v1/query?{}&time={t}", q("sum(g_temp)")),
+        "",
+        Exact,
+    ));
+    c.push(post(
+        format!("/api/v1/query?{}&time=1", q("count(g_temp)")),
+        format!("time={t}"),
+        Exact,
+    ));
+    c.push(post(
+        format!("/api/v1/series?match[]={}", urlencode("g_temp")),
+        format!("match[]={}", urlencode("other_metric")),
+        SortData,
+    ));
+    // `label_values(g_temp{job="alpha"}, room)` and `query_result(...)` variables.
+    c.push(get(
+        format!(
+            "/api/v1/label/room/values?match[]={}&start={start}&end={end}",
+            urlencode("g_temp{job=\"alpha\"}")
+        ),
+        Exact,
+    ));
+    c.push(get(
+        format!(
+            "/api/v1/query?{}&time={t}",
+            q("topk(1, sum by (job) (g_temp))")
+        ),
+        Exact,
+    ));
+    // Ad-hoc filters injected into a selector, and a regex Grafana escaped.
+    c.push(get(
+        format!(
+            "/api/v1/query?{}&time={t}",
+            q("sum(c_req_total{code=~\"(200|500)\",method!=\"post\"})")
+        ),
+        Exact,
+    ));
+    c.push(get(
+        format!(
+            "/api/v1/query?{}&time={t}",
+            q("other_metric{path=~\"\\\\/x|\\\\/y\"}")
+        ),
+        SortResult,
+    ));
+
     // Methods and paths.
     for (m, p) in [
         ("PUT", "/api/v1/query"),
