@@ -505,6 +505,10 @@ fn cases(t: i64) -> Vec<Case> {
         "abs(x) and ignoring(a) y",
         "1e3",
         "\"str\"",
+        "x @ 100",
+        "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket{job=\"api\",code=~\"2..\"}[5m]))) > bool 0.5 unless on(instance) up == 0",
+        "sum without(a,b)(x offset 5m)",
+        "x[5m] @ start()",
     ] {
         c.push(get(format!("/api/v1/format_query?{}", q(expr)), Exact));
         c.push(post("/api/v1/format_query", q(expr), Exact));
