@@ -1006,9 +1006,14 @@ fn http_api_answers_as_prometheus_2_42() {
         );
         if let Some(p3) = case.prom3.filter(|_| promcore) {
             prom3_notes.push(format!("{label}: {}", p3.reason));
-            if b.status != p3.status {
+            let expected_status = if p3.status == 200 { "success" } else { "error" };
+            let envelope = b.json.as_ref().and_then(|v| v["status"].as_str());
+            if b.status != p3.status
+                || b.content_type.as_deref() != Some("application/json")
+                || envelope != Some(expected_status)
+            {
                 failures.push(format!(
-                    "{label}: expected Prometheus 3's status {} ({}), got {}: {}",
+                    "{label}: expected Prometheus 3's {} JSON answer ({}), got {}: {}",
                     p3.status, p3.reason, b.status, b.text
                 ));
             }
