@@ -66,6 +66,9 @@ pub struct Flags {
     pub web_read_timeout: Duration,
     /// Empty: derived from the host name and the listen port, as Prometheus does.
     pub web_external_url: String,
+    /// `--web.cors.origin`: the regex (anchored when used) an `Origin` must match to be
+    /// allowed; `.*` allows every origin (`Access-Control-Allow-Origin: *`).
+    pub web_cors_origin: String,
     pub retention_time: Duration,
     /// Zero: no size-based retention.
     pub retention_size: ByteSize,
@@ -95,6 +98,7 @@ impl Default for Flags {
             web_max_connections: 512,
             web_read_timeout: Duration::from_secs(5 * MINUTE),
             web_external_url: String::new(),
+            web_cors_origin: ".*".to_string(),
             retention_time: Duration::from_secs(15 * DAY),
             retention_size: ByteSize(0),
             query_timeout: Duration::from_secs(2 * MINUTE),
@@ -124,6 +128,8 @@ pub const USAGE: &str = "usage: promcore [flags]
                                 :9090 means all IPv4 interfaces)
   --web.external-url=URL        URL promcore is reachable at, e.g. behind a reverse proxy
                                 (default: from the host name and listen port)
+  --web.cors.origin=REGEX       origins allowed to read the API from a browser (CORS),
+                                an anchored regex (default .*: any origin)
   --[no-]web.enable-lifecycle   allow shutdown and reload over HTTP (/-/quit, /-/reload)
                                 (default off)
   --web.max-connections=N       most simultaneous HTTP connections (default 512)
@@ -213,6 +219,12 @@ impl Flags {
                     }
                     f.web_external_url = v;
                 }
+                "--web.cors.origin" => {
+                    let v = value(&name)?;
+                    regex::Regex::new(&format!("^(?:{v})$"))
+                        .map_err(|e| invalid(&name, &v, e.to_string()))?;
+                    f.web_cors_origin = v;
+                }
                 "--web.max-connections" => {
                     f.web_max_connections = number(&name, &value(&name)?, 1)?
                 }
@@ -299,6 +311,7 @@ impl Flags {
                 "storage.tsdb.snapshot-on-shutdown",
                 self.snapshot_on_shutdown.to_string(),
             ),
+            ("web.cors.origin", self.web_cors_origin.clone()),
             (
                 "web.enable-lifecycle",
                 self.web_enable_lifecycle.to_string(),

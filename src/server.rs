@@ -78,6 +78,9 @@ pub struct App {
     pub scrape_metrics: Rc<ScrapeMetrics>,
     /// Queries in flight: the `--query.max-concurrency` limit and `queries.active`.
     pub queries: ActiveQueryTracker,
+    /// The highest WAL segment the shards had when they were all open (replay finished), for
+    /// `/api/v1/status/walreplay`; `None` until then.
+    pub wal_replayed: Cell<Option<u64>>,
 }
 
 impl App {
@@ -201,6 +204,7 @@ pub async fn run_router(start: RouterStart) {
         scrape: OnceCell::new(),
         scrape_metrics: Rc::new(ScrapeMetrics::default()),
         queries,
+        wal_replayed: Cell::new(None),
     });
 
     let server = match Server::bind(listen, http, ApiHandler::new(app.clone())) {
@@ -233,6 +237,12 @@ pub async fn run_router(start: RouterStart) {
     };
     let router = Rc::new(Router::new(links));
     let _ = app.router.set(router.clone());
+    let replayed = router
+        .stats()
+        .await
+        .ok()
+        .and_then(|stats| stats.iter().map(|s| s.wal_segment).max());
+    app.wal_replayed.set(Some(replayed.unwrap_or(0)));
     let scrape = Rc::new(ScrapeManager::new(
         router.clone(),
         app.scrape_metrics.clone(),

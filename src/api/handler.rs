@@ -1,20 +1,119 @@
-//! Routes each HTTP request to its endpoint. The table below is the whole surface of the server
-//! today; each endpoint lives in the module named after what it serves.
+//! Routes each HTTP request to its endpoint. The tables below are the whole surface of the
+//! server today; each endpoint lives in the module named after what it serves.
+//!
+//! `/api/v1/*` follows Prometheus's router: each path has its methods (GET, or GET and POST),
+//! another method gets `405 Method Not Allowed` with `Allow`, `OPTIONS` on any `/api/v1/*` path
+//! is a 204, an unknown path a plain-text 404, and every answer of an endpoint carries the
+//! CORS headers (`cors`).
 
 use std::rc::Rc;
 
 use crate::http::{Handler, Method, Request, Response, StatusCode};
 use crate::server::App;
 
-use super::{federate, lifecycle, query, self_metrics, v1};
+use super::cors::Cors;
+use super::{expression, federate, lifecycle, query, rules, self_metrics, v1};
 
 pub struct ApiHandler {
     app: Rc<App>,
+    cors: Cors,
 }
 
 impl ApiHandler {
     pub fn new(app: Rc<App>) -> Self {
-        ApiHandler { app }
+        let cors = Cors::new(&app.flags.web_cors_origin);
+        ApiHandler { app, cors }
+    }
+}
+
+/// An `/api/v1` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Query,
+    QueryRange,
+    QueryExemplars,
+    FormatQuery,
+    Series,
+    Labels,
+    LabelValues(String),
+    Metadata,
+    Targets,
+    TargetsMetadata,
+    ScrapePools,
+    Rules,
+    Alerts,
+    Alertmanagers,
+    StatusConfig,
+    StatusFlags,
+    StatusBuildinfo,
+    StatusRuntimeinfo,
+    StatusTsdb,
+    StatusWalReplay,
+}
+
+impl Endpoint {
+    /// The endpoint at `path` (below `/api/v1`), if any.
+    pub fn route(path: &str) -> Option<Endpoint> {
+        let rest = path.strip_prefix("/api/v1/")?;
+        Some(match rest {
+            "query" => Endpoint::Query,
+            "query_range" => Endpoint::QueryRange,
+            "query_exemplars" => Endpoint::QueryExemplars,
+            "format_query" => Endpoint::FormatQuery,
+            "series" => Endpoint::Series,
+            "labels" => Endpoint::Labels,
+            "metadata" => Endpoint::Metadata,
+            "targets" => Endpoint::Targets,
+            "targets/metadata" => Endpoint::TargetsMetadata,
+            "scrape_pools" => Endpoint::ScrapePools,
+            "rules" => Endpoint::Rules,
+            "alerts" => Endpoint::Alerts,
+            "alertmanagers" => Endpoint::Alertmanagers,
+            "status/config" => Endpoint::StatusConfig,
+            "status/flags" => Endpoint::StatusFlags,
+            "status/buildinfo" => Endpoint::StatusBuildinfo,
+            "status/runtimeinfo" => Endpoint::StatusRuntimeinfo,
+            "status/tsdb" => Endpoint::StatusTsdb,
+            "status/walreplay" => Endpoint::StatusWalReplay,
+            p => {
+                // One path segment between `label/` and `/values`, as the router's `:name`.
+                let name = p.strip_prefix("label/")?.strip_suffix("/values")?;
+                if name.is_empty() || name.contains('/') {
+                    return None;
+                }
+                Endpoint::LabelValues(name.to_string())
+            }
+        })
+    }
+
+    /// Whether the endpoint also takes POST (Prometheus registers GET and POST for these).
+    pub fn takes_post(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Query
+                | Endpoint::QueryRange
+                | Endpoint::QueryExemplars
+                | Endpoint::FormatQuery
+                | Endpoint::Series
+                | Endpoint::Labels
+        )
+    }
+
+    /// The `Allow` header of a 405 (Go's router lists the methods sorted, `OPTIONS` included).
+    pub fn allow(&self) -> &'static str {
+        if self.takes_post() {
+            "GET, OPTIONS, POST"
+        } else {
+            "GET, OPTIONS"
+        }
+    }
+
+    pub fn allows(&self, method: &Method) -> bool {
+        match method {
+            Method::Get => true,
+            Method::Post => self.takes_post(),
+            _ => false,
+        }
     }
 }
 
@@ -22,8 +121,10 @@ impl Handler for ApiHandler {
     async fn handle(&self, req: Request) -> Response {
         let app = &*self.app;
         let path = req.path().to_string();
+        if path.starts_with("/api/v1/") {
+            return self.api(app, &req, &path).await;
+        }
         let read_only = matches!(req.method(), Method::Get | Method::Head);
-        let get_or_post = read_only || *req.method() == Method::Post;
         match path.as_str() {
             "/-/healthy" if read_only => lifecycle::healthy(),
             "/-/ready" if read_only => lifecycle::ready(app),
@@ -34,22 +135,82 @@ impl Handler for ApiHandler {
                 self_metrics::render(app).await.into_bytes(),
             ),
             "/federate" if read_only => federate::federate(app, &req).await,
-            "/api/v1/query" if get_or_post => query::instant(app, &req).await,
-            "/api/v1/query_range" if get_or_post => query::range(app, &req).await,
-            "/api/v1/series" if get_or_post => v1::series(app, &req).await,
-            "/api/v1/labels" if get_or_post => v1::labels(app, &req).await,
-            "/api/v1/targets" if read_only => v1::targets(app, &req),
-            "/api/v1/status/config" if read_only => v1::status_config(app),
-            "/api/v1/status/flags" if read_only => v1::status_flags(app),
-            "/api/v1/status/buildinfo" if read_only => v1::status_buildinfo(),
             "/" if read_only => Response::new(StatusCode::new(302).unwrap_or(StatusCode::OK))
                 .with_header("Location", "/api/v1/status/buildinfo"),
-            p if read_only && p.starts_with("/api/v1/label/") && p.ends_with("/values") => {
-                let name = &p["/api/v1/label/".len()..p.len() - "/values".len()];
-                v1::label_values(app, &req, name).await
-            }
-            p if p.starts_with("/api/v1/") => v1::not_found_or_method(&req),
-            _ => Response::text(StatusCode::NOT_FOUND, "404 page not found\n"),
+            _ => not_found(),
         }
+    }
+}
+
+fn not_found() -> Response {
+    Response::text(StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+impl ApiHandler {
+    async fn api(&self, app: &App, req: &Request, path: &str) -> Response {
+        let origin = req.header("origin");
+        if *req.method() == Method::Options {
+            let mut r = Response::new(StatusCode::NO_CONTENT);
+            self.cors.apply(origin, &mut r);
+            return r;
+        }
+        let Some(endpoint) = Endpoint::route(path) else {
+            return not_found();
+        };
+        if !endpoint.allows(req.method()) {
+            return Response::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+                .with_header("Allow", endpoint.allow());
+        }
+        let mut r = serve(app, req, endpoint).await;
+        self.cors.apply(origin, &mut r);
+        r
+    }
+}
+
+async fn serve(app: &App, req: &Request, endpoint: Endpoint) -> Response {
+    match endpoint {
+        Endpoint::Query => query::instant(app, req).await,
+        Endpoint::QueryRange => query::range(app, req).await,
+        Endpoint::QueryExemplars => expression::query_exemplars(req),
+        Endpoint::FormatQuery => expression::format_query(req),
+        Endpoint::Series => v1::series(app, req).await,
+        Endpoint::Labels => v1::labels(app, req).await,
+        Endpoint::LabelValues(name) => v1::label_values(app, req, &name).await,
+        Endpoint::Metadata => v1::metadata(app, req),
+        Endpoint::Targets => v1::targets(app, req),
+        Endpoint::TargetsMetadata => v1::targets_metadata(app, req),
+        Endpoint::ScrapePools => v1::scrape_pools(app),
+        Endpoint::Rules => rules::rules(req),
+        Endpoint::Alerts => rules::alerts(),
+        Endpoint::Alertmanagers => rules::alertmanagers(),
+        Endpoint::StatusConfig => v1::status_config(app),
+        Endpoint::StatusFlags => v1::status_flags(app),
+        Endpoint::StatusBuildinfo => v1::status_buildinfo(),
+        Endpoint::StatusRuntimeinfo => v1::status_runtimeinfo(app),
+        Endpoint::StatusTsdb => v1::status_tsdb(app, req).await,
+        Endpoint::StatusWalReplay => v1::status_walreplay(app),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_methods() {
+        assert_eq!(Endpoint::route("/api/v1/query"), Some(Endpoint::Query));
+        assert_eq!(
+            Endpoint::route("/api/v1/label/job/values"),
+            Some(Endpoint::LabelValues("job".into()))
+        );
+        assert_eq!(Endpoint::route("/api/v1/label//values"), None);
+        assert_eq!(Endpoint::route("/api/v1/label/a/b/values"), None);
+        assert_eq!(Endpoint::route("/api/v1/nope"), None);
+        assert!(Endpoint::Query.allows(&Method::Post));
+        assert!(!Endpoint::Query.allows(&Method::Put));
+        assert!(!Endpoint::Query.allows(&Method::Head));
+        assert!(!Endpoint::Metadata.allows(&Method::Post));
+        assert_eq!(Endpoint::Rules.allow(), "GET, OPTIONS");
+        assert_eq!(Endpoint::Labels.allow(), "GET, OPTIONS, POST");
     }
 }

@@ -4,6 +4,8 @@
 //! Parameters are parsed as Prometheus parses them (`params`), answers written as it writes
 //! them (`json`, `targets`, `status`). It never touches storage or sockets itself.
 
+pub mod cors;
+pub mod expression;
 pub mod federate;
 pub mod handler;
 pub mod json;
@@ -12,7 +14,10 @@ pub mod params;
 pub mod query;
 pub mod query_result;
 pub mod rfc3339;
+pub mod rules;
+pub mod runtime;
 pub mod self_metrics;
 pub mod status;
 pub mod targets;
+pub mod tsdb_status;
 pub mod v1;

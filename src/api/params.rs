@@ -288,6 +288,14 @@ pub fn parse_matchers(selector: &str) -> Result<Vec<Matcher>, ApiParamError> {
     Ok(matchers)
 }
 
+/// `targets/metadata`'s `match_target`, a selector over target labels. Prometheus reads it
+/// with `ParseMetricSelector`, which has no non-empty-matcher rule, so `{job=~".*"}` selects
+/// every target there; the PromQL parser used here applies that rule, so such a selector is
+/// refused (a documented difference).
+pub fn parse_target_matchers(selector: &str) -> Result<Vec<Matcher>, ApiParamError> {
+    parse_matchers(selector)
+}
+
 /// All `match[]` values of a request, one matcher list per selector (their union is
 /// selected), as Prometheus's `parseMatchersParam`. Errors come bare, as `labels` and
 /// `label/<name>/values` report them; `series` wraps them with `.for_param("match[]")`.

@@ -12,8 +12,12 @@ use std::collections::BTreeMap;
 
 use super::json::{self, ErrorType};
 use super::params::{self, ApiParamError};
+use crate::scrape::metadata::MetricMetadata;
+
+use super::runtime::{self, RuntimeInfo};
 use super::status::{write_build_info, write_config, write_flags, BuildInfo};
 use super::targets::{write_targets, DroppedTargetJson, TargetJson, TargetsFilter};
+use super::tsdb_status;
 
 /// The selectors of every `match[]`; `Ok(empty)` when there is none.
 fn match_params(req: &Request) -> Result<Vec<Vec<Matcher>>, ApiParamError> {
@@ -227,8 +231,211 @@ pub fn status_buildinfo() -> Response {
     success(&[], |out| write_build_info(out, &BuildInfo::promcore()))
 }
 
-/// An `/api/v1` path we do not serve: 404, or 405 for a known path with the wrong method.
-pub fn not_found_or_method(req: &Request) -> Response {
-    let _ = req;
-    Response::text(StatusCode::NOT_FOUND, "404 page not found\n")
+/// `GET /api/v1/scrape_pools`: the jobs with a scrape pool, sorted.
+pub fn scrape_pools(app: &App) -> Response {
+    let mut pools: Vec<String> = app
+        .scrape
+        .get()
+        .map(|s| s.target_counts().into_iter().map(|(job, _)| job).collect())
+        .unwrap_or_default();
+    pools.sort_unstable();
+    success(&[], |out| {
+        out.extend_from_slice(br#"{"scrapePools":"#);
+        json::write_string_list(out, &pools);
+        out.push(b'}');
+    })
+}
+
+pub fn status_runtimeinfo(app: &App) -> Response {
+    let f = &app.flags;
+    let size = (f.retention_size.0 > 0).then(|| f.retention_size.to_string());
+    let info = RuntimeInfo {
+        start_time: app.started,
+        cwd: std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        hostname: runtime::hostname(),
+        server_time: std::time::SystemTime::now(),
+        reload_config_success: app.reload_metrics.last_successful.get(),
+        last_config_time: app.reload_metrics.last_success_time.get() as i64,
+        corruption_count: 0,
+        thread_count: runtime::thread_count(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        storage_retention: runtime::storage_retention(
+            &f.retention_time.to_string(),
+            size.as_deref(),
+        ),
+    };
+    success(&[], |out| runtime::write_runtime_info(out, &info))
+}
+
+/// `GET /api/v1/status/walreplay`. Not gated on readiness, as in Prometheus; the shards do not
+/// report progress while they replay, so until then it says nothing is replayed yet.
+pub fn status_walreplay(app: &App) -> Response {
+    let (max, current) = match app.wal_replayed.get() {
+        Some(max) => (max, max),
+        None => (0, 0),
+    };
+    success(&[], |out| runtime::write_wal_replay(out, 0, max, current))
+}
+
+/// `limit`-style parameter of the metadata endpoints: absent is -1 (no limit), anything but an
+/// integer is refused with `<name> must be a number`, as Prometheus's `strconv.Atoi` check.
+fn metadata_number(req: &Request, name: &str) -> Result<i64, Response> {
+    match req.param(name) {
+        None | Some("") => Ok(-1),
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| bad_data(format!("{name} must be a number"))),
+    }
+}
+
+/// `GET /api/v1/metadata`: metric name → its distinct `{type, help, unit}` over the active
+/// targets. `limit` caps the metrics (0 gives none, as in Prometheus), `limit_per_metric` the
+/// entries per metric, `metric` selects one name.
+pub fn metadata(app: &App, req: &Request) -> Response {
+    let (limit, per_metric) = match (
+        metadata_number(req, "limit"),
+        metadata_number(req, "limit_per_metric"),
+    ) {
+        (Ok(l), Ok(p)) => (l, p),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let metric = req.param("metric").unwrap_or("");
+    let mut by_name: BTreeMap<String, Vec<MetricMetadata>> = BTreeMap::new();
+    let targets = app.scrape.get().map(|s| s.metadata()).unwrap_or_default();
+    for (_, _, md) in &targets {
+        let md = md.borrow();
+        let entries = if metric.is_empty() {
+            md.list()
+        } else {
+            md.get(metric).into_iter().collect()
+        };
+        for m in entries {
+            let set = by_name.entry(m.metric.clone()).or_default();
+            if per_metric > 0 && set.len() as i64 >= per_metric {
+                continue;
+            }
+            if !set.contains(&m) {
+                set.push(m);
+            }
+        }
+    }
+    if limit >= 0 {
+        let keep = usize::try_from(limit).unwrap_or(usize::MAX);
+        while by_name.len() > keep {
+            by_name.pop_last();
+        }
+    }
+    success(&[], |out| {
+        out.push(b'{');
+        for (i, (name, set)) in by_name.iter_mut().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_string(out, name);
+            out.extend_from_slice(b":[");
+            set.sort_by(|a, b| {
+                (a.kind.as_str(), &a.help, &a.unit).cmp(&(b.kind.as_str(), &b.help, &b.unit))
+            });
+            for (j, m) in set.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                write_metadata_fields(out, None, m);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    })
+}
+
+/// `{"target":{...},"metric":"m","type":"t","help":"h","unit":"u"}` with the parts given.
+fn write_metadata_fields(out: &mut Vec<u8>, target: Option<(&Labels, bool)>, m: &MetricMetadata) {
+    out.push(b'{');
+    if let Some((labels, with_metric)) = target {
+        out.extend_from_slice(br#""target":"#);
+        json::write_labels(out, labels);
+        if with_metric {
+            out.extend_from_slice(br#","metric":"#);
+            json::write_string(out, &m.metric);
+        }
+        out.push(b',');
+    }
+    out.extend_from_slice(br#""type":"#);
+    json::write_string(out, m.kind.as_str());
+    out.extend_from_slice(br#","help":"#);
+    json::write_string(out, &m.help);
+    out.extend_from_slice(br#","unit":"#);
+    json::write_string(out, &m.unit);
+    out.push(b'}');
+}
+
+/// `GET /api/v1/targets/metadata`: one entry per target and metric, `match_target` selecting
+/// targets by their labels, `metric` one metric (its name is then left out of the entries),
+/// `limit` checked before each target as Prometheus does (so a target's entries are never
+/// split).
+pub fn targets_metadata(app: &App, req: &Request) -> Response {
+    let limit = match metadata_number(req, "limit") {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let matchers = match req.param("match_target") {
+        None | Some("") => None,
+        Some(s) => match params::parse_target_matchers(s) {
+            Ok(m) => Some(m),
+            Err(e) => return bad_data(e),
+        },
+    };
+    let metric = req.param("metric").unwrap_or("");
+    let targets = app.scrape.get().map(|s| s.metadata()).unwrap_or_default();
+    let mut entries: Vec<(&Labels, MetricMetadata)> = Vec::new();
+    for (_, labels, md) in &targets {
+        if limit >= 0 && entries.len() as i64 >= limit {
+            break;
+        }
+        if let Some(ms) = &matchers {
+            if !ms
+                .iter()
+                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+            {
+                continue;
+            }
+        }
+        let md = md.borrow();
+        if metric.is_empty() {
+            entries.extend(md.list().into_iter().map(|m| (labels, m)));
+        } else if let Some(m) = md.get(metric) {
+            entries.push((labels, m));
+        }
+    }
+    success(&[], |out| {
+        out.push(b'[');
+        for (i, (labels, m)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_metadata_fields(out, Some((labels, metric.is_empty())), m);
+        }
+        out.push(b']');
+    })
+}
+
+/// `GET /api/v1/status/tsdb`: head statistics and the top-`limit` cardinality lists over
+/// every shard.
+pub async fn status_tsdb(app: &App, req: &Request) -> Response {
+    let Some(router) = app.router.get() else {
+        return unavailable();
+    };
+    let limit = match tsdb_status::parse_limit(req.param("limit")) {
+        Ok(l) => l,
+        Err(e) => return bad_data(e),
+    };
+    match router.tsdb_status().await {
+        Ok(shards) => {
+            let summary = tsdb_status::summarize(&shards, limit);
+            success(&[], |out| tsdb_status::write_summary(out, &summary))
+        }
+        Err(e) => error_response(ErrorType::Internal, &e.to_string()),
+    }
 }

@@ -18,7 +18,7 @@ use shards::labels::{shard_for, Labels};
 use thiserror::Error;
 
 use append_outbox::{AppendOutbox, PendingAppend, APPEND_WINDOW};
-use protocol::{LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats};
+use protocol::{LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats, TsdbStatus};
 use shard_link::{LinkError, ShardLink};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -217,6 +217,19 @@ impl Router {
             .enumerate()
             .map(|(shard, r)| match r {
                 ShardResponse::Stats(s) => Ok(*s),
+                _ => Err(RouterError::Protocol(shard)),
+            })
+            .collect()
+    }
+
+    /// Every shard's head cardinality, in shard order.
+    pub async fn tsdb_status(&self) -> Result<Vec<TsdbStatus>, RouterError> {
+        let replies = self.fan_out(|| ShardRequest::TsdbStatus).await?;
+        replies
+            .into_iter()
+            .enumerate()
+            .map(|(shard, r)| match r {
+                ShardResponse::TsdbStatus(s) => Ok(*s),
                 _ => Err(RouterError::Protocol(shard)),
             })
             .collect()

@@ -57,6 +57,8 @@ pub enum ShardRequest {
     },
     /// Counters and gauges for `/metrics`.
     Stats,
+    /// The head's cardinality for `/api/v1/status/tsdb`.
+    TsdbStatus,
 }
 
 pub enum ShardResponse {
@@ -72,6 +74,20 @@ pub enum ShardResponse {
     /// `Err`: a chunk could not be read.
     Select(Result<Vec<SelectedSeries>, String>),
     Stats(Box<ShardStats>),
+    TsdbStatus(Box<TsdbStatus>),
+}
+
+/// A shard's head as `/api/v1/status/tsdb` needs it: every label pair with its number of
+/// series (the router merges shards and picks the top entries), and the head's extent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TsdbStatus {
+    pub num_series: u64,
+    /// Chunks in the head: memory-mapped ones plus each series' open chunk.
+    pub chunk_count: u64,
+    /// Oldest and newest sample in the head; `None` while it is empty.
+    pub time_range: Option<(i64, i64)>,
+    /// `(label name, label value, series)` for every pair.
+    pub pairs: Vec<(String, String, u64)>,
 }
 
 /// One series' newest sample.

@@ -17,6 +17,7 @@ use shards::value::is_stale_nan;
 
 use super::protocol::{
     Envelope, LatestSample, Reply, SelectedSeries, ShardRequest, ShardResponse, ShardStats,
+    TsdbStatus,
 };
 use crate::promql::value::FPoint;
 
@@ -224,6 +225,7 @@ impl ShardService {
                 stats.wal_failed = self.shard.is_failed();
                 ShardResponse::Stats(Box::new(stats))
             }
+            ShardRequest::TsdbStatus => ShardResponse::TsdbStatus(Box::new(tsdb_status(head))),
         }
     }
 }
@@ -306,6 +308,33 @@ async fn merged_latest(
             })
         })
         .collect())
+}
+
+fn tsdb_status(head: &Head) -> TsdbStatus {
+    let (symbols, postings) = (head.symbols(), head.postings());
+    let mut pairs = Vec::new();
+    for name in postings.label_names(symbols) {
+        let Some(n) = symbols.lookup(&name) else {
+            continue;
+        };
+        for value in postings.label_values(symbols, &name) {
+            if let Some(v) = symbols.lookup(&value) {
+                let count = postings.postings(n, v).len() as u64;
+                pairs.push((name.clone(), value, count));
+            }
+        }
+    }
+    let chunk_count = head
+        .series_refs()
+        .filter_map(|r| head.series(r))
+        .map(|s| s.mmapped_chunks().len() as u64 + u64::from(s.head_chunk().is_some()))
+        .sum();
+    TsdbStatus {
+        num_series: head.num_series() as u64,
+        chunk_count,
+        time_range: head.time_range(),
+        pairs,
+    }
 }
 
 async fn series(head: &Head, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {

@@ -18,6 +18,7 @@ use thiserror::Error;
 use crate::config::label_builder::LabelBuilder;
 use crate::config::relabel::{self, RelabelConfig, RelabelScratch};
 use crate::scrape::cache::{CacheEntry, EntryId, ScrapeCache};
+use crate::scrape::metadata::SharedMetadata;
 use crate::scrape::parser::{Entry, Format, LabelPairs, ParseError, Parser};
 
 /// What a miss needs to build a series' labels, and the limits of the job.
@@ -150,6 +151,8 @@ pub struct ScrapeAppender {
     touched: Vec<EntryId>,
     label_buf: LabelBuilder,
     relabel_scratch: RelabelScratch,
+    /// TYPE/HELP/UNIT of the target's families, read by the metadata API.
+    pub metadata: SharedMetadata,
 }
 
 impl ScrapeAppender {
@@ -163,6 +166,7 @@ impl ScrapeAppender {
             touched: Vec::new(),
             label_buf: LabelBuilder::new(),
             relabel_scratch: RelabelScratch::default(),
+            metadata: SharedMetadata::default(),
         }
     }
 
@@ -285,12 +289,17 @@ impl ScrapeAppender {
         let mut pairs: LabelPairs<'_> = Vec::new();
         // The entry after the previous line's: see `ScrapeCache::get_hinted`.
         let mut hint: EntryId = 0;
+        self.metadata.borrow_mut().begin_scrape();
         while let Some(entry) = parser.next() {
+            let entry = entry?;
+            if !matches!(entry, Entry::Sample { .. }) {
+                self.metadata.borrow_mut().observe(&entry);
+            }
             let Entry::Sample {
                 series,
                 value,
                 timestamp_ms,
-            } = entry?
+            } = entry
             else {
                 continue;
             };

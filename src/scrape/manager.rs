@@ -25,6 +25,7 @@ use crate::router::Router;
 use crate::scrape::append::{ScrapeAppender, SeriesRules};
 use crate::scrape::auth::authorization_header;
 use crate::scrape::file_discovery::FileDiscovery;
+use crate::scrape::metadata::SharedMetadata;
 use crate::scrape::metrics::ScrapeMetrics;
 use crate::scrape::scrape_loop::{ScrapeLoop, ScrapeSettings, StopMode};
 use crate::scrape::target_status::{DroppedTarget, Health, TargetStatus};
@@ -34,6 +35,7 @@ pub const DISCOVERY_POLL: Duration = Duration::from_secs(2);
 
 struct RunningLoop {
     status: Rc<RefCell<TargetStatus>>,
+    metadata: SharedMetadata,
     stop: Rc<Cell<StopMode>>,
     /// Dropped to wake the loop when it must stop.
     wake: Option<LocalSender<()>>,
@@ -291,9 +293,11 @@ impl ScrapeManager {
             label_name_length_limit: cfg.label_name_length_limit,
             label_value_length_limit: cfg.label_value_length_limit,
         };
+        let appender = ScrapeAppender::new(rules);
+        let metadata = appender.metadata.clone();
         let scrape_loop = ScrapeLoop::new(
             settings,
-            ScrapeAppender::new(rules),
+            appender,
             self.router.clone(),
             status.clone(),
             self.metrics.clone(),
@@ -303,6 +307,7 @@ impl ScrapeManager {
         let task = glommio::spawn_local(scrape_loop.run());
         RunningLoop {
             status,
+            metadata,
             stop,
             wake: Some(wake_tx),
             task,
@@ -353,6 +358,29 @@ impl ScrapeManager {
             dropped.extend(pool.dropped.iter().cloned());
         }
         (active, dropped)
+    }
+
+    /// Every active target's labels and metadata, by job, then by labels.
+    pub fn metadata(&self) -> Vec<(String, shards::labels::Labels, SharedMetadata)> {
+        let pools = self.pools.borrow();
+        let mut out = Vec::new();
+        for (job, pool) in pools.iter() {
+            let mut targets: Vec<_> = pool
+                .loops
+                .values()
+                .map(|l| {
+                    (
+                        job.clone(),
+                        l.status.borrow().labels.clone(),
+                        l.metadata.clone(),
+                    )
+                })
+                .collect();
+            targets.sort_by(|a, b| a.1.cmp(&b.1));
+            out.extend(targets);
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Number of active targets per job, for `/metrics`.

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod client;
 pub mod file_discovery;
 pub mod manager;
+pub mod metadata;
 pub mod metrics;
 pub mod parser;
 pub mod scrape_loop;
