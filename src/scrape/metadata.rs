@@ -59,19 +59,16 @@ impl TargetMetadata {
             _ => return,
         };
         let scrape = self.scrape;
-        if !self.families.contains_key(metric) {
-            self.families.insert(
-                metric.to_string(),
-                Family {
-                    kind: MetricType::Unknown,
-                    help: String::new(),
-                    unit: String::new(),
-                    last_scrape: scrape,
-                },
-            );
-        }
-        let Some(family) = self.families.get_mut(metric) else {
-            return;
+        // One lookup for the usual case, a family seen before; a key is allocated only for a
+        // new family.
+        let family = match self.families.get_mut(metric) {
+            Some(f) => f,
+            None => self.families.entry(metric.to_string()).or_insert(Family {
+                kind: MetricType::Unknown,
+                help: String::new(),
+                unit: String::new(),
+                last_scrape: scrape,
+            }),
         };
         family.last_scrape = scrape;
         match entry {
