@@ -165,16 +165,10 @@ impl Router {
                 lookback,
             })
             .await?;
-        let mut out = Vec::new();
-        for (shard, r) in replies.into_iter().enumerate() {
-            match r {
-                ShardResponse::Latest(Ok(s)) => out.extend(s),
-                ShardResponse::Latest(Err(reason)) => {
-                    return Err(RouterError::Storage { shard, reason })
-                }
-                _ => return Err(RouterError::Protocol(shard)),
-            }
-        }
+        let mut out = collect_results(replies, |r| match r {
+            ShardResponse::Latest(result) => Some(result),
+            _ => None,
+        })?;
         out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
@@ -194,16 +188,10 @@ impl Router {
                 maxt,
             })
             .await?;
-        let mut out = Vec::new();
-        for (shard, r) in replies.into_iter().enumerate() {
-            match r {
-                ShardResponse::Select(Ok(s)) => out.extend(s),
-                ShardResponse::Select(Err(reason)) => {
-                    return Err(RouterError::Storage { shard, reason })
-                }
-                _ => return Err(RouterError::Protocol(shard)),
-            }
-        }
+        let mut out = collect_results(replies, |r| match r {
+            ShardResponse::Select(result) => Some(result),
+            _ => None,
+        })?;
         // A series lives on exactly one shard: sorting is the whole merge.
         out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
@@ -266,6 +254,23 @@ impl crate::promql::source::SeriesSource for Router {
             })
             .collect())
     }
+}
+
+/// Every shard's items in shard order, or the first shard's storage error; `take` gives a
+/// reply's result, `None` for a reply of another kind.
+fn collect_results<T>(
+    replies: Vec<ShardResponse>,
+    take: impl Fn(ShardResponse) -> Option<Result<Vec<T>, String>>,
+) -> Result<Vec<T>, RouterError> {
+    let mut out = Vec::new();
+    for (shard, r) in replies.into_iter().enumerate() {
+        match take(r) {
+            Some(Ok(items)) => out.extend(items),
+            Some(Err(reason)) => return Err(RouterError::Storage { shard, reason }),
+            None => return Err(RouterError::Protocol(shard)),
+        }
+    }
+    Ok(out)
 }
 
 fn merge_strings(
