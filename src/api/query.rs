@@ -23,68 +23,63 @@ use super::query_result;
 use super::v1::{bad_data, error_response, unavailable};
 
 pub async fn instant(app: &App, req: &Request) -> Response {
-    let Some(router) = app.router.get() else {
-        return unavailable();
-    };
-    let limit = match params::parse_limit(req.param("limit")) {
-        Ok(l) => l,
-        Err(e) => return bad_data(e.for_param("limit")),
-    };
-    let t = match params::parse_time_param("time", req.param("time"), now_ms()) {
-        Ok(t) => t,
-        Err(e) => return bad_data(e),
-    };
-    let query_params = match query_params(req) {
-        Ok(p) => p,
-        Err(e) => return bad_data(e),
-    };
-    let query = req.param("query").unwrap_or("");
-    let _running = app.queries.insert(query).await;
-    let result = contain(
-        app.engine()
-            .instant_query(&**router, query, t, &query_params),
-    )
-    .await;
-    answer(result, limit)
+    run(app, req, |req| {
+        params::parse_time_param("time", req.param("time"), now_ms()).map(Span::Instant)
+    })
+    .await
 }
 
 pub async fn range(app: &App, req: &Request) -> Response {
+    run(app, req, range_span).await
+}
+
+/// When a query is evaluated.
+enum Span {
+    Instant(i64),
+    /// Start, end and step, in ms.
+    Range(i64, i64, i64),
+}
+
+/// `start`, `end` and `step` checked in Prometheus's order.
+fn range_span(req: &Request) -> Result<Span, ApiParamError> {
+    let start =
+        params::parse_time(req.param("start").unwrap_or("")).map_err(|e| e.for_param("start"))?;
+    let end = params::parse_time(req.param("end").unwrap_or("")).map_err(|e| e.for_param("end"))?;
+    if end < start {
+        return Err(ApiParamError::EndBeforeStart.for_param("end"));
+    }
+    let step = params::parse_duration_param(req.param("step").unwrap_or(""))
+        .map_err(|e| e.for_param("step"))?;
+    params::check_range(start, end, step)?;
+    Ok(Span::Range(start, end, step.as_millis().max(1)))
+}
+
+/// What both endpoints share: `limit`, then the span, then `timeout`/`lookback_delta` (the
+/// order of Prometheus's checks), a slot from the tracker, the evaluation, the answer.
+async fn run(
+    app: &App,
+    req: &Request,
+    span: impl FnOnce(&Request) -> Result<Span, ApiParamError>,
+) -> Response {
     let Some(router) = app.router.get() else {
         return unavailable();
     };
-    let limit = match params::parse_limit(req.param("limit")) {
-        Ok(l) => l,
-        Err(e) => return bad_data(e.for_param("limit")),
-    };
-    let bounds = (|| {
-        let start = params::parse_time(req.param("start").unwrap_or(""))
-            .map_err(|e| e.for_param("start"))?;
-        let end =
-            params::parse_time(req.param("end").unwrap_or("")).map_err(|e| e.for_param("end"))?;
-        if end < start {
-            return Err(ApiParamError::EndBeforeStart.for_param("end"));
-        }
-        let step = params::parse_duration_param(req.param("step").unwrap_or(""))
-            .map_err(|e| e.for_param("step"))?;
-        params::check_range(start, end, step)?;
-        Ok((start, end, step.as_millis().max(1)))
-    })();
-    let (start, end, step) = match bounds {
-        Ok(b) => b,
-        Err(e) => return bad_data(e),
-    };
-    let query_params = match query_params(req) {
-        Ok(p) => p,
+    let checked = params::parse_limit(req.param("limit"))
+        .map_err(|e| e.for_param("limit"))
+        .and_then(|limit| Ok((limit, span(req)?, query_params(req)?)));
+    let (limit, span, query_params) = match checked {
+        Ok(c) => c,
         Err(e) => return bad_data(e),
     };
     let query = req.param("query").unwrap_or("");
     let _running = app.queries.insert(query).await;
-    let result =
-        contain(
-            app.engine()
-                .range_query(&**router, query, start, end, step, &query_params),
-        )
-        .await;
+    let engine = app.engine();
+    let result = match span {
+        Span::Instant(t) => contain(engine.instant_query(&**router, query, t, &query_params)).await,
+        Span::Range(start, end, step) => {
+            contain(engine.range_query(&**router, query, start, end, step, &query_params)).await
+        }
+    };
     answer(result, limit)
 }
 
