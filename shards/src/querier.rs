@@ -126,22 +126,39 @@ impl<'a> Querier<'a> {
         Ok(merge(parts))
     }
 
-    /// Sorted label names of the series matching `matchers` in the range.
+    /// Sorted label names of the series matching `matchers` in the range; with no matcher,
+    /// of every series in the head and the range's blocks (read from their indexes' label
+    /// tables, no series visited).
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, QueryError> {
         let mut names = std::collections::BTreeSet::new();
+        if matchers.is_empty() {
+            names.extend(self.head.label_names(&[]));
+            for b in &self.blocks {
+                names.extend(b.index().label_names());
+            }
+            return Ok(names.into_iter().collect());
+        }
         for s in self.select(matchers)? {
             names.extend(s.labels.iter().map(|l| l.name.clone()));
         }
         Ok(names.into_iter().collect())
     }
 
-    /// Sorted values of label `name` among the series matching `matchers` in the range.
+    /// Sorted values of label `name` among the series matching `matchers` in the range; with
+    /// no matcher, over every series in the head and the range's blocks.
     pub fn label_values(
         &self,
         name: &str,
         matchers: &[Matcher],
     ) -> Result<Vec<String>, QueryError> {
         let mut values = std::collections::BTreeSet::new();
+        if matchers.is_empty() {
+            values.extend(self.head.label_values(name, &[]));
+            for b in &self.blocks {
+                values.extend(b.index().label_values(name)?);
+            }
+            return Ok(values.into_iter().collect());
+        }
         for s in self.select(matchers)? {
             if let Some(v) = s.labels.get(name) {
                 values.insert(v.to_string());
@@ -262,5 +279,30 @@ mod tests {
         let a = q.select(&all).unwrap();
         assert_eq!(q.samples(&a[0]).unwrap(), [(15, 3.0), (20, 4.0)]);
         assert_eq!(q.label_names(&all).unwrap(), ["__name__", "job"]);
+    }
+
+    /// No matcher means every series, in blocks as in the head (the label browser's first
+    /// request), where a block's select answers nothing for an empty selector.
+    #[test]
+    fn no_matcher_lists_every_series_of_blocks_and_head() {
+        let dir = tempfile::tempdir().unwrap();
+        block(dir.path(), &[("a", &[(0, 1.0)]), ("b", &[(5, 5.0)])], 0, 20);
+        let blocks = crate::block::open_all(dir.path()).unwrap().blocks;
+        let hdir = tempfile::tempdir().unwrap();
+        let (mut head, _) = Head::open(hdir.path(), HeadOptions::default()).unwrap();
+        let c = Labels::from_pairs([("__name__", "c"), ("zone", "z1")]).unwrap();
+        head.append_unlogged(&AppendBatch {
+            new_series: vec![c],
+            samples: vec![BatchSample {
+                series: SeriesKey::New(0),
+                t: 30,
+                v: 6.0,
+            }],
+        })
+        .unwrap();
+        let q = Querier::new(&head, &blocks, i64::MIN, i64::MAX);
+        assert_eq!(q.label_names(&[]).unwrap(), ["__name__", "job", "zone"]);
+        assert_eq!(q.label_values("__name__", &[]).unwrap(), ["a", "b", "c"]);
+        assert_eq!(q.label_values("job", &[]).unwrap(), ["q"]);
     }
 }

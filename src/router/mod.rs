@@ -107,13 +107,10 @@ impl Router {
                 maxt,
             })
             .await?;
-        let mut out = Vec::new();
-        for (shard, r) in replies.into_iter().enumerate() {
-            match r {
-                ShardResponse::Series(s) => out.extend(s),
-                _ => return Err(RouterError::Protocol(shard)),
-            }
-        }
+        let mut out = collect_results(replies, |r| match r {
+            ShardResponse::Series(result) => Some(result),
+            _ => None,
+        })?;
         // A series lives on exactly one shard, so there is nothing to deduplicate.
         out.sort_unstable();
         Ok(out)
@@ -127,7 +124,7 @@ impl Router {
             })
             .await?;
         merge_strings(replies, |r| match r {
-            ShardResponse::LabelNames(v) => Some(v),
+            ShardResponse::LabelNames(result) => Some(result),
             _ => None,
         })
     }
@@ -145,7 +142,7 @@ impl Router {
             })
             .await?;
         merge_strings(replies, |r| match r {
-            ShardResponse::LabelValues(v) => Some(v),
+            ShardResponse::LabelValues(result) => Some(result),
             _ => None,
         })
     }
@@ -275,12 +272,9 @@ fn collect_results<T>(
 
 fn merge_strings(
     replies: Vec<ShardResponse>,
-    take: impl Fn(ShardResponse) -> Option<Vec<String>>,
+    take: impl Fn(ShardResponse) -> Option<Result<Vec<String>, String>>,
 ) -> Result<Vec<String>, RouterError> {
-    let mut out = Vec::new();
-    for (shard, r) in replies.into_iter().enumerate() {
-        out.extend(take(r).ok_or(RouterError::Protocol(shard))?);
-    }
+    let mut out = collect_results(replies, take)?;
     out.sort_unstable();
     out.dedup();
     Ok(out)

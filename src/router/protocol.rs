@@ -66,9 +66,10 @@ pub enum ShardResponse {
     Appended(Result<AppendOutcome, String>),
     /// One outcome per batch of an `AppendGroup`, in its order; `Err`: none was acknowledged.
     AppendedGroup(Result<Vec<AppendOutcome>, String>),
-    Series(Vec<Labels>),
-    LabelNames(Vec<String>),
-    LabelValues(Vec<String>),
+    /// `Err`: a block's index could not be read (as for the two below).
+    Series(Result<Vec<Labels>, String>),
+    LabelNames(Result<Vec<String>, String>),
+    LabelValues(Result<Vec<String>, String>),
     /// `Err`: a chunk could not be read.
     Latest(Result<Vec<LatestSample>, String>),
     /// `Err`: a chunk could not be read.

@@ -10,7 +10,7 @@
 use futures_lite::future::poll_once;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use shards::head::{AppendBatch, Head};
-use shards::index::matcher::{MatchType, Matcher};
+use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 use shards::shard::Shard;
 use shards::value::is_stale_nan;
@@ -173,29 +173,25 @@ impl ShardService {
                 mint,
                 maxt,
             } => ShardResponse::Series(if head_alone_from(&self.shard, mint) {
-                series(head, &matchers, mint, maxt).await
+                Ok(series(head, &matchers, mint, maxt).await)
             } else {
                 merged_series(&self.shard, &matchers, mint, maxt)
             }),
             ShardRequest::LabelNames { matchers } => {
-                let mut names = head.label_names(&matchers);
-                if !self.shard.blocks().is_empty() {
+                ShardResponse::LabelNames(if self.shard.blocks().is_empty() {
+                    Ok(head.label_names(&matchers))
+                } else {
                     let q = self.shard.querier(i64::MIN, i64::MAX);
-                    if let Ok(more) = q.label_names(&every_series_unless_given(matchers)) {
-                        names.extend(more);
-                    }
-                }
-                ShardResponse::LabelNames(names)
+                    q.label_names(&matchers).map_err(|e| e.to_string())
+                })
             }
             ShardRequest::LabelValues { name, matchers } => {
-                let mut values = head.label_values(&name, &matchers);
-                if !self.shard.blocks().is_empty() {
+                ShardResponse::LabelValues(if self.shard.blocks().is_empty() {
+                    Ok(head.label_values(&name, &matchers))
+                } else {
                     let q = self.shard.querier(i64::MIN, i64::MAX);
-                    if let Ok(more) = q.label_values(&name, &every_series_unless_given(matchers)) {
-                        values.extend(more);
-                    }
-                }
-                ShardResponse::LabelValues(values)
+                    q.label_values(&name, &matchers).map_err(|e| e.to_string())
+                })
             }
             ShardRequest::Latest {
                 matchers,
@@ -236,23 +232,17 @@ fn head_alone_from(shard: &Shard, t: i64) -> bool {
     shard.blocks().iter().all(|b| b.meta().max_time <= t)
 }
 
-/// Blocks cannot list every series without a matcher; every stored series has a name, so
-/// `__name__=~".+"` stands for "all series" there, as the head's empty list does.
-fn every_series_unless_given(matchers: Vec<Matcher>) -> Vec<Matcher> {
-    if !matchers.is_empty() {
-        return matchers;
-    }
-    Matcher::new(MatchType::Regex, "__name__", ".+")
-        .map(|m| vec![m])
-        .unwrap_or_default()
-}
-
 /// Label sets of the matching series in head and blocks with samples in `[mint, maxt]`.
-fn merged_series(shard: &Shard, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+fn merged_series(
+    shard: &Shard,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<Labels>, String> {
     let q = shard.querier(mint, maxt);
     q.select(matchers)
         .map(|v| v.into_iter().map(|s| s.labels).collect())
-        .unwrap_or_default()
+        .map_err(|e| e.to_string())
 }
 
 /// `select` over head and blocks: series merged by labels, overlapping samples once.
