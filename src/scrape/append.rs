@@ -151,6 +151,10 @@ pub struct ScrapeAppender {
     touched: Vec<EntryId>,
     label_buf: LabelBuilder,
     relabel_scratch: RelabelScratch,
+    /// No OpenMetrics body was ever appended, so every cache key passed the text format's
+    /// grammar: the condition for `Parser::next_expecting`. (A target does not switch
+    /// formats in practice; one that does just loses the shortcut.)
+    text_keys_only: bool,
     /// TYPE/HELP/UNIT of the target's families, read by the metadata API.
     pub metadata: SharedMetadata,
 }
@@ -166,6 +170,7 @@ impl ScrapeAppender {
             touched: Vec::new(),
             label_buf: LabelBuilder::new(),
             relabel_scratch: RelabelScratch::default(),
+            text_keys_only: true,
             metadata: SharedMetadata::default(),
         }
     }
@@ -289,8 +294,22 @@ impl ScrapeAppender {
         let mut pairs: LabelPairs<'_> = Vec::new();
         // The entry after the previous line's: see `ScrapeCache::get_hinted`.
         let mut hint: EntryId = 0;
+        // The parser may skip re-checking a line whose series is the hinted entry's key only
+        // if every key was accepted by the text grammar (see `text_keys_only`).
+        let hint_parser = format == Format::PrometheusText && self.text_keys_only;
+        if format != Format::PrometheusText {
+            self.text_keys_only = false;
+        }
         self.metadata.borrow_mut().begin_scrape();
-        while let Some(entry) = parser.next() {
+        loop {
+            let expected = if hint_parser {
+                self.cache.key(hint)
+            } else {
+                &[]
+            };
+            let Some(entry) = parser.next_expecting(expected) else {
+                break;
+            };
             let entry = entry?;
             if !matches!(entry, Entry::Sample { .. }) {
                 self.metadata.borrow_mut().observe(&entry);
@@ -308,7 +327,12 @@ impl ScrapeAppender {
                 Some(ts) if self.rules.honor_timestamps => ts,
                 _ => t,
             };
-            let id = match self.cache.get_hinted(series, hint) {
+            let cached = if parser.took_expected() {
+                Some(hint)
+            } else {
+                self.cache.get_hinted(series, hint)
+            };
+            let id = match cached {
                 Some(id) => id,
                 None => {
                     parser.labels(series, &mut pairs)?;

@@ -80,6 +80,12 @@ impl ScrapeCache {
         }
     }
 
+    /// The series bytes of entry `id`; empty for a free slot or past the end.
+    #[inline]
+    pub fn key(&self, id: EntryId) -> &[u8] {
+        self.keys.get(id as usize).map_or(&[], |k| k)
+    }
+
     #[inline]
     pub fn entry(&self, id: EntryId) -> &CacheEntry {
         &self.entries[id as usize]

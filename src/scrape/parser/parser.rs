@@ -39,6 +39,8 @@ pub struct Parser<'a> {
     line: usize,
     format: Format,
     done: bool,
+    /// The last sample's series was the one `next_expecting` was told to expect.
+    took_expected: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -49,7 +51,24 @@ impl<'a> Parser<'a> {
             line: 0,
             format,
             done: false,
+            took_expected: false,
         }
+    }
+
+    /// `next`, told which series the next sample line most likely has: the series bytes of
+    /// a line this target's parser accepted before, in the text format (the scrape cache's
+    /// next key). A line that starts with exactly those bytes, then one space and no label
+    /// set, has that series: its grammar was checked when it was first seen, so the name
+    /// and label set are not scanned again. Anything else is parsed as by `next`.
+    /// OpenMetrics bodies ignore the hint.
+    #[inline]
+    pub fn next_expecting(&mut self, expected: &[u8]) -> Option<Result<Entry<'a>, ParseError>> {
+        self.step(expected)
+    }
+
+    /// Whether the sample `next_expecting` returned last had the expected series.
+    pub fn took_expected(&self) -> bool {
+        self.took_expected
     }
 
     pub fn format(&self) -> Format {
@@ -94,6 +113,14 @@ impl<'a> Iterator for Parser<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        self.step(&[])
+    }
+}
+
+impl<'a> Parser<'a> {
+    #[inline(always)]
+    fn step(&mut self, expected: &[u8]) -> Option<Result<Entry<'a>, ParseError>> {
+        self.took_expected = false;
         loop {
             if self.done {
                 return None;
@@ -132,7 +159,13 @@ impl<'a> Iterator for Parser<'a> {
                         Some(b'{') => {
                             return self.fail(self.line, ParseErrorKind::QuotedName.into())
                         }
-                        Some(_) => text_sample(body, start),
+                        Some(_) => match known_series_end(body, start, expected) {
+                            Some(end) => {
+                                self.took_expected = true;
+                                text_sample_after_series(body, start, end)
+                            }
+                            None => text_sample(body, start),
+                        },
                     }
                 }
                 Format::OpenMetrics => match first {
@@ -243,6 +276,28 @@ fn text_sample(body: &[u8], start: usize) -> SampleResult<'_> {
     if body.get(open) == Some(&b'{') {
         end = label_set_end(body, open, Format::PrometheusText)?;
     }
+    text_sample_after_series(body, start, end)
+}
+
+/// Where the text sample at `body[start..]` would end its series if that series is
+/// `expected`: its bytes, then one space and a byte that starts no label set nor blank
+/// (`name {l="v"} 1` is the series `name {l="v"}`, not `name`).
+#[inline(always)]
+fn known_series_end(body: &[u8], start: usize, expected: &[u8]) -> Option<usize> {
+    if expected.is_empty() {
+        return None;
+    }
+    let end = start + expected.len();
+    let same = body.get(start..end)? == expected;
+    match body.get(end..end + 2) {
+        Some(&[b' ', c]) if same && !matches!(c, b' ' | b'\t' | b'{') => Some(end),
+        _ => None,
+    }
+}
+
+/// The rest of a text sample whose series is `body[start..end]`.
+#[inline(always)]
+fn text_sample_after_series(body: &[u8], start: usize, end: usize) -> SampleResult<'_> {
     let series = &body[start..end];
     let value_start = match body.get(end..end + 2) {
         Some(&[b' ', c]) if !matches!(c, b' ' | b'\t') => end + 1,

@@ -183,6 +183,85 @@ proptest! {
     ) {
         exhaust(&body.concat());
     }
+
+    /// Told to expect a series, the parser answers exactly as without the hint, whichever
+    /// accepted series it is told (the right one, another line's, or none).
+    #[test]
+    fn expecting_a_series_changes_no_answer(
+        samples in proptest::collection::vec(sample(), 1..8),
+        blank in "[ \t]{1,3}",
+        soup in proptest::collection::vec(proptest::sample::select(SOUP), 0..24),
+        shift in 0usize..3,
+    ) {
+        let mut body = String::new();
+        for s in &samples {
+            body += &render(s, Format::PrometheusText, &blank, false).1;
+            body.push('\n');
+        }
+        let mut body = body.into_bytes();
+        body.extend(soup.concat());
+        check_expecting(&body, shift);
+    }
+}
+
+/// Parses `body` as text twice, the second time expecting at the k-th sample the series of
+/// sample `k + shift` of the first parse, and compares every entry and error.
+fn check_expecting(body: &[u8], shift: usize) {
+    let plain: Vec<_> = Parser::new(body, Format::PrometheusText).collect();
+    let accepted: Vec<&[u8]> = plain
+        .iter()
+        .filter_map(|e| match e {
+            Ok(Entry::Sample { series, .. }) => Some(*series),
+            _ => None,
+        })
+        .collect();
+    let mut parser = Parser::new(body, Format::PrometheusText);
+    let mut hinted = Vec::new();
+    let mut k = 0;
+    loop {
+        let expected = accepted.get(k + shift).copied().unwrap_or_default();
+        let Some(entry) = parser.next_expecting(expected) else {
+            break;
+        };
+        if let Ok(Entry::Sample { series, .. }) = &entry {
+            // Taking the hint is allowed, not required (`foo  1` is parsed the long way).
+            if parser.took_expected() {
+                assert_eq!(*series, expected);
+            }
+            k += 1;
+        }
+        hinted.push(entry);
+    }
+    assert_eq!(format!("{plain:?}"), format!("{hinted:?}"));
+}
+
+/// A name-only series is not a prefix of the same name with a label set after a blank.
+#[test]
+fn expected_name_is_not_taken_for_a_longer_series() {
+    let body = b"foo 1\nfoo {a=\"b\"} 2\nfoo  3\nfoo\t4\n";
+    let mut parser = Parser::new(body, Format::PrometheusText);
+    let mut got = Vec::new();
+    while let Some(entry) = parser.next_expecting(b"foo") {
+        if let Ok(Entry::Sample { series, value, .. }) = entry {
+            got.push((
+                String::from_utf8_lossy(series).into_owned(),
+                value,
+                parser.took_expected(),
+            ));
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            ("foo".to_string(), 1.0, true),
+            ("foo {a=\"b\"}".to_string(), 2.0, false),
+            ("foo".to_string(), 3.0, false),
+            ("foo".to_string(), 4.0, false),
+        ]
+    );
+    for shift in 0..3 {
+        check_expecting(body, shift);
+    }
 }
 
 fn exhaust(body: &[u8]) {
