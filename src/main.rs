@@ -35,6 +35,9 @@ fn main() -> ExitCode {
                 &mut err,
             ))
         }
+        ["test", "rules"] => {
+            return ExitCode::from(promcore::rules::unit_test::test_rules(&args[2..], &mut out))
+        }
         ["check", ..] => {
             eprintln!("usage: promcore check config|rules FILE...");
             return ExitCode::from(2);

@@ -218,8 +218,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<GroupDef>, RuleFileError> {
         }
         check_labels(&g.labels).map_err(|r| invalid(format!("{gp}.labels"), r))?;
         let mut rules = Vec::with_capacity(g.rules.len());
-        for (ri, r) in g.rules.into_iter().enumerate() {
+        for (ri, mut r) in g.rules.into_iter().enumerate() {
             let rp = format!("{gp}.rules[{ri}]");
+            // Group labels apply to every rule of the group; a rule's own label wins.
+            for (k, v) in &g.labels {
+                r.labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
             rules.push(validate_rule(r).map_err(|(field, reason)| {
                 invalid(
                     if field.is_empty() {

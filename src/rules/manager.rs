@@ -131,6 +131,13 @@ impl RuleManager {
     async fn run_group(self: Rc<Self>, g: Rc<Group>, restore: bool) {
         let mut next = g.next_eval_after(wall_ms());
         let mut first = true;
+        if !restore {
+            // Groups (re)loaded after the start have nothing to restore: their alerts are
+            // written from the first evaluation.
+            for cell in &g.rules {
+                cell.borrow_mut().alerts.restored = true;
+            }
+        }
         while !g.stopped.get() {
             let wait = next - wall_ms();
             if wait > 0 {
@@ -149,10 +156,6 @@ impl RuleManager {
                     &*self.storage,
                 )
                 .await;
-            } else if first {
-                for cell in &g.rules {
-                    cell.borrow_mut().alerts.restored = true;
-                }
             }
             first = false;
             if !sendable.is_empty() {

@@ -2,7 +2,7 @@
 //! `go_format`), a group's evaluation (`group`, with the alerting state machine in
 //! `alerting`), the data they read and write (`storage`, `router_storage`), the manager that
 //! runs the groups on the router executor (`manager`), and the command-line checks and unit
-//! tests (`check`).
+//! tests (`check`, `unit_test`).
 //!
 //! Nothing here sends notifications (that is `crate::notifier`) or serves HTTP.
 
@@ -15,3 +15,4 @@ pub mod manager;
 pub mod router_storage;
 pub mod storage;
 pub mod template;
+pub mod unit_test;
