@@ -77,6 +77,13 @@ pub struct Flags {
     pub query_lookback_delta: Duration,
     pub query_max_samples: u64,
     pub query_max_concurrency: usize,
+    /// How long after an outage alert `for` state is still restored.
+    pub rules_alert_for_outage_tolerance: Duration,
+    /// Least time an alert waits after a restart before it may fire again.
+    pub rules_alert_for_grace_period: Duration,
+    /// Least time between two notifications of the same alert to Alertmanager.
+    pub rules_alert_resend_delay: Duration,
+    pub alertmanager_notification_queue_capacity: usize,
     pub help: bool,
     pub version: bool,
 }
@@ -105,6 +112,10 @@ impl Default for Flags {
             query_lookback_delta: Duration::from_secs(5 * MINUTE),
             query_max_samples: 50_000_000,
             query_max_concurrency: 20,
+            rules_alert_for_outage_tolerance: Duration::from_secs(3600),
+            rules_alert_for_grace_period: Duration::from_secs(600),
+            rules_alert_resend_delay: Duration::from_secs(60),
+            alertmanager_notification_queue_capacity: 10_000,
             help: false,
             version: false,
         }
@@ -142,6 +153,18 @@ pub const USAGE: &str = "usage: promcore [flags]
   --query.max-samples=N         most samples one query may hold in memory at once
                                 (default 50000000)
   --query.max-concurrency=N     most queries evaluated at the same time (default 20)
+  --rules.alert.for-outage-tolerance=DURATION
+                                longest outage after which alerts' `for` state is still
+                                restored (default 1h)
+  --rules.alert.for-grace-period=DURATION
+                                least wait after a restart before a restored alert fires,
+                                and least `for` that is restored (default 10m)
+  --rules.alert.resend-delay=DURATION
+                                least time between resends of an alert to Alertmanager
+                                (default 1m)
+  --alertmanager.notification-queue-capacity=N
+                                alerts waiting to be sent; the oldest are dropped beyond
+                                (default 10000)
   --log.level=LEVEL             debug, info, warn or error (default info)
   --version                     print the version
   -h, --help                    this text
@@ -237,6 +260,18 @@ impl Flags {
                 "--query.max-concurrency" => {
                     f.query_max_concurrency = number(&name, &value(&name)?, 1)?
                 }
+                "--rules.alert.for-outage-tolerance" => {
+                    f.rules_alert_for_outage_tolerance = duration(&name, &value(&name)?)?
+                }
+                "--rules.alert.for-grace-period" => {
+                    f.rules_alert_for_grace_period = duration(&name, &value(&name)?)?
+                }
+                "--rules.alert.resend-delay" => {
+                    f.rules_alert_resend_delay = duration(&name, &value(&name)?)?
+                }
+                "--alertmanager.notification-queue-capacity" => {
+                    f.alertmanager_notification_queue_capacity = number(&name, &value(&name)?, 1)?
+                }
                 "--log.level" => {
                     let v = value(&name)?;
                     f.log_level = match v.as_str() {
@@ -281,6 +316,10 @@ impl Flags {
     /// and `--version` are left out, as Prometheus leaves out kingpin's own flags.
     pub fn status_flags(&self) -> Vec<(&'static str, String)> {
         vec![
+            (
+                "alertmanager.notification-queue-capacity",
+                self.alertmanager_notification_queue_capacity.to_string(),
+            ),
             ("config.file", self.config_file.display().to_string()),
             ("log.level", self.log_level.name().to_string()),
             (
@@ -293,6 +332,18 @@ impl Flags {
             ),
             ("query.max-samples", self.query_max_samples.to_string()),
             ("query.timeout", self.query_timeout.to_string()),
+            (
+                "rules.alert.for-grace-period",
+                self.rules_alert_for_grace_period.to_string(),
+            ),
+            (
+                "rules.alert.for-outage-tolerance",
+                self.rules_alert_for_outage_tolerance.to_string(),
+            ),
+            (
+                "rules.alert.resend-delay",
+                self.rules_alert_resend_delay.to_string(),
+            ),
             // Empty when not given: one shard per core, decided at start-up.
             (
                 "shards",

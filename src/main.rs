@@ -17,6 +17,33 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("promqltest") {
         return ExitCode::from(promcore::promqltest::main(&args[1..]) as u8);
     }
+    // promtool's checks, under the server's own binary.
+    let words: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    match words.as_slice() {
+        ["check", "rules"] => {
+            return ExitCode::from(promcore::rules::check::check_rules(
+                &args[2..],
+                &mut out,
+                &mut err,
+            ))
+        }
+        ["check", "config"] => {
+            return ExitCode::from(promcore::rules::check::check_config(
+                &args[2..],
+                &mut out,
+                &mut err,
+            ))
+        }
+        ["test", "rules"] => {
+            return ExitCode::from(promcore::rules::unit_test::test_rules(&args[2..], &mut out))
+        }
+        ["check", ..] => {
+            eprintln!("usage: promcore check config|rules FILE...");
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
     let flags = match Flags::parse(std::env::args().skip(1)) {
         Ok(f) => f,
         Err(e) => {

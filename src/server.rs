@@ -24,10 +24,13 @@ use crate::config::Config;
 use crate::flags::{Flags, LogLevel};
 use crate::http::{Server, ServerConfig};
 use crate::log::log;
+use crate::notifier::Notifier;
 use crate::promql::engine::{Engine, EngineOptions};
 use crate::router::protocol::{Envelope, Reply};
 use crate::router::shard_link::ShardLink;
 use crate::router::Router;
+use crate::rules::manager::{RuleManager, RuleManagerOptions};
+use crate::rules::router_storage::RouterStorage;
 use crate::scrape::manager::{ScrapeManager, DISCOVERY_POLL};
 use crate::scrape::metrics::ScrapeMetrics;
 use crate::startup::StartupError;
@@ -75,6 +78,11 @@ pub struct App {
     /// Set once every shard is connected: the WAL replays are done.
     pub router: OnceCell<Rc<Router>>,
     pub scrape: OnceCell<Rc<ScrapeManager>>,
+    /// Set with the router: rules evaluate over stored data.
+    pub rules: OnceCell<Rc<RuleManager>>,
+    pub notifier: Rc<Notifier>,
+    /// Where the configuration file is: rule files and file_sd paths are relative to it.
+    pub config_dir: PathBuf,
     pub scrape_metrics: Rc<ScrapeMetrics>,
     /// Queries in flight: the `--query.max-concurrency` limit and `queries.active`.
     pub queries: ActiveQueryTracker,
@@ -125,9 +133,24 @@ impl App {
                 return Err(e);
             }
         };
+        if let Some(rules) = self.rules.get() {
+            if let Err(e) = rules.apply(&loaded.config, &self.config_dir) {
+                m.failures.set(m.failures.get() + 1);
+                m.last_successful.set(false);
+                log(
+                    LogLevel::Error,
+                    "main",
+                    "error loading rules, keeping the running configuration",
+                    &[("err", &e)],
+                );
+                return Err(e);
+            }
+        }
         if let Some(scrape) = self.scrape.get() {
             scrape.apply(&loaded.config);
         }
+        self.notifier
+            .apply(&loaded.config.alerting, &self.config_dir);
         *self.config.borrow_mut() = Rc::new(loaded);
         m.last_successful.set(true);
         m.last_success_time.set(unix_seconds(SystemTime::now()));
@@ -190,6 +213,7 @@ pub async fn run_router(start: RouterStart) {
         .map(PathBuf::from)
         .unwrap_or_default();
     let queries = open_query_tracker(&flags);
+    let notifier = Notifier::new(flags.alertmanager_notification_queue_capacity);
     let app = Rc::new(App {
         flags,
         control: control.clone(),
@@ -202,6 +226,9 @@ pub async fn run_router(start: RouterStart) {
         },
         router: OnceCell::new(),
         scrape: OnceCell::new(),
+        rules: OnceCell::new(),
+        notifier: notifier.clone(),
+        config_dir: config_dir.clone(),
         scrape_metrics: Rc::new(ScrapeMetrics::default()),
         queries,
         wal_replayed: Cell::new(None),
@@ -250,6 +277,34 @@ pub async fn run_router(start: RouterStart) {
     ));
     let _ = app.scrape.set(scrape.clone());
     scrape.apply(&app.config.borrow().config);
+    notifier.apply(&app.config.borrow().config.alerting, &app.config_dir);
+    let notifier_task = glommio::spawn_local(notifier.clone().run());
+    let rules = RuleManager::new(
+        Rc::new(RouterStorage {
+            router: router.clone(),
+            engine: RefCell::new(app.engine()),
+        }),
+        RuleManagerOptions {
+            outage_tolerance_ms: app.flags.rules_alert_for_outage_tolerance.as_millis() as i64,
+            grace_period_ms: app.flags.rules_alert_for_grace_period.as_millis() as i64,
+            resend_delay_ms: app.flags.rules_alert_resend_delay.as_millis() as i64,
+            external_url: external_url(&app.flags, addr),
+        },
+        notifier.clone(),
+    );
+    let _ = app.rules.set(rules.clone());
+    let loaded_rules = rules.apply(&app.config.borrow().config, &app.config_dir);
+    if let Err(e) = loaded_rules {
+        // The configuration was checked before start, but a rule file can still fail here
+        // (it changed since): the server runs without rules, as a failed reload would leave it.
+        log(
+            LogLevel::Error,
+            "rules",
+            "error loading rule files",
+            &[("err", &e)],
+        );
+        app.reload_metrics.last_successful.set(false);
+    }
     log(
         LogLevel::Info,
         "main",
@@ -273,12 +328,26 @@ pub async fn run_router(start: RouterStart) {
             glommio::spawn_local(async move { reaper.reap().await }).detach();
         }
     }
+    log(LogLevel::Info, "main", "stopping rule manager", &[]);
+    rules.stop_all();
+    drop(notifier_task);
     log(LogLevel::Info, "main", "stopping scrape manager", &[]);
     scrape.stop_all().await;
     drop(http_stop);
     let _ = http_task.await;
     // Every acknowledged append is in the WAL; the shards close once their queues drain.
     router.close();
+}
+
+/// `--web.external-url`, or Prometheus's default: `http://<hostname>:<port>/`.
+fn external_url(flags: &Flags, addr: SocketAddr) -> String {
+    if !flags.web_external_url.is_empty() {
+        return flags.web_external_url.trim_end_matches('/').to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("http://{host}:{}", addr.port())
 }
 
 /// Connects to every shard (each connects once its head is rebuilt); `None` when the process

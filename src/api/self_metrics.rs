@@ -67,6 +67,7 @@ pub async fn render(app: &App) -> String {
         }
     }
     write_scrape_metrics(app, &mut w);
+    write_notifier_metrics(app, &mut w);
     w.finish()
 }
 
@@ -295,5 +296,75 @@ fn write_scrape_metrics(app: &App, w: &mut MetricsWriter) {
                 n as f64,
             );
         }
+    }
+}
+
+fn write_notifier_metrics(app: &App, w: &mut MetricsWriter) {
+    let n = &app.notifier;
+    let m = &n.metrics;
+    w.family(
+        "prometheus_notifications_dropped_total",
+        "Total number of alerts dropped due to errors when sending to Alertmanager.",
+        Kind::Counter,
+    );
+    w.sample(
+        "prometheus_notifications_dropped_total",
+        &[],
+        m.dropped.get() as f64,
+    );
+    w.family(
+        "prometheus_notifications_queue_length",
+        "The number of alert notifications in the queue.",
+        Kind::Gauge,
+    );
+    w.sample(
+        "prometheus_notifications_queue_length",
+        &[],
+        n.queue_length() as f64,
+    );
+    w.family(
+        "prometheus_notifications_queue_capacity",
+        "The capacity of the alert notifications queue.",
+        Kind::Gauge,
+    );
+    w.sample(
+        "prometheus_notifications_queue_capacity",
+        &[],
+        n.queue_capacity() as f64,
+    );
+    let (active, _) = n.alertmanagers();
+    w.family(
+        "prometheus_notifications_alertmanagers_discovered",
+        "The number of alertmanagers discovered and active.",
+        Kind::Gauge,
+    );
+    w.sample(
+        "prometheus_notifications_alertmanagers_discovered",
+        &[],
+        active.len() as f64,
+    );
+    w.family(
+        "prometheus_notifications_sent_total",
+        "Total number of alerts sent.",
+        Kind::Counter,
+    );
+    for (url, v) in m.sent.borrow().iter() {
+        w.sample(
+            "prometheus_notifications_sent_total",
+            &[("alertmanager", url)],
+            *v as f64,
+        );
+    }
+    w.family(
+        "prometheus_notifications_errors_total",
+        "Total number of errors sending alert notifications.",
+        Kind::Counter,
+    );
+    for (url, v) in m.errors.borrow().iter() {
+        w.sample(
+            "prometheus_notifications_errors_total",
+            &[("alertmanager", url)],
+            *v as f64,
+        );
     }
 }

@@ -2,12 +2,13 @@
 //! `Config::parse` / `Config::load` return a fully resolved configuration (every default filled
 //! from `global`, every relabel regex compiled) or the first error, naming the field's path
 //! (`scrape_configs[2].relabel_configs[0].regex: ...`). Unknown fields are refused, so a typo
-//! is never silently ignored. Sections promcore does not act on yet (`alerting`,
-//! `remote_write`, ...) are kept as opaque YAML, not refused.
+//! is never silently ignored. Sections promcore does not act on yet (`remote_write`, ...)
+//! are kept as opaque YAML, not refused.
 //!
 //! This module never touches the running server: applying a configuration (and keeping the
 //! old one when a reload fails) is the caller's job.
 
+pub mod alerting;
 pub mod duration;
 pub mod field_path;
 pub mod file_sd;
@@ -68,8 +69,7 @@ pub struct Config {
     /// Globs of files holding more scrape configs (Prometheus 2.43+); not loaded yet.
     pub scrape_config_files: Vec<String>,
     pub scrape_configs: Vec<ScrapeConfig>,
-    /// Opaque until the notifier is built.
-    pub alerting: Option<serde_yaml::Value>,
+    pub alerting: alerting::AlertingConfig,
     /// Opaque until remote write is built.
     pub remote_write: Option<serde_yaml::Value>,
     pub remote_read: Option<serde_yaml::Value>,
@@ -89,7 +89,7 @@ impl Default for Config {
             rule_files: Vec::new(),
             scrape_config_files: Vec::new(),
             scrape_configs: Vec::new(),
-            alerting: None,
+            alerting: alerting::AlertingConfig::default(),
             remote_write: None,
             remote_read: None,
             storage: None,
@@ -138,6 +138,9 @@ impl Config {
                 ConfigError::invalid(format!("scrape_config_files[{i}]"), reason)
             })?;
         }
+        self.alerting
+            .validate()
+            .map_err(|(field, reason)| ConfigError::invalid(format!("alerting.{field}"), reason))?;
         let mut jobs = HashSet::new();
         for (i, scrape) in self.scrape_configs.iter_mut().enumerate() {
             scrape.resolve(&self.global).map_err(|(field, reason)| {
@@ -225,7 +228,7 @@ rule_files: ["rules/*.yml", "alerts.yml"]
 alerting:
   alertmanagers:
     - static_configs: [{targets: ["am:9093"]}]
-      tls_config: {insecure_skip_verify: true}
+      path_prefix: /am
 remote_write:
   - url: http://remote/api/v1/write
     queue_config: {max_shards: 10}
@@ -265,7 +268,12 @@ scrape_configs:
         .unwrap();
         assert_eq!(c.global.external_labels["replica"], "0");
         assert_eq!(c.rule_files, ["rules/*.yml", "alerts.yml"]);
-        assert!(c.alerting.is_some() && c.remote_write.is_some());
+        assert!(c.remote_write.is_some());
+        assert_eq!(c.alerting.alertmanagers[0].path_prefix, "/am");
+        assert_eq!(
+            c.alerting.alertmanagers[0].static_configs[0].targets,
+            ["am:9093"]
+        );
         let node = c.scrape_config("node").unwrap();
         assert_eq!(node.scrape_interval, Duration::from_secs(60));
         assert_eq!(node.scrape_timeout, Duration::from_secs(20));
@@ -326,6 +334,9 @@ scrape_configs:
             ("scrape_configs:\n  - scrape_interval: 1m\n", "scrape_configs[0]: missing field `job_name`"),
             ("scrape_configs:\n  - job_name: a\n    file_sd_configs: [{files: [x.txt]}]\n", "scrape_configs[0].file_sd_configs[0].files[0]: path name \"x.txt\" is not valid"),
             ("rule_files: ['rules/[a.yml']\n", "rule_files[0]: invalid pattern"),
+            ("alerting:\n  alertmanagers:\n    - api_version: v1\n", "alerting.alertmanagers[0].api_version: expected Alertmanager api version to be one of [v2] but got v1"),
+            ("alerting:\n  alertmanagers:\n    - static_configs: [{targets: [a]}]\n      tls_config: {}\n", "alerting.alertmanagers[0].tls_config: unknown field `tls_config`"),
+            ("alerting:\n  alert_relabel_configs:\n    - action: nope\n", "alerting.alert_relabel_configs[0].action: unknown relabel action"),
             ("unknown_section: {}\n", "unknown_section: unknown field `unknown_section`"),
             ("scrape_configs: [\n", "scrape_configs: did not find expected node content at line 2 column 1"),
         ];

@@ -137,7 +137,7 @@ impl FileDiscovery {
 }
 
 /// Adds the existing files matching `pattern` (relative to `base`) to `out`.
-fn expand(base: &Path, pattern: &str, out: &mut Vec<PathBuf>) {
+pub fn expand(base: &Path, pattern: &str, out: &mut Vec<PathBuf>) {
     let path = base.join(pattern);
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return;

@@ -59,3 +59,24 @@ impl Exporter {
         self.process.log_tail()
     }
 }
+
+/// Debian's Alertmanager on a loopback port, alone (`--cluster.listen-address=` turns
+/// clustering off), with its state in the test's directory; its API is what the tests read
+/// to see which alerts arrived.
+pub fn alertmanager(dir: &Path) -> Exporter {
+    let port = free_port();
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+    )
+    .expect("writing alertmanager.yml");
+    let storage = dir.join("alertmanager-data");
+    let mut command = Command::new("prometheus-alertmanager");
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", storage.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=");
+    Exporter::start("alertmanager", command, dir, port, "/-/ready")
+}

@@ -32,6 +32,7 @@ use self::body::{BodyBuffers, BodyDecoder};
 use self::request::RequestHead;
 use self::response::{Parsed, ResponseHead};
 
+pub use self::address::resolve;
 pub use self::error::{BodyError, RequestError, ScrapeError};
 pub use self::gunzip::{Gunzip, GunzipError};
 

@@ -1,0 +1,359 @@
+//! The notifier: a bounded queue of alerts and the task that sends them, in batches, to
+//! every Alertmanager the `alerting` section names (Alertmanager API v2). Alerts get the
+//! external labels (where they do not have the label) and the `alert_relabel_configs` when
+//! queued, and each Alertmanager entry's own `alert_relabel_configs` when sent. A full queue
+//! drops its oldest alerts and counts them, under Prometheus's metric names
+//! (`prometheus_notifications_*`), as does a batch no Alertmanager accepted.
+//!
+//! It runs on the router executor and never blocks it; it knows nothing of rules beyond the
+//! alerts it is handed.
+
+pub mod alertmanagers;
+pub mod payload;
+pub mod post;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+
+use crate::config::alerting::{AlertingConfig, AlertmanagerConfig};
+use crate::config::label_builder::LabelBuilder;
+use crate::config::relabel::{process, RelabelConfig};
+use crate::config::target_group::TargetGroup;
+use crate::flags::LogLevel;
+use crate::log::log;
+use crate::rules::group::SendableAlert;
+use crate::scrape::file_discovery::FileDiscovery;
+
+use alertmanagers::AlertmanagerTarget;
+pub use payload::NotifierAlert;
+
+/// Prometheus's `--alertmanager.notification-queue-capacity` default.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// Prometheus's `maxBatchSize`.
+pub const MAX_BATCH: usize = 256;
+/// How often file-discovered Alertmanagers are looked at again.
+const DISCOVERY_POLL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+pub struct NotifierMetrics {
+    pub dropped: Cell<u64>,
+    /// Per Alertmanager URL: alerts sent, errors, and the last send's latency (s).
+    pub sent: RefCell<BTreeMap<String, u64>>,
+    pub errors: RefCell<BTreeMap<String, u64>>,
+    pub latency: RefCell<BTreeMap<String, f64>>,
+}
+
+/// One `alertmanagers` entry with its discovery and what it resolved to.
+struct AlertmanagerSet {
+    cfg: AlertmanagerConfig,
+    static_groups: Vec<TargetGroup>,
+    file_groups: Vec<TargetGroup>,
+    discovery: FileDiscovery,
+    active: Vec<AlertmanagerTarget>,
+    dropped: Vec<AlertmanagerTarget>,
+}
+
+impl AlertmanagerSet {
+    fn resolve(&mut self) {
+        let mut groups = self.static_groups.clone();
+        groups.extend(self.file_groups.iter().cloned());
+        let (a, d) = alertmanagers::resolve(&self.cfg, &groups);
+        self.active = a;
+        self.dropped = d;
+    }
+}
+
+pub struct Notifier {
+    queue: RefCell<VecDeque<NotifierAlert>>,
+    capacity: usize,
+    relabel: RefCell<Vec<RelabelConfig>>,
+    sets: RefCell<Vec<AlertmanagerSet>>,
+    pub metrics: NotifierMetrics,
+    wake: LocalSender<()>,
+    woken: RefCell<Option<LocalReceiver<()>>>,
+    user_agent: String,
+}
+
+impl Notifier {
+    pub fn new(capacity: usize) -> Rc<Notifier> {
+        let (wake, woken) = local_channel::new_bounded(1);
+        Rc::new(Notifier {
+            queue: RefCell::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            relabel: RefCell::new(Vec::new()),
+            sets: RefCell::new(Vec::new()),
+            metrics: NotifierMetrics::default(),
+            wake,
+            woken: RefCell::new(Some(woken)),
+            user_agent: format!("Prometheus/promcore-{}", env!("CARGO_PKG_VERSION")),
+        })
+    }
+
+    /// Takes a new `alerting` section.
+    pub fn apply(&self, cfg: &AlertingConfig, config_dir: &std::path::Path) {
+        *self.relabel.borrow_mut() = cfg.alert_relabel_configs.clone();
+        let sets = cfg
+            .alertmanagers
+            .iter()
+            .map(|am| {
+                let mut set = AlertmanagerSet {
+                    cfg: am.clone(),
+                    static_groups: am.static_configs.clone(),
+                    file_groups: Vec::new(),
+                    discovery: FileDiscovery::new(
+                        am.file_sd_configs.clone(),
+                        PathBuf::from(config_dir),
+                    ),
+                    active: Vec::new(),
+                    dropped: Vec::new(),
+                };
+                let mut problems = Vec::new();
+                if let Some(g) = set.discovery.poll(&mut problems) {
+                    set.file_groups = g;
+                }
+                set.resolve();
+                set
+            })
+            .collect();
+        *self.sets.borrow_mut() = sets;
+    }
+
+    /// Every active and dropped Alertmanager URL.
+    pub fn alertmanagers(&self) -> (Vec<String>, Vec<String>) {
+        let sets = self.sets.borrow();
+        let active = sets
+            .iter()
+            .flat_map(|s| s.active.iter().map(|a| a.url()))
+            .collect();
+        let dropped = sets
+            .iter()
+            .flat_map(|s| s.dropped.iter().map(|a| a.url()))
+            .collect();
+        (active, dropped)
+    }
+
+    pub fn queue_length(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    pub fn queue_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Queues the rule manager's due alerts (Prometheus's `sendAlerts` + `Notifier.Send`).
+    pub fn send(
+        &self,
+        alerts: Vec<SendableAlert>,
+        external_labels: &BTreeMap<String, String>,
+        external_url: &str,
+    ) {
+        let relabel = self.relabel.borrow();
+        let mut q = self.queue.borrow_mut();
+        for s in alerts {
+            let mut labels = s.alert.labels;
+            for (k, v) in external_labels {
+                labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            let Some(labels) = relabel_alert(labels, &relabel) else {
+                continue;
+            };
+            q.push_back(NotifierAlert {
+                labels,
+                annotations: s.alert.annotations,
+                starts_at: s.alert.fired_at.unwrap_or(s.alert.active_at),
+                ends_at: s.ends_at,
+                generator_url: generator_url(external_url, &s.expr),
+            });
+        }
+        let over = q.len().saturating_sub(self.capacity);
+        if over > 0 {
+            q.drain(..over);
+            self.metrics
+                .dropped
+                .set(self.metrics.dropped.get() + over as u64);
+            log(
+                LogLevel::Warn,
+                "notifier",
+                "alert notification queue full, dropping alerts",
+                &[("num_dropped", &over)],
+            );
+        }
+        drop(q);
+        let _ = self.wake.try_send(());
+    }
+
+    /// The sending task: runs until the process stops (the task is dropped).
+    pub async fn run(self: Rc<Self>) {
+        let Some(woken) = self.woken.borrow_mut().take() else {
+            return;
+        };
+        let mut last_discovery = Instant::now();
+        loop {
+            let wait = async {
+                let _ = woken.recv().await;
+            };
+            let tick = glommio::timer::sleep(DISCOVERY_POLL);
+            futures_lite::future::or(wait, async {
+                tick.await;
+            })
+            .await;
+            if last_discovery.elapsed() >= DISCOVERY_POLL {
+                last_discovery = Instant::now();
+                self.poll_discovery();
+            }
+            loop {
+                let batch: Vec<NotifierAlert> = {
+                    let mut q = self.queue.borrow_mut();
+                    let n = q.len().min(MAX_BATCH);
+                    q.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                self.send_batch(&batch).await;
+            }
+        }
+    }
+
+    fn poll_discovery(&self) {
+        for set in self.sets.borrow_mut().iter_mut() {
+            let mut problems = Vec::new();
+            if let Some(g) = set.discovery.poll(&mut problems) {
+                set.file_groups = g;
+                set.resolve();
+            }
+            for p in problems {
+                log(
+                    LogLevel::Error,
+                    "notifier",
+                    "error reading Alertmanager file_sd file",
+                    &[("file", &p.file.display()), ("err", &p.error)],
+                );
+            }
+        }
+    }
+
+    /// Sends one batch to every Alertmanager at once; counts it dropped if none took it.
+    async fn send_batch(&self, batch: &[NotifierAlert]) {
+        let work: Vec<(AlertmanagerTarget, Vec<u8>, Duration)> = self
+            .sets
+            .borrow()
+            .iter()
+            .flat_map(|set| {
+                let alerts: Vec<NotifierAlert> = if set.cfg.alert_relabel_configs.is_empty() {
+                    batch.to_vec()
+                } else {
+                    batch
+                        .iter()
+                        .filter_map(|a| {
+                            relabel_alert(a.labels.clone(), &set.cfg.alert_relabel_configs).map(
+                                |labels| NotifierAlert {
+                                    labels,
+                                    ..a.clone()
+                                },
+                            )
+                        })
+                        .collect()
+                };
+                let body = payload::encode(&alerts);
+                let timeout = set.cfg.timeout.as_std();
+                set.active
+                    .iter()
+                    .map(move |am| (am.clone(), body.clone(), timeout))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if work.is_empty() {
+            return;
+        }
+        let sends = work.into_iter().map(|(am, body, timeout)| {
+            let ua = self.user_agent.clone();
+            glommio::spawn_local(async move {
+                let started = Instant::now();
+                let r = if am.scheme != "http" {
+                    Err(post::PostError::Scheme(am.scheme.clone()))
+                } else {
+                    post::post_json(&am.address, &am.path, &body, &ua, timeout).await
+                };
+                (am, r, started.elapsed().as_secs_f64())
+            })
+        });
+        let tasks: Vec<_> = sends.collect();
+        let mut any_ok = false;
+        for t in tasks {
+            let (am, r, secs) = t.await;
+            let url = am.url();
+            self.metrics.latency.borrow_mut().insert(url.clone(), secs);
+            match r {
+                Ok(()) => {
+                    any_ok = true;
+                    *self.metrics.sent.borrow_mut().entry(url).or_default() += batch.len() as u64;
+                }
+                Err(e) => {
+                    *self
+                        .metrics
+                        .errors
+                        .borrow_mut()
+                        .entry(url.clone())
+                        .or_default() += batch.len() as u64;
+                    log(
+                        LogLevel::Error,
+                        "notifier",
+                        "error sending alerts",
+                        &[("alertmanager", &url), ("count", &batch.len()), ("err", &e)],
+                    );
+                }
+            }
+        }
+        if !any_ok {
+            self.metrics
+                .dropped
+                .set(self.metrics.dropped.get() + batch.len() as u64);
+        }
+    }
+}
+
+/// Applies relabel rules to an alert's labels; `None` when dropped.
+fn relabel_alert(
+    labels: BTreeMap<String, String>,
+    configs: &[RelabelConfig],
+) -> Option<BTreeMap<String, String>> {
+    if configs.is_empty() {
+        return Some(labels);
+    }
+    let mut lb = LabelBuilder::new();
+    for (k, v) in &labels {
+        lb.set(k, v);
+    }
+    if !process(&mut lb, configs) || lb.is_empty() {
+        return None;
+    }
+    Some(
+        lb.iter()
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect(),
+    )
+}
+
+/// Prometheus's link back to the expression: `<external URL>/graph?g0.expr=...&g0.tab=1`.
+pub fn generator_url(external_url: &str, expr: &str) -> String {
+    let mut q = String::with_capacity(expr.len() * 3);
+    for b in expr.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                q.push(b as char)
+            }
+            b' ' => q.push('+'),
+            _ => q.push_str(&format!("%{b:02X}")),
+        }
+    }
+    format!(
+        "{}/graph?g0.expr={q}&g0.tab=1",
+        external_url.trim_end_matches('/')
+    )
+}

@@ -1,0 +1,239 @@
+//! Rules end to end, with a real Alertmanager (Debian's `prometheus-alertmanager`) started by
+//! the test: a scraped gauge drives a recording rule (its output queried back) and an alert
+//! with `for`, templated labels and annotations. The alert goes pending, the server is
+//! restarted while it is pending and keeps its `for` state (Prometheus's ALERTS_FOR_STATE
+//! restore), it fires, reaches Alertmanager (read through Alertmanager's own API, with the
+//! external labels and expanded annotations), then resolves, and Alertmanager hears so.
+//!
+//! `E2E_SERVER_BIN=/usr/bin/prometheus` runs the same test against Prometheus 2.42.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::exporters::alertmanager;
+use common::{free_port, http, urlencode, wait_until, Reply, Server, TestTarget, PATIENCE};
+use serde_json::Value;
+
+const RULES: &str = r#"groups:
+  - name: e2e
+    interval: 1s
+    rules:
+      - record: job:test_value:doubled
+        expr: test_value * 2
+      - alert: TestValueHigh
+        expr: test_value > 0
+        for: 30s
+        labels:
+          severity: page
+          instance_host: "{{ $labels.instance | stripPort }}"
+        annotations:
+          summary: "{{ $labels.job }} at {{ $value }} ({{ $externalLabels.cluster | toUpper }})"
+"#;
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Seconds since the epoch of an RFC 3339 time as the API prints it (UTC, `Z`).
+fn rfc3339_secs(s: &str) -> f64 {
+    let (date, time) = s.trim_end_matches('Z').split_once('T').expect("RFC 3339");
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let frac: f64 = format!("0.{frac}").parse().unwrap();
+    (days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) as f64 + frac
+}
+
+fn alerts(server: &Server) -> Vec<Value> {
+    server.api("/api/v1/alerts")["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn alert_in_state(server: &Server, state: &str) -> Option<Value> {
+    alerts(server)
+        .into_iter()
+        .find(|a| a["labels"]["alertname"] == "TestValueHigh" && a["state"] == state)
+}
+
+/// Alertmanager's current (unresolved) alerts.
+fn alertmanager_alerts(port: u16) -> Vec<Value> {
+    let r = http::get(port, "/api/v2/alerts").expect("GET Alertmanager /api/v2/alerts");
+    assert_eq!(r.status, 200, "{}", r.text());
+    serde_json::from_str::<Value>(&r.text())
+        .expect("Alertmanager answers JSON")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn query(server: &Server, expr: &str) -> Vec<Value> {
+    server.api(&format!("/api/v1/query?query={}", urlencode(expr)))["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn alert_goes_pending_survives_a_restart_fires_reaches_alertmanager_and_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = alertmanager(dir.path());
+    let value = Arc::new(AtomicU64::new(1));
+    let target = {
+        let value = value.clone();
+        TestTarget::serve(move |_| {
+            Reply::Metrics(format!(
+                "# TYPE test_value gauge\ntest_value {}\n",
+                value.load(Ordering::SeqCst)
+            ))
+        })
+    };
+    std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels: {{cluster: e2e}}\n\
+         rule_files: [rules.yml]\n\
+         alerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{}']}}]\n\
+         scrape_configs:\n  - job_name: gauge\n    static_configs: [{{targets: ['{}']}}]\n",
+        am.address(),
+        target.address()
+    );
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, &config).unwrap();
+    let port = free_port();
+    // The grace period is below `for`, so `for` state is restored; a resend delay of a minute
+    // means a firing alert is valid in Alertmanager for minutes: it can only go away sooner
+    // because the resolution was sent.
+    let flags = [
+        "--rules.alert.for-grace-period=1s",
+        "--rules.alert.resend-delay=1m",
+    ];
+    let binary = common::Binary::under_test();
+    let data = dir.path().join("data");
+    let mut server = Server::spawn(&binary, &config_path, &data, port, &flags);
+    server.wait_ready();
+
+    // The recording rule's output, queryable, with the scraped series' labels.
+    let recorded = wait_until(PATIENCE, || {
+        query(&server, "job:test_value:doubled").into_iter().next()
+    })
+    .unwrap_or_else(|| panic!("no recorded series\n{}", server.log_tail()));
+    assert_eq!(recorded["metric"]["job"], "gauge");
+    assert_eq!(recorded["metric"]["instance"], target.address());
+    assert_eq!(recorded["value"][1], "2");
+
+    // Pending, with expanded labels and annotations; kept pending a while before the restart.
+    let pending = wait_until(PATIENCE, || alert_in_state(&server, "pending"))
+        .unwrap_or_else(|| panic!("never pending\n{}", server.log_tail()));
+    assert_eq!(pending["labels"]["severity"], "page");
+    assert_eq!(pending["labels"]["instance_host"], "127.0.0.1");
+    assert_eq!(pending["annotations"]["summary"], "gauge at 1 (E2E)");
+    let active_at = rfc3339_secs(pending["activeAt"].as_str().unwrap());
+    let rules = server.api("/api/v1/rules?type=alert");
+    let rule = &rules["groups"][0]["rules"][0];
+    assert_eq!(rule["name"], "TestValueHigh");
+    assert_eq!(rule["state"], "pending");
+    assert_eq!(rule["health"], "ok");
+    assert_eq!(rule["duration"], 30);
+    let recording = server.api("/api/v1/rules?type=record");
+    assert_eq!(
+        recording["groups"][0]["rules"][0]["name"],
+        "job:test_value:doubled"
+    );
+    assert_eq!(recording["groups"][0]["rules"].as_array().unwrap().len(), 1);
+    let ams = server.api("/api/v1/alertmanagers");
+    assert_eq!(
+        ams["activeAlertmanagers"][0]["url"],
+        format!("http://{}/api/v2/alerts", am.address())
+    );
+    // ALERTS_FOR_STATE holds activeAt, which the restart restores from.
+    wait_until(PATIENCE, || {
+        let v = query(&server, "ALERTS_FOR_STATE{alertname=\"TestValueHigh\"}");
+        let t = v.first()?["value"][0].as_f64()?;
+        (t - active_at >= 8.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("ALERTS_FOR_STATE not written\n{}", server.log_tail()));
+    assert_eq!(
+        query(
+            &server,
+            "ALERTS{alertname=\"TestValueHigh\",alertstate=\"pending\"}"
+        )
+        .len(),
+        1
+    );
+
+    server.stop();
+    let restarted_at = now_secs();
+    let mut server = Server::spawn(&binary, &config_path, &data, port, &flags);
+    server.wait_ready();
+    let restored = wait_until(PATIENCE, || alert_in_state(&server, "pending"))
+        .unwrap_or_else(|| panic!("not pending after the restart\n{}", server.log_tail()));
+    let restored_at = rfc3339_secs(restored["activeAt"].as_str().unwrap());
+    // Without a restore the alert would start over: active from an evaluation of the new
+    // process, after it was started. Restored, it is active from before (shifted by the
+    // outage, the pending time already served is kept).
+    assert!(
+        restored_at < restarted_at,
+        "activeAt {restored_at} was reset (restart at {restarted_at}, first active at {active_at})"
+    );
+
+    // Fires and reaches Alertmanager, with the external labels and the annotations.
+    wait_until(PATIENCE, || alert_in_state(&server, "firing"))
+        .unwrap_or_else(|| panic!("never fired\n{}", server.log_tail()));
+    let in_am = wait_until(PATIENCE, || {
+        alertmanager_alerts(am.port)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "TestValueHigh")
+    })
+    .unwrap_or_else(|| panic!("Alertmanager never got the alert\n{}", am.log_tail()));
+    assert_eq!(in_am["labels"]["cluster"], "e2e");
+    assert_eq!(in_am["labels"]["severity"], "page");
+    assert_eq!(in_am["labels"]["job"], "gauge");
+    assert_eq!(in_am["annotations"]["summary"], "gauge at 1 (E2E)");
+    assert_eq!(in_am["status"]["state"], "active");
+    let ends_at = rfc3339_secs(in_am["endsAt"].as_str().unwrap());
+    let starts_at = rfc3339_secs(in_am["startsAt"].as_str().unwrap());
+    assert!(ends_at - starts_at >= 120.0, "valid for four resend delays");
+    assert!(server
+        .metrics()
+        .iter()
+        .any(|s| s.name == "prometheus_notifications_sent_total" && s.value >= 1.0));
+
+    // Resolves: gone from the API, and Alertmanager is told (long before `endsAt`).
+    value.store(0, Ordering::SeqCst);
+    wait_until(PATIENCE, || alerts(&server).is_empty().then_some(()))
+        .unwrap_or_else(|| panic!("never resolved\n{}", server.log_tail()));
+    wait_until(PATIENCE, || {
+        alertmanager_alerts(am.port)
+            .iter()
+            .all(|a| a["labels"]["alertname"] != "TestValueHigh")
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "Alertmanager never heard of the resolution\n{}",
+            am.log_tail()
+        )
+    });
+    assert_eq!(
+        query(&server, "ALERTS{alertname=\"TestValueHigh\"}").len(),
+        0,
+        "ALERTS went stale"
+    );
+    server.stop();
+}
