@@ -17,8 +17,7 @@ const EXPECTED: &[(&str, usize, usize, usize)] = &[
     ("at_modifier.test", 78, 0, 0),
     ("collision.test", 2, 0, 0),
     ("duration_expression.test", 59, 0, 0),
-    // `anchored` and `smoothed` range modifiers: promql-parser cannot parse them.
-    ("extended_vectors.test", 30, 90, 49),
+    ("extended_vectors.test", 120, 0, 49),
     ("fill-modifier.test", 46, 0, 0),
     // label_replace's invalid-UTF-8 destination name (the parser turns "\xff" into valid
     // UTF-8).

@@ -10,6 +10,7 @@ use shards::index::matcher::{MatchType, Matcher};
 
 use super::{at_ms, duration_ms, offset_ms};
 use crate::promql::error::QueryError;
+use crate::promql::range_modifier::{self, RangeModifier};
 
 /// One selector to fetch.
 #[derive(Debug, Clone)]
@@ -126,6 +127,16 @@ fn request(
     } else {
         start -= range - 1;
     }
+    // `anchored` needs the sample before the window, `smoothed` also the one after it (or
+    // after the instant), each at most a lookback away.
+    match range_modifier::of(vs) {
+        Some(RangeModifier::Anchored) => start -= plan.lookback,
+        Some(RangeModifier::Smoothed) => {
+            start -= plan.lookback;
+            end += plan.lookback;
+        }
+        None => {}
+    }
     let o = offset_ms(&vs.offset);
     Ok(SelectRequest {
         node: vs as *const VectorSelector as usize,
@@ -203,7 +214,9 @@ pub fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
         }
     }
     for m in &vs.matchers.matchers {
-        out.push(convert(m)?);
+        if m.name != range_modifier::SENTINEL {
+            out.push(convert(m)?);
+        }
     }
     Ok(out)
 }
