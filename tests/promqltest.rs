@@ -23,9 +23,7 @@ const EXPECTED: &[(&str, usize, usize, usize)] = &[
     // UTF-8).
     ("functions.test", 322, 1, 108),
     ("histograms.test", 93, 0, 92),
-    // info() inside subqueries with `@`/offset (the info series' time), and the
-    // "conflicting label" error.
-    ("info.test", 48, 4, 1),
+    ("info.test", 52, 0, 1),
     ("limit.test", 1, 0, 36),
     ("literals.test", 25, 0, 0),
     ("name_label_dropping.test", 30, 0, 0),

@@ -725,10 +725,8 @@ impl Evaluator<'_, '_> {
             .iter()
             .filter(|s| is_info_name(s.labels.get(METRIC_NAME).unwrap_or("")))
             .collect();
-        let (at, offset) = match unparen(args[0]) {
-            Expr::VectorSelector(vs) => (self.at(&vs.at), super::offset_ms(&vs.offset)),
-            _ => (None, 0),
-        };
+        let (at, offset) =
+            super::prefetch::info_time_shift(args[0], self.sh.query_start, self.sh.query_end);
         let lookback = self.sh.lookback;
         let drop_unmatched =
             !data_matchers.is_empty() && data_matchers.iter().any(|m| !m.matches(""));
@@ -776,6 +774,8 @@ impl Evaluator<'_, '_> {
                     continue;
                 }
                 let mut b = LabelsBuilder::new(&base.labels);
+                // Data labels already taken from another info metric, which must agree.
+                let mut added: HashMap<&str, &str> = HashMap::new();
                 for (_, labels) in chosen.values() {
                     for l in labels.iter() {
                         if l.name == METRIC_NAME
@@ -788,6 +788,15 @@ impl Evaluator<'_, '_> {
                             && !data_matchers.iter().any(|dm| dm.name == l.name)
                         {
                             continue;
+                        }
+                        match added.insert(&l.name, &l.value) {
+                            Some(v) if v != l.value => {
+                                return Err(QueryError::exec(format!(
+                                    "conflicting label: info series disagree on {:?} ({:?} and {:?}) for {}",
+                                    l.name, v, l.value, base.labels
+                                )));
+                            }
+                            _ => {}
                         }
                         b.set(&l.name, &l.value);
                     }
