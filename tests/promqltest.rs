@@ -17,16 +17,13 @@ const EXPECTED: &[(&str, usize, usize, usize)] = &[
     ("at_modifier.test", 78, 0, 0),
     ("collision.test", 2, 0, 0),
     ("duration_expression.test", 59, 0, 0),
-    // `anchored` and `smoothed` range modifiers: promql-parser cannot parse them.
-    ("extended_vectors.test", 30, 90, 49),
+    ("extended_vectors.test", 120, 0, 49),
     ("fill-modifier.test", 46, 0, 0),
     // label_replace's invalid-UTF-8 destination name (the parser turns "\xff" into valid
     // UTF-8).
     ("functions.test", 322, 1, 108),
     ("histograms.test", 93, 0, 92),
-    // info() inside subqueries with `@`/offset (the info series' time), and the
-    // "conflicting label" error.
-    ("info.test", 48, 4, 1),
+    ("info.test", 52, 0, 1),
     ("limit.test", 1, 0, 36),
     ("literals.test", 25, 0, 0),
     ("name_label_dropping.test", 30, 0, 0),

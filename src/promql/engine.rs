@@ -81,7 +81,10 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
 pub fn parse_with(query: &str, step: i64, range: i64) -> Result<Expr, QueryError> {
     let q = super::duration_expr::resolve(query, step, range).map_err(QueryError::BadData)?;
     let q = super::duration_expr::mark_info_selectors(&q);
-    promql_parser::parser::parse(&q).map_err(QueryError::BadData)
+    let q = super::range_modifier::mark(&q);
+    let expr = promql_parser::parser::parse(&q).map_err(QueryError::BadData)?;
+    super::range_modifier::check(&expr).map_err(QueryError::BadData)?;
+    Ok(expr)
 }
 
 impl Engine {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod functions;
 pub mod labelset;
+pub mod range_modifier;
 pub mod source;
 pub mod value;
 

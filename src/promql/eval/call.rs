@@ -15,9 +15,11 @@ use super::{sample_of, unparen, Evaluated, Evaluator, Result};
 use crate::promql::annotations;
 use crate::promql::error::QueryError;
 use crate::promql::functions::{
-    counter_changes, date::DateFn, histogram, math, over_time, rate, regression, smoothing,
+    counter_changes, date::DateFn, edge_values, histogram, math, over_time, rate, regression,
+    smoothing,
 };
 use crate::promql::labelset::{signature, LabelsBuilder};
+use crate::promql::range_modifier::RangeModifier;
 use crate::promql::value::{FPoint, Matrix, Sample, Series, Vector};
 
 /// Range-vector functions that keep the metric name (they select a sample, like `offset`).
@@ -386,48 +388,71 @@ impl Evaluator<'_, '_> {
                     continue;
                 }
                 let end = input.window_end(ts);
-                let v = match name {
-                    "rate" => rate::extrapolated_rate(w, end - input.range, end, true, true),
-                    "increase" => rate::extrapolated_rate(w, end - input.range, end, true, false),
-                    "delta" => rate::extrapolated_rate(w, end - input.range, end, false, false),
-                    "irate" => rate::instant_rate(w, true),
-                    "idelta" => rate::instant_rate(w, false),
-                    "avg_over_time" => over_time::avg_over_time(w),
-                    "sum_over_time" => over_time::sum_over_time(w),
-                    "min_over_time" => over_time::min_over_time(w),
-                    "max_over_time" => over_time::max_over_time(w),
-                    "count_over_time" => over_time::count_over_time(w),
-                    "last_over_time" => over_time::last_over_time(w),
-                    "first_over_time" => over_time::first_over_time(w),
-                    "present_over_time" => over_time::present_over_time(w),
-                    "stddev_over_time" => over_time::stddev_over_time(w),
-                    "stdvar_over_time" => over_time::stdvar_over_time(w),
-                    "mad_over_time" => over_time::mad_over_time(w),
-                    "quantile_over_time" => {
-                        let q = scalar(0, step);
-                        // Warned only where there is data, as Prometheus does.
-                        if bad_quantile.is_none() && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
-                            bad_quantile = Some(q);
+                let start = end - input.range;
+                let smoothed = input.modifier == Some(RangeModifier::Smoothed);
+                let v = match (name, input.modifier) {
+                    ("rate", Some(_)) => {
+                        edge_values::edge_rate(w, start, end, smoothed, true, true)
+                    }
+                    ("increase", Some(_)) => {
+                        edge_values::edge_rate(w, start, end, smoothed, true, false)
+                    }
+                    ("delta", Some(_)) => {
+                        edge_values::edge_rate(w, start, end, smoothed, false, false)
+                    }
+                    ("changes", Some(_)) => {
+                        edge_values::anchored_points(w, start).and_then(counter_changes::changes)
+                    }
+                    ("resets", Some(_)) => {
+                        edge_values::anchored_points(w, start).and_then(counter_changes::resets)
+                    }
+                    _ => match name {
+                        "rate" => rate::extrapolated_rate(w, start, end, true, true),
+                        "increase" => rate::extrapolated_rate(w, start, end, true, false),
+                        "delta" => rate::extrapolated_rate(w, start, end, false, false),
+                        "irate" => rate::instant_rate(w, true),
+                        "idelta" => rate::instant_rate(w, false),
+                        "avg_over_time" => over_time::avg_over_time(w),
+                        "sum_over_time" => over_time::sum_over_time(w),
+                        "min_over_time" => over_time::min_over_time(w),
+                        "max_over_time" => over_time::max_over_time(w),
+                        "count_over_time" => over_time::count_over_time(w),
+                        "last_over_time" => over_time::last_over_time(w),
+                        "first_over_time" => over_time::first_over_time(w),
+                        "present_over_time" => over_time::present_over_time(w),
+                        "stddev_over_time" => over_time::stddev_over_time(w),
+                        "stdvar_over_time" => over_time::stdvar_over_time(w),
+                        "mad_over_time" => over_time::mad_over_time(w),
+                        "quantile_over_time" => {
+                            let q = scalar(0, step);
+                            // Warned only where there is data, as Prometheus does.
+                            if bad_quantile.is_none() && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
+                                bad_quantile = Some(q);
+                            }
+                            over_time::quantile_over_time(q, w)
                         }
-                        over_time::quantile_over_time(q, w)
-                    }
-                    "ts_of_min_over_time" => over_time::ts_of_min_over_time(w),
-                    "ts_of_max_over_time" => over_time::ts_of_max_over_time(w),
-                    "ts_of_first_over_time" => over_time::ts_of_first_over_time(w),
-                    "ts_of_last_over_time" => over_time::ts_of_last_over_time(w),
-                    "changes" => counter_changes::changes(w),
-                    "resets" => counter_changes::resets(w),
-                    "deriv" => regression::deriv(w),
-                    "predict_linear" => regression::predict_linear(w, scalar(1, step), ts),
-                    "double_exponential_smoothing" | "holt_winters" => {
-                        smoothing::double_exponential_smoothing(w, scalar(1, step), scalar(2, step))
-                    }
-                    "absent_over_time" => Some(1.0),
-                    _ => {
-                        return Err(QueryError::BadData(format!(
-                            "function {name:?} is not supported"
-                        )))
-                    }
+                        "ts_of_min_over_time" => over_time::ts_of_min_over_time(w),
+                        "ts_of_max_over_time" => over_time::ts_of_max_over_time(w),
+                        "ts_of_first_over_time" => over_time::ts_of_first_over_time(w),
+                        "ts_of_last_over_time" => over_time::ts_of_last_over_time(w),
+                        "changes" => counter_changes::changes(w),
+                        "resets" => counter_changes::resets(w),
+                        "deriv" => regression::deriv(w),
+                        "predict_linear" => regression::predict_linear(w, scalar(1, step), ts),
+                        "double_exponential_smoothing" | "holt_winters" => {
+                            smoothing::double_exponential_smoothing(
+                                w,
+                                scalar(1, step),
+                                scalar(2, step),
+                            )
+                        }
+                        "absent_over_time" => Some(1.0),
+                        _ => {
+                            return Err(QueryError::BadData(format!(
+                                "function {name:?} is not supported"
+                            )))
+                        }
+                    },
                 };
                 if let Some(v) = v {
                     points.push(FPoint { t: ts, f: v });
@@ -700,10 +725,8 @@ impl Evaluator<'_, '_> {
             .iter()
             .filter(|s| is_info_name(s.labels.get(METRIC_NAME).unwrap_or("")))
             .collect();
-        let (at, offset) = match unparen(args[0]) {
-            Expr::VectorSelector(vs) => (self.at(&vs.at), super::offset_ms(&vs.offset)),
-            _ => (None, 0),
-        };
+        let (at, offset) =
+            super::prefetch::info_time_shift(args[0], self.sh.query_start, self.sh.query_end);
         let lookback = self.sh.lookback;
         let drop_unmatched =
             !data_matchers.is_empty() && data_matchers.iter().any(|m| !m.matches(""));
@@ -751,6 +774,8 @@ impl Evaluator<'_, '_> {
                     continue;
                 }
                 let mut b = LabelsBuilder::new(&base.labels);
+                // Data labels already taken from another info metric, which must agree.
+                let mut added: HashMap<&str, &str> = HashMap::new();
                 for (_, labels) in chosen.values() {
                     for l in labels.iter() {
                         if l.name == METRIC_NAME
@@ -763,6 +788,15 @@ impl Evaluator<'_, '_> {
                             && !data_matchers.iter().any(|dm| dm.name == l.name)
                         {
                             continue;
+                        }
+                        match added.insert(&l.name, &l.value) {
+                            Some(v) if v != l.value => {
+                                return Err(QueryError::exec(format!(
+                                    "conflicting label: info series disagree on {:?} ({:?} and {:?}) for {}",
+                                    l.name, v, l.value, base.labels
+                                )));
+                            }
+                            _ => {}
                         }
                         b.set(&l.name, &l.value);
                     }
@@ -818,7 +852,10 @@ fn absent_labels(e: &Expr) -> Labels {
     }
     let mut b = LabelsBuilder::empty();
     for m in &vs.matchers.matchers {
-        if m.name == METRIC_NAME || counts[m.name.as_str()] > 1 {
+        if m.name == METRIC_NAME
+            || m.name == crate::promql::range_modifier::SENTINEL
+            || counts[m.name.as_str()] > 1
+        {
             continue;
         }
         if matches!(m.op, MatchOp::Equal) {

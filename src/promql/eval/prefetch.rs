@@ -10,6 +10,7 @@ use shards::index::matcher::{MatchType, Matcher};
 
 use super::{at_ms, duration_ms, offset_ms};
 use crate::promql::error::QueryError;
+use crate::promql::range_modifier::{self, RangeModifier};
 
 /// One selector to fetch.
 #[derive(Debug, Clone)]
@@ -126,6 +127,16 @@ fn request(
     } else {
         start -= range - 1;
     }
+    // `anchored` needs the sample before the window, `smoothed` also the one after it (or
+    // after the instant), each at most a lookback away.
+    match range_modifier::of(vs) {
+        Some(RangeModifier::Anchored) => start -= plan.lookback,
+        Some(RangeModifier::Smoothed) => {
+            start -= plan.lookback;
+            end += plan.lookback;
+        }
+        None => {}
+    }
     let o = offset_ms(&vs.offset);
     Ok(SelectRequest {
         node: vs as *const VectorSelector as usize,
@@ -151,12 +162,12 @@ fn info_request(
             plan.end - path.offset,
         ),
     };
-    if let Some(Expr::VectorSelector(vs)) = c.args.args.first().map(|a| super::unparen(a)) {
-        if let Some(t) = at_ms(&vs.at, plan.start, plan.end) {
+    if let Some(first) = c.args.args.first() {
+        let (at, o) = info_time_shift(first, plan.start, plan.end);
+        if let Some(t) = at {
             start = t;
             end = t;
         }
-        let o = offset_ms(&vs.offset);
         start -= o;
         end -= o;
     }
@@ -166,6 +177,43 @@ fn info_request(
         mint: start - (plan.lookback - 1),
         maxt: end,
     })
+}
+
+/// The `@` and total offset that decide when `info`'s first argument read its samples: those
+/// of its selector, through functions, aggregations and subqueries (whose own offsets add up,
+/// an inner `@` winning over an outer one). The info series are matched as of that time.
+pub fn info_time_shift(e: &Expr, query_start: i64, query_end: i64) -> (Option<i64>, i64) {
+    match e {
+        Expr::VectorSelector(vs) => (at_ms(&vs.at, query_start, query_end), offset_ms(&vs.offset)),
+        Expr::MatrixSelector(ms) => {
+            info_time_shift(&Expr::VectorSelector(ms.vs.clone()), query_start, query_end)
+        }
+        Expr::Paren(p) => info_time_shift(&p.expr, query_start, query_end),
+        Expr::Unary(u) => info_time_shift(&u.expr, query_start, query_end),
+        Expr::Aggregate(a) => info_time_shift(&a.expr, query_start, query_end),
+        Expr::Subquery(sq) => {
+            let (inner_at, inner_offset) = info_time_shift(&sq.expr, query_start, query_end);
+            match inner_at {
+                Some(t) => (Some(t), inner_offset),
+                None => (
+                    at_ms(&sq.at, query_start, query_end),
+                    inner_offset + offset_ms(&sq.offset),
+                ),
+            }
+        }
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .find(|a| {
+                !matches!(
+                    super::unparen(a),
+                    Expr::NumberLiteral(_) | Expr::StringLiteral(_)
+                )
+            })
+            .map_or((None, 0), |a| info_time_shift(a, query_start, query_end)),
+        _ => (None, 0),
+    }
 }
 
 /// The `__name__` matchers of `info`'s second argument, or `__name__="target_info"`.
@@ -203,7 +251,9 @@ pub fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
         }
     }
     for m in &vs.matchers.matchers {
-        out.push(convert(m)?);
+        if m.name != range_modifier::SENTINEL {
+            out.push(convert(m)?);
+        }
     }
     Ok(out)
 }

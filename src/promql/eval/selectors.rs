@@ -9,6 +9,8 @@ use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
 use shards::value::is_stale_nan;
 
 use super::{duration_ms, offset_ms, Evaluator, Result};
+use crate::promql::functions::edge_values;
+use crate::promql::range_modifier::{self, RangeModifier};
 use crate::promql::value::{FPoint, Matrix, Series};
 
 /// A range-vector argument: series with their points (no staleness markers) and how to cut
@@ -19,6 +21,10 @@ pub struct RangeInput {
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
+    /// `anchored`/`smoothed` on a range selector (never on a subquery).
+    pub modifier: Option<RangeModifier>,
+    /// How far beyond the window a modifier may look for its edge samples.
+    pub lookback: i64,
 }
 
 impl RangeInput {
@@ -27,23 +33,43 @@ impl RangeInput {
         self.at.unwrap_or(ts) - self.offset
     }
 
-    /// The points of `points` in the window of step `ts`: `(end - range, end]`.
+    /// The points of `points` in the window of step `ts`: `(end - range, end]`, widened by a
+    /// lookback before it for a modifier and after it for `smoothed`, whose kernels find
+    /// their edge samples there.
     pub fn window<'p>(&self, points: &'p [FPoint], ts: i64) -> &'p [FPoint] {
         let end = self.window_end(ts);
-        let lo = points.partition_point(|p| p.t <= end - self.range);
-        let hi = points.partition_point(|p| p.t <= end);
+        let (lo_t, hi_t) = match self.modifier {
+            None => (end - self.range, end),
+            Some(RangeModifier::Anchored) => (end - self.range - self.lookback, end),
+            Some(RangeModifier::Smoothed) => {
+                (end - self.range - self.lookback, end + self.lookback)
+            }
+        };
+        let lo = points.partition_point(|p| p.t <= lo_t);
+        let hi = points.partition_point(|p| p.t <= hi_t);
         &points[lo..hi.max(lo)]
     }
 
-    /// The windows at `ts` as a range vector; empty windows are left out.
+    /// The windows at `ts` as a range vector; empty windows are left out. With a modifier
+    /// each window is cut back to its range with a synthetic point at both edges.
     pub fn window_matrix(&self, ts: i64) -> Matrix {
+        let end = self.window_end(ts);
         self.series
             .iter()
             .filter_map(|s| {
                 let w = self.window(&s.points, ts);
-                (!w.is_empty()).then(|| Series {
+                let points = match self.modifier {
+                    None => w.to_vec(),
+                    Some(m) => edge_values::edge_points(
+                        w,
+                        end - self.range,
+                        end,
+                        m == RangeModifier::Smoothed,
+                    ),
+                };
+                (!points.is_empty()).then(|| Series {
                     labels: s.labels.clone(),
-                    points: w.to_vec(),
+                    points,
                     drop_name: s.drop_name,
                 })
             })
@@ -67,6 +93,7 @@ impl Evaluator<'_, '_> {
         let offset = offset_ms(&vs.offset);
         let at = self.at(&vs.at);
         let lookback = self.sh.lookback;
+        let smoothed = range_modifier::of(vs) == Some(RangeModifier::Smoothed);
         let mut out = Vec::new();
         for s in data {
             self.sh.check_deadline()?;
@@ -77,6 +104,12 @@ impl Evaluator<'_, '_> {
                 if let Some(p) = lookback_sample(&s.points, reference, lookback) {
                     let f = if raw_timestamps {
                         p.t as f64 / 1000.0
+                    } else if smoothed {
+                        let next = s.points[s.points.partition_point(|q| q.t <= reference)..]
+                            .first()
+                            .copied()
+                            .filter(|q| q.t <= reference + lookback && !is_stale_nan(q.f));
+                        edge_values::smoothed_value(p, next, reference)
                     } else {
                         p.f
                     };
@@ -120,6 +153,8 @@ impl Evaluator<'_, '_> {
             range: duration_ms(&ms.range),
             offset: offset_ms(&vs.offset),
             at: self.at(&vs.at),
+            modifier: range_modifier::of(vs),
+            lookback: self.sh.lookback,
         })
     }
 
@@ -155,6 +190,8 @@ impl Evaluator<'_, '_> {
             range,
             offset,
             at,
+            modifier: None,
+            lookback: self.sh.lookback,
         })
     }
 }
@@ -185,6 +222,8 @@ mod tests {
             range: 60,
             offset: 0,
             at: None,
+            modifier: None,
+            lookback: 0,
         };
         let p = pts(&[(0, 1.0), (60, 2.0), (120, 3.0)]);
         assert_eq!(input.window(&p, 120), &p[2..]);

@@ -9,6 +9,7 @@
 
 pub mod counter_changes;
 pub mod date;
+pub mod edge_values;
 pub mod histogram;
 pub mod kahan;
 pub mod math;
