@@ -111,6 +111,7 @@ impl App {
                 .global
                 .evaluation_interval
                 .as_millis() as i64,
+            pushdown: true,
         })
     }
 

@@ -3,6 +3,11 @@
 //! pass/fail/skip counts must be exactly the ones listed here, so a regression fails the
 //! test and a fix makes it fail until the list is brought down.
 //!
+//! It runs twice: as the server evaluates (the planner pushes leaves to the shards), and with
+//! `--compare-pushdown`, where every eval is evaluated both with pushdown and with everything
+//! on the router and fails unless the two answers are identical bit for bit; both runs must
+//! give the same counts.
+//!
 //! Skipped evals use native histograms, which promcore does not store yet. The failures
 //! still listed are features promcore lacks (see `EXPECTED`'s comments).
 
@@ -41,6 +46,15 @@ const EXPECTED: &[(&str, usize, usize, usize)] = &[
 
 #[test]
 fn prometheus_test_files() {
+    check_counts(&[]);
+}
+
+#[test]
+fn pushdown_gives_the_router_only_answers() {
+    check_counts(&["--compare-pushdown"]);
+}
+
+fn check_counts(mode: &[&str]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql/testdata");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -59,6 +73,7 @@ fn prometheus_test_files() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_promcore"))
         .arg("promqltest")
+        .args(mode)
         .args(&files)
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -5,15 +5,16 @@
 //! This is the only async part of PromQL: it awaits the source once per selector before
 //! evaluation starts, and never while evaluating.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::Expr;
 
 use super::error::QueryError;
-use super::eval::{prefetch, Evaluated, Evaluator, Shared};
+use super::eval::{prefetch, Evaluated, Evaluator, PushedLeaf, Shared};
 use super::labelset::drop_metric_name;
+use super::leaf::LeafQuery;
 use super::source::SeriesSource;
 use super::value::{Annotations, Matrix, Sample, Series, Value};
 
@@ -28,6 +29,9 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Step of subqueries written without one (the global evaluation interval), ms.
     pub default_subquery_step: i64,
+    /// Whether leaves a shard can answer alone are evaluated on the shards (see `plan`);
+    /// off, the shards only select and everything is evaluated here.
+    pub pushdown: bool,
 }
 
 impl Default for EngineOptions {
@@ -37,6 +41,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step: 60 * 1000,
+            pushdown: true,
         }
     }
 }
@@ -155,14 +160,63 @@ impl Engine {
             .lookback_delta
             .filter(|l| *l > 0)
             .unwrap_or(self.opts.lookback_delta);
+        let mut leaf_annotations = Annotations::default();
         let plan = prefetch::Plan {
             start,
             end,
             lookback,
         };
+        let instant = step == 0;
+        let interval = if instant { 1 } else { step };
+        let leaves = if self.opts.pushdown {
+            super::plan::leaves(expr)
+        } else {
+            Vec::new()
+        };
+        // Selectors inside a leaf are read by the shards, not fetched here.
+        let mut on_shards = HashSet::new();
+        for l in &leaves {
+            for r in prefetch::collect(l.expr, &plan)? {
+                on_shards.insert(r.node);
+            }
+        }
+        let mut pushed = HashMap::with_capacity(leaves.len());
+        for l in &leaves {
+            let q = LeafQuery {
+                expr: l.expr.clone(),
+                query: query.to_string(),
+                start,
+                end,
+                interval,
+                query_start: start,
+                query_end: end,
+                query_step: step,
+                lookback,
+                default_subquery_step: self.opts.default_subquery_step,
+                max_samples: self.opts.max_samples,
+                deadline,
+            };
+            let r = source.eval_leaf(&q).await?;
+            pushed.insert(
+                l.node,
+                PushedLeaf {
+                    start,
+                    end,
+                    interval,
+                    series: r.series,
+                },
+            );
+            leaf_annotations.merge(r.annotations);
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(QueryError::Timeout("query preparation"));
+            }
+        }
         let requests = prefetch::collect(expr, &plan)?;
         let mut data = HashMap::with_capacity(requests.len());
-        for r in requests {
+        for r in requests
+            .into_iter()
+            .filter(|r| !on_shards.contains(&r.node))
+        {
             let series = source
                 .select(&r.matchers, r.mint, r.maxt)
                 .await
@@ -174,10 +228,11 @@ impl Engine {
         }
         let mut shared = Shared {
             data: &data,
+            pushed,
             max_samples: self.opts.max_samples,
             current_samples: 0,
             deadline,
-            annotations: Annotations::default(),
+            annotations: leaf_annotations,
             query_start: start,
             query_end: end,
             query_step: step,
@@ -185,12 +240,11 @@ impl Engine {
             default_subquery_step: self.opts.default_subquery_step,
             query,
         };
-        let instant = step == 0;
         let evaluated = Evaluator {
             sh: &mut shared,
             start,
             end,
-            interval: if instant { 1 } else { step },
+            interval,
         }
         .eval(expr)?;
         let annotations = std::mem::take(&mut shared.annotations);

@@ -14,6 +14,8 @@ pub mod error;
 pub mod eval;
 pub mod functions;
 pub mod labelset;
+pub mod leaf;
+pub mod plan;
 pub mod range_modifier;
 pub mod source;
 pub mod value;

@@ -11,6 +11,8 @@ use std::future::Future;
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 
+use super::error::QueryError;
+use super::leaf::{LeafQuery, LeafResult};
 use super::value::FPoint;
 
 /// One selected series: labels and raw points, oldest first, stale markers included.
@@ -29,6 +31,9 @@ pub trait SeriesSource {
         mint: i64,
         maxt: i64,
     ) -> impl Future<Output = Result<Vec<RawSeries>, String>>;
+
+    /// A planned leaf evaluated over every series the source holds, merged (see `leaf`).
+    fn eval_leaf(&self, query: &LeafQuery) -> impl Future<Output = Result<LeafResult, QueryError>>;
 }
 
 /// Series held in memory.
@@ -72,5 +77,13 @@ impl SeriesSource for MemorySource {
         maxt: i64,
     ) -> Result<Vec<RawSeries>, String> {
         Ok(self.select_now(matchers, mint, maxt))
+    }
+
+    async fn eval_leaf(&self, query: &LeafQuery) -> Result<LeafResult, QueryError> {
+        let mut data = std::collections::HashMap::new();
+        for r in query.selections()? {
+            data.insert(r.node, self.select_now(&r.matchers, r.mint, r.maxt));
+        }
+        query.evaluate_all(&data)
     }
 }

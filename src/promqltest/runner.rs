@@ -47,10 +47,13 @@ pub struct FileReport {
 pub type FileResults = Vec<(String, Result<FileReport, String>)>;
 
 /// Runs every command of `text`.
+/// With a `reference` engine every eval is also run on it, and an eval whose two answers are
+/// not identical (values bit for bit, labels, order, errors, annotations) fails.
 pub async fn run_script<S: TestStorage>(
     text: &str,
     storage: &mut S,
     engine: &Engine,
+    reference: Option<&Engine>,
 ) -> Result<FileReport, String> {
     let cmds = parse_script(text).map_err(|e| e.to_string())?;
     let mut report = FileReport::default();
@@ -111,7 +114,7 @@ pub async fn run_script<S: TestStorage>(
                     continue;
                 }
                 // A panic in the engine fails this eval, not the whole run.
-                let outcome = AssertUnwindSafe(run_eval(&e, storage.source(), engine))
+                let outcome = AssertUnwindSafe(run_eval(&e, storage.source(), engine, reference))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|p| Err(format!("panic: {}", panic_text(&p))));
@@ -186,16 +189,37 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_default()
 }
 
-async fn run_eval<S: SeriesSource>(e: &EvalCmd, source: &S, engine: &Engine) -> Result<(), String> {
+async fn query<S: SeriesSource>(
+    e: &EvalCmd,
+    source: &S,
+    engine: &Engine,
+) -> Result<QueryResult, crate::promql::QueryError> {
     let params = QueryParams::default();
-    let res = match e.kind {
+    match e.kind {
         EvalKind::Instant { at } => engine.instant_query(source, &e.expr, at, &params).await,
         EvalKind::Range { start, end, step } => {
             engine
                 .range_query(source, &e.expr, start, end, step, &params)
                 .await
         }
-    };
+    }
+}
+
+async fn run_eval<S: SeriesSource>(
+    e: &EvalCmd,
+    source: &S,
+    engine: &Engine,
+    reference: Option<&Engine>,
+) -> Result<(), String> {
+    let res = query(e, source, engine).await;
+    if let Some(reference) = reference {
+        let want = query(e, source, reference).await;
+        if !super::identical::identical(&res, &want) {
+            return Err(format!(
+                "differs from the reference evaluation: got {res:?}, reference {want:?}"
+            ));
+        }
+    }
     let res = match (res, &e.fail) {
         (Err(err), Some(m)) => {
             let text = err.to_string();

@@ -227,6 +227,7 @@ pub fn run_files(
     files: Vec<(String, String)>,
     shards: usize,
     engine: Engine,
+    reference: Option<Engine>,
 ) -> Result<FileResults, String> {
     let handle = LocalExecutorBuilder::default()
         .name("test-router")
@@ -234,7 +235,7 @@ pub fn run_files(
             let mut storage = ShardStorage::new(shards);
             let mut results = Vec::new();
             for (name, text) in files {
-                let r = run_script(&text, &mut storage, &engine).await;
+                let r = run_script(&text, &mut storage, &engine, reference.as_ref()).await;
                 results.push((name, r));
             }
             (results, storage.shutdown())

@@ -251,6 +251,27 @@ impl crate::promql::source::SeriesSource for Router {
             })
             .collect())
     }
+
+    async fn eval_leaf(
+        &self,
+        query: &crate::promql::leaf::LeafQuery,
+    ) -> Result<crate::promql::leaf::LeafResult, crate::promql::QueryError> {
+        let replies = self
+            .fan_out(|| ShardRequest::EvalLeaf(Box::new(query.clone())))
+            .await
+            .map_err(|e| crate::promql::QueryError::Storage(e.to_string()))?;
+        let parts = replies
+            .into_iter()
+            .enumerate()
+            .map(|(shard, r)| match r {
+                ShardResponse::EvalLeaf(result) => result,
+                _ => Err(crate::promql::QueryError::Storage(
+                    RouterError::Protocol(shard).to_string(),
+                )),
+            })
+            .collect();
+        crate::promql::leaf::merge(parts)
+    }
 }
 
 /// Every shard's items in shard order, or the first shard's storage error; `take` gives a

@@ -9,6 +9,8 @@ use shards::head::{AppendBatch, AppendOutcome, HeadStats};
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 
+use crate::promql::error::QueryError;
+use crate::promql::leaf::{LeafQuery, LeafResult};
 use crate::promql::value::FPoint;
 
 /// A request and the id its reply will carry.
@@ -55,6 +57,8 @@ pub enum ShardRequest {
         mint: i64,
         maxt: i64,
     },
+    /// A planned PromQL leaf evaluated over this shard's series (see `promql::plan`).
+    EvalLeaf(Box<LeafQuery>),
     /// Counters and gauges for `/metrics`.
     Stats,
     /// The head's cardinality for `/api/v1/status/tsdb`.
@@ -74,6 +78,8 @@ pub enum ShardResponse {
     Latest(Result<Vec<LatestSample>, String>),
     /// `Err`: a chunk could not be read.
     Select(Result<Vec<SelectedSeries>, String>),
+    /// The leaf's series in label order, or the query's error (limits, storage, evaluation).
+    EvalLeaf(Result<LeafResult, QueryError>),
     Stats(Box<ShardStats>),
     TsdbStatus(Box<TsdbStatus>),
 }

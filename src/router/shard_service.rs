@@ -19,7 +19,11 @@ use super::protocol::{
     Envelope, LatestSample, Reply, SelectedSeries, ShardRequest, ShardResponse, ShardStats,
     TsdbStatus,
 };
+use crate::promql::error::QueryError;
+use crate::promql::leaf::{LeafQuery, LeafResult};
+use crate::promql::source::RawSeries;
 use crate::promql::value::FPoint;
+use std::collections::HashMap;
 
 /// Batches taken from the queue for one WAL write at most (more when one message holds
 /// more): bounds the latency of the first.
@@ -211,6 +215,7 @@ impl ShardService {
             } else {
                 merged_select(&self.shard, &matchers, mint, maxt).await
             }),
+            ShardRequest::EvalLeaf(q) => ShardResponse::EvalLeaf(eval_leaf(&self.shard, &q).await),
             ShardRequest::Stats => {
                 let mut stats = self.stats.clone();
                 stats.head = head.stats.clone();
@@ -224,6 +229,61 @@ impl ShardService {
             ShardRequest::TsdbStatus => ShardResponse::TsdbStatus(Box::new(tsdb_status(head))),
         }
     }
+}
+
+/// Series a leaf is evaluated over between two yields: evaluation is synchronous, so the
+/// shard's appends wait at most this many series' worth of it.
+const LEAF_BATCH: usize = 256;
+
+/// A PromQL leaf over this shard's series: its selections read like `Select`, then the
+/// evaluator runs over batches of series with a yield between them (a leaf is per series, so
+/// batches are independent and their answers concatenate in label order). Its deadline and
+/// sample limit hold across batches.
+async fn eval_leaf(shard: &Shard, q: &LeafQuery) -> Result<LeafResult, QueryError> {
+    let selections = q.selections()?;
+    let mut data = HashMap::with_capacity(selections.len());
+    for r in &selections {
+        let selected = if head_alone_from(shard, r.mint) {
+            select(shard.head(), &r.matchers, r.mint, r.maxt).await
+        } else {
+            merged_select(shard, &r.matchers, r.mint, r.maxt).await
+        }
+        .map_err(QueryError::Storage)?;
+        let mut series: Vec<RawSeries> = selected
+            .into_iter()
+            .map(|s| RawSeries {
+                labels: s.labels,
+                points: s.points,
+            })
+            .collect();
+        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        data.insert(r.node, series);
+    }
+    // Only a leaf reading one selection can be cut into batches of series.
+    let [only] = selections.as_slice() else {
+        return q.evaluate_all(&data);
+    };
+    let all = data.remove(&only.node).unwrap_or_default();
+    if all.len() <= LEAF_BATCH {
+        data.insert(only.node, all);
+        return q.evaluate_all(&data);
+    }
+    let mut out = LeafResult::default();
+    let mut held = 0;
+    let mut rest = all.into_iter();
+    loop {
+        let batch: Vec<RawSeries> = rest.by_ref().take(LEAF_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        data.insert(only.node, batch);
+        let (part, now_held) = q.evaluate(&data, held)?;
+        held = now_held;
+        out.series.extend(part.series);
+        out.annotations.merge(part.annotations);
+        glommio::executor().yield_if_needed().await;
+    }
+    Ok(out)
 }
 
 /// Whether every block ends before `t` (block max times are exclusive), so a read from `t`

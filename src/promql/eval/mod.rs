@@ -48,6 +48,8 @@ pub struct StepSample {
 pub struct Shared<'a> {
     /// Series of each selector, by the address of its AST node (see `prefetch`).
     pub data: &'a HashMap<usize, Vec<RawSeries>>,
+    /// Answers of the leaves the shards evaluated (see `plan`), by the address of their node.
+    pub pushed: HashMap<usize, PushedLeaf>,
     pub max_samples: usize,
     pub current_samples: usize,
     pub deadline: Option<Instant>,
@@ -88,6 +90,15 @@ impl<'a> Shared<'a> {
     pub fn series_of(&self, node: usize) -> &'a [RawSeries] {
         self.data.get(&node).map_or(&[], |v| v.as_slice())
     }
+}
+
+/// A leaf's merged answer and the step grid it was evaluated on.
+#[derive(Debug, Clone)]
+pub struct PushedLeaf {
+    pub start: i64,
+    pub end: i64,
+    pub interval: i64,
+    pub series: Matrix,
 }
 
 pub struct Evaluator<'s, 'a> {
@@ -162,6 +173,11 @@ impl<'s, 'a> Evaluator<'s, 'a> {
 
     pub fn eval(&mut self, e: &Expr) -> Result<Evaluated> {
         self.sh.check_deadline()?;
+        if !self.sh.pushed.is_empty() {
+            if let Some(m) = self.take_pushed(e)? {
+                return Ok(Evaluated::Vector(m));
+            }
+        }
         match e {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::NumberLiteral(n) => Ok(Evaluated::Scalar(vec![n.val; self.steps()])),
@@ -207,6 +223,23 @@ impl<'s, 'a> Evaluator<'s, 'a> {
                 "extension expressions are not supported".into(),
             )),
         }
+    }
+
+    /// The shards' answer for `e` when it is a planned leaf. The planner only picks nodes the
+    /// evaluator reaches once, on the query's own grid; anything else is a planner bug, reported
+    /// as an error rather than a silently different answer.
+    fn take_pushed(&mut self, e: &Expr) -> Result<Option<Matrix>> {
+        let Some(leaf) = self.sh.pushed.remove(&(e as *const Expr as usize)) else {
+            return Ok(None);
+        };
+        if (leaf.start, leaf.end, leaf.interval) != (self.start, self.end, self.interval) {
+            return Err(QueryError::exec(
+                "internal: a pushed-down leaf was evaluated on another step grid",
+            ));
+        }
+        let held: usize = leaf.series.iter().map(|s| s.points.len()).sum();
+        self.sh.charge(held)?;
+        Ok(Some(leaf.series))
     }
 
     /// Evaluates an expression that must yield a scalar (per step).
