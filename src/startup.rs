@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 use shards::data_dir::DataDir;
+use shards::retention::RetentionOptions;
 use shards::shard::{OpenProgress, Shard, ShardOptions};
 use shards::wal::PageCacheFs;
 use thiserror::Error;
@@ -108,6 +109,10 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         let (control, failures) = (control.clone(), fail_tx.clone());
         let opts = ShardOptions {
             snapshot_on_shutdown: flags.snapshot_on_shutdown,
+            retention: RetentionOptions {
+                time_ms: i64::try_from(flags.retention_time.as_millis()).unwrap_or(i64::MAX),
+                max_bytes: flags.retention_size.bytes(),
+            },
             ..Default::default()
         };
         let builder =

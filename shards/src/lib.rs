@@ -14,6 +14,7 @@ pub mod head;
 pub mod index;
 pub mod labels;
 pub mod querier;
+pub mod retention;
 pub mod shard;
 pub mod tombstones;
 pub mod value;
