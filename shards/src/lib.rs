@@ -5,6 +5,7 @@
 //! series and samples, selects series by label matchers, and reads samples back.
 
 pub mod block;
+pub mod block_compaction;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod compact;

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::block::{self, Block, BlockError};
+use crate::block_compaction::{self, BlockCompactionStats, BlockCompactor};
 use crate::chunks_head::{ChunksHeadError, OpenReport as ChunksHeadReport};
 use crate::compact::{
     CompactionError, CompactionOptions, CompactionStats, Ctx, HeadCompactor, Progress,
@@ -145,6 +146,7 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     compactor: HeadCompactor<F>,
     retention: RetentionStats,
     retention_checked: Instant,
+    merger: BlockCompactor,
 }
 
 impl<F: SegmentFs + Clone> Shard<F> {
@@ -167,7 +169,16 @@ impl<F: SegmentFs + Clone> Shard<F> {
         })?;
         let wal_dir = dir.join("wal");
 
-        let opened = block::open_all(dir)?;
+        let mut opened = block::open_all(dir)?;
+        // A merge that stopped before deleting its parents: the merged block holds their
+        // data, so they go before anything reads them twice (as Prometheus does).
+        let metas: Vec<&block::BlockMeta> = opened.blocks.iter().map(|b| b.meta()).collect();
+        for i in block_compaction::superseded(&metas).into_iter().rev() {
+            let b = opened.blocks.remove(i);
+            let path = b.dir().to_path_buf();
+            drop(b);
+            retention::delete_block(&path)?;
+        }
         let floor = opened.blocks.iter().map(|b| b.meta().max_time).max();
         let open_head = || -> Result<_, ShardError> {
             let (mut head, report) = Head::open(dir, opts.head.clone())?;
@@ -241,6 +252,14 @@ impl<F: SegmentFs + Clone> Shard<F> {
             duration: started.elapsed(),
         };
         let compactor = HeadCompactor::new(opts.compaction.clone());
+        let merger = BlockCompactor::new(
+            block_compaction::block_ranges(
+                opts.head.chunk_range,
+                opts.compaction.max_block_duration,
+            ),
+            opts.compaction.series_per_step,
+            opts.compaction.retry_after,
+        );
         let mut shard = Shard {
             dir: dir.to_path_buf(),
             opts,
@@ -253,6 +272,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             compactor,
             retention: RetentionStats::default(),
             retention_checked: Instant::now(),
+            merger,
         };
         // As Prometheus's open does: blocks already beyond retention go before serving.
         shard.apply_retention()?;
@@ -284,6 +304,10 @@ impl<F: SegmentFs + Clone> Shard<F> {
 
     pub fn compaction_stats(&self) -> &CompactionStats {
         &self.compactor.stats
+    }
+
+    pub fn block_compaction_stats(&self) -> &BlockCompactionStats {
+        &self.merger.stats
     }
 
     pub fn retention_stats(&self) -> &RetentionStats {
@@ -356,6 +380,14 @@ impl<F: SegmentFs + Clone> Shard<F> {
             blocks: &mut self.blocks,
         };
         let p = self.compactor.step(ctx).await?;
+        if p == Progress::Idle {
+            // Blocks are merged only while the head has nothing to compact, one slice per
+            // step as well; a failure is counted in `block_compaction_stats` and the
+            // parents stay as they were.
+            if let Ok(Some(_)) = self.merger.step(&self.dir, &mut self.blocks) {
+                return Ok(Progress::Working);
+            }
+        }
         if matches!(&p, Progress::HeadTruncated { block: Some(_), .. }) {
             // The block is written whatever retention does; a failure is counted in
             // `retention_stats` and retried.
@@ -461,7 +493,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
         // A compaction under way is finished (as Prometheus waits for one), so that no
         // half-written checkpoint or block is left behind by a clean shutdown. A failure is
         // counted in `compaction_stats` and abandons it; the shutdown goes on.
-        while self.compactor.is_busy() {
+        while self.compactor.is_busy() || self.merger.is_busy() {
             if self.compact_step().await.is_err() {
                 break;
             }

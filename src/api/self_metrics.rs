@@ -207,13 +207,13 @@ fn write_tsdb_metrics(stats: &[ShardStats], w: &mut MetricsWriter) {
             "prometheus_tsdb_compactions_total",
             "Total number of compactions that were executed for the partition.",
             Kind::Counter,
-            |s| s.compaction.blocks_written as f64,
+            |s| (s.compaction.blocks_written + s.block_compaction.compactions) as f64,
         ),
         (
             "prometheus_tsdb_compactions_failed_total",
             "Total number of compactions that failed for the partition.",
             Kind::Counter,
-            |s| s.compaction.failures as f64,
+            |s| (s.compaction.failures + s.block_compaction.failures) as f64,
         ),
         (
             "prometheus_tsdb_head_truncations_total",

@@ -5,6 +5,7 @@
 //! scrapes and shard (see `append_outbox`), one per query and shard, never one per sample. Each request carries an id that its
 //! reply echoes, because replies travel back on their own channel.
 
+use shards::block_compaction::BlockCompactionStats;
 use shards::compact::CompactionStats;
 use shards::head::{AppendBatch, AppendOutcome, HeadStats};
 use shards::index::matcher::Matcher;
@@ -129,5 +130,6 @@ pub struct ShardStats {
     pub blocks: u64,
     pub block_bytes: u64,
     pub compaction: CompactionStats,
+    pub block_compaction: BlockCompactionStats,
     pub retention: RetentionStats,
 }

@@ -75,7 +75,7 @@ pub struct ShardService {
     shard: Shard,
     stats: ShardStats,
     /// Compaction and retention failures already logged.
-    logged_failures: (u64, u64),
+    logged_failures: (u64, u64, u64),
 }
 
 impl ShardService {
@@ -83,7 +83,7 @@ impl ShardService {
         ShardService {
             shard,
             stats: ShardStats::default(),
-            logged_failures: (0, 0),
+            logged_failures: (0, 0, 0),
         }
     }
 
@@ -191,7 +191,8 @@ impl ShardService {
                 &[("dir", &dir), ("err", &err)],
             );
         }
-        self.logged_failures = (c.failures, r.failures);
+        self.logged_failures.0 = c.failures;
+        self.logged_failures.1 = r.failures;
     }
 
     async fn answer(&mut self, request: ShardRequest) -> ShardResponse {
@@ -254,6 +255,7 @@ impl ShardService {
                 stats.blocks = self.shard.blocks().len() as u64;
                 stats.block_bytes = self.shard.blocks().iter().map(|b| b.size()).sum();
                 stats.compaction = self.shard.compaction_stats().clone();
+                stats.block_compaction = self.shard.block_compaction_stats().clone();
                 stats.retention = self.shard.retention_stats().clone();
                 ShardResponse::Stats(Box::new(stats))
             }
