@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 use shards::data_dir::DataDir;
+use shards::retention::RetentionOptions;
 use shards::shard::{OpenProgress, Shard, ShardOptions};
 use shards::wal::PageCacheFs;
 use thiserror::Error;
@@ -106,10 +107,20 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         });
         let dir = data.shard_dir(i);
         let (control, failures) = (control.clone(), fail_tx.clone());
-        let opts = ShardOptions {
+        let mut opts = ShardOptions {
             snapshot_on_shutdown: flags.snapshot_on_shutdown,
+            retention: RetentionOptions {
+                time_ms: i64::try_from(flags.retention_time.as_millis()).unwrap_or(i64::MAX),
+                max_bytes: flags.retention_size.bytes(),
+            },
             ..Default::default()
         };
+        // Prometheus's default --storage.tsdb.max-block-duration: 31 days, or a tenth of
+        // the time retention when that is shorter.
+        let tenth = opts.retention.time_ms / 10;
+        if tenth > 0 {
+            opts.compaction.max_block_duration = opts.compaction.max_block_duration.min(tenth);
+        }
         let builder =
             LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
         let spawned = builder.spawn(move || async move {

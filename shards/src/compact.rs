@@ -58,6 +58,10 @@ pub struct CompactionOptions {
     pub step_budget: Duration,
     /// After a failed step, compaction waits this long before trying again.
     pub retry_after: Duration,
+    /// Blocks are merged up to this length (ms): Prometheus's
+    /// `--storage.tsdb.max-block-duration`, by default 31 days or a tenth of the retention.
+    /// At or below the block range, blocks are never merged.
+    pub max_block_duration: i64,
 }
 
 impl Default for CompactionOptions {
@@ -68,6 +72,7 @@ impl Default for CompactionOptions {
             records_per_step: 4,
             step_budget: Duration::from_millis(2),
             retry_after: Duration::from_secs(10),
+            max_block_duration: 31 * 24 * 3_600_000,
         }
     }
 }

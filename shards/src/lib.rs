@@ -5,6 +5,7 @@
 //! series and samples, selects series by label matchers, and reads samples back.
 
 pub mod block;
+pub mod block_compaction;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod compact;
@@ -14,6 +15,7 @@ pub mod head;
 pub mod index;
 pub mod labels;
 pub mod querier;
+pub mod retention;
 pub mod shard;
 pub mod tombstones;
 pub mod value;

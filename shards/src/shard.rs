@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::block::{self, Block, BlockError};
+use crate::block_compaction::{self, BlockCompactionStats, BlockCompactor};
 use crate::chunks_head::{ChunksHeadError, OpenReport as ChunksHeadReport};
 use crate::compact::{
     CompactionError, CompactionOptions, CompactionStats, Ctx, HeadCompactor, Progress,
@@ -41,6 +42,7 @@ use crate::head::snapshot::{self, SnapshotError};
 use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
 };
+use crate::retention::{self, BlockExtent, RetentionOptions, RetentionStats};
 use crate::wal::{
     self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
 };
@@ -87,7 +89,13 @@ pub struct ShardOptions {
     pub snapshot_on_shutdown: bool,
     /// Head compaction into blocks; the block range is `head.chunk_range`.
     pub compaction: CompactionOptions,
+    /// Which blocks are deleted as too old or too many bytes (none by default).
+    pub retention: RetentionOptions,
 }
+
+/// How often retention looks at the blocks besides after each block write: Prometheus
+/// reloads its blocks (and applies retention) once a minute.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Start-up progress, for logging.
 #[derive(Debug, Clone)]
@@ -136,6 +144,9 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     /// Sorted by min time.
     blocks: Vec<Block>,
     compactor: HeadCompactor<F>,
+    retention: RetentionStats,
+    retention_checked: Instant,
+    merger: BlockCompactor,
 }
 
 impl<F: SegmentFs + Clone> Shard<F> {
@@ -158,7 +169,16 @@ impl<F: SegmentFs + Clone> Shard<F> {
         })?;
         let wal_dir = dir.join("wal");
 
-        let opened = block::open_all(dir)?;
+        let mut opened = block::open_all(dir)?;
+        // A merge that stopped before deleting its parents: the merged block holds their
+        // data, so they go before anything reads them twice (as Prometheus does).
+        let metas: Vec<&block::BlockMeta> = opened.blocks.iter().map(|b| b.meta()).collect();
+        for i in block_compaction::superseded(&metas).into_iter().rev() {
+            let b = opened.blocks.remove(i);
+            let path = b.dir().to_path_buf();
+            drop(b);
+            retention::delete_block(&path)?;
+        }
         let floor = opened.blocks.iter().map(|b| b.meta().max_time).max();
         let open_head = || -> Result<_, ShardError> {
             let (mut head, report) = Head::open(dir, opts.head.clone())?;
@@ -232,7 +252,15 @@ impl<F: SegmentFs + Clone> Shard<F> {
             duration: started.elapsed(),
         };
         let compactor = HeadCompactor::new(opts.compaction.clone());
-        let shard = Shard {
+        let merger = BlockCompactor::new(
+            block_compaction::block_ranges(
+                opts.head.chunk_range,
+                opts.compaction.max_block_duration,
+            ),
+            opts.compaction.series_per_step,
+            opts.compaction.retry_after,
+        );
+        let mut shard = Shard {
             dir: dir.to_path_buf(),
             opts,
             head,
@@ -242,7 +270,12 @@ impl<F: SegmentFs + Clone> Shard<F> {
             unflushed: Vec::new(),
             blocks: opened.blocks,
             compactor,
+            retention: RetentionStats::default(),
+            retention_checked: Instant::now(),
+            merger,
         };
+        // As Prometheus's open does: blocks already beyond retention go before serving.
+        shard.apply_retention()?;
         Ok((shard, report))
     }
 
@@ -273,8 +306,71 @@ impl<F: SegmentFs + Clone> Shard<F> {
         &self.compactor.stats
     }
 
+    pub fn block_compaction_stats(&self) -> &BlockCompactionStats {
+        &self.merger.stats
+    }
+
+    pub fn retention_stats(&self) -> &RetentionStats {
+        &self.retention
+    }
+
+    /// Deletes the blocks beyond retention (see `retention`), their mmaps first, and
+    /// returns the ULIDs deleted. A block that cannot be removed stays open and listed;
+    /// the failure is counted and returned, and the next run tries again.
+    pub fn apply_retention(&mut self) -> Result<Vec<String>, ShardError> {
+        self.retention_checked = Instant::now();
+        let r = self.delete_beyond_retention();
+        if let Err(e) = &r {
+            self.retention.failures += 1;
+            self.retention.last_error = Some(e.to_string());
+        }
+        r
+    }
+
+    fn delete_beyond_retention(&mut self) -> Result<Vec<String>, ShardError> {
+        let opts = self.opts.retention;
+        if self.blocks.is_empty() || (opts.time_ms <= 0 && opts.max_bytes == 0) {
+            return Ok(Vec::new());
+        }
+        let head_bytes = if opts.max_bytes > 0 {
+            retention::head_disk_bytes(&self.dir)?
+        } else {
+            0
+        };
+        let extents: Vec<BlockExtent> = self
+            .blocks
+            .iter()
+            .map(|b| BlockExtent {
+                max_time: b.meta().max_time,
+                bytes: b.size(),
+            })
+            .collect();
+        let doomed = retention::choose(&extents, head_bytes, opts);
+        self.retention.count(&doomed);
+        let mut deleted = Vec::with_capacity(doomed.blocks.len());
+        // Highest index first, so that the indices left to remove stay valid.
+        for &i in doomed.blocks.iter().rev() {
+            let block = self.blocks.remove(i);
+            let dir = block.dir().to_path_buf();
+            let ulid = block.meta().ulid.clone();
+            // Unmapped before the files go, so that their space is freed now.
+            drop(block);
+            if let Err(e) = retention::delete_block(&dir) {
+                // Still whole on disk (or already renamed away, which start-up finishes):
+                // reopen it so that reads keep seeing what is there.
+                if let Ok(b) = Block::open(&dir) {
+                    self.blocks.insert(i, b);
+                }
+                return Err(e.into());
+            }
+            deleted.push(ulid);
+        }
+        deleted.reverse();
+        Ok(deleted)
+    }
+
     /// One bounded step of head compaction (see `compact`); `Idle` when there is nothing
-    /// to do.
+    /// to do. Retention runs after each block written.
     pub async fn compact_step(&mut self) -> Result<Progress, ShardError> {
         let ctx = Ctx {
             dir: &self.dir,
@@ -283,7 +379,21 @@ impl<F: SegmentFs + Clone> Shard<F> {
             fs: &self.fs,
             blocks: &mut self.blocks,
         };
-        Ok(self.compactor.step(ctx).await?)
+        let p = self.compactor.step(ctx).await?;
+        if p == Progress::Idle {
+            // Blocks are merged only while the head has nothing to compact, one slice per
+            // step as well; a failure is counted in `block_compaction_stats` and the
+            // parents stay as they were.
+            if let Ok(Some(_)) = self.merger.step(&self.dir, &mut self.blocks) {
+                return Ok(Progress::Working);
+            }
+        }
+        if matches!(&p, Progress::HeadTruncated { block: Some(_), .. }) {
+            // The block is written whatever retention does; a failure is counted in
+            // `retention_stats` and retried.
+            let _ = self.apply_retention();
+        }
+        Ok(p)
     }
 
     /// Runs head compaction until the head is no longer compactable and the WAL checkpoint
@@ -338,6 +448,9 @@ impl<F: SegmentFs + Clone> Shard<F> {
         if self.compactor.options().enabled {
             let _ = self.compact_step().await;
         }
+        if self.retention_checked.elapsed() >= RETENTION_INTERVAL {
+            let _ = self.apply_retention();
+        }
         Ok(out)
     }
 
@@ -380,7 +493,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
         // A compaction under way is finished (as Prometheus waits for one), so that no
         // half-written checkpoint or block is left behind by a clean shutdown. A failure is
         // counted in `compaction_stats` and abandons it; the shutdown goes on.
-        while self.compactor.is_busy() {
+        while self.compactor.is_busy() || self.merger.is_busy() {
             if self.compact_step().await.is_err() {
                 break;
             }

@@ -47,6 +47,8 @@ fn options() -> ShardOptions {
     o.compaction.series_per_step = 7;
     o.compaction.records_per_step = 5;
     o.compaction.step_budget = Duration::ZERO;
+    // Level-1 blocks only: merging them is block_compaction.rs's subject.
+    o.compaction.max_block_duration = RANGE;
     o
 }
 

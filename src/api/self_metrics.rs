@@ -190,9 +190,64 @@ fn write_tsdb_metrics(stats: &[ShardStats], w: &mut MetricsWriter) {
     );
     let seg = stats.iter().map(|s| s.wal_segment).max().unwrap_or(0);
     w.sample("prometheus_tsdb_wal_segment_current", &[], seg as f64);
+    // Summed over the shards (one TSDB to its users).
+    let blocks: [ShardFamily; 8] = [
+        (
+            "prometheus_tsdb_blocks_loaded",
+            "Number of currently loaded data blocks",
+            Kind::Gauge,
+            |s| s.blocks as f64,
+        ),
+        (
+            "prometheus_tsdb_storage_blocks_bytes",
+            "The number of bytes that are currently used for local storage by all blocks.",
+            Kind::Gauge,
+            |s| s.block_bytes as f64,
+        ),
+        (
+            "prometheus_tsdb_compactions_total",
+            "Total number of compactions that were executed for the partition.",
+            Kind::Counter,
+            |s| (s.compaction.blocks_written + s.block_compaction.compactions) as f64,
+        ),
+        (
+            "prometheus_tsdb_compactions_failed_total",
+            "Total number of compactions that failed for the partition.",
+            Kind::Counter,
+            |s| (s.compaction.failures + s.block_compaction.failures) as f64,
+        ),
+        (
+            "prometheus_tsdb_head_truncations_total",
+            "Total number of head truncations attempted.",
+            Kind::Counter,
+            |s| s.compaction.head_truncations as f64,
+        ),
+        (
+            "prometheus_tsdb_checkpoint_creations_total",
+            "Total number of checkpoint creations attempted.",
+            Kind::Counter,
+            |s| s.compaction.checkpoints as f64,
+        ),
+        (
+            "prometheus_tsdb_time_retentions_total",
+            "The number of times that blocks were deleted because the maximum time limit was exceeded.",
+            Kind::Counter,
+            |s| s.retention.time_retentions as f64,
+        ),
+        (
+            "prometheus_tsdb_size_retentions_total",
+            "The number of times that blocks were deleted because the maximum number of bytes was exceeded.",
+            Kind::Counter,
+            |s| s.retention.size_retentions as f64,
+        ),
+    ];
+    for (name, help, kind, value) in blocks {
+        w.family(name, help, kind);
+        w.sample(name, &[], stats.iter().map(value).sum::<f64>());
+    }
 
     let shards: Vec<String> = (0..stats.len()).map(|i| i.to_string()).collect();
-    let per_shard: [ShardFamily; 7] = [
+    let per_shard: [ShardFamily; 8] = [
         (
             "promcore_shard_head_series",
             "Series in the shard's head.",
@@ -234,6 +289,12 @@ fn write_tsdb_metrics(stats: &[ShardStats], w: &mut MetricsWriter) {
             "1 while the shard's WAL refuses writes after an I/O error.",
             Kind::Gauge,
             |s| if s.wal_failed { 1.0 } else { 0.0 },
+        ),
+        (
+            "promcore_shard_retention_failures_total",
+            "Retention runs of the shard that could not remove a block (retried).",
+            Kind::Counter,
+            |s| s.retention.failures as f64,
         ),
     ];
     for (name, help, kind, value) in per_shard {

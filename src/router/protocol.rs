@@ -5,9 +5,12 @@
 //! scrapes and shard (see `append_outbox`), one per query and shard, never one per sample. Each request carries an id that its
 //! reply echoes, because replies travel back on their own channel.
 
+use shards::block_compaction::BlockCompactionStats;
+use shards::compact::CompactionStats;
 use shards::head::{AppendBatch, AppendOutcome, HeadStats};
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
+use shards::retention::RetentionStats;
 
 use crate::promql::error::QueryError;
 use crate::promql::leaf::{LeafQuery, LeafResult};
@@ -129,4 +132,10 @@ pub struct ShardStats {
     /// Batches taken from the queue per WAL write (group commit), summed, and the writes.
     pub batches_appended: u64,
     pub wal_writes: u64,
+    /// Blocks open, and their bytes on disk.
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub compaction: CompactionStats,
+    pub block_compaction: BlockCompactionStats,
+    pub retention: RetentionStats,
 }

@@ -19,6 +19,8 @@ use super::protocol::{
     Envelope, LatestSample, Reply, SelectedSeries, ShardRequest, ShardResponse, ShardStats,
     TsdbStatus,
 };
+use crate::flags::LogLevel;
+use crate::log::log;
 use crate::promql::error::QueryError;
 use crate::promql::leaf::{LeafQuery, LeafResult};
 use crate::promql::source::RawSeries;
@@ -76,6 +78,8 @@ const SELECT_YIELD_SAMPLES: usize = 16 * 1024;
 pub struct ShardService {
     shard: Shard,
     stats: ShardStats,
+    /// Compaction and retention failures already logged.
+    logged_failures: (u64, u64, u64),
 }
 
 impl ShardService {
@@ -83,6 +87,7 @@ impl ShardService {
         ShardService {
             shard,
             stats: ShardStats::default(),
+            logged_failures: (0, 0, 0),
         }
     }
 
@@ -159,11 +164,39 @@ impl ShardService {
             }
             askers.clear();
             batches.clear();
+            self.log_storage_failures();
             if closed {
                 break;
             }
         }
         self.shard
+    }
+
+    /// Compaction and retention run after appends and never fail them (a full disk leaves
+    /// the data as it was and is retried): each new failure is logged here, once.
+    fn log_storage_failures(&mut self) {
+        let (c, r) = (self.shard.compaction_stats(), self.shard.retention_stats());
+        let dir = self.shard.dir().display().to_string();
+        if c.failures > self.logged_failures.0 {
+            let err = c.last_error.as_deref().unwrap_or("");
+            log(
+                LogLevel::Error,
+                "tsdb",
+                "compaction failed",
+                &[("dir", &dir), ("err", &err)],
+            );
+        }
+        if r.failures > self.logged_failures.1 {
+            let err = r.last_error.as_deref().unwrap_or("");
+            log(
+                LogLevel::Error,
+                "tsdb",
+                "deleting blocks beyond retention failed",
+                &[("dir", &dir), ("err", &err)],
+            );
+        }
+        self.logged_failures.0 = c.failures;
+        self.logged_failures.1 = r.failures;
     }
 
     async fn answer(&mut self, request: ShardRequest) -> ShardResponse {
@@ -224,6 +257,11 @@ impl ShardService {
                 stats.heap_bytes = head.heap_bytes() as u64;
                 stats.wal_segment = self.shard.wal_position().segment;
                 stats.wal_failed = self.shard.is_failed();
+                stats.blocks = self.shard.blocks().len() as u64;
+                stats.block_bytes = self.shard.blocks().iter().map(|b| b.size()).sum();
+                stats.compaction = self.shard.compaction_stats().clone();
+                stats.block_compaction = self.shard.block_compaction_stats().clone();
+                stats.retention = self.shard.retention_stats().clone();
                 ShardResponse::Stats(Box::new(stats))
             }
             ShardRequest::TsdbStatus => ShardResponse::TsdbStatus(Box::new(tsdb_status(head))),

@@ -33,6 +33,9 @@ pub struct Block {
     index: IndexReader,
     chunks: ChunkReader,
     tombstones: Tombstones,
+    /// Bytes of `meta.json` and `tombstones`, counted in `size` as Prometheus counts them
+    /// for size-based retention.
+    small_files: u64,
 }
 
 impl std::fmt::Debug for Block {
@@ -50,12 +53,18 @@ impl Block {
         let index = IndexReader::open(&dir.join("index"))?;
         let chunks = ChunkReader::open(&dir.join("chunks"))?;
         let tombstones = Tombstones::read(dir)?;
+        let small_files = ["meta.json", "tombstones"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
             index,
             chunks,
             tombstones,
+            small_files,
         })
     }
 
@@ -75,9 +84,10 @@ impl Block {
         &self.tombstones
     }
 
-    /// Bytes on disk: index, chunk files (meta.json and tombstones are negligible).
+    /// Bytes on disk: index, chunk files, meta.json and tombstones (Prometheus's
+    /// `Block.Size`).
     pub fn size(&self) -> u64 {
-        self.index.size() + self.chunks.size()
+        self.index.size() + self.chunks.size() + self.small_files
     }
 
     /// Refs of the series matching every matcher (Prometheus's semantics), ascending.
