@@ -130,8 +130,28 @@ impl Spec {
         }
     }
 
-    /// Version line the server prints, for the report.
+    /// Version line the server prints, for the report; Debian's VictoriaMetrics prints an
+    /// empty one, so the Debian package's version stands in.
     pub fn version(&self) -> String {
+        let printed = self.printed_version();
+        if !printed.is_empty() {
+            return printed;
+        }
+        Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", self.kind.name()])
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map_or_else(
+                || "unknown".to_string(),
+                |v| format!("{} {v} (Debian package)", self.kind.name()),
+            )
+    }
+
+    fn printed_version(&self) -> String {
         let flag = match self.kind {
             Kind::VictoriaMetrics => "-version",
             _ => "--version",
@@ -144,9 +164,12 @@ impl Spec {
             .and_then(|o| {
                 let text = String::from_utf8_lossy(&o.stdout).into_owned()
                     + &String::from_utf8_lossy(&o.stderr);
-                text.lines().next().map(|l| l.trim().to_string())
+                text.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .map(str::to_string)
             })
-            .unwrap_or_else(|| "unknown".to_string())
+            .unwrap_or_default()
     }
 }
 
