@@ -223,8 +223,15 @@ pub fn saturation_table(results: &[Saturation]) -> String {
                         .result
                         .as_ref()
                         .map_or_else(|| "error".to_string(), |r| grouped(r.samples_per_s));
+                    let missed = st
+                        .result
+                        .as_ref()
+                        .and_then(|r| r.scrape.as_ref())
+                        .map(|h| h.missed_scrapes + h.failed_scrapes)
+                        .filter(|m| *m > 0)
+                        .map_or_else(String::new, |m| format!(" ({m} scrapes missed)"));
                     format!(
-                        "{}→{}{}",
+                        "{}→{}{}{missed}",
                         grouped(st.offered_samples_per_s),
                         got,
                         if st.falls_behind { " ✗" } else { " ✓" }
