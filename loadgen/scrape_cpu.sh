@@ -3,7 +3,7 @@
 # VictoriaMetrics (Debian) scrape the same `loadgen serve` targets, one server at a time, and
 # each is charged the CPU time (user + system, from /proc) it used over a measured window
 # after a warm-up, divided by the samples it appended in that window (its own counter).
-# Interim driver until `loadgen bench` exists (issue 7).
+# Superseded by `loadgen bench` (issue 7); kept because earlier BENCHMARKS.md figures cite it.
 #
 #   loadgen/scrape_cpu.sh [TARGETS] [SERIES_PER_TARGET] [INTERVAL_S] [WINDOW_S]
 #

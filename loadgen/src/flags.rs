@@ -1,4 +1,5 @@
-//! loadgen's command line: `loadgen serve [flags]`, `--help`, `--version`.
+//! loadgen's command line: `loadgen serve [flags]`, `loadgen bench [flags]` (parsed by
+//! `bench::options`), `--help`, `--version`.
 //!
 //! Both `--flag=value` and `--flag value` are accepted, as in promcore. Everything a flag
 //! could get wrong (port ranges running past 65535, addresses leaving 127.0.0.0/8, shapes
@@ -37,6 +38,7 @@ pub enum FlagError {
 }
 
 pub const USAGE: &str = "usage: loadgen serve [flags]
+       loadgen bench [flags]   (the ingestion benchmark; see loadgen bench --help)
 
 Simulates exporters on loopback: every target serves an evolving /metrics body
 (counters, gauges, histograms, summaries, an info metric) over HTTP/1.1 keep-alive.
@@ -66,7 +68,9 @@ Simulates exporters on loopback: every target serves an evolving /metrics body
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Serve(ServeFlags),
+    Bench(Box<crate::bench::options::BenchFlags>),
     Help,
+    BenchHelp,
     Version,
 }
 
@@ -136,6 +140,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, FlagErr
         None | Some("-h" | "--help" | "help") => return Ok(Command::Help),
         Some("--version") => return Ok(Command::Version),
         Some("serve") => {}
+        Some("bench") => {
+            return Ok(match crate::bench::options::parse(args)? {
+                Some(f) => Command::Bench(Box::new(f)),
+                None => Command::BenchHelp,
+            })
+        }
         Some(other) => return Err(FlagError::UnknownCommand(other.to_string())),
     }
     let mut f = ServeFlags::default();
@@ -318,9 +328,13 @@ mod tests {
         assert!(serve(&["--churn=-1"]).is_err());
         assert!(serve(&["--listen=localhost"]).is_err());
         assert_eq!(
-            parse(["bench".to_string()]),
-            Err(FlagError::UnknownCommand("bench".into()))
+            parse(["scrape".to_string()]),
+            Err(FlagError::UnknownCommand("scrape".into()))
         );
+        assert!(matches!(
+            parse(["bench".to_string()]),
+            Ok(Command::Bench(_))
+        ));
         assert_eq!(parse(Vec::<String>::new()), Ok(Command::Help));
     }
 }

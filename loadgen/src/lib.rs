@@ -1,11 +1,13 @@
-//! loadgen: simulated Prometheus exporters for benchmarking scrapers, and (next) the driver
-//! of the ingestion benchmark.
+//! loadgen: simulated Prometheus exporters for benchmarking scrapers (`serve`), and the
+//! driver of the ingestion benchmark against promcore, Prometheus and VictoriaMetrics
+//! (`bench`).
 //!
 //! The library holds the pure parts, tested without sockets: bodies and their in-place
 //! updates (`body`, `slot`), HTTP request handling (`http`, `gzip`), the file_sd output
 //! (`file_sd`) and CPU accounting (`cpu`). `serve` runs them on glommio executors. Nothing
 //! here may become the bottleneck of a benchmark: per-scrape work never allocates.
 
+pub mod bench;
 pub mod body;
 pub mod check;
 pub mod cpu;

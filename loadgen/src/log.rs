@@ -28,7 +28,7 @@ fn line(level: &str, msg: &str, kv: &[(&str, &dyn std::fmt::Display)]) {
 }
 
 /// RFC 3339 in UTC with milliseconds, from the civil-from-days algorithm (no time crate).
-fn now() -> String {
+pub fn now() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

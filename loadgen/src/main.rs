@@ -1,7 +1,7 @@
-//! The `loadgen` binary: parses the command line and runs `loadgen serve`.
+//! The `loadgen` binary: parses the command line and runs `loadgen serve` or `loadgen bench`.
 //!
 //! Everything it runs lives in the library; this file only maps outcomes to exit codes
-//! (2 for a bad command line, 1 for a failure to serve).
+//! (2 for a bad command line, 1 for a failure to serve or to benchmark).
 
 use std::process::ExitCode;
 
@@ -17,6 +17,17 @@ fn main() -> ExitCode {
             println!("loadgen, version {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Ok(Command::BenchHelp) => {
+            print!("{}", loadgen::bench::options::USAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Bench(f)) => match loadgen::bench::run(&f) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                loadgen::log::error("bench failed", &[("err", &e)]);
+                ExitCode::FAILURE
+            }
+        },
         Ok(Command::Serve(f)) => match loadgen::serve::run(&f) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
