@@ -181,15 +181,30 @@ fn alert_goes_pending_survives_a_restart_fires_reaches_alertmanager_and_resolves
     let restarted_at = now_secs();
     let mut server = Server::spawn(&binary, &config_path, &data, port, &flags);
     server.wait_ready();
-    let restored = wait_until(PATIENCE, || alert_in_state(&server, "pending"))
+    // Alerts are written again once the restore is done (Prometheus restores after its
+    // second evaluation): the first ALERTS_FOR_STATE sample of the new process holds the
+    // activeAt the restore decided.
+    let selector = "ALERTS_FOR_STATE{alertname=\"TestValueHigh\"}";
+    let written_after = format!("{selector} and timestamp({selector}) > {restarted_at}");
+    let restored_for_state = wait_until(PATIENCE, || {
+        let v = query(&server, &written_after);
+        v.first()?["value"][1].as_str()?.parse::<f64>().ok()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no ALERTS_FOR_STATE after the restart\n{}",
+            server.log_tail()
+        )
+    });
+    let restored = alert_in_state(&server, "pending")
         .unwrap_or_else(|| panic!("not pending after the restart\n{}", server.log_tail()));
     let restored_at = rfc3339_secs(restored["activeAt"].as_str().unwrap());
     // Without a restore the alert would start over: active from an evaluation of the new
     // process, after it was started. Restored, it is active from before (shifted by the
     // outage, the pending time already served is kept).
     assert!(
-        restored_at < restarted_at,
-        "activeAt {restored_at} was reset (restart at {restarted_at}, first active at {active_at})"
+        restored_at < restarted_at && restored_for_state < restarted_at,
+        "activeAt {restored_at} ({restored_for_state}) was reset (restart at {restarted_at}, first active at {active_at})"
     );
 
     // Fires and reaches Alertmanager, with the external labels and the annotations.
@@ -236,4 +251,69 @@ fn alert_goes_pending_survives_a_restart_fires_reaches_alertmanager_and_resolves
         "ALERTS went stale"
     );
     server.stop();
+}
+
+/// A reload (`/-/reload`) keeps the state of the rules that kept their name and labels, as
+/// Prometheus does (even when the expression changed), and starts over those that did not.
+#[test]
+fn a_reload_keeps_the_state_of_rules_that_kept_their_name_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = TestTarget::metrics("# TYPE test_value gauge\ntest_value 1\n".into());
+    let rules = |expr: &str, severity: &str, extra: &str| {
+        format!(
+            "groups:\n  - name: reload\n    interval: 1s\n    rules:\n      - alert: Held\n        expr: {expr}\n        for: 1h\n        labels: {{severity: {severity}}}\n{extra}"
+        )
+    };
+    let rules_path = dir.path().join("rules.yml");
+    std::fs::write(&rules_path, rules("test_value > 0", "low", "")).unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
+         scrape_configs:\n  - job_name: gauge\n    static_configs: [{{targets: ['{}']}}]\n",
+        target.address()
+    );
+    let server = Server::start(dir.path(), free_port(), &config);
+    let held = |server: &Server| {
+        alerts(server)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "Held" && a["state"] == "pending")
+    };
+    let first = wait_until(PATIENCE, || held(&server))
+        .unwrap_or_else(|| panic!("never pending\n{}", server.log_tail()));
+    let active_at = first["activeAt"].clone();
+
+    // Another expression and a new rule: Held keeps its alert.
+    std::fs::write(
+        &rules_path,
+        rules(
+            "test_value > 0.5",
+            "low",
+            "      - record: test_value:copy\n        expr: test_value\n",
+        ),
+    )
+    .unwrap();
+    let r = server.post("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(PATIENCE, || {
+        let data = server.api("/api/v1/rules");
+        let rules = data["groups"][0]["rules"].as_array()?.clone();
+        (rules.len() == 2 && rules[1]["health"] == "ok").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the reloaded group never evaluated\n{}", server.log_tail()));
+    let kept = held(&server).unwrap_or_else(|| panic!("the alert went away on reload"));
+    assert_eq!(kept["activeAt"], active_at, "state kept");
+
+    // Other labels: another rule for Prometheus, whose alert starts over.
+    std::fs::write(&rules_path, rules("test_value > 0.5", "high", "")).unwrap();
+    let before = now_secs();
+    let r = server.post("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let renewed = wait_until(PATIENCE, || {
+        held(&server).filter(|a| a["labels"]["severity"] == "high")
+    })
+    .unwrap_or_else(|| panic!("no alert after the second reload\n{}", server.log_tail()));
+    let renewed_at = rfc3339_secs(renewed["activeAt"].as_str().unwrap());
+    assert!(
+        renewed_at >= before.floor(),
+        "a rule with new labels starts over ({renewed_at} < {before})"
+    );
 }

@@ -130,29 +130,12 @@ impl RuleDef {
         matches!(self.kind, RuleKind::Alerting { .. })
     }
 
-    /// Two definitions are the same rule when everything written about them is the same:
-    /// what a reload compares to keep a rule's state.
-    pub fn same_as(&self, other: &RuleDef) -> bool {
+    /// Whether a reloaded rule takes over this one's state: the same kind, name and labels,
+    /// as Prometheus's `CopyState` matches rules (a changed expression keeps its alerts).
+    pub fn same_identity(&self, other: &RuleDef) -> bool {
         self.name == other.name
-            && self.expr == other.expr
             && self.labels == other.labels
-            && self.annotations == other.annotations
-            && match (&self.kind, &other.kind) {
-                (RuleKind::Recording, RuleKind::Recording) => true,
-                (
-                    RuleKind::Alerting {
-                        for_: a,
-                        keep_firing_for: b,
-                        ..
-                    },
-                    RuleKind::Alerting {
-                        for_: c,
-                        keep_firing_for: d,
-                        ..
-                    },
-                ) => a == c && b == d,
-                _ => false,
-            }
+            && self.is_alert() == other.is_alert()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The rule manager: loads the rule files a configuration names, runs one task per group on
 //! the router executor (each waking on its group's grid), restores `for` state after a start,
 //! hands due alerts to the notifier, and on reload replaces the groups while carrying over
-//! the state of every rule that did not change.
+//! the state of every rule that kept its name and labels (Prometheus's `CopyState`).
 //!
 //! A rule file that fails to load fails the whole (re)load and the running groups keep going.
 //! It never parses PromQL or templates itself (`file`) and never sends alerts (`notifier`).
@@ -78,11 +78,10 @@ impl RuleManager {
             if let Some(oi) = old.iter().position(|o| o.key() == g.key()) {
                 for cell in &g.rules {
                     let mut st = cell.borrow_mut();
-                    let found = old[oi]
-                        .rules
-                        .iter()
-                        .enumerate()
-                        .position(|(i, r)| !used[oi][i] && r.borrow().def.same_as(&st.def));
+                    let found =
+                        old[oi].rules.iter().enumerate().position(|(i, r)| {
+                            !used[oi][i] && r.borrow().def.same_identity(&st.def)
+                        });
                     if let Some(i) = found {
                         used[oi][i] = true;
                         let prev = old[oi].rules[i].borrow();
@@ -130,7 +129,7 @@ impl RuleManager {
 
     async fn run_group(self: Rc<Self>, g: Rc<Group>, restore: bool) {
         let mut next = g.next_eval_after(wall_ms());
-        let mut first = true;
+        let mut evals = 0u32;
         if !restore {
             // Groups (re)loaded after the start have nothing to restore: their alerts are
             // written from the first evaluation.
@@ -148,7 +147,9 @@ impl RuleManager {
             }
             let ctx = self.ctx.borrow().clone();
             let sendable = g.eval(next, &*self.storage, &ctx).await;
-            if first && restore {
+            // As Prometheus: restore after the second evaluation, so that recording rules
+            // the alerts depend on have written once since the start.
+            if restore && evals == 1 {
                 g.restore_for_state(
                     wall_ms(),
                     self.opts.outage_tolerance_ms,
@@ -157,7 +158,7 @@ impl RuleManager {
                 )
                 .await;
             }
-            first = false;
+            evals += 1;
             if !sendable.is_empty() {
                 self.notifier
                     .send(sendable, &ctx.external_labels, &ctx.external_url);
