@@ -173,14 +173,13 @@ impl Case {
         self.accept_encoding = Some(accept);
         self
     }
+    // No request is a known gap today; the mechanism stays for the next one found.
+    #[allow(dead_code)]
     fn gap(mut self, reason: &'static str) -> Case {
         self.gap = Some(KnownGap { reason });
         self
     }
 }
-
-const PARSER: &str = "match[] is parsed as a bare selector: promql-parser's errors there are not \
-     mapped to Prometheus's wording yet";
 
 /// Expressions that do not parse, one of each common error, with Prometheus's message and
 /// position expected for each.
@@ -433,13 +432,21 @@ fn cases(t: i64) -> Vec<Case> {
         format!("/api/v1/series?match[]={}", urlencode("{__name__=~\".*\"}")),
         Exact,
     ));
-    c.push(
-        get(
-            format!("/api/v1/series?match[]={}", urlencode("foo(")),
+    for bad in [
+        "foo(",
+        "sum(g_temp)",
+        "g_temp[5m]",
+        "g_temp offset 5m",
+        "1",
+        "g_temp other_metric",
+        "g_temp{",
+        "g_temp{room}",
+    ] {
+        c.push(get(
+            format!("/api/v1/series?match[]={}", urlencode(bad)),
             Exact,
-        )
-        .gap(PARSER),
-    );
+        ));
+    }
     c.push(get("/api/v1/series?match[]=up&start=x", Exact).prom3(
         400,
         "Prometheus 3 lower-cased \"Invalid time value\" to \"invalid time value\"",
@@ -477,13 +484,17 @@ fn cases(t: i64) -> Vec<Case> {
         format!("/api/v1/labels?start={start}&end={end}&limit=40000"),
         Exact,
     ));
-    c.push(
-        get(
-            format!("/api/v1/labels?match[]={}", urlencode("foo(")),
-            Exact,
-        )
-        .gap(PARSER),
-    );
+    c.push(get(
+        format!("/api/v1/labels?match[]={}", urlencode("foo(")),
+        Exact,
+    ));
+    c.push(get(
+        format!(
+            "/api/v1/label/room/values?match[]={}",
+            urlencode("g_temp[5m]")
+        ),
+        Exact,
+    ));
 
     // Label values.
     for (name, extra) in [
@@ -746,7 +757,11 @@ fn cases(t: i64) -> Vec<Case> {
         c.push(get(format!("/federate?{}", params.join("&")), FederateText));
     }
     c.push(get("/federate", FederateText));
-    c.push(get("/federate?match[]=foo(", Exact).gap(PARSER));
+    c.push(get("/federate?match[]=foo(", Exact));
+    c.push(get(
+        format!("/federate?match[]={}", urlencode("g_temp offset 5m")),
+        Exact,
+    ));
     c.push(
         get(
             format!("/federate?match[]={}", urlencode("other_metric")),

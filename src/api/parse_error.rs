@@ -21,6 +21,27 @@ pub fn prometheus_message(query: &str, message: &str) -> String {
     }
 }
 
+/// Prometheus's text for a `match[]` selector that is not a bare series selector (its parser's
+/// selector entry point): errors inside the braces as for expressions, anything after the
+/// selector an `unexpected <token>` at that token. `parse error: <message>` when neither fits.
+pub fn selector_message(selector: &str, message: &str) -> String {
+    let q = Query::new(selector);
+    let braces = message.contains("inside braces") || message.contains("label matcher");
+    let found = if braces {
+        translate(selector, message)
+    } else {
+        q.after_selector()
+            .and_then(|i| Some((q.tokens[i].start, format!("unexpected {}", q.describe(i)?))))
+    };
+    match found {
+        Some((pos, text)) => {
+            let (line, col) = line_column(selector, pos);
+            format!("{line}:{col}: parse error: {text}")
+        }
+        None => format!("parse error: {message}"),
+    }
+}
+
 /// Prometheus's 1-based line and byte column of byte offset `pos`.
 fn line_column(query: &str, pos: usize) -> (usize, usize) {
     let before = &query.as_bytes()[..pos.min(query.len())];
@@ -680,6 +701,49 @@ fn translate(query: &str, message: &str) -> Option<(usize, String)> {
 }
 
 impl Query<'_> {
+    /// The first token after a leading `name{...}` selector.
+    fn after_selector(&self) -> Option<usize> {
+        let mut i = 0;
+        if self.tokens.first()?.kind == Kind::Ident {
+            i = 1;
+        }
+        if self
+            .tokens
+            .get(i)
+            .is_some_and(|t| t.kind == Kind::Open(b'{'))
+        {
+            i = self.closing(i)? + 1;
+        }
+        (i < self.tokens.len()).then_some(i)
+    }
+
+    /// How Prometheus's parser names token `i` in an `unexpected ...` message.
+    fn describe(&self, i: usize) -> Option<String> {
+        let t = self.tokens[i];
+        let text = self.text_of(&t);
+        const KEYWORDS: &[&str] = &[
+            "offset",
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+            "bool",
+        ];
+        const WORD_OPS: &[&str] = &["and", "or", "unless", "atan2"];
+        Some(match t.kind {
+            Kind::Open(_) | Kind::Close(_) | Kind::Comma => format!("\"{text}\""),
+            Kind::Op if text == "@" || text == ":" => format!("\"{text}\""),
+            Kind::Op => format!("<op:{text}>"),
+            Kind::Ident if KEYWORDS.contains(&text) => format!("<{text}>"),
+            Kind::Ident if WORD_OPS.contains(&text) => format!("<op:{text}>"),
+            Kind::Ident => format!("identifier \"{text}\""),
+            Kind::Number => format!("number \"{text}\""),
+            _ => return None,
+        })
+    }
+
     /// Two operands in a row at the top level (`foo bar`): the second is what Prometheus's
     /// parser calls an unexpected identifier.
     fn find_unexpected_identifier(&self) -> Option<usize> {
@@ -802,6 +866,28 @@ mod tests {
             ("topk(x)", "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"),
         ] {
             assert_eq!(ours(query), expected, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn selector_errors_are_prometheus_2_42s() {
+        // Each expected text is what Prometheus 2.42's /api/v1/series answered for match[].
+        for (selector, expected) in [
+            ("foo(", "1:4: parse error: unexpected \"(\""),
+            ("sum(x)", "1:4: parse error: unexpected \"(\""),
+            ("x[5m]", "1:2: parse error: unexpected \"[\""),
+            ("x offset 5m", "1:3: parse error: unexpected <offset>"),
+            ("1", "1:1: parse error: unexpected number \"1\""),
+            ("foo bar", "1:5: parse error: unexpected identifier \"bar\""),
+            ("foo{", "1:5: parse error: unexpected end of input inside braces"),
+            ("x{a=\"b\"", "1:8: parse error: unexpected end of input inside braces"),
+            ("foo{a}", "1:6: parse error: unexpected \"}\" in label matching, expected label matching operator"),
+        ] {
+            let message = match parser::parse(selector) {
+                Err(e) => e,
+                Ok(_) => "not a selector".to_string(),
+            };
+            assert_eq!(selector_message(selector, &message), expected, "{selector:?}");
         }
     }
 
