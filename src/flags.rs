@@ -66,6 +66,9 @@ pub struct Flags {
     pub web_read_timeout: Duration,
     /// Empty: derived from the host name and the listen port, as Prometheus does.
     pub web_external_url: String,
+    /// `--web.route-prefix`: the path every endpoint is served under; `None`: the external
+    /// URL's path, as Prometheus.
+    pub web_route_prefix: Option<String>,
     /// `--web.cors.origin`: the regex (anchored when used) an `Origin` must match to be
     /// allowed; `.*` allows every origin (`Access-Control-Allow-Origin: *`).
     pub web_cors_origin: String,
@@ -105,6 +108,7 @@ impl Default for Flags {
             web_max_connections: 512,
             web_read_timeout: Duration::from_secs(5 * MINUTE),
             web_external_url: String::new(),
+            web_route_prefix: None,
             web_cors_origin: ".*".to_string(),
             retention_time: Duration::from_secs(15 * DAY),
             retention_size: ByteSize(0),
@@ -139,6 +143,8 @@ pub const USAGE: &str = "usage: promcore [flags]
                                 :9090 means all IPv4 interfaces)
   --web.external-url=URL        URL promcore is reachable at, e.g. behind a reverse proxy
                                 (default: from the host name and listen port)
+  --web.route-prefix=PATH       path prefix of every endpoint (default: the external URL's
+                                path)
   --web.cors.origin=REGEX       origins allowed to read the API from a browser (CORS),
                                 an anchored regex (default .*: any origin)
   --[no-]web.enable-lifecycle   allow shutdown and reload over HTTP (/-/quit, /-/reload)
@@ -242,6 +248,7 @@ impl Flags {
                     }
                     f.web_external_url = v;
                 }
+                "--web.route-prefix" => f.web_route_prefix = Some(value(&name)?),
                 "--web.cors.origin" => {
                     let v = value(&name)?;
                     regex::Regex::new(&format!("^(?:{v})$"))
@@ -371,6 +378,10 @@ impl Flags {
             ("web.listen-address", self.web_listen_address.clone()),
             ("web.max-connections", self.web_max_connections.to_string()),
             ("web.read-timeout", self.web_read_timeout.to_string()),
+            (
+                "web.route-prefix",
+                self.web_route_prefix.clone().unwrap_or_default(),
+            ),
         ]
     }
 }

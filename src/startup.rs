@@ -142,11 +142,7 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             flags: flags.clone(),
             config: loaded,
             listen,
-            http: ServerConfig {
-                max_connections: flags.web_max_connections,
-                read_timeout: flags.web_read_timeout.as_std(),
-                ..ServerConfig::default()
-            },
+            http: http_config(flags),
             control: control.clone(),
             shards: router_ends,
             failures: fail_tx.clone(),
@@ -389,4 +385,19 @@ fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<libc::c_in
     // SAFETY: sigtimedwait reads the set and the timeout; no siginfo is requested.
     let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
     (sig > 0).then_some(sig)
+}
+
+/// The HTTP server's limits from the flags. `--web.read-timeout` is Go's `ReadTimeout`: it
+/// bounds reading a whole request, head included, and (Prometheus sets no `IdleTimeout`) how
+/// long a kept-alive connection may wait for its next request.
+fn http_config(flags: &Flags) -> ServerConfig {
+    let read_timeout = flags.web_read_timeout.as_std();
+    let defaults = ServerConfig::default();
+    ServerConfig {
+        max_connections: flags.web_max_connections,
+        read_timeout,
+        idle_timeout: read_timeout,
+        header_timeout: defaults.header_timeout.min(read_timeout),
+        ..defaults
+    }
 }

@@ -84,6 +84,9 @@ enum Norm {
     /// `/status/flags`: promcore has its own, smaller flag set (no alertmanager, agent, rule,
     /// remote-storage flags; `--shards`), so the flags both servers have are compared.
     Flags,
+    /// `/federate` text: sample timestamps (each server's own scrape times) are dropped;
+    /// lines are otherwise compared in order.
+    FederateText,
     /// Status pages whose values describe the process (build, runtime, flags, config): only
     /// the keys Prometheus 2.42 has are compared, and their JSON types.
     Keys,
@@ -114,6 +117,8 @@ struct Case {
     origin: Option<&'static str>,
     prom3: Option<Prom3>,
     gap: Option<KnownGap>,
+    /// An `Accept-Encoding` header to send; the body is compared decompressed.
+    accept_encoding: Option<&'static str>,
 }
 
 fn get(path: impl Into<String>, norm: Norm) -> Case {
@@ -125,6 +130,7 @@ fn get(path: impl Into<String>, norm: Norm) -> Case {
         origin: None,
         prom3: None,
         gap: None,
+        accept_encoding: None,
     }
 }
 
@@ -137,6 +143,7 @@ fn post(path: impl Into<String>, body: impl Into<String>, norm: Norm) -> Case {
         origin: None,
         prom3: None,
         gap: None,
+        accept_encoding: None,
     }
 }
 
@@ -149,6 +156,7 @@ fn method(m: &'static str, path: &str) -> Case {
         origin: None,
         prom3: None,
         gap: None,
+        accept_encoding: None,
     }
 }
 
@@ -161,13 +169,63 @@ impl Case {
         self.origin = Some(origin);
         self
     }
+    fn encoding(mut self, accept: &'static str) -> Case {
+        self.accept_encoding = Some(accept);
+        self
+    }
+    // No request is a known gap today; the mechanism stays for the next one found.
+    #[allow(dead_code)]
     fn gap(mut self, reason: &'static str) -> Case {
         self.gap = Some(KnownGap { reason });
         self
     }
 }
 
-const PARSER: &str = "PromQL parse errors are promql-parser's wording, not Prometheus's";
+/// Expressions that do not parse, one of each common error, with Prometheus's message and
+/// position expected for each.
+const PARSE_ERRORS: &[&str] = &[
+    "",
+    "foo(",
+    "sum(",
+    "rate(g_temp)",
+    "sum(\n  rate(g_temp)\n)",
+    "histogram_quantile(0.9, g_temp[5m])",
+    "round(g_temp, g_temp)",
+    "1 +",
+    "g_temp ==bool",
+    "g_temp{",
+    "g_temp{room=\"a\"",
+    "g_temp[5m",
+    "sum(g_temp) by",
+    ")",
+    "g_temp)",
+    "g_temp}",
+    "g_temp other_metric",
+    "rate(g_temp[5m], 1)",
+    "label_join(g_temp, 1)",
+    "nofunc(g_temp)",
+    "g_temp[5m] + 1",
+    "g_temp + other_metric[5m]",
+    "sum(g_temp[5m])",
+    "sum by (room) (g_temp[5m])",
+    "topk(g_temp[5m], g_temp)",
+    "topk(g_temp)",
+    "count_values(1, g_temp)",
+    "g_temp offset",
+    "g_temp @ ",
+    "g_temp and 1",
+    "g_temp + (g_temp and 1)",
+    "{}",
+    "{room=\"\"}",
+    "g_temp{__name__=\"other_metric\"}",
+    "1 == 1",
+    "g_temp[5m][5m]",
+    "'abc",
+    "1e",
+    "g_temp[0s]",
+    "g_temp[1m:0s]",
+    "g_temp{room}",
+];
 
 /// `q=...` urlencoded.
 fn q(query: &str) -> String {
@@ -228,10 +286,35 @@ fn cases(t: i64) -> Vec<Case> {
         c.push(post("/api/v1/query", format!("{}&time={t}", q(expr)), norm));
     }
     // Instant query errors.
-    c.push(get("/api/v1/query?query=", Exact).gap(PARSER));
-    c.push(get(format!("/api/v1/query?{}", q("foo(")), Exact).gap(PARSER));
-    c.push(get(format!("/api/v1/query?{}", q("sum(")), Exact).gap(PARSER));
-    c.push(get(format!("/api/v1/query?{}", q("rate(g_temp)")), Exact).gap(PARSER));
+    // Parse errors: Prometheus's position prefix and wording.
+    for expr in PARSE_ERRORS {
+        c.push(get(format!("/api/v1/query?{}", q(expr)), Exact));
+    }
+    c.push(post("/api/v1/query", q("sum(x[5m])"), Exact));
+    const RANGE_PARSE: &str =
+        "Prometheus 3 prefixes range-query parse errors with `invalid parameter \"query\": `";
+    c.push(
+        get(
+            format!(
+                "/api/v1/query_range?{}&start=10&end=20&step=1",
+                q("rate(g_temp)")
+            ),
+            Exact,
+        )
+        .prom3(400, RANGE_PARSE),
+    );
+    c.push(
+        post(
+            "/api/v1/query_range",
+            format!("{}&start=10&end=20&step=1", q("1 +")),
+            Exact,
+        )
+        .prom3(400, RANGE_PARSE),
+    );
+    c.push(get(
+        format!("/api/v1/query?{}", q("g_temp @ 1 offset 0s")),
+        Exact,
+    ));
     c.push(get("/api/v1/query?query=g_temp&time=x", Exact).prom3(
         400,
         "Prometheus 3 lower-cased \"Invalid time value\" to \"invalid time value\"",
@@ -349,13 +432,21 @@ fn cases(t: i64) -> Vec<Case> {
         format!("/api/v1/series?match[]={}", urlencode("{__name__=~\".*\"}")),
         Exact,
     ));
-    c.push(
-        get(
-            format!("/api/v1/series?match[]={}", urlencode("foo(")),
+    for bad in [
+        "foo(",
+        "sum(g_temp)",
+        "g_temp[5m]",
+        "g_temp offset 5m",
+        "1",
+        "g_temp other_metric",
+        "g_temp{",
+        "g_temp{room}",
+    ] {
+        c.push(get(
+            format!("/api/v1/series?match[]={}", urlencode(bad)),
             Exact,
-        )
-        .gap(PARSER),
-    );
+        ));
+    }
     c.push(get("/api/v1/series?match[]=up&start=x", Exact).prom3(
         400,
         "Prometheus 3 lower-cased \"Invalid time value\" to \"invalid time value\"",
@@ -393,13 +484,17 @@ fn cases(t: i64) -> Vec<Case> {
         format!("/api/v1/labels?start={start}&end={end}&limit=40000"),
         Exact,
     ));
-    c.push(
-        get(
-            format!("/api/v1/labels?match[]={}", urlencode("foo(")),
-            Exact,
-        )
-        .gap(PARSER),
-    );
+    c.push(get(
+        format!("/api/v1/labels?match[]={}", urlencode("foo(")),
+        Exact,
+    ));
+    c.push(get(
+        format!(
+            "/api/v1/label/room/values?match[]={}",
+            urlencode("g_temp[5m]")
+        ),
+        Exact,
+    ));
 
     // Label values.
     for (name, extra) in [
@@ -513,7 +608,25 @@ fn cases(t: i64) -> Vec<Case> {
         c.push(get(format!("/api/v1/format_query?{}", q(expr)), Exact));
         c.push(post("/api/v1/format_query", q(expr), Exact));
     }
-    c.push(get(format!("/api/v1/format_query?{}", q("foo(")), Exact).gap(PARSER));
+    c.push(get(format!("/api/v1/format_query?{}", q("foo(")), Exact));
+    c.push(post("/api/v1/format_query", q("sum(g_temp[5m])"), Exact));
+
+    // parse_query: new in Prometheus 3 (the AST's JSON is checked by unit goldens).
+    c.push(
+        get(
+            format!("/api/v1/parse_query?{}", q("sum(rate(x[5m]))")),
+            Exact,
+        )
+        .prom3(200, "parse_query is new in Prometheus 3 (2.42 answers 404)"),
+    );
+    c.push(
+        post("/api/v1/parse_query", q("a / on(b) c"), Exact)
+            .prom3(200, "parse_query is new in Prometheus 3 (2.42 answers 404)"),
+    );
+    c.push(
+        get(format!("/api/v1/parse_query?{}", q("foo(")), Exact)
+            .prom3(400, "parse_query is new in Prometheus 3 (2.42 answers 404)"),
+    );
 
     // query_exemplars.
     c.push(get(
@@ -539,7 +652,7 @@ fn cases(t: i64) -> Vec<Case> {
             "Prometheus 3 lower-cased \"Invalid time value\" to \"invalid time value\"",
         ),
     );
-    c.push(get(format!("/api/v1/query_exemplars?{}", q("up(")), Exact).gap(PARSER));
+    c.push(get(format!("/api/v1/query_exemplars?{}", q("up(")), Exact));
     // Grafana's exemplar probe: milliseconds where seconds are expected.
     let now_ms = t * 1000;
     c.push(get(
@@ -629,6 +742,65 @@ fn cases(t: i64) -> Vec<Case> {
         SortResult,
     ));
 
+    // Federation, and compressed answers (compared decompressed).
+    for m in [
+        vec!["g_temp"],
+        vec!["{__name__=~\"g_.*|other_metric\"}"],
+        vec!["c_req_total{code=\"200\"}", "s_q_seconds"],
+        vec!["h_lat_seconds_bucket"],
+        vec!["nope"],
+    ] {
+        let params: Vec<String> = m
+            .iter()
+            .map(|s| format!("match[]={}", urlencode(s)))
+            .collect();
+        c.push(get(format!("/federate?{}", params.join("&")), FederateText));
+    }
+    c.push(get("/federate", FederateText));
+    c.push(get("/federate?match[]=foo(", Exact));
+    c.push(get(
+        format!("/federate?match[]={}", urlencode("g_temp offset 5m")),
+        Exact,
+    ));
+    c.push(
+        get(
+            format!("/federate?match[]={}", urlencode("other_metric")),
+            FederateText,
+        )
+        .encoding("gzip"),
+    );
+    c.push(
+        get(
+            format!("/federate?match[]={}", urlencode("g_temp")),
+            FederateText,
+        )
+        .encoding("deflate, gzip"),
+    );
+    c.push(
+        get(
+            format!("/api/v1/query?{}&time={t}", q("sum(g_temp)")),
+            Exact,
+        )
+        .encoding("gzip"),
+    );
+    c.push(get("/api/v1/labels", Exact).encoding("br, gzip"));
+    c.push(get("/api/v1/label/job/values", Exact).encoding("deflate"));
+    c.push(get("/api/v1/status/buildinfo", Keys).encoding("identity"));
+    for (encoding, norm) in [("gzip", Exact), ("deflate", Exact)] {
+        c.push(
+            post(
+                "/api/v1/query_range",
+                format!(
+                    "{}&start={start}&end={end}&step=1",
+                    q("{__name__=~\"g_temp|c_req_total|other_metric\"}")
+                ),
+                norm,
+            )
+            .encoding(encoding),
+        );
+    }
+    c.push(get("/api/v1/metadata", Exact).encoding("gzip"));
+
     // Methods and paths.
     for (m, p) in [
         ("PUT", "/api/v1/query"),
@@ -652,7 +824,7 @@ fn cases(t: i64) -> Vec<Case> {
         get("/api/v1/status/buildinfo", Keys),
         method("OPTIONS", "/api/v1/query_range"),
         method("OPTIONS", "/api/v1/label/job/values"),
-        get("/api/v1/query?query=foo(", Exact).gap(PARSER),
+        get("/api/v1/query?query=foo(", Exact),
     ] {
         c.push(case.origin("http://grafana.example"));
     }
@@ -671,7 +843,10 @@ struct Answer {
 }
 
 fn send(port: u16, case: &Case) -> Answer {
-    let origin: Vec<(&str, &str)> = case.origin.iter().map(|o| ("Origin", *o)).collect();
+    let mut origin: Vec<(&str, &str)> = case.origin.iter().map(|o| ("Origin", *o)).collect();
+    if let Some(e) = case.accept_encoding {
+        origin.push(("Accept-Encoding", e));
+    }
     let r = match (&case.body, case.method) {
         (None, m) => http::request(port, m, &case.path, &origin, b""),
         (Some(body), m) => http::request(
@@ -687,11 +862,20 @@ fn send(port: u16, case: &Case) -> Answer {
         ),
     }
     .unwrap_or_else(|e| panic!("{} {}: {e}", case.method, case.path));
-    let text = r.text();
+    let body = decode(r.header("content-encoding"), &r.body);
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if case.norm == Norm::FederateText {
+        text = without_timestamps(&text);
+    }
     let mut headers: Vec<(String, String)> = r
         .headers
         .iter()
-        .filter(|(n, _)| n == "allow" || n == "vary" || n.starts_with("access-control-"))
+        .filter(|(n, _)| {
+            n == "allow"
+                || n == "vary"
+                || n == "content-encoding"
+                || n.starts_with("access-control-")
+        })
         .cloned()
         .collect();
     headers.sort();
@@ -704,6 +888,36 @@ fn send(port: u16, case: &Case) -> Answer {
     }
 }
 
+/// The body decompressed as its `Content-Encoding` says (gzip or zlib-wrapped deflate).
+fn decode(encoding: Option<&str>, body: &[u8]) -> Vec<u8> {
+    match encoding {
+        Some("gzip") => {
+            // A gzip member without optional fields: 10 header bytes, deflate data, 8 trailer
+            // bytes; both servers write no file name or comment.
+            assert!(body.len() >= 18 && body[3] == 0, "unexpected gzip header");
+            miniz_oxide::inflate::decompress_to_vec(&body[10..body.len() - 8])
+                .unwrap_or_else(|e| panic!("bad gzip body: {e:?}"))
+        }
+        Some("deflate") => miniz_oxide::inflate::decompress_to_vec_zlib(body)
+            .unwrap_or_else(|e| panic!("bad deflate body: {e:?}")),
+        _ => body.to_vec(),
+    }
+}
+
+/// Federation text with each sample line's timestamp (its last field) removed.
+fn without_timestamps(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                l.to_string()
+            } else {
+                l.rsplit_once(' ').map_or(l, |(rest, _)| rest).to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn sort_array(v: &mut Value) {
     if let Some(a) = v.as_array_mut() {
         a.sort_by_key(|x| x.to_string());
@@ -714,7 +928,7 @@ fn sort_array(v: &mut Value) {
 fn normalise(norm: Norm, v: &mut Value, prometheus: bool) {
     let data = &mut v["data"];
     match norm {
-        Norm::Exact => {}
+        Norm::Exact | Norm::FederateText => {}
         Norm::SortData => sort_array(data),
         Norm::SortResult => sort_array(&mut data["result"]),
         Norm::MetadataCount => {
@@ -871,9 +1085,18 @@ fn compare(case: &Case, prom: &Answer, ours: &Answer) -> Vec<String> {
         out.push(format!("status {} != {}", prom.status, ours.status));
     }
     let media = |a: &Answer| a.content_type.clone().filter(|_| a.status != 204);
+    // promcore sends bodies up to 1 KiB uncompressed (compressing them costs more than it
+    // saves; clients take either): `Content-Encoding` is compared for larger bodies only.
+    let large = ours.text.len() > 1024;
+    let coding = |h: &[(String, String)]| -> Vec<(String, String)> {
+        h.iter()
+            .filter(|(n, _)| large || n != "content-encoding")
+            .cloned()
+            .collect()
+    };
     let (ph, oh) = (
-        vary_as_2_42(&prom.headers, case.origin.is_some()),
-        vary_as_2_42(&ours.headers, case.origin.is_some()),
+        vary_as_2_42(&coding(&prom.headers), case.origin.is_some()),
+        vary_as_2_42(&coding(&ours.headers), case.origin.is_some()),
     );
     if ph != oh {
         out.push(format!("headers {ph:?} != {oh:?}"));
@@ -900,7 +1123,8 @@ fn compare(case: &Case, prom: &Answer, ours: &Answer) -> Vec<String> {
             diff("", &p, &o, &mut out);
         }
         (None, None) => {
-            if prom.text != ours.text {
+            // A known gap in a plain-text error: the status and content type are compared.
+            if prom.text != ours.text && case.gap.is_none() {
                 out.push(format!("body {:?} != {:?}", prom.text, ours.text));
             }
         }

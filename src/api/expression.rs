@@ -12,6 +12,7 @@ use crate::promql::error::QueryError;
 
 use super::json;
 use super::params::{self, ApiParamError};
+use super::parse_error;
 use super::v1::bad_data;
 
 /// `GET|POST /api/v1/format_query`: `data` is the pretty-printed expression.
@@ -26,12 +27,17 @@ pub fn format_query(req: &Request) -> Response {
     }
 }
 
-/// The expression as Prometheus's `Pretty` prints it; the parser's message when it does not
-/// parse.
+/// The expression as Prometheus's `Pretty` prints it; Prometheus's parse error when it does
+/// not parse.
 pub fn pretty(query: &str) -> Result<String, String> {
+    parse(query).map(|expr| expr.prettify())
+}
+
+/// The expression, or Prometheus's text of its parse error.
+pub fn parse(query: &str) -> Result<Expr, String> {
     match engine::parse(query) {
-        Ok(expr) => Ok(expr.prettify()),
-        Err(QueryError::BadData(m)) => Err(m),
+        Ok(expr) => Ok(expr),
+        Err(QueryError::BadData(m)) => Err(parse_error::prometheus_message(query, &m)),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -51,10 +57,9 @@ pub fn query_exemplars(req: &Request) -> Response {
         return bad_data(ApiParamError::EndBeforeStartTimestamp);
     }
     // Unlike `query`, Prometheus reports this parse error without naming the parameter.
-    let expr = match engine::parse(req.param("query").unwrap_or("")) {
+    let expr = match parse(req.param("query").unwrap_or("")) {
         Ok(e) => e,
-        Err(QueryError::BadData(m)) => return bad_data(m),
-        Err(e) => return bad_data(e),
+        Err(m) => return bad_data(m),
     };
     if !has_selector(&expr) {
         return Response::new(StatusCode::NO_CONTENT);

@@ -12,18 +12,49 @@ use crate::http::{Handler, Method, Request, Response, StatusCode};
 use crate::server::App;
 
 use super::cors::Cors;
-use super::{expression, federate, lifecycle, query, rules, self_metrics, v1};
+use super::route_prefix::{self, Routed};
+use super::{expression, federate, lifecycle, parse_query, query, rules, self_metrics, v1};
 
 pub struct ApiHandler {
     app: Rc<App>,
     cors: Cors,
+    /// `/` or `/prefix` (`route_prefix`).
+    prefix: String,
 }
 
 impl ApiHandler {
     pub fn new(app: Rc<App>) -> Self {
         let cors = Cors::new(&app.flags.web_cors_origin);
-        ApiHandler { app, cors }
+        let prefix = route_prefix::route_prefix(
+            &app.flags.web_external_url,
+            app.flags.web_route_prefix.as_deref(),
+        );
+        ApiHandler { app, cors, prefix }
     }
+}
+
+/// Go's `http.Redirect` answer.
+fn redirect(status: u16, location: &str) -> Response {
+    let reason = if status == 301 {
+        "Moved Permanently"
+    } else {
+        "Found"
+    };
+    let mut body = String::from("<a href=\"");
+    for c in location.chars() {
+        match c {
+            '&' => body.push_str("&amp;"),
+            '<' => body.push_str("&lt;"),
+            '>' => body.push_str("&gt;"),
+            '"' => body.push_str("&#34;"),
+            '\'' => body.push_str("&#39;"),
+            c => body.push(c),
+        }
+    }
+    body.push_str(&format!("\">{reason}</a>.\n\n"));
+    Response::new(StatusCode::new(status).unwrap_or(StatusCode::OK))
+        .with_header("Location", location.to_string())
+        .with_body("text/html; charset=utf-8", body.into_bytes())
 }
 
 /// An `/api/v1` endpoint.
@@ -33,6 +64,7 @@ pub enum Endpoint {
     QueryRange,
     QueryExemplars,
     FormatQuery,
+    ParseQuery,
     Series,
     Labels,
     LabelValues(String),
@@ -60,6 +92,7 @@ impl Endpoint {
             "query_range" => Endpoint::QueryRange,
             "query_exemplars" => Endpoint::QueryExemplars,
             "format_query" => Endpoint::FormatQuery,
+            "parse_query" => Endpoint::ParseQuery,
             "series" => Endpoint::Series,
             "labels" => Endpoint::Labels,
             "metadata" => Endpoint::Metadata,
@@ -94,6 +127,7 @@ impl Endpoint {
                 | Endpoint::QueryRange
                 | Endpoint::QueryExemplars
                 | Endpoint::FormatQuery
+                | Endpoint::ParseQuery
                 | Endpoint::Series
                 | Endpoint::Labels
         )
@@ -120,7 +154,11 @@ impl Endpoint {
 impl Handler for ApiHandler {
     async fn handle(&self, req: Request) -> Response {
         let app = &*self.app;
-        let path = req.path().to_string();
+        let path = match route_prefix::route(&self.prefix, req.path()) {
+            Routed::Inner(p) => p.to_string(),
+            Routed::Redirect(status, location) => return redirect(status, &location),
+            Routed::NotFound => return not_found(),
+        };
         if path.starts_with("/api/v1/") {
             return self.api(app, &req, &path).await;
         }
@@ -135,8 +173,14 @@ impl Handler for ApiHandler {
                 self_metrics::render(app).await.into_bytes(),
             ),
             "/federate" if read_only => federate::federate(app, &req).await,
-            "/" if read_only => Response::new(StatusCode::new(302).unwrap_or(StatusCode::OK))
-                .with_header("Location", "/api/v1/status/buildinfo"),
+            // No UI: the home page is the build information, under the prefix.
+            "/" if read_only => redirect(
+                302,
+                &format!(
+                    "{}/api/v1/status/buildinfo",
+                    self.prefix.trim_end_matches('/')
+                ),
+            ),
             _ => not_found(),
         }
     }
@@ -173,6 +217,7 @@ async fn serve(app: &App, req: &Request, endpoint: Endpoint) -> Response {
         Endpoint::QueryRange => query::range(app, req).await,
         Endpoint::QueryExemplars => expression::query_exemplars(req),
         Endpoint::FormatQuery => expression::format_query(req),
+        Endpoint::ParseQuery => parse_query::parse_query(req),
         Endpoint::Series => v1::series(app, req).await,
         Endpoint::Labels => v1::labels(app, req).await,
         Endpoint::LabelValues(name) => v1::label_values(app, req, &name).await,

@@ -255,18 +255,23 @@ pub fn parse_matchers(selector: &str) -> Result<Vec<Matcher>, ApiParamError> {
         if e.contains("at least one non-empty matcher") {
             ApiParamError::EmptyMatchers
         } else {
-            ApiParamError::Selector(format!("parse error: {e}"))
+            ApiParamError::Selector(super::parse_error::selector_message(selector, &e))
         }
     })?;
     let Expr::VectorSelector(vs) = expr else {
-        return Err(ApiParamError::Selector(format!(
-            "parse error: expected a series selector, got {:?}",
-            selector.trim()
-        )));
+        return Err(ApiParamError::Selector(
+            super::parse_error::selector_message(
+                selector,
+                &format!("expected a series selector, got {:?}", selector.trim()),
+            ),
+        ));
     };
     if vs.offset.is_some() || vs.at.is_some() || !vs.matchers.or_matchers.is_empty() {
         return Err(ApiParamError::Selector(
-            "parse error: a series selector takes no offset, @ or `or` matchers".to_string(),
+            super::parse_error::selector_message(
+                selector,
+                "a series selector takes no offset, @ or `or` matchers",
+            ),
         ));
     }
     let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
@@ -719,14 +724,16 @@ mod tests {
             r#"up{__name__="x"}"#,
         ] {
             match parse_matchers(s) {
-                Err(ApiParamError::Selector(msg)) => assert!(msg.starts_with("parse error: ")),
+                Err(ApiParamError::Selector(msg)) => {
+                    assert!(msg.contains("parse error: "), "{msg}")
+                }
                 other => panic!("{s}: {other:?}"),
             }
         }
         let err = parse_matchers("up[5m]").unwrap_err().for_param("match[]");
         assert!(err
             .to_string()
-            .starts_with("invalid parameter \"match[]\": parse error: "));
+            .starts_with("invalid parameter \"match[]\": 1:3: parse error: unexpected \"[\""));
     }
 
     #[test]

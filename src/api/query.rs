@@ -19,6 +19,7 @@ use crate::server::App;
 
 use super::json::{self, ErrorType, TRUNCATED_WARNING};
 use super::params::{self, ApiParamError};
+use super::parse_error;
 use super::query_result;
 use super::v1::{bad_data, error_response, unavailable};
 
@@ -80,7 +81,7 @@ async fn run(
             contain(engine.range_query(&**router, query, start, end, step, &query_params)).await
         }
     };
-    answer(result, limit)
+    answer(query, result, limit)
 }
 
 /// Runs a query so that a bug in the engine fails that query, not the router executor, as
@@ -122,10 +123,10 @@ fn query_params(req: &Request) -> Result<QueryParams, ApiParamError> {
     })
 }
 
-fn answer(result: Result<QueryResult, QueryError>, limit: usize) -> Response {
+fn answer(query: &str, result: Result<QueryResult, QueryError>, limit: usize) -> Response {
     let mut result = match result {
         Ok(r) => r,
-        Err(e) => return query_error(&e),
+        Err(e) => return query_error(query, &e),
     };
     let mut warnings = result.annotations.warnings;
     if query_result::truncate(&mut result.value, limit) {
@@ -141,11 +142,14 @@ fn answer(result: Result<QueryResult, QueryError>, limit: usize) -> Response {
     Response::json(StatusCode::OK, out)
 }
 
-fn query_error(e: &QueryError) -> Response {
+fn query_error(query: &str, e: &QueryError) -> Response {
     let (kind, message) = match e {
         QueryError::BadData(m) => (
             ErrorType::BadData,
-            format!("invalid parameter \"query\": {m}"),
+            format!(
+                "invalid parameter \"query\": {}",
+                parse_error::prometheus_message(query, m)
+            ),
         ),
         QueryError::Execution(_) | QueryError::TooManySamples(_) => {
             (ErrorType::Execution, e.to_string())
