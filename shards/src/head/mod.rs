@@ -192,13 +192,27 @@ impl Head {
     }
 
     fn lookup_hashed(&self, labels: &Labels, hash: u64) -> Option<u64> {
+        self.lookup_pairs_hashed(label_pairs(labels), hash)
+    }
+
+    /// `lookup` for label pairs borrowed from a record being replayed, whose hash
+    /// (`series_hash` of the pairs) the caller has already computed.
+    pub(crate) fn lookup_pairs<'a>(&self, pairs: &[(&'a str, &'a str)], hash: u64) -> Option<u64> {
+        self.lookup_pairs_hashed(pairs.iter().copied(), hash)
+    }
+
+    fn lookup_pairs_hashed<'a>(
+        &self,
+        pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+        hash: u64,
+    ) -> Option<u64> {
         let first = *self.by_hash.get(&hash)?;
         let candidates =
             std::iter::once(first).chain(self.collisions.get(&hash).into_iter().flatten().copied());
         for id in candidates {
             if self
                 .series(u64::from(id))
-                .is_some_and(|s| self.same_labels(s, labels))
+                .is_some_and(|s| self.same_labels(s, pairs.clone()))
             {
                 return Some(u64::from(id));
             }
@@ -206,10 +220,14 @@ impl Head {
         None
     }
 
-    fn same_labels(&self, s: &MemSeries, labels: &Labels) -> bool {
-        s.labels().len() == labels.len()
-            && s.labels().iter().zip(labels.iter()).all(|(&(n, v), l)| {
-                self.symbols.resolve(n) == l.name && self.symbols.resolve(v) == l.value
+    fn same_labels<'a>(
+        &self,
+        s: &MemSeries,
+        pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
+        s.labels().len() == pairs.len()
+            && s.labels().iter().zip(pairs).all(|(&(n, v), (ln, lv))| {
+                self.symbols.resolve(n) == ln && self.symbols.resolve(v) == lv
             })
     }
 
@@ -225,20 +243,33 @@ impl Head {
         Ok((r, true))
     }
 
-    /// Creates a series with a given ref (replay). Refs between the last one and `r` are
-    /// left empty.
-    pub(crate) fn create_with_ref(&mut self, r: u64, labels: &Labels) -> Result<(), HeadError> {
-        self.create_hashed(r, labels, labels.hash())
+    /// Creates a series with a given ref (replay), from label pairs borrowed from the
+    /// record and their `series_hash`. Refs between the last one and `r` are left empty.
+    pub(crate) fn create_with_ref<'a>(
+        &mut self,
+        r: u64,
+        pairs: &[(&'a str, &'a str)],
+        hash: u64,
+    ) -> Result<(), HeadError> {
+        self.create_pairs_hashed(r, pairs.iter().copied(), hash)
     }
 
     fn create_hashed(&mut self, r: u64, labels: &Labels, hash: u64) -> Result<(), HeadError> {
+        self.create_pairs_hashed(r, label_pairs(labels), hash)
+    }
+
+    fn create_pairs_hashed<'a>(
+        &mut self,
+        r: u64,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        hash: u64,
+    ) -> Result<(), HeadError> {
         let id = SeriesId::try_from(r).map_err(|_| HeadError::TooManySeries(r))?;
         if id == 0 || id == SeriesId::MAX {
             return Err(HeadError::TooManySeries(r));
         }
-        let pairs: Box<[(SymbolId, SymbolId)]> = labels
-            .iter()
-            .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
+        let pairs: Box<[(SymbolId, SymbolId)]> = pairs
+            .map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v)))
             .collect();
         self.postings.add(id, &pairs);
         self.series.insert(r, MemSeries::new(pairs));
@@ -359,4 +390,9 @@ impl Head {
             + self.symbols.heap_bytes()
             + self.postings.heap_bytes()
     }
+}
+
+/// The (name, value) pairs of a label set, borrowed.
+fn label_pairs(labels: &Labels) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
+    labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))
 }

@@ -12,9 +12,11 @@
 use std::collections::HashMap;
 
 use crate::chunks_head::ChunksHeadError;
+use crate::labels::series_hash;
 use crate::wal::record::{self, RefSample, RefSeries, Stone};
 use crate::wal::WalError;
 
+use super::snapshot::LabelPairs;
 use super::{Head, HeadError, MmappedChunk};
 
 /// What a replay read and what it had to leave out.
@@ -88,24 +90,36 @@ impl<'h> Replayer<'h> {
         self.head
     }
 
-    /// Declares a series (from a WAL series record or a snapshot) and attaches its chunks.
+    /// Declares a series of a WAL series record and attaches its chunks.
     pub fn add_series(&mut self, s: &RefSeries) -> Result<(), HeadError> {
+        let pairs: LabelPairs<'_> = s
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        self.declare(s.series_ref, &pairs)
+    }
+
+    /// Declares series `r` with sorted label pairs borrowed from a record (no owned label
+    /// set is built: a restart declares every series once) and attaches its chunks.
+    fn declare(&mut self, r: u64, pairs: &[(&str, &str)]) -> Result<(), HeadError> {
         self.stats.series += 1;
-        if let Some(existing) = self.head.lookup(&s.labels) {
-            if existing != s.series_ref {
-                self.remap.insert(s.series_ref, existing);
+        let hash = series_hash(pairs.iter().copied());
+        if let Some(existing) = self.head.lookup_pairs(pairs, hash) {
+            if existing != r {
+                self.remap.insert(r, existing);
             }
             return Ok(());
         }
-        if self.head.series(s.series_ref).is_some() {
+        if self.head.series(r).is_some() {
             // A ref reused for another label set: the WAL is not one we wrote. Keep the first.
             self.stats.conflicting_refs += 1;
             return Ok(());
         }
-        self.head.create_with_ref(s.series_ref, &s.labels)?;
-        let chunks = self.mmapped.remove(&s.series_ref).unwrap_or_default();
+        self.head.create_with_ref(r, pairs, hash)?;
+        let chunks = self.mmapped.remove(&r).unwrap_or_default();
         let floor = self.head.min_valid_time;
-        if let Some(ms) = self.head.series_mut(s.series_ref) {
+        if let Some(ms) = self.head.series_mut(r) {
             ms.logged = true;
             for c in sorted_in_order(chunks)
                 .into_iter()
@@ -114,7 +128,7 @@ impl<'h> Replayer<'h> {
                 ms.push_mmapped(c);
             }
         }
-        if let Some(ms) = self.head.series(s.series_ref) {
+        if let Some(ms) = self.head.series(r) {
             if let (Some(lo), Some(hi)) = (ms.min_time(), ms.max_time()) {
                 self.head.min_time = self.head.min_time.min(lo);
                 self.head.max_time = self.head.max_time.max(hi);
@@ -210,13 +224,10 @@ impl Replayer<'_> {
     /// Restores one series of a snapshot with its open chunk.
     pub fn restore_snapshot_series(
         &mut self,
-        s: super::snapshot::SnapshotSeries,
+        s: super::snapshot::SnapshotSeries<'_>,
     ) -> Result<(), HeadError> {
         let r = s.series_ref;
-        self.add_series(&RefSeries {
-            series_ref: r,
-            labels: s.labels,
-        })?;
+        self.declare(r, &s.labels)?;
         let Some((mint, chunk)) = s.head_chunk else {
             return Ok(());
         };

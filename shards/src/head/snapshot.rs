@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 use crate::chunkenc::{Encoding, XorChunk};
 use crate::encoding::{Decbuf, DecodeError, Encbuf};
-use crate::labels::{Label, Labels};
+use smallvec::SmallVec;
+
+use crate::labels::LabelsError;
 
 use super::{Head, Interval};
 
@@ -44,10 +46,14 @@ pub enum SnapshotError {
     Invalid(String),
 }
 
-/// One series as the snapshot holds it.
-pub struct SnapshotSeries {
+/// Sorted (name, value) pairs borrowed from a record; inline up to 16 labels, so that
+/// decoding a series allocates nothing for its labels.
+pub type LabelPairs<'a> = SmallVec<[(&'a str, &'a str); 16]>;
+
+/// One series as the snapshot holds it, its labels borrowed from the record.
+pub struct SnapshotSeries<'a> {
     pub series_ref: u64,
-    pub labels: Labels,
+    pub labels: LabelPairs<'a>,
     /// The open chunk: its min time and the chunk.
     pub head_chunk: Option<(i64, XorChunk)>,
 }
@@ -131,21 +137,30 @@ pub fn encode_series(head: &Head, r: u64, buf: &mut Vec<u8>) {
     }
 }
 
-pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries, SnapshotError> {
+pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries<'_>, SnapshotError> {
     let mut d = Decbuf::new(rec);
     if d.u8()? != SERIES_RECORD {
         return Err(SnapshotError::Invalid("not a series record".into()));
     }
     let series_ref = d.be_u64()?;
     let n = d.uvarint()?;
-    let mut labels = Vec::with_capacity(n.min(256) as usize);
+    let mut labels = LabelPairs::new();
     for _ in 0..n {
         let name = d.uvarint_str()?;
         let value = d.uvarint_str()?;
-        labels.push(Label::new(name, value));
+        // The checks of `Labels::from_sorted_unchecked`: names strictly ascending.
+        if let Some(&(prev, _)) = labels.last() {
+            if prev >= name {
+                let e = if prev == name {
+                    LabelsError::DuplicateName(name.to_string())
+                } else {
+                    LabelsError::InvalidName(name.to_string())
+                };
+                return Err(SnapshotError::Invalid(e.to_string()));
+            }
+        }
+        labels.push((name, value));
     }
-    let labels =
-        Labels::from_sorted_unchecked(labels).map_err(|e| SnapshotError::Invalid(e.to_string()))?;
     let _chunk_range = d.be_i64()?;
     let head_chunk = match d.uvarint()? {
         0 => None,
@@ -222,6 +237,7 @@ pub fn decode_tombstones(rec: &[u8]) -> Result<Vec<(u64, Interval)>, SnapshotErr
 mod tests {
     use super::*;
     use crate::head::{AppendBatch, BatchSample, HeadOptions, Prepared, SeriesKey};
+    use crate::labels::Labels;
 
     #[test]
     fn names() {
@@ -272,7 +288,11 @@ mod tests {
         encode_series(&head, 1, &mut rec);
         let s = decode_series(&rec).unwrap();
         assert_eq!(s.series_ref, 1);
-        assert_eq!(s.labels, l);
+        let want: Vec<(&str, &str)> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(s.labels.as_slice(), want.as_slice());
         let (mint, c) = s.head_chunk.unwrap();
         assert_eq!(mint, 1000);
         let got: Vec<(i64, u64)> = c.iter().map(|(t, v)| (t, v.to_bits())).collect();
