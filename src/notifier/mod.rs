@@ -240,7 +240,14 @@ impl Notifier {
 
     /// Sends one batch to every Alertmanager at once; counts it dropped if none took it.
     async fn send_batch(&self, batch: &[NotifierAlert]) {
-        let work: Vec<(AlertmanagerTarget, Vec<u8>, Duration)> = self
+        /// Where to send, the body, the credentials header (or why it is missing), timeout.
+        type Send = (
+            AlertmanagerTarget,
+            Vec<u8>,
+            Result<Option<String>, String>,
+            Duration,
+        );
+        let work: Vec<Send> = self
             .sets
             .borrow()
             .iter()
@@ -262,23 +269,32 @@ impl Notifier {
                 };
                 let body = payload::encode(&alerts);
                 let timeout = set.cfg.timeout.as_std();
+                // Read at every send, as the scrape loops read theirs at start: a rotated
+                // secret file is picked up without a reload.
+                let auth = crate::scrape::auth::credentials_header(
+                    set.cfg.basic_auth.as_ref(),
+                    set.cfg.authorization.as_ref(),
+                );
                 set.active
                     .iter()
-                    .map(move |am| (am.clone(), body.clone(), timeout))
+                    .map(move |am| (am.clone(), body.clone(), auth.clone(), timeout))
                     .collect::<Vec<_>>()
             })
             .collect();
         if work.is_empty() {
             return;
         }
-        let sends = work.into_iter().map(|(am, body, timeout)| {
+        let sends = work.into_iter().map(|(am, body, auth, timeout)| {
             let ua = self.user_agent.clone();
             glommio::spawn_local(async move {
                 let started = Instant::now();
-                let r = if am.scheme != "http" {
-                    Err(post::PostError::Scheme(am.scheme.clone()))
-                } else {
-                    post::post_json(&am.address, &am.path, &body, &ua, timeout).await
+                let r = match auth {
+                    _ if am.scheme != "http" => Err(post::PostError::Scheme(am.scheme.clone())),
+                    Err(e) => Err(post::PostError::Credentials(e)),
+                    Ok(auth) => {
+                        post::post_json(&am.address, &am.path, &body, &ua, auth.as_deref(), timeout)
+                            .await
+                    }
                 };
                 (am, r, started.elapsed().as_secs_f64())
             })

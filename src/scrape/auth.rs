@@ -2,12 +2,21 @@
 //! reading `*_file` secrets when a loop starts (so a rotated file is picked up on reload).
 //! It never logs a secret.
 
-use crate::config::scrape::ScrapeConfig;
+use crate::config::scrape::{Authorization, BasicAuth, ScrapeConfig};
 
 /// The header value, `None` when the job has no credentials, or an error naming the file that
 /// could not be read.
 pub fn authorization_header(cfg: &ScrapeConfig) -> Result<Option<String>, String> {
-    if let Some(b) = &cfg.basic_auth {
+    credentials_header(cfg.basic_auth.as_ref(), cfg.authorization.as_ref())
+}
+
+/// The header value for `basic_auth` or `authorization` (as a scrape job or an
+/// Alertmanager configures them); `None` for neither.
+pub fn credentials_header(
+    basic_auth: Option<&BasicAuth>,
+    authorization: Option<&Authorization>,
+) -> Result<Option<String>, String> {
+    if let Some(b) = basic_auth {
         let user = if b.username_file.is_empty() {
             b.username.clone()
         } else {
@@ -23,7 +32,7 @@ pub fn authorization_header(cfg: &ScrapeConfig) -> Result<Option<String>, String
             base64(format!("{user}:{password}").as_bytes())
         )));
     }
-    if let Some(a) = &cfg.authorization {
+    if let Some(a) = authorization {
         let kind = if a.kind.is_empty() { "Bearer" } else { &a.kind };
         let credentials = if a.credentials_file.is_empty() {
             a.credentials.expose().to_string()
