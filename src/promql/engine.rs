@@ -286,6 +286,7 @@ mod tests {
         RawSeries {
             labels: Labels::from_pairs(pairs.iter().copied()).unwrap(),
             points: points.iter().map(|&(t, f)| FPoint { t, f }).collect(),
+            start_timestamps: Vec::new(),
         }
     }
 
