@@ -16,6 +16,7 @@ pub mod functions;
 pub mod labelset;
 pub mod range_modifier;
 pub mod source;
+pub mod string_escapes;
 pub mod value;
 
 pub use engine::{Engine, EngineOptions, QueryParams, QueryResult};
