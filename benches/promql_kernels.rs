@@ -42,6 +42,7 @@ fn rate(c: &mut Criterion) {
             b.iter(|| {
                 extrapolated_rate(
                     black_box(&window),
+                    &[],
                     black_box(range_start),
                     black_box(range_end),
                     true,

@@ -45,6 +45,13 @@ pub fn invalid_ratio(got: f64, capped: f64, pos: String) -> String {
     )
 }
 
+pub fn start_time_overlap(name: &str, pos: String) -> String {
+    format!(
+        "PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {}{pos}",
+        quoted(name)
+    )
+}
+
 pub fn possible_non_counter(name: &str, pos: String) -> String {
     format!(
         "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {}{pos}",

@@ -84,7 +84,8 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
 
 /// Parses `query`, duration expressions resolved with the range query's `step` and range.
 pub fn parse_with(query: &str, step: i64, range: i64) -> Result<Expr, QueryError> {
-    let q = super::duration_expr::resolve(query, step, range).map_err(QueryError::BadData)?;
+    let q = super::string_escapes::normalize(query).map_err(QueryError::BadData)?;
+    let q = super::duration_expr::resolve(&q, step, range).map_err(QueryError::BadData)?;
     let q = super::duration_expr::mark_info_selectors(&q);
     let q = super::range_modifier::mark(&q);
     let expr = promql_parser::parser::parse(&q).map_err(QueryError::BadData)?;
@@ -340,6 +341,7 @@ mod tests {
         RawSeries {
             labels: Labels::from_pairs(pairs.iter().copied()).unwrap(),
             points: points.iter().map(|&(t, f)| FPoint { t, f }).collect(),
+            start_timestamps: Vec::new(),
         }
     }
 

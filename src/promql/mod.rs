@@ -18,6 +18,7 @@ pub mod leaf;
 pub mod plan;
 pub mod range_modifier;
 pub mod source;
+pub mod string_escapes;
 pub mod value;
 
 pub use engine::{Engine, EngineOptions, QueryParams, QueryResult};

@@ -20,6 +20,9 @@ use super::value::FPoint;
 pub struct RawSeries {
     pub labels: Labels,
     pub points: Vec<FPoint>,
+    /// Each point's start timestamp (ms; 0 = unknown), aligned with `points`, or empty when
+    /// the storage keeps none (the shards do not store them yet).
+    pub start_timestamps: Vec<i64>,
 }
 
 pub trait SeriesSource {
@@ -63,6 +66,7 @@ impl MemorySource {
                 (lo < hi).then(|| RawSeries {
                     labels: s.labels.clone(),
                     points: s.points[lo..hi].to_vec(),
+                    start_timestamps: s.start_timestamps.get(lo..hi).unwrap_or(&[]).to_vec(),
                 })
             })
             .collect()

@@ -23,15 +23,17 @@ use crate::promql::value::{FPoint, Value};
 /// Storage the runner loads test data into.
 pub trait TestStorage {
     type Source: SeriesSource;
-    /// Appends series (each with points oldest first).
-    fn load(
-        &mut self,
-        series: Vec<(Labels, Vec<FPoint>)>,
-    ) -> impl Future<Output = Result<(), String>>;
+    /// Appends series (each with points oldest first, and their start timestamps aligned
+    /// with them, or none).
+    fn load(&mut self, series: Vec<LoadedSeries>) -> impl Future<Output = Result<(), String>>;
     /// Removes all data.
     fn clear(&mut self) -> impl Future<Output = Result<(), String>>;
     fn source(&self) -> &Self::Source;
 }
+
+/// A series to load: labels, points, and each point's start timestamp (ms, 0 = unknown),
+/// empty when the file gives none.
+pub type LoadedSeries = (Labels, Vec<FPoint>, Vec<i64>);
 
 /// What happened to one file.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,19 +86,40 @@ pub async fn run_script<S: TestStorage>(
                     }
                 }
                 // A series given twice in one block: the last line wins, as upstream.
+                // Start timestamps by series, relative to each sample's time.
+                let starts: HashMap<Labels, Vec<Option<f64>>> = series
+                    .iter()
+                    .filter(|s| s.start_timestamps)
+                    .map(|s| (s.labels.clone(), s.values.clone()))
+                    .collect();
                 let mut last: HashMap<Labels, usize> = HashMap::new();
                 for (i, s) in series.iter().enumerate() {
-                    last.insert(s.labels.clone(), i);
+                    if !s.start_timestamps {
+                        last.insert(s.labels.clone(), i);
+                    }
                 }
                 let data = series
                     .into_iter()
                     .enumerate()
                     .filter(|(i, s)| last.get(&s.labels) == Some(i))
                     .map(|(_, s)| s)
-                    .filter(|s| !s.histograms && !s.start_timestamps)
+                    .filter(|s| !s.histograms)
                     .map(|s| {
                         let p = s.points(0, interval);
-                        (s.labels, p)
+                        let sts = match starts.get(&s.labels) {
+                            Some(rel) => s
+                                .values
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, v)| v.is_some())
+                                .map(|(k, _)| match rel.get(k).copied().flatten() {
+                                    Some(d) => k as i64 * interval + d as i64,
+                                    None => 0,
+                                })
+                                .collect(),
+                            None => Vec::new(),
+                        };
+                        (s.labels, p, sts)
                     })
                     .collect();
                 storage
@@ -492,22 +515,44 @@ pub struct MemoryStorage {
 impl TestStorage for MemoryStorage {
     type Source = crate::promql::source::MemorySource;
 
-    async fn load(&mut self, series: Vec<(Labels, Vec<FPoint>)>) -> Result<(), String> {
-        let mut all: HashMap<Labels, Vec<FPoint>> = self
+    async fn load(&mut self, series: Vec<LoadedSeries>) -> Result<(), String> {
+        // Points paired with their start timestamps (0 = unknown) while series are merged.
+        let mut all: HashMap<Labels, Vec<(FPoint, i64)>> = self
             .source
             .series
             .drain(..)
-            .map(|s| (s.labels, s.points))
+            .map(|s| {
+                let sts = s.start_timestamps;
+                let pairs = s
+                    .points
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, p)| (p, sts.get(k).copied().unwrap_or(0)))
+                    .collect();
+                (s.labels, pairs)
+            })
             .collect();
-        for (l, p) in series {
+        for (l, p, sts) in series {
             let e = all.entry(l).or_default();
-            e.extend(p);
-            e.sort_by_key(|p| p.t);
-            e.dedup_by_key(|p| p.t);
+            e.extend(
+                p.into_iter()
+                    .enumerate()
+                    .map(|(k, p)| (p, sts.get(k).copied().unwrap_or(0))),
+            );
+            e.sort_by_key(|(p, _)| p.t);
+            e.dedup_by_key(|(p, _)| p.t);
         }
         self.source = crate::promql::source::MemorySource::new(
             all.into_iter()
-                .map(|(labels, points)| crate::promql::source::RawSeries { labels, points })
+                .map(|(labels, pairs)| {
+                    let has_starts = pairs.iter().any(|(_, st)| *st != 0);
+                    let (points, sts): (Vec<FPoint>, Vec<i64>) = pairs.into_iter().unzip();
+                    crate::promql::source::RawSeries {
+                        labels,
+                        points,
+                        start_timestamps: if has_starts { sts } else { Vec::new() },
+                    }
+                })
                 .collect(),
         );
         Ok(())

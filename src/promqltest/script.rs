@@ -31,7 +31,8 @@ pub struct LoadSeries {
     pub values: Vec<Option<f64>>,
     /// The line holds native histograms (`{{...}}`), which this runner does not load.
     pub histograms: bool,
-    /// The line gives start timestamps (`name{...}@st ...`), which promcore does not store.
+    /// The line gives start timestamps (`name{...}@st ...`): `values` then hold each sample's
+    /// start timestamp as ms relative to the sample's own time.
     pub start_timestamps: bool,
 }
 
@@ -361,9 +362,13 @@ pub fn parse_series_line(l: &str) -> Result<LoadSeries, String> {
     }
     let labels = parse_labels(desc)?;
     if start_timestamps {
+        let mut out = Vec::new();
+        for item in values.split_whitespace() {
+            expand_duration_item(item, &mut out)?;
+        }
         return Ok(LoadSeries {
             labels,
-            values: Vec::new(),
+            values: out,
             histograms: false,
             start_timestamps,
         });
@@ -447,6 +452,39 @@ fn parse_values(s: &str) -> Result<(Vec<Option<f64>>, bool), String> {
         expand_item(item, &mut out)?;
     }
     Ok((out, false))
+}
+
+/// One item of a start-timestamp line: `_`, a signed duration (`-30s`, `+1m`, `0`), or the
+/// expanding notation over durations (`-30s-1mx2`, `-1mx15`), as ms.
+fn expand_duration_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
+    let bad = || format!("invalid start timestamp item {item:?}");
+    if item == "_" {
+        out.push(None);
+        return Ok(());
+    }
+    let signed = |s: &str| -> Option<i64> {
+        match s.strip_prefix('+') {
+            Some(r) => parse_duration(r),
+            None => parse_duration(s),
+        }
+    };
+    let (lhs, times) = match item.rsplit_once('x') {
+        Some((l, n)) => (l, n.parse::<usize>().map_err(|_| bad())?),
+        None => (item, 0),
+    };
+    let b = lhs.as_bytes();
+    let op = (1..b.len()).find(|&i| b[i] == b'+' || b[i] == b'-');
+    let (start, inc) = match op {
+        Some(i) => (
+            signed(&lhs[..i]).ok_or_else(bad)?,
+            signed(&lhs[i..]).ok_or_else(bad)?,
+        ),
+        None => (signed(lhs).ok_or_else(bad)?, 0),
+    };
+    for k in 0..=times {
+        out.push(Some((start + inc * k as i64) as f64));
+    }
+    Ok(())
 }
 
 fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {

@@ -10,13 +10,11 @@ use std::rc::Rc;
 use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder};
 use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
-use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
 use shards::wal::PageCacheFs;
 
-use super::runner::{run_script, FileResults, TestStorage};
+use super::runner::{run_script, FileResults, LoadedSeries, TestStorage};
 use crate::promql::engine::Engine;
-use crate::promql::value::FPoint;
 use crate::router::protocol::{Envelope, Reply};
 use crate::router::shard_link::ShardLink;
 use crate::router::shard_service::ShardService;
@@ -149,7 +147,8 @@ impl ShardStorage {
 impl TestStorage for ShardStorage {
     type Source = Router;
 
-    async fn load(&mut self, series: Vec<(Labels, Vec<FPoint>)>) -> Result<(), String> {
+    /// Start timestamps are dropped: the shards do not store them yet.
+    async fn load(&mut self, series: Vec<LoadedSeries>) -> Result<(), String> {
         if self.cluster.is_none() {
             self.start().await?;
         }
@@ -160,7 +159,7 @@ impl TestStorage for ShardStorage {
         let mut batches: Vec<AppendBatch> =
             (0..router.shards()).map(|_| Default::default()).collect();
         let mut samples: Vec<Vec<(i64, BatchSample)>> = vec![Vec::new(); router.shards()];
-        for (labels, points) in series {
+        for (labels, points, _start_timestamps) in series {
             let shard = router.shard_of(labels.hash());
             let b = &mut batches[shard];
             b.new_series.push(labels);

@@ -248,6 +248,8 @@ impl crate::promql::source::SeriesSource for Router {
             .map(|s| crate::promql::source::RawSeries {
                 labels: s.labels,
                 points: s.points,
+                // The shards store no start timestamps yet.
+                start_timestamps: Vec::new(),
             })
             .collect())
     }

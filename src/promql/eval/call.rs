@@ -378,14 +378,21 @@ impl Evaluator<'_, '_> {
         let mut warn_non_counter: Vec<String> = Vec::new();
         let mut bad_quantile: Option<f64> = None;
         let steps = self.steps();
-        for s in &input.series {
+        let mut warn_overlap: Vec<String> = Vec::new();
+        for (k, s) in input.series.iter().enumerate() {
             self.sh.check_deadline()?;
             let mut points = Vec::new();
+            let mut overlap = false;
             for step in 0..steps {
                 let ts = self.start + step as i64 * self.interval;
-                let w = input.window(&s.points, ts);
+                let bounds = input.window_bounds(&s.points, ts);
+                let sts = input.start_timestamps_of(k, bounds.clone());
+                let w = &s.points[bounds];
                 if w.is_empty() {
                     continue;
+                }
+                if matches!(name, "rate" | "increase") && rate::start_time_overlap(w, sts) {
+                    overlap = true;
                 }
                 let end = input.window_end(ts);
                 let start = end - input.range;
@@ -403,15 +410,16 @@ impl Evaluator<'_, '_> {
                     ("changes", Some(_)) => {
                         edge_values::anchored_points(w, start).and_then(counter_changes::changes)
                     }
-                    ("resets", Some(_)) => {
-                        edge_values::anchored_points(w, start).and_then(counter_changes::resets)
-                    }
+                    ("resets", Some(_)) => edge_values::anchored_points(w, start).and_then(|a| {
+                        let from = w.len() - a.len();
+                        counter_changes::resets(a, sts.get(from..).unwrap_or(&[]))
+                    }),
                     _ => match name {
-                        "rate" => rate::extrapolated_rate(w, start, end, true, true),
-                        "increase" => rate::extrapolated_rate(w, start, end, true, false),
-                        "delta" => rate::extrapolated_rate(w, start, end, false, false),
-                        "irate" => rate::instant_rate(w, true),
-                        "idelta" => rate::instant_rate(w, false),
+                        "rate" => rate::extrapolated_rate(w, sts, start, end, true, true),
+                        "increase" => rate::extrapolated_rate(w, sts, start, end, true, false),
+                        "delta" => rate::extrapolated_rate(w, sts, start, end, false, false),
+                        "irate" => rate::instant_rate(w, sts, true),
+                        "idelta" => rate::instant_rate(w, sts, false),
                         "avg_over_time" => over_time::avg_over_time(w),
                         "sum_over_time" => over_time::sum_over_time(w),
                         "min_over_time" => over_time::min_over_time(w),
@@ -436,7 +444,7 @@ impl Evaluator<'_, '_> {
                         "ts_of_first_over_time" => over_time::ts_of_first_over_time(w),
                         "ts_of_last_over_time" => over_time::ts_of_last_over_time(w),
                         "changes" => counter_changes::changes(w),
-                        "resets" => counter_changes::resets(w),
+                        "resets" => counter_changes::resets(w, sts),
                         "deriv" => regression::deriv(w),
                         "predict_linear" => regression::predict_linear(w, scalar(1, step), ts),
                         "double_exponential_smoothing" | "holt_winters" => {
@@ -461,6 +469,9 @@ impl Evaluator<'_, '_> {
             if points.is_empty() {
                 continue;
             }
+            if overlap {
+                warn_overlap.push(s.labels.get(METRIC_NAME).unwrap_or("").to_string());
+            }
             if name == "rate" || name == "increase" {
                 if let Some(n) = s.labels.get(METRIC_NAME) {
                     if !["_total", "_sum", "_count", "_bucket"]
@@ -483,6 +494,12 @@ impl Evaluator<'_, '_> {
             self.sh
                 .annotations
                 .warn(annotations::invalid_quantile(q, pos));
+        }
+        for n in warn_overlap {
+            let pos = self.position_of(Some(args[0]));
+            self.sh
+                .annotations
+                .warn(annotations::start_time_overlap(&n, pos));
         }
         for n in warn_non_counter {
             let pos = self.position_of(Some(args[0]));

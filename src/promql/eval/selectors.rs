@@ -25,6 +25,9 @@ pub struct RangeInput {
     pub modifier: Option<RangeModifier>,
     /// How far beyond the window a modifier may look for its edge samples.
     pub lookback: i64,
+    /// Each series' start timestamps aligned with its points (empty when unknown; always
+    /// for subqueries, which do not propagate them).
+    pub start_timestamps: Vec<Vec<i64>>,
 }
 
 impl RangeInput {
@@ -37,6 +40,20 @@ impl RangeInput {
     /// lookback before it for a modifier and after it for `smoothed`, whose kernels find
     /// their edge samples there.
     pub fn window<'p>(&self, points: &'p [FPoint], ts: i64) -> &'p [FPoint] {
+        &points[self.window_bounds(points, ts)]
+    }
+
+    /// The start timestamps of series `k` for the window `bounds` of its points; empty
+    /// when they are unknown.
+    pub fn start_timestamps_of(&self, k: usize, bounds: std::ops::Range<usize>) -> &[i64] {
+        self.start_timestamps
+            .get(k)
+            .and_then(|s| s.get(bounds))
+            .unwrap_or(&[])
+    }
+
+    /// Indexes of `window`'s points.
+    pub fn window_bounds(&self, points: &[FPoint], ts: i64) -> std::ops::Range<usize> {
         let end = self.window_end(ts);
         let (lo_t, hi_t) = match self.modifier {
             None => (end - self.range, end),
@@ -47,7 +64,7 @@ impl RangeInput {
         };
         let lo = points.partition_point(|p| p.t <= lo_t);
         let hi = points.partition_point(|p| p.t <= hi_t);
-        &points[lo..hi.max(lo)]
+        lo..hi.max(lo)
     }
 
     /// The windows at `ts` as a range vector; empty windows are left out. With a modifier
@@ -133,19 +150,26 @@ impl Evaluator<'_, '_> {
         let vs = &ms.vs;
         let data = self.sh.series_of(vs as *const VectorSelector as usize);
         let mut series = Vec::with_capacity(data.len());
+        let mut start_timestamps = Vec::with_capacity(data.len());
         for s in data {
-            let points: Vec<FPoint> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|p| !is_stale_nan(p.f))
-                .collect();
+            let mut points = Vec::with_capacity(s.points.len());
+            let mut sts = Vec::new();
+            for (k, p) in s.points.iter().enumerate() {
+                if is_stale_nan(p.f) {
+                    continue;
+                }
+                points.push(*p);
+                if let Some(st) = s.start_timestamps.get(k) {
+                    sts.push(*st);
+                }
+            }
             if !points.is_empty() {
                 series.push(Series {
                     labels: s.labels.clone(),
                     points,
                     drop_name: false,
                 });
+                start_timestamps.push(sts);
             }
         }
         Ok(RangeInput {
@@ -155,6 +179,7 @@ impl Evaluator<'_, '_> {
             at: self.at(&vs.at),
             modifier: range_modifier::of(vs),
             lookback: self.sh.lookback,
+            start_timestamps,
         })
     }
 
@@ -192,6 +217,7 @@ impl Evaluator<'_, '_> {
             at,
             modifier: None,
             lookback: self.sh.lookback,
+            start_timestamps: Vec::new(),
         })
     }
 }
@@ -224,6 +250,7 @@ mod tests {
             at: None,
             modifier: None,
             lookback: 0,
+            start_timestamps: Vec::new(),
         };
         let p = pts(&[(0, 1.0), (60, 2.0), (120, 3.0)]);
         assert_eq!(input.window(&p, 120), &p[2..]);

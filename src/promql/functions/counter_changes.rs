@@ -17,18 +17,23 @@ pub fn changes(points: &[FPoint]) -> Option<f64> {
     Some(n as f64)
 }
 
-/// The number of decreases between consecutive points (counter resets). None when `points`
-/// is empty.
-pub fn resets(points: &[FPoint]) -> Option<f64> {
-    let (first, rest) = points.split_first()?;
-    let mut prev = first.f;
-    let mut n = 0u64;
-    for p in rest {
-        if p.f < prev {
-            n += 1;
-        }
-        prev = p.f;
+/// The number of counter resets between consecutive points: decreases, or a start timestamp
+/// saying a new counter began (`start_timestamps` aligned with `points`, or empty). None
+/// when `points` is empty.
+pub fn resets(points: &[FPoint], start_timestamps: &[i64]) -> Option<f64> {
+    if points.is_empty() {
+        return None;
     }
+    let sts = start_timestamps;
+    let n = points
+        .windows(2)
+        .enumerate()
+        .filter(|(k, w)| {
+            w[1].f < w[0].f
+                || (k + 1 < sts.len()
+                    && super::start_time::is_reset(sts[*k], w[0].t, sts[k + 1], w[1].t))
+        })
+        .count();
     Some(n as f64)
 }
 
@@ -53,12 +58,24 @@ mod tests {
                 .map(|p| f(&window(p, 50 * MINUTE, range)))
                 .collect()
         };
-        assert_eq!(over(resets, 5), vec![None, None, None]);
-        assert_eq!(over(resets, 10), vec![Some(0.0); 3]);
-        assert_eq!(over(resets, 20), vec![Some(1.0), Some(0.0), Some(0.0)]);
-        assert_eq!(over(resets, 30), vec![Some(1.0), Some(0.0), Some(0.0)]);
-        assert_eq!(over(resets, 32), vec![Some(2.0), Some(1.0), Some(0.0)]);
-        assert_eq!(over(resets, 50), vec![Some(3.0), Some(1.0), Some(0.0)]);
+        assert_eq!(over(|p| resets(p, &[]), 5), vec![None, None, None]);
+        assert_eq!(over(|p| resets(p, &[]), 10), vec![Some(0.0); 3]);
+        assert_eq!(
+            over(|p| resets(p, &[]), 20),
+            vec![Some(1.0), Some(0.0), Some(0.0)]
+        );
+        assert_eq!(
+            over(|p| resets(p, &[]), 30),
+            vec![Some(1.0), Some(0.0), Some(0.0)]
+        );
+        assert_eq!(
+            over(|p| resets(p, &[]), 32),
+            vec![Some(2.0), Some(1.0), Some(0.0)]
+        );
+        assert_eq!(
+            over(|p| resets(p, &[]), 50),
+            vec![Some(3.0), Some(1.0), Some(0.0)]
+        );
         assert_eq!(over(changes, 5), vec![None, None, None]);
         assert_eq!(over(changes, 6), vec![Some(0.0); 3]);
         assert_eq!(over(changes, 20), vec![Some(2.0), Some(2.0), Some(0.0)]);
@@ -70,6 +87,6 @@ mod tests {
         assert_eq!(changes(&window(&x_b, 15 * MINUTE, 20 * MINUTE)), Some(0.0));
         assert_eq!(changes(&window(&x_c, 15 * MINUTE, 20 * MINUTE)), Some(2.0));
         assert_eq!(changes(&[]), None);
-        assert_eq!(resets(&[]), None);
+        assert_eq!(resets(&[], &[]), None);
     }
 }

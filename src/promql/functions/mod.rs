@@ -18,6 +18,7 @@ pub mod quantile;
 pub mod rate;
 pub mod regression;
 pub mod smoothing;
+pub mod start_time;
 
 #[cfg(test)]
 mod load_notation;

@@ -5,6 +5,7 @@
 //! the extrapolation depends on how far the first and last points sit from them. Native
 //! histograms and the `anchored`/`smoothed` modifiers are not handled here.
 
+use super::start_time;
 use crate::promql::value::FPoint;
 
 /// How much further than the average sample interval a window edge may be from the nearest
@@ -13,70 +14,114 @@ const EXTRAPOLATION_THRESHOLD: f64 = 1.1;
 
 /// Prometheus's extrapolatedRate: rate (is_counter, is_rate), increase (is_counter, !is_rate),
 /// delta (!is_counter, !is_rate). `range_start` exclusive and `range_end` inclusive, in ms.
-/// None with fewer than 2 points.
+/// `start_timestamps` are the points' start timestamps (0 = unknown), or empty.
 ///
 /// The raw change between the first and last point (plus, for counters, every value before
-/// a reset) is extrapolated to the window edges: fully when the gap to an edge is below 1.1
-/// average intervals, else by half an interval; a counter is never extrapolated below zero.
+/// a reset, by value or by start timestamp) is extrapolated to the window edges: fully when
+/// the gap to an edge is below 1.1 average intervals, else by half an interval; a counter is
+/// never extrapolated below zero. A counter whose first point started inside the window is
+/// taken from zero at that start instead of extrapolated to the left, which also gives a
+/// single point a rate; otherwise None with fewer than 2 points.
 pub fn extrapolated_rate(
     points: &[FPoint],
+    start_timestamps: &[i64],
     range_start: i64,
     range_end: i64,
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
     let (first, last) = match points {
+        [] => return None,
+        [only] => (*only, *only),
         [first, .., last] => (*first, *last),
-        _ => return None,
     };
+    let sts = start_timestamps;
     let mut result = last.f - first.f;
     if is_counter {
         // A drop is a reset to zero: the value before it was lost from the difference.
-        let mut prev = first.f;
-        for p in &points[1..] {
-            if p.f < prev {
-                result += prev;
+        for (k, w) in points.windows(2).enumerate() {
+            let by_start =
+                k + 1 < sts.len() && start_time::is_reset(sts[k], w[0].t, sts[k + 1], w[1].t);
+            if w[1].f < w[0].f || by_start {
+                result += w[0].f;
             }
-            prev = p.f;
         }
     }
     let mut to_start = (first.t - range_start) as f64 / 1000.0;
     let mut to_end = (range_end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg_step = sampled / (points.len() - 1) as f64;
+    let mut sampled = (last.t - first.t) as f64 / 1000.0;
+    let intervals = points.len() - 1;
+    let avg_step = if intervals > 0 {
+        sampled / intervals as f64
+    } else {
+        0.0
+    };
     let threshold = avg_step * EXTRAPOLATION_THRESHOLD;
-    if to_start >= threshold {
-        to_start = avg_step / 2.0;
-    }
-    if is_counter && result > 0.0 && first.f >= 0.0 {
-        // Where the counter, extrapolated backwards at its average rate, would reach zero.
-        let to_zero = sampled * (first.f / result);
-        if to_zero < to_start {
-            to_start = to_zero;
+    match sts.first() {
+        Some(&st) if is_counter && st != 0 && st > range_start && st < first.t => {
+            // The counter started at `st` from zero, inside the window.
+            to_start = 0.0;
+            sampled = (last.t - st) as f64 / 1000.0;
+            result += first.f;
+        }
+        _ if intervals == 0 => return None,
+        _ => {
+            if to_start >= threshold {
+                to_start = avg_step / 2.0;
+            }
+            if is_counter && result > 0.0 && first.f >= 0.0 {
+                // Where the counter, extrapolated backwards at its average rate, would reach
+                // zero.
+                let to_zero = sampled * (first.f / result);
+                if to_zero < to_start {
+                    to_start = to_zero;
+                }
+            }
         }
     }
     if to_end >= threshold {
         to_end = avg_step / 2.0;
     }
-    let mut factor = (sampled + to_start + to_end) / sampled;
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
     if is_rate {
         factor /= (range_end - range_start) as f64 / 1000.0;
     }
     Some(result * factor)
 }
 
+/// Whether some point's start timestamp overlaps the previous point (Prometheus warns).
+pub fn start_time_overlap(points: &[FPoint], start_timestamps: &[i64]) -> bool {
+    let sts = start_timestamps;
+    points
+        .windows(2)
+        .enumerate()
+        .any(|(k, w)| k + 1 < sts.len() && start_time::overlaps(sts[k], w[0].t, sts[k + 1]))
+}
+
 /// irate (is_rate) / idelta (!is_rate) from the last two points; None with fewer than 2.
 /// `irate` treats a drop as a counter reset (the increase is the last value) and divides by
 /// the seconds between the two points.
-pub fn instant_rate(points: &[FPoint], is_rate: bool) -> Option<f64> {
+pub fn instant_rate(points: &[FPoint], start_timestamps: &[i64], is_rate: bool) -> Option<f64> {
     let [.., prev, last] = points else {
         return None;
     };
+    let n = points.len();
+    let reset_by_start = start_timestamps.len() == n
+        && start_time::is_reset(
+            start_timestamps[n - 2],
+            prev.t,
+            start_timestamps[n - 1],
+            last.t,
+        );
     let interval_ms = last.t - prev.t;
     if interval_ms == 0 {
         return None;
     }
-    let mut result = if is_rate && last.f < prev.f {
+    let mut result = if is_rate && (last.f < prev.f || reset_by_start) {
         last.f
     } else {
         last.f - prev.f
@@ -95,7 +140,7 @@ mod tests {
     /// `kind(m[range])` at `at` over the series `spec` loaded with `step`.
     fn eval(spec: &str, step: i64, at: i64, range: i64, counter: bool, rate: bool) -> Option<f64> {
         let points = window(&expand(spec, step), at, range);
-        extrapolated_rate(&points, at - range, at, counter, rate)
+        extrapolated_rate(&points, &[], at - range, at, counter, rate)
     }
 
     fn increase(spec: &str, step: i64, at: i64, range: i64) -> Option<f64> {
@@ -113,9 +158,12 @@ mod tests {
             .iter()
             .map(|&(s, f)| FPoint { t: s * SECOND, f })
             .collect();
-        assert_close(extrapolated_rate(&points, 0, 60_000, true, false), 40.0);
         assert_close(
-            extrapolated_rate(&points, 0, 60_000, true, true),
+            extrapolated_rate(&points, &[], 0, 60_000, true, false),
+            40.0,
+        );
+        assert_close(
+            extrapolated_rate(&points, &[], 0, 60_000, true, true),
             40.0 / 60.0,
         );
     }
@@ -157,7 +205,7 @@ mod tests {
         // `offset 5m`: the window is (35m, 45m].
         let points = window(&expand("0+10x10", m), 45 * MINUTE, 10 * MINUTE);
         assert_close(
-            extrapolated_rate(&points, 35 * MINUTE, 45 * MINUTE, true, true),
+            extrapolated_rate(&points, &[], 35 * MINUTE, 45 * MINUTE, true, true),
             0.03333333333333333,
         );
     }
@@ -205,21 +253,21 @@ mod tests {
         // counter stops where it would cross zero, 30s before its first point: 2 * 150/60.
         let points = expand("1 3", MINUTE);
         assert_close(
-            extrapolated_rate(&points, -MINUTE, 2 * MINUTE, false, false),
+            extrapolated_rate(&points, &[], -MINUTE, 2 * MINUTE, false, false),
             6.0,
         );
         assert_close(
-            extrapolated_rate(&points, -MINUTE, 2 * MINUTE, true, false),
+            extrapolated_rate(&points, &[], -MINUTE, 2 * MINUTE, true, false),
             5.0,
         );
     }
 
     #[test]
     fn fewer_than_two_points_give_nothing() {
-        assert_eq!(extrapolated_rate(&[], 0, 1, true, true), None);
+        assert_eq!(extrapolated_rate(&[], &[], 0, 1, true, true), None);
         let one = [FPoint { t: 1, f: 1.0 }];
-        assert_eq!(extrapolated_rate(&one, 0, 1, true, true), None);
-        assert_eq!(instant_rate(&one, true), None);
+        assert_eq!(extrapolated_rate(&one, &[], 0, 1, true, true), None);
+        assert_eq!(instant_rate(&one, &[], true), None);
     }
 
     #[test]
@@ -227,7 +275,7 @@ mod tests {
         // functions.test, "Tests for irate()" and "Tests for idelta()".
         let m = 5 * MINUTE;
         let irate = |spec: &str, at: i64, range: i64| {
-            instant_rate(&window(&expand(spec, m), at, range), true)
+            instant_rate(&window(&expand(spec, m), at, range), &[], true)
         };
         assert_close(
             irate("0+10x10", 50 * MINUTE, 50 * MINUTE),
@@ -248,7 +296,7 @@ mod tests {
         assert_close(irate(nan, 20 * MINUTE, range), 0.02);
 
         let idelta = |spec: &str, at: i64, range: i64| {
-            instant_rate(&window(&expand(spec, m), at, range), false)
+            instant_rate(&window(&expand(spec, m), at, range), &[], false)
         };
         assert_close(idelta("0 50 100 150", 20 * MINUTE, 20 * MINUTE), 50.0);
         assert_close(idelta("0 50 100 50", 20 * MINUTE, 20 * MINUTE), -50.0);
@@ -259,7 +307,7 @@ mod tests {
     #[test]
     fn equal_timestamps_give_nothing() {
         let p = [FPoint { t: 5, f: 1.0 }, FPoint { t: 5, f: 2.0 }];
-        assert_eq!(instant_rate(&p, true), None);
-        assert_eq!(instant_rate(&p, false), None);
+        assert_eq!(instant_rate(&p, &[], true), None);
+        assert_eq!(instant_rate(&p, &[], false), None);
     }
 }
