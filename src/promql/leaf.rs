@@ -256,3 +256,64 @@ fn combine_points(a: &[FPoint], b: &[FPoint], combine: Combine) -> Vec<FPoint> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(pairs: &[(&str, &str)], points: &[(i64, f64)]) -> Series {
+        Series {
+            labels: Labels::from_pairs(pairs.iter().copied()).unwrap(),
+            points: points.iter().map(|&(t, f)| FPoint { t, f }).collect(),
+            drop_name: false,
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn partial_counts_add_up_and_groups_keep_the_router_only_order() {
+        // Group b's first input series ("x", i=1) comes before group a's ("x", i=2).
+        let shard0 = LeafResult {
+            series: vec![series(&[("g", "a")], &[(0, 2.0), (60, 1.0)])],
+            order: vec![labels(&[("i", "2")])],
+            ..LeafResult::default()
+        };
+        let shard1 = LeafResult {
+            series: vec![
+                series(&[("g", "a")], &[(60, 3.0), (120, 1.0)]),
+                series(&[("g", "b")], &[(0, 1.0)]),
+            ],
+            order: vec![labels(&[("i", "3")]), labels(&[("i", "1")])],
+            ..LeafResult::default()
+        };
+        let m = merge(vec![Ok(shard0), Ok(shard1)], Combine::SumCounts).unwrap();
+        assert_eq!(m.series[0], series(&[("g", "b")], &[(0, 1.0)]));
+        assert_eq!(
+            m.series[1],
+            series(&[("g", "a")], &[(0, 2.0), (60, 4.0), (120, 1.0)])
+        );
+    }
+
+    #[test]
+    fn per_series_answers_are_ordered_by_labels_and_the_first_error_wins() {
+        let a = LeafResult {
+            series: vec![series(&[("i", "2")], &[(0, 1.0)])],
+            ..LeafResult::default()
+        };
+        let b = LeafResult {
+            series: vec![series(&[("i", "1")], &[(0, 1.0)])],
+            ..LeafResult::default()
+        };
+        let m = merge(vec![Ok(a.clone()), Ok(b)], Combine::Concat).unwrap();
+        assert_eq!(m.series[0].labels, labels(&[("i", "1")]));
+        let err = merge(
+            vec![Ok(a), Err(QueryError::TooManySamples("query execution"))],
+            Combine::Concat,
+        )
+        .unwrap_err();
+        assert_eq!(err, QueryError::TooManySamples("query execution"));
+    }
+}
