@@ -185,6 +185,7 @@ impl Engine {
         for l in &leaves {
             let q = LeafQuery {
                 expr: l.expr.clone(),
+                combine: l.combine,
                 query: query.to_string(),
                 start,
                 end,

@@ -272,7 +272,7 @@ impl crate::promql::source::SeriesSource for Router {
                 )),
             })
             .collect();
-        crate::promql::leaf::merge(parts)
+        crate::promql::leaf::merge(parts, query.combine)
     }
 }
 

@@ -274,9 +274,9 @@ impl ShardService {
 const LEAF_BATCH: usize = 256;
 
 /// A PromQL leaf over this shard's series: its selections read like `Select`, then the
-/// evaluator runs over batches of series with a yield between them (a leaf is per series, so
-/// batches are independent and their answers concatenate in label order). Its deadline and
-/// sample limit hold across batches.
+/// evaluator runs its per-series part over batches of series with a yield between them
+/// (batches are independent and their answers concatenate in label order), then the partial
+/// aggregation if the leaf is one. Its deadline and sample limit hold across batches.
 async fn eval_leaf(shard: &Shard, q: &LeafQuery) -> Result<LeafResult, QueryError> {
     let selections = q.selections()?;
     let mut data = HashMap::with_capacity(selections.len());
@@ -306,7 +306,7 @@ async fn eval_leaf(shard: &Shard, q: &LeafQuery) -> Result<LeafResult, QueryErro
         data.insert(only.node, all);
         return q.evaluate_all(&data);
     }
-    let mut out = LeafResult::default();
+    let mut part = LeafResult::default();
     let mut held = 0;
     let mut rest = all.into_iter();
     loop {
@@ -315,13 +315,13 @@ async fn eval_leaf(shard: &Shard, q: &LeafQuery) -> Result<LeafResult, QueryErro
             break;
         }
         data.insert(only.node, batch);
-        let (part, now_held) = q.evaluate(&data, held)?;
+        let (batch_part, now_held) = q.evaluate(&data, held)?;
         held = now_held;
-        out.series.extend(part.series);
-        out.annotations.merge(part.annotations);
+        part.series.extend(batch_part.series);
+        part.annotations.merge(batch_part.annotations);
         glommio::executor().yield_if_needed().await;
     }
-    Ok(out)
+    q.finish(part, held)
 }
 
 /// Whether every block ends before `t` (block max times are exclusive), so a read from `t`

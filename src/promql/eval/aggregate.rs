@@ -28,7 +28,7 @@ const MAX_INT64: f64 = 9_223_372_036_854_774_784.0;
 const MIN_INT64: f64 = -9_223_372_036_854_775_808.0;
 
 /// Labels and key of the group a series falls in.
-fn group_of(labels: &Labels, without: bool, grouping: &[String]) -> (String, Labels) {
+pub(crate) fn group_of(labels: &Labels, without: bool, grouping: &[String]) -> (String, Labels) {
     if without {
         let mut names = grouping.to_vec();
         names.push(METRIC_NAME.to_string());

@@ -9,9 +9,12 @@
 //! a subquery evaluates its inner expression on a step grid of its own, and those two functions
 //! read their selector arguments directly rather than through evaluation.
 
+pub mod combine;
 pub mod per_series;
 
 use promql_parser::parser::Expr;
+
+pub use combine::Combine;
 
 /// A sub-expression every shard evaluates, keyed by the address of its AST node (stable while
 /// the query runs, as the prefetcher's keys are).
@@ -19,6 +22,8 @@ use promql_parser::parser::Expr;
 pub struct Leaf<'e> {
     pub node: usize,
     pub expr: &'e Expr,
+    /// How the router makes one answer of the shards' answers.
+    pub combine: Combine,
 }
 
 /// The address that keys `e` in a plan.
@@ -38,8 +43,19 @@ fn walk<'e>(e: &'e Expr, out: &mut Vec<Leaf<'e>>) {
         out.push(Leaf {
             node: node_of(e),
             expr: e,
+            combine: Combine::Concat,
         });
         return;
+    }
+    if let Expr::Aggregate(a) = e {
+        if let Some(combine) = combine::of_aggregation(a) {
+            out.push(Leaf {
+                node: node_of(e),
+                expr: e,
+                combine,
+            });
+            return;
+        }
     }
     match e {
         Expr::Paren(p) => walk(&p.expr, out),
@@ -108,6 +124,28 @@ mod tests {
             plan("histogram_quantile(0.9, rate(h[5m]))"),
             vec!["rate(h[5m])"]
         );
+    }
+
+    fn combines(q: &str) -> Vec<Combine> {
+        let e = crate::promql::engine::parse(q).unwrap();
+        leaves(&e).iter().map(|l| l.combine).collect()
+    }
+
+    #[test]
+    fn counting_aggregations_run_on_the_shards_and_are_summed() {
+        assert_eq!(
+            plan("count by (job) (rate(x[5m])) / 2"),
+            vec!["count by (job) (rate(x[5m]))"]
+        );
+        assert_eq!(
+            combines("count by (job) (rate(x[5m]))"),
+            vec![Combine::SumCounts]
+        );
+        assert_eq!(combines("group without (a) (x)"), vec![Combine::Group]);
+        assert_eq!(combines("abs(x)"), vec![Combine::Concat]);
+        // Over something that is not per series, only the per-series parts go.
+        assert_eq!(plan("count(x * y)"), vec!["x", "y"]);
+        assert_eq!(plan("count(count(x))"), vec!["count(x)"]);
     }
 
     #[test]
