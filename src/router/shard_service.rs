@@ -292,6 +292,8 @@ async fn eval_leaf(shard: &Shard, q: &LeafQuery) -> Result<LeafResult, QueryErro
             .map(|s| RawSeries {
                 labels: s.labels,
                 points: s.points,
+                // The shards store no start timestamps yet.
+                start_timestamps: Vec::new(),
             })
             .collect();
         series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));

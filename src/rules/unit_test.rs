@@ -119,6 +119,7 @@ impl MemoryRuleStorage {
                 .map(|(labels, points)| RawSeries {
                     labels: labels.clone(),
                     points: points.clone(),
+                    start_timestamps: Vec::new(),
                 })
                 .collect(),
         )
