@@ -756,8 +756,10 @@ impl Evaluator<'_, '_> {
                     out.push(sample_of(base, e.f, ts));
                     continue;
                 }
-                // Newest sample per info metric name among those joining this series.
-                let mut chosen: HashMap<&str, (i64, &Labels)> = HashMap::new();
+                // Newest sample per info metric name among those joining this series, in
+                // name order, so that a conflict is reported the same way every time.
+                let mut chosen: std::collections::BTreeMap<&str, (i64, &Labels)> =
+                    std::collections::BTreeMap::new();
                 for info in &infos {
                     if IDENTIFYING
                         .iter()
