@@ -9,11 +9,14 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use promcore::scrape::append::{ScrapeAppender, SeriesRules, ShardBatches};
 use promcore::scrape::parser::Format;
-use shards::head::AppendOutcome;
 use shards::labels::Labels;
 
 #[path = "support/node_body.rs"]
 mod node_body;
+
+#[path = "support/acknowledge.rs"]
+mod acknowledge;
+use acknowledge::acknowledge;
 
 const SHARDS: usize = 2;
 
@@ -24,29 +27,6 @@ fn rules() -> SeriesRules {
         honor_timestamps: true,
         ..Default::default()
     }
-}
-
-/// Assigns refs to every new series of `out`, as the shards would.
-fn acknowledge(a: &mut ScrapeAppender, out: &ShardBatches) {
-    let mut next = 0u64;
-    let outcomes: Vec<Option<AppendOutcome>> = out
-        .batches
-        .iter()
-        .map(|b| {
-            Some(AppendOutcome {
-                series_refs: b
-                    .new_series
-                    .iter()
-                    .map(|_| {
-                        next += 1;
-                        next
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-        })
-        .collect();
-    a.commit(out, &outcomes);
 }
 
 fn bench(c: &mut Criterion) {

@@ -6,11 +6,14 @@
 
 use promcore::scrape::append::{ScrapeAppender, SeriesRules, ShardBatches};
 use promcore::scrape::parser::Format;
-use shards::head::AppendOutcome;
 use shards::labels::Labels;
 
 #[path = "support/node_body.rs"]
 mod node_body;
+
+#[path = "support/acknowledge.rs"]
+mod acknowledge;
+use acknowledge::acknowledge;
 
 // The server's allocator, so allocation counts as it does there.
 #[global_allocator]
@@ -34,25 +37,7 @@ fn main() {
     if let Err(e) = a.append_body(body.as_bytes(), Format::PrometheusText, 0, &mut out) {
         panic!("the bench body does not parse: {e}");
     }
-    let mut next = 0u64;
-    let outcomes: Vec<Option<AppendOutcome>> = out
-        .batches
-        .iter()
-        .map(|b| {
-            Some(AppendOutcome {
-                series_refs: b
-                    .new_series
-                    .iter()
-                    .map(|_| {
-                        next += 1;
-                        next
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-        })
-        .collect();
-    a.commit(&out, &outcomes);
+    acknowledge(&mut a, &out);
     let mut appended = 0;
     for i in 1..=n {
         let t = i as i64 * 15_000;
