@@ -13,7 +13,7 @@ use crate::rules::file::RuleKind;
 use crate::rules::group::Group;
 use crate::server::App;
 
-use super::json::{self, write_string};
+use super::json::{self, write_label_pairs, write_string};
 use super::rfc3339::{format_nano, Instant};
 use super::v1::bad_data;
 
@@ -248,17 +248,9 @@ fn format_secs(v: f64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Labels or annotations as a JSON object, in name order.
 fn write_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    out.push(b'{');
-    for (i, (k, v)) in m.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_string(out, k);
-        out.push(b':');
-        write_string(out, v);
-    }
-    out.push(b'}');
+    write_label_pairs(out, m.iter().map(|(k, v)| (k.as_str(), v.as_str())));
 }
 
 /// An RFC 3339 time in quotes; never evaluated is Go's zero time.

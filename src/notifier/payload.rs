@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::json::write_string;
+use crate::api::json::{write_label_pairs, write_string};
 use crate::api::rfc3339::{format_nano, Instant};
 
 /// An alert as the notifier queues and sends it.
@@ -18,17 +18,9 @@ pub struct NotifierAlert {
     pub generator_url: String,
 }
 
+/// Labels or annotations as a JSON object, in name order.
 fn write_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    out.push(b'{');
-    for (i, (k, v)) in m.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_string(out, k);
-        out.push(b':');
-        write_string(out, v);
-    }
-    out.push(b'}');
+    write_label_pairs(out, m.iter().map(|(k, v)| (k.as_str(), v.as_str())));
 }
 
 fn write_time(out: &mut Vec<u8>, ms: i64) {
