@@ -171,11 +171,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, FlagErr
             reason: reason.to_string(),
         };
         let count = |min: usize, max: usize| -> Result<usize, FlagError> {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| invalid(&format!("expected a whole number from {min} to {max}")))
+            whole_number(&value, min, max).map_err(|reason| invalid(&reason))
         };
         match name.as_str() {
             "--targets" => f.targets = count(1, 1_000_000)?,
@@ -189,21 +185,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, FlagErr
             }
             "--base-port" => base_port = Some(count(0, 65535)? as u16),
             "--port" => port = Some(count(0, 65535)? as u16),
-            "--format" => {
-                f.offer_openmetrics = match value.as_str() {
-                    "text" => false,
-                    "openmetrics" => true,
-                    _ => return Err(invalid("expected text or openmetrics")),
-                }
-            }
+            "--format" => f.offer_openmetrics = openmetrics(&value).map_err(|r| invalid(&r))?,
             "--gzip-level" => f.gzip_level = count(0, 9)? as u32,
-            "--churn" => {
-                f.churn_per_minute = value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|c| c.is_finite() && *c >= 0.0)
-                    .ok_or_else(|| invalid("expected series per minute, 0 or more"))?
-            }
+            "--churn" => f.churn_per_minute = churn_per_minute(&value).map_err(|r| invalid(&r))?,
             "--sd-file" => f.sd_file = PathBuf::from(&value),
             "--cores" => f.cores = Some(count(1, 1024)?),
             "--report-every" => {
@@ -248,6 +232,33 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, FlagErr
         _ => {}
     }
     Ok(Command::Serve(f))
+}
+
+/// A whole number in `min..=max`, or why not (the flag parsers of `serve` and `bench`).
+pub(crate) fn whole_number(value: &str, min: usize, max: usize) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+}
+
+/// `--format`: whether the bodies are OpenMetrics (else text 0.0.4).
+pub(crate) fn openmetrics(value: &str) -> Result<bool, String> {
+    match value {
+        "text" => Ok(false),
+        "openmetrics" => Ok(true),
+        _ => Err("expected text or openmetrics".to_string()),
+    }
+}
+
+/// `--churn`: series replaced per minute on each target.
+pub(crate) fn churn_per_minute(value: &str) -> Result<f64, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .ok_or_else(|| "expected series per minute, 0 or more".to_string())
 }
 
 #[cfg(test)]

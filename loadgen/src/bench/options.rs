@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::server::Kind;
-use crate::flags::FlagError;
+use crate::flags::{churn_per_minute, openmetrics, whole_number, FlagError};
 
 pub const USAGE: &str = "usage: loadgen bench [flags]
 
@@ -136,11 +136,7 @@ pub fn parse<I: Iterator<Item = String>>(mut args: I) -> Result<Option<BenchFlag
             reason: reason.to_string(),
         };
         let count = |min: usize, max: usize| -> Result<usize, FlagError> {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| invalid(&format!("expected a whole number from {min} to {max}")))
+            whole_number(&value, min, max).map_err(|reason| invalid(&reason))
         };
         let seconds = |min: f64| -> Result<Duration, FlagError> {
             value
@@ -173,21 +169,9 @@ pub fn parse<I: Iterator<Item = String>>(mut args: I) -> Result<Option<BenchFlag
             "--interval" => f.interval = Duration::from_secs(count(1, 3600)? as u64),
             "--warmup" => f.warmup = Some(seconds(0.0)?),
             "--window" => f.window = Duration::from_secs(count(1, 86400)? as u64),
-            "--format" => {
-                f.openmetrics = match value.as_str() {
-                    "text" => false,
-                    "openmetrics" => true,
-                    _ => return Err(invalid("expected text or openmetrics")),
-                }
-            }
+            "--format" => f.openmetrics = openmetrics(&value).map_err(|r| invalid(&r))?,
             "--gzip-level" => f.gzip_level = count(0, 9)? as u32,
-            "--churn" => {
-                f.churn_per_minute = value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|c| c.is_finite() && *c >= 0.0)
-                    .ok_or_else(|| invalid("expected series per minute, 0 or more"))?
-            }
+            "--churn" => f.churn_per_minute = churn_per_minute(&value).map_err(|r| invalid(&r))?,
             "--loadgen-cores" => f.loadgen_cores = Some(count(1, 1024)?),
             "--restart" => f.restart = boolean()?,
             "--queries" => f.queries = boolean()?,
