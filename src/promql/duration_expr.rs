@@ -86,7 +86,10 @@ pub fn resolve(query: &str, step: i64, range: i64) -> Result<Cow<'_, str>, Strin
     Ok(Cow::Owned(out))
 }
 
-fn skip_string(b: &[u8], start: usize) -> usize {
+/// The index just past the string literal whose opening quote is at `b[start]` (escapes
+/// skipped, none in backquotes); the end of `b` for an unterminated one. The query-text
+/// pre-passes use it so that a quoted `[5m]` or `anchored` is never rewritten.
+pub(crate) fn skip_string(b: &[u8], start: usize) -> usize {
     let q = b[start];
     let mut i = start + 1;
     while i < b.len() {

@@ -85,7 +85,7 @@ pub fn mark(query: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'"' | b'\'' | b'`' => i = skip_string(b, i),
+            b'"' | b'\'' | b'`' => i = super::duration_expr::skip_string(b, i),
             b'#' => {
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
@@ -240,22 +240,6 @@ fn skip_ws_back(b: &[u8], mut i: usize) -> usize {
 fn word_start(b: &[u8], mut i: usize) -> usize {
     while i > 0 && is_word_byte(b[i - 1]) {
         i -= 1;
-    }
-    i
-}
-
-fn skip_string(b: &[u8], start: usize) -> usize {
-    let q = b[start];
-    let mut i = start + 1;
-    while i < b.len() {
-        if b[i] == b'\\' && q != b'`' {
-            i += 2;
-            continue;
-        }
-        if b[i] == q {
-            return i + 1;
-        }
-        i += 1;
     }
     i
 }
