@@ -231,6 +231,7 @@ impl Engine {
         let mut shared = Shared {
             data: &data,
             pushed,
+            shards: source.shard_count(),
             max_samples: self.opts.max_samples,
             current_samples: 0,
             deadline,

@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use promql_parser::parser::{Expr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use shards::labels::Labels;
 
 use super::error::QueryError;
+use super::eval::agg_state::{AggOp, AggState};
 use super::eval::aggregate::group_of;
 use super::eval::{prefetch, Evaluator, PushedLeaf, Shared};
 use super::plan::Combine;
@@ -49,6 +50,9 @@ pub struct LeafResult {
     /// For an aggregation's groups, each group's first input series (its place in the
     /// router-only order); empty for per-series answers, which are ordered by their labels.
     pub order: Vec<Labels>,
+    /// For `Combine::Merge`, each series' partial states, point by point (each point's value
+    /// is its state finished, the answer when this part is the only one).
+    pub states: Vec<Vec<AggState>>,
 }
 
 impl LeafQuery {
@@ -80,62 +84,124 @@ impl LeafQuery {
         data: &HashMap<usize, Vec<RawSeries>>,
         held: usize,
     ) -> Result<(LeafResult, usize), QueryError> {
-        self.run(self.per_series_part(), data, HashMap::new(), held)
+        let e = self.per_series_part();
+        let (series, annotations, held) =
+            self.run(data, HashMap::new(), held, |ev| ev.eval_vector(e))?;
+        Ok((
+            LeafResult {
+                series,
+                annotations,
+                ..LeafResult::default()
+            },
+            held,
+        ))
     }
 
-    /// The leaf's answer from its per-series part's answer over all the shard's series: the
-    /// partial aggregation when the leaf is one, with each group's first input series.
+    /// The leaf's answer from its per-series part's answer over all the shard's series: for an
+    /// aggregation, the groups' partial states (with each group's first input series) or the
+    /// shard's picks.
     pub fn finish(&self, part: LeafResult, held: usize) -> Result<LeafResult, QueryError> {
         let Expr::Aggregate(a) = &self.expr else {
             return Ok(part);
         };
-        let (without, mut grouping) = match &a.modifier {
-            Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
-            Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
-            None => (false, Vec::new()),
+        let pushed = |series: Matrix| {
+            HashMap::from([(
+                &*a.expr as *const Expr as usize,
+                PushedLeaf {
+                    start: self.start,
+                    end: self.end,
+                    interval: self.interval,
+                    series,
+                },
+            )])
         };
-        grouping.sort();
+        let Combine::Merge(op) = self.combine else {
+            let (series, annotations, _) =
+                self.run(&HashMap::new(), pushed(part.series), held, |ev| {
+                    ev.eval_vector(&self.expr)
+                })?;
+            let mut out = LeafResult {
+                series,
+                annotations: part.annotations,
+                ..LeafResult::default()
+            };
+            out.annotations.merge(annotations);
+            return Ok(out);
+        };
+        let (without, grouping) = grouping_of(a);
         let mut first: HashMap<Labels, Labels> = HashMap::new();
         for s in &part.series {
             let (_, group) = group_of(&s.labels, without, &grouping);
             first.entry(group).or_insert_with(|| s.labels.clone());
         }
+        let (groups, annotations, _) =
+            self.run(&HashMap::new(), pushed(part.series), held, |ev| {
+                let input = ev.eval_vector(&a.expr)?;
+                ev.aggregate_states(op, without, &grouping, &input)
+            })?;
+        let mut out = LeafResult {
+            annotations: part.annotations,
+            ..LeafResult::default()
+        };
+        out.annotations.merge(annotations);
+        for g in groups {
+            out.order.push(
+                first
+                    .get(&g.labels)
+                    .cloned()
+                    .unwrap_or_else(|| g.labels.clone()),
+            );
+            out.states.push(g.points.iter().map(|p| p.1).collect());
+            out.series.push(Series {
+                points: g
+                    .points
+                    .iter()
+                    .map(|&(t, st)| FPoint {
+                        t,
+                        f: st.finish(op),
+                    })
+                    .collect(),
+                labels: g.labels,
+                drop_name: g.drop_name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The leaf's aggregation over the shards' picks (in label order, the router-only input
+    /// order): the router's half of `Combine::Reselect`.
+    fn reselect(&self, picks: Matrix) -> Result<(Matrix, Annotations), QueryError> {
+        let Expr::Aggregate(a) = &self.expr else {
+            return Ok((picks, Annotations::default()));
+        };
         let pushed = HashMap::from([(
             &*a.expr as *const Expr as usize,
             PushedLeaf {
                 start: self.start,
                 end: self.end,
                 interval: self.interval,
-                series: part.series,
+                series: picks,
             },
         )]);
-        let (mut out, _) = self.run(&self.expr, &HashMap::new(), pushed, held)?;
-        out.order = out
-            .series
-            .iter()
-            .map(|s| {
-                first
-                    .get(&s.labels)
-                    .cloned()
-                    .unwrap_or_else(|| s.labels.clone())
-            })
-            .collect();
-        let mut annotations = part.annotations;
-        annotations.merge(out.annotations);
-        out.annotations = annotations;
-        Ok(out)
+        let (m, annotations, _) =
+            self.run(&HashMap::new(), pushed, 0, |ev| ev.eval_vector(&self.expr))?;
+        Ok((m, annotations))
     }
 
-    fn run(
+    /// Runs `f` with an evaluator over `data` and `pushed` on the leaf's grid; returns its
+    /// value, the annotations and the samples held after.
+    fn run<T>(
         &self,
-        expr: &Expr,
         data: &HashMap<usize, Vec<RawSeries>>,
         pushed: HashMap<usize, PushedLeaf>,
         held: usize,
-    ) -> Result<(LeafResult, usize), QueryError> {
+        f: impl FnOnce(&mut Evaluator<'_, '_>) -> Result<T, QueryError>,
+    ) -> Result<(T, Annotations, usize), QueryError> {
         let mut shared = Shared {
             data,
             pushed,
+            // A shard's series are one partition of every aggregation.
+            shards: 1,
             max_samples: self.max_samples,
             current_samples: held,
             deadline: self.deadline,
@@ -147,22 +213,13 @@ impl LeafQuery {
             default_subquery_step: self.default_subquery_step,
             query: &self.query,
         };
-        let series = Evaluator {
+        let value = f(&mut Evaluator {
             sh: &mut shared,
             start: self.start,
             end: self.end,
             interval: self.interval,
-        }
-        .eval_vector(expr)?;
-        let held = shared.current_samples;
-        Ok((
-            LeafResult {
-                series,
-                annotations: shared.annotations,
-                order: Vec::new(),
-            },
-            held,
-        ))
+        })?;
+        Ok((value, shared.annotations, shared.current_samples))
     }
 
     /// Evaluates the leaf over every series of `data` at once: for sources that hold their
@@ -176,85 +233,129 @@ impl LeafQuery {
     }
 }
 
-/// The shards' answers (in shard order) as one. The first shard's error wins.
+/// `a`'s grouping: whether it is `without`, and the label names sorted.
+fn grouping_of(a: &AggregateExpr) -> (bool, Vec<String>) {
+    let (without, mut grouping) = match &a.modifier {
+        Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
+        Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
+        None => (false, Vec::new()),
+    };
+    grouping.sort();
+    (without, grouping)
+}
+
+/// The shards' answers to `query` (in shard order) as one. The first shard's error wins.
 ///
 /// Per-series answers: a series lives on one shard and keeps its input's labels and order, so
-/// ordering by labels gives the router-only order. Partial aggregations: a group's parts are
-/// combined point by point, and groups are ordered by their first input series over all
-/// shards, which is where the router-only evaluation meets each group first.
+/// ordering by labels gives the router-only order. Partial aggregations: a group's states are
+/// merged point by point in shard order, and groups are ordered by their first input series
+/// over all shards, which is where the router-only evaluation meets each group first. Picks:
+/// ordered by labels and picked from again.
 pub fn merge(
     parts: Vec<Result<LeafResult, QueryError>>,
-    combine: Combine,
+    query: &LeafQuery,
 ) -> Result<LeafResult, QueryError> {
     let mut out = LeafResult::default();
-    if combine == Combine::Concat {
-        for p in parts {
-            let p = p?;
-            out.series.extend(p.series);
-            out.annotations.merge(p.annotations);
+    let op = match query.combine {
+        Combine::Merge(op) => op,
+        Combine::Concat | Combine::Reselect => {
+            for p in parts {
+                let p = p?;
+                out.series.extend(p.series);
+                out.annotations.merge(p.annotations);
+            }
+            out.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            if query.combine == Combine::Reselect {
+                let (series, annotations) = query.reselect(std::mem::take(&mut out.series))?;
+                out.series = series;
+                out.annotations.merge(annotations);
+            }
+            return Ok(out);
         }
-        out.series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        return Ok(out);
-    }
+    };
     let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut groups: Vec<(Labels, Series)> = Vec::new();
+    // Per group: its first input series, labels, drop flag and states.
+    let mut groups: Vec<(Labels, Series, Vec<AggState>)> = Vec::new();
     for p in parts {
         let p = p?;
         out.annotations.merge(p.annotations);
+        let mut states = p.states.into_iter();
         for (i, s) in p.series.into_iter().enumerate() {
             let key = p.order.get(i).cloned().unwrap_or_else(|| s.labels.clone());
+            let st = states.next().unwrap_or_default();
+            if st.len() != s.points.len() {
+                return Err(QueryError::exec(
+                    "internal: a shard's partial aggregation has no state for a point",
+                ));
+            }
             match index.get(&s.labels) {
                 Some(&g) => {
-                    let (first, have) = &mut groups[g];
+                    let (first, have, have_states) = &mut groups[g];
                     if key < *first {
                         *first = key;
                     }
-                    have.points = combine_points(&have.points, &s.points, combine);
+                    have.drop_name |= s.drop_name;
+                    (have.points, *have_states) =
+                        merge_states(op, &have.points, have_states, &s.points, &st);
                 }
                 None => {
                     index.insert(s.labels.clone(), groups.len());
-                    groups.push((key, s));
+                    groups.push((key, s, st));
                 }
             }
         }
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    out.order = groups.iter().map(|(k, _)| k.clone()).collect();
-    out.series = groups.into_iter().map(|(_, s)| s).collect();
+    for (first, mut s, states) in groups {
+        for (p, st) in s.points.iter_mut().zip(&states) {
+            p.f = st.finish(op);
+        }
+        out.order.push(first);
+        out.states.push(states);
+        out.series.push(s);
+    }
     Ok(out)
 }
 
-/// Two parts of one group's answer, both ordered by time, as one.
-fn combine_points(a: &[FPoint], b: &[FPoint], combine: Combine) -> Vec<FPoint> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
+/// Two parts of one group's answer, both ordered by time, as one: states at the same time are
+/// merged, the earlier part's first.
+fn merge_states(
+    op: AggOp,
+    a: &[FPoint],
+    sa: &[AggState],
+    b: &[FPoint],
+    sb: &[AggState],
+) -> (Vec<FPoint>, Vec<AggState>) {
+    let mut points = Vec::with_capacity(a.len().max(b.len()));
+    let mut states = Vec::with_capacity(points.capacity());
     let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        match (a.get(i), b.get(j)) {
+    loop {
+        let take_a = match (a.get(i), b.get(j)) {
             (Some(p), Some(q)) if p.t == q.t => {
-                let f = match combine {
-                    Combine::SumCounts => p.f + q.f,
-                    Combine::Group | Combine::Concat => p.f,
-                };
-                out.push(FPoint { t: p.t, f });
+                let mut st = sa[i];
+                st.merge(op, &sb[j]);
+                points.push(*p);
+                states.push(st);
                 i += 1;
                 j += 1;
+                continue;
             }
-            (Some(p), Some(q)) if p.t < q.t => {
-                out.push(*p);
-                i += 1;
-            }
-            (Some(p), None) => {
-                out.push(*p);
-                i += 1;
-            }
-            (_, Some(q)) => {
-                out.push(*q);
-                j += 1;
-            }
+            (Some(p), Some(q)) => p.t < q.t,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
             (None, None) => break,
+        };
+        if take_a {
+            points.push(a[i]);
+            states.push(sa[i]);
+            i += 1;
+        } else {
+            points.push(b[j]);
+            states.push(sb[j]);
+            j += 1;
         }
     }
-    out
+    (points, states)
 }
 
 #[cfg(test)]
@@ -273,12 +374,58 @@ mod tests {
         Labels::from_pairs(pairs.iter().copied()).unwrap()
     }
 
+    fn query(q: &str, start: i64, end: i64, interval: i64) -> LeafQuery {
+        let expr = crate::promql::engine::parse(q).unwrap();
+        let leaf = crate::promql::plan::leaves(&expr)[0];
+        LeafQuery {
+            expr: leaf.expr.clone(),
+            combine: leaf.combine,
+            query: q.to_string(),
+            start,
+            end,
+            interval,
+            query_start: start,
+            query_end: end,
+            query_step: interval,
+            lookback: 300_000,
+            default_subquery_step: 60_000,
+            max_samples: 1_000_000,
+            deadline: None,
+        }
+    }
+
+    /// A leaf evaluated over the series `[(labels, points)]` one shard holds.
+    fn on_shard(q: &LeafQuery, held: &[Series]) -> LeafResult {
+        let node = q.selections().unwrap()[0].node;
+        let raw = held
+            .iter()
+            .map(|s| RawSeries {
+                labels: s.labels.clone(),
+                points: s.points.clone(),
+                start_timestamps: Vec::new(),
+            })
+            .collect();
+        q.evaluate_all(&HashMap::from([(node, raw)])).unwrap()
+    }
+
+    fn count_state(n: f64) -> AggState {
+        AggState {
+            value: n,
+            kahan_c: 0.0,
+            mean: n,
+            count: n,
+            incremental_mean: false,
+        }
+    }
+
     #[test]
     fn partial_counts_add_up_and_groups_keep_the_router_only_order() {
+        let q = query("count by (g) (x)", 0, 120, 60);
         // Group b's first input series ("x", i=1) comes before group a's ("x", i=2).
         let shard0 = LeafResult {
             series: vec![series(&[("g", "a")], &[(0, 2.0), (60, 1.0)])],
             order: vec![labels(&[("i", "2")])],
+            states: vec![vec![count_state(2.0), count_state(1.0)]],
             ..LeafResult::default()
         };
         let shard1 = LeafResult {
@@ -287,9 +434,13 @@ mod tests {
                 series(&[("g", "b")], &[(0, 1.0)]),
             ],
             order: vec![labels(&[("i", "3")]), labels(&[("i", "1")])],
+            states: vec![
+                vec![count_state(3.0), count_state(1.0)],
+                vec![count_state(1.0)],
+            ],
             ..LeafResult::default()
         };
-        let m = merge(vec![Ok(shard0), Ok(shard1)], Combine::SumCounts).unwrap();
+        let m = merge(vec![Ok(shard0), Ok(shard1)], &q).unwrap();
         assert_eq!(m.series[0], series(&[("g", "b")], &[(0, 1.0)]));
         assert_eq!(
             m.series[1],
@@ -298,7 +449,62 @@ mod tests {
     }
 
     #[test]
+    fn shards_send_states_that_merge_into_the_sum() {
+        let q = query("sum by (g) (x)", 0, 0, 1);
+        assert_eq!(q.combine, Combine::Merge(AggOp::Sum));
+        let a = on_shard(
+            &q,
+            &[
+                series(&[("__name__", "x"), ("g", "a"), ("i", "1")], &[(0, 1.0)]),
+                series(&[("__name__", "x"), ("g", "a"), ("i", "2")], &[(0, 1e100)]),
+            ],
+        );
+        let b = on_shard(
+            &q,
+            &[
+                series(&[("__name__", "x"), ("g", "a"), ("i", "3")], &[(0, 1.0)]),
+                series(&[("__name__", "x"), ("g", "a"), ("i", "4")], &[(0, -1e100)]),
+            ],
+        );
+        assert_eq!(a.states[0][0].value, 1e100);
+        let m = merge(vec![Ok(a), Ok(b)], &q).unwrap();
+        // The compensation travels with the state: plain partial sums would give 0.
+        assert_eq!(m.series, vec![series(&[("g", "a")], &[(0, 2.0)])]);
+    }
+
+    #[test]
+    fn the_router_picks_again_among_the_shards_picks() {
+        let q = query("topk(2, x)", 0, 0, 1);
+        assert_eq!(q.combine, Combine::Reselect);
+        let a = on_shard(
+            &q,
+            &[
+                series(&[("__name__", "x"), ("i", "1")], &[(0, 5.0)]),
+                series(&[("__name__", "x"), ("i", "3")], &[(0, 7.0)]),
+                series(&[("__name__", "x"), ("i", "5")], &[(0, 1.0)]),
+            ],
+        );
+        let b = on_shard(
+            &q,
+            &[
+                series(&[("__name__", "x"), ("i", "2")], &[(0, 7.0)]),
+                series(&[("__name__", "x"), ("i", "4")], &[(0, 9.0)]),
+            ],
+        );
+        assert_eq!(a.series.len(), 2);
+        let m = merge(vec![Ok(a), Ok(b)], &q).unwrap();
+        // 9, then of the two 7s the one first in label order.
+        let got: Vec<(&str, f64)> = m
+            .series
+            .iter()
+            .map(|s| (s.labels.get("i").unwrap(), s.points[0].f))
+            .collect();
+        assert_eq!(got, vec![("4", 9.0), ("2", 7.0)]);
+    }
+
+    #[test]
     fn per_series_answers_are_ordered_by_labels_and_the_first_error_wins() {
+        let q = query("abs(x)", 0, 0, 1);
         let a = LeafResult {
             series: vec![series(&[("i", "2")], &[(0, 1.0)])],
             ..LeafResult::default()
@@ -307,11 +513,11 @@ mod tests {
             series: vec![series(&[("i", "1")], &[(0, 1.0)])],
             ..LeafResult::default()
         };
-        let m = merge(vec![Ok(a.clone()), Ok(b)], Combine::Concat).unwrap();
+        let m = merge(vec![Ok(a.clone()), Ok(b)], &q).unwrap();
         assert_eq!(m.series[0].labels, labels(&[("i", "1")]));
         let err = merge(
             vec![Ok(a), Err(QueryError::TooManySamples("query execution"))],
-            Combine::Concat,
+            &q,
         )
         .unwrap_err();
         assert_eq!(err, QueryError::TooManySamples("query execution"));

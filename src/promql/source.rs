@@ -35,6 +35,13 @@ pub trait SeriesSource {
         maxt: i64,
     ) -> impl Future<Output = Result<Vec<RawSeries>, String>>;
 
+    /// How many shards the series are spread over by label hash (`shards::labels::shard_for`):
+    /// aggregations partition their input the same way, so that evaluating them here gives
+    /// what merging the shards' partial aggregations gives (see `eval::agg_state`).
+    fn shard_count(&self) -> usize {
+        1
+    }
+
     /// A planned leaf evaluated over every series the source holds, merged (see `leaf`).
     fn eval_leaf(&self, query: &LeafQuery) -> impl Future<Output = Result<LeafResult, QueryError>>;
 }

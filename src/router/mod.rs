@@ -254,6 +254,10 @@ impl crate::promql::source::SeriesSource for Router {
             .collect())
     }
 
+    fn shard_count(&self) -> usize {
+        self.links.len()
+    }
+
     async fn eval_leaf(
         &self,
         query: &crate::promql::leaf::LeafQuery,
@@ -272,7 +276,7 @@ impl crate::promql::source::SeriesSource for Router {
                 )),
             })
             .collect();
-        crate::promql::leaf::merge(parts, query.combine)
+        crate::promql::leaf::merge(parts, query)
     }
 }
 

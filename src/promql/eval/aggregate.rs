@@ -9,16 +9,15 @@ use std::collections::HashMap;
 
 use promql_parser::label::METRIC_NAME;
 use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMITK, T_LIMIT_RATIO, T_MAX, T_MIN,
-    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+    T_BOTTOMK, T_COUNT_VALUES, T_LIMITK, T_LIMIT_RATIO, T_QUANTILE, T_TOPK,
 };
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
-use shards::labels::Labels;
+use shards::labels::{shard_for, Labels};
 
+use super::agg_state::{AggOp, AggState};
 use super::{unparen, Evaluated, Evaluator, Result};
 use crate::promql::annotations;
 use crate::promql::error::QueryError;
-use crate::promql::functions::kahan::kahan_sum_inc;
 use crate::promql::functions::quantile::quantile;
 use crate::promql::labelset::{signature, LabelsBuilder};
 use crate::promql::value::{FPoint, Matrix, Sample, Series};
@@ -48,16 +47,13 @@ pub(crate) fn group_of(labels: &Labels, without: bool, grouping: &[String]) -> (
     }
 }
 
-#[derive(Clone, Default)]
-struct Group {
-    seen: bool,
-    value: f64,
-    mean: f64,
-    kahan_c: f64,
-    count: f64,
-    incremental_mean: bool,
-    values: Vec<f64>,
-    drop_name: bool,
+/// One group of an aggregation with mergeable state: its labels and, per step it has samples
+/// at, the state merged over the shards' partitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupStates {
+    pub labels: Labels,
+    pub drop_name: bool,
+    pub points: Vec<(i64, AggState)>,
 }
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`: shortest round-trip digits, never an exponent.
@@ -93,15 +89,113 @@ impl Evaluator<'_, '_> {
             T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
                 self.aggregate_k(a, op, without, &grouping, &input, param.as_deref())?
             }
-            _ => self.aggregate_groups(a, op, without, &grouping, &input, param.as_deref())?,
+            T_QUANTILE => {
+                self.aggregate_quantile(a, without, &grouping, &input, param.as_deref())?
+            }
+            _ => {
+                let Some(agg) = AggOp::of_token(op) else {
+                    return Err(QueryError::BadData(format!(
+                        "unsupported aggregation operator {}",
+                        a.op
+                    )));
+                };
+                let groups = self.aggregate_states(agg, without, &grouping, &input)?;
+                groups
+                    .into_iter()
+                    .map(|g| Series {
+                        labels: g.labels,
+                        points: g
+                            .points
+                            .iter()
+                            .map(|&(t, st)| FPoint {
+                                t,
+                                f: st.finish(agg),
+                            })
+                            .collect(),
+                        drop_name: g.drop_name,
+                    })
+                    .collect()
+            }
         };
         Ok(Evaluated::Vector(out))
     }
 
-    fn aggregate_groups(
+    /// The merged state of every group at every step: the input is partitioned by the shard
+    /// each series lives on (its label hash), each partition folded in input order, and the
+    /// partitions merged in shard order, which is what the router does with the states the
+    /// shards send when the aggregation is pushed down (see `agg_state`). Groups come in the
+    /// order of their first input series; the output's samples are charged.
+    pub fn aggregate_states(
+        &mut self,
+        op: AggOp,
+        without: bool,
+        grouping: &[String],
+        input: &Matrix,
+    ) -> Result<Vec<GroupStates>> {
+        let shards = self.sh.shards.max(1);
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut result: Vec<GroupStates> = Vec::new();
+        let mut slot_of = Vec::with_capacity(input.len());
+        for s in input {
+            let (key, labels) = group_of(&s.labels, without, grouping);
+            let next = result.len();
+            let gi = *keys.entry(key).or_insert(next);
+            if gi == next {
+                result.push(GroupStates {
+                    labels,
+                    drop_name: false,
+                    points: Vec::new(),
+                });
+            }
+            let shard = if shards == 1 {
+                0
+            } else {
+                shard_for(s.labels.hash(), shards)
+            };
+            slot_of.push(gi * shards + shard);
+        }
+        let mut slots: Vec<Option<AggState>> = vec![None; result.len() * shards];
+        let mut cursors = vec![0usize; input.len()];
+        for step in 0..self.steps() {
+            let ts = self.start + step as i64 * self.interval;
+            self.sh.check_deadline()?;
+            slots.iter_mut().for_each(|s| *s = None);
+            for (si, s) in input.iter().enumerate() {
+                let Some(p) = s.points.get(cursors[si]) else {
+                    continue;
+                };
+                if p.t != ts {
+                    continue;
+                }
+                cursors[si] += 1;
+                match &mut slots[slot_of[si]] {
+                    Some(st) => st.add(op, p.f),
+                    empty => *empty = Some(AggState::first(op, p.f)),
+                }
+                result[slot_of[si] / shards].drop_name |= s.drop_name;
+            }
+            for (gi, g) in result.iter_mut().enumerate() {
+                let mut merged: Option<AggState> = None;
+                for st in slots[gi * shards..(gi + 1) * shards].iter().flatten() {
+                    match &mut merged {
+                        Some(m) => m.merge(op, st),
+                        None => merged = Some(*st),
+                    }
+                }
+                if let Some(m) = merged {
+                    g.points.push((ts, m));
+                }
+            }
+        }
+        result.retain(|g| !g.points.is_empty());
+        let n: usize = result.iter().map(|g| g.points.len()).sum();
+        self.sh.charge(n)?;
+        Ok(result)
+    }
+
+    fn aggregate_quantile(
         &mut self,
         a: &AggregateExpr,
-        op: u16,
         without: bool,
         grouping: &[String],
         input: &Matrix,
@@ -123,25 +217,25 @@ impl Evaluator<'_, '_> {
             }
             series_group.push(gi);
         }
-        if op == T_QUANTILE {
-            if let Some(q) = param {
-                for &q in q {
-                    if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                        let pos = self.position_of(a.param.as_deref());
-                        self.sh
-                            .annotations
-                            .warn(annotations::invalid_quantile(q, pos));
-                        break;
-                    }
+        if let Some(q) = param {
+            for &q in q {
+                if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                    let pos = self.position_of(a.param.as_deref());
+                    self.sh
+                        .annotations
+                        .warn(annotations::invalid_quantile(q, pos));
+                    break;
                 }
             }
         }
-        let mut groups = vec![Group::default(); result.len()];
+        // Per group: the step's values, and whether a series with a delayed name removal
+        // contributed.
+        let mut groups: Vec<(Vec<f64>, bool)> = vec![(Vec::new(), false); result.len()];
         let mut cursors = vec![0usize; input.len()];
         for step in 0..self.steps() {
             let ts = self.start + step as i64 * self.interval;
             self.sh.check_deadline()?;
-            groups.iter_mut().for_each(|g| g.seen = false);
+            groups.iter_mut().for_each(|g| g.0.clear());
             for (si, s) in input.iter().enumerate() {
                 let Some(p) = s.points.get(cursors[si]) else {
                     continue;
@@ -150,113 +244,21 @@ impl Evaluator<'_, '_> {
                     continue;
                 }
                 cursors[si] += 1;
-                let f = p.f;
                 let g = &mut groups[series_group[si]];
-                if !g.seen {
-                    *g = Group {
-                        seen: true,
-                        value: f,
-                        mean: f,
-                        count: 1.0,
-                        drop_name: s.drop_name,
-                        values: std::mem::take(&mut g.values),
-                        ..Default::default()
-                    };
-                    g.values.clear();
-                    match op {
-                        T_STDVAR | T_STDDEV => {
-                            g.value = if f.is_nan() || f.is_infinite() {
-                                f64::NAN
-                            } else {
-                                0.0
-                            }
-                        }
-                        T_QUANTILE => g.values.push(f),
-                        T_GROUP => g.value = 1.0,
-                        _ => {}
-                    }
-                    continue;
-                }
-                g.drop_name |= s.drop_name;
-                match op {
-                    T_SUM => (g.value, g.kahan_c) = kahan_sum_inc(f, g.value, g.kahan_c),
-                    T_AVG => {
-                        g.count += 1.0;
-                        if !g.incremental_mean {
-                            let (v, c) = kahan_sum_inc(f, g.value, g.kahan_c);
-                            if !v.is_infinite() {
-                                g.value = v;
-                                g.kahan_c = c;
-                                continue;
-                            }
-                            g.incremental_mean = true;
-                            g.mean = g.value / (g.count - 1.0);
-                            g.kahan_c /= g.count - 1.0;
-                        }
-                        if g.mean.is_infinite() {
-                            if f.is_infinite() && (g.mean > 0.0) == (f > 0.0) {
-                                continue;
-                            }
-                            if !f.is_infinite() && !f.is_nan() {
-                                continue;
-                            }
-                        }
-                        let current = g.mean + g.kahan_c;
-                        (g.mean, g.kahan_c) =
-                            kahan_sum_inc(f / g.count - current / g.count, g.mean, g.kahan_c);
-                    }
-                    T_GROUP => {}
-                    T_MAX => {
-                        if g.value < f || g.value.is_nan() {
-                            g.value = f
-                        }
-                    }
-                    T_MIN => {
-                        if g.value > f || g.value.is_nan() {
-                            g.value = f
-                        }
-                    }
-                    T_COUNT => g.count += 1.0,
-                    T_STDVAR | T_STDDEV => {
-                        g.count += 1.0;
-                        let delta = f - g.mean;
-                        g.mean += delta / g.count;
-                        g.value += delta * (f - g.mean);
-                    }
-                    T_QUANTILE => g.values.push(f),
-                    _ => {
-                        return Err(QueryError::BadData(format!(
-                            "unsupported aggregation operator {}",
-                            a.op
-                        )))
-                    }
-                }
+                g.0.push(p.f);
+                g.1 |= s.drop_name;
             }
             for (gi, g) in groups.iter_mut().enumerate() {
-                if !g.seen {
+                if g.0.is_empty() {
                     continue;
                 }
-                let v = match op {
-                    T_AVG => {
-                        if g.incremental_mean {
-                            g.mean + g.kahan_c
-                        } else {
-                            (g.value + g.kahan_c) / g.count
-                        }
-                    }
-                    T_COUNT => g.count,
-                    T_STDVAR => g.value / g.count,
-                    T_STDDEV => (g.value / g.count).sqrt(),
-                    T_QUANTILE => {
-                        let q = param.map_or(f64::NAN, |p| p[step]);
-                        quantile(q, &mut g.values)
-                    }
-                    T_SUM => g.value + g.kahan_c,
-                    _ => g.value,
-                };
+                let q = param.map_or(f64::NAN, |p| p[step]);
                 let out = &mut result[gi];
-                out.points.push(FPoint { t: ts, f: v });
-                out.drop_name |= g.drop_name;
+                out.points.push(FPoint {
+                    t: ts,
+                    f: quantile(q, &mut g.0),
+                });
+                out.drop_name |= g.1;
             }
         }
         result.retain(|s| !s.points.is_empty());

@@ -6,6 +6,7 @@
 //! It owns evaluation semantics only: data was fetched before (`engine` and `prefetch`), so
 //! nothing here waits on I/O. Limits (samples held, deadline) are checked as it goes.
 
+pub mod agg_state;
 pub mod aggregate;
 pub mod binary;
 pub mod call;
@@ -50,6 +51,9 @@ pub struct Shared<'a> {
     pub data: &'a HashMap<usize, Vec<RawSeries>>,
     /// Answers of the leaves the shards evaluated (see `plan`), by the address of their node.
     pub pushed: HashMap<usize, PushedLeaf>,
+    /// How many shards the series are spread over (by label hash): aggregations with mergeable
+    /// state partition their input the same way (see `agg_state`). 1 on a shard.
+    pub shards: usize,
     pub max_samples: usize,
     pub current_samples: usize,
     pub deadline: Option<Instant>,

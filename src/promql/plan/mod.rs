@@ -90,6 +90,7 @@ fn walk<'e>(e: &'e Expr, out: &mut Vec<Leaf<'e>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::promql::eval::agg_state::AggOp;
 
     fn plan(q: &str) -> Vec<String> {
         let e = crate::promql::engine::parse(q).unwrap();
@@ -113,9 +114,7 @@ mod tests {
 
     #[test]
     fn what_needs_several_series_stays_on_the_router() {
-        assert_eq!(plan("sum by (job) (rate(x[5m]))"), vec!["rate(x[5m])"]);
         assert_eq!(plan("x / on(a) y"), vec!["x", "y"]);
-        assert_eq!(plan("topk(3, x)"), vec!["x"]);
         assert_eq!(
             plan("label_replace(x, \"a\", \"b\", \"c\", \"d\")"),
             vec!["x"]
@@ -132,20 +131,56 @@ mod tests {
     }
 
     #[test]
-    fn counting_aggregations_run_on_the_shards_and_are_summed() {
+    fn decomposable_aggregations_run_on_the_shards_and_merge() {
         assert_eq!(
             plan("count by (job) (rate(x[5m])) / 2"),
             vec!["count by (job) (rate(x[5m]))"]
         );
         assert_eq!(
-            combines("count by (job) (rate(x[5m]))"),
-            vec![Combine::SumCounts]
+            plan("sum by (job) (rate(x[5m]))"),
+            vec!["sum by (job) (rate(x[5m]))"]
         );
-        assert_eq!(combines("group without (a) (x)"), vec![Combine::Group]);
+        for (q, op) in [
+            ("sum by (job) (rate(x[5m]))", AggOp::Sum),
+            ("avg without (i) (x)", AggOp::Avg),
+            ("min(x)", AggOp::Min),
+            ("max by (a) (abs(x))", AggOp::Max),
+            ("count by (job) (rate(x[5m]))", AggOp::Count),
+            ("group without (a) (x)", AggOp::Group),
+            ("stddev(x)", AggOp::Stddev),
+            ("stdvar by (a) (x)", AggOp::Stdvar),
+        ] {
+            assert_eq!(combines(q), vec![Combine::Merge(op)], "{q}");
+        }
         assert_eq!(combines("abs(x)"), vec![Combine::Concat]);
         // Over something that is not per series, only the per-series parts go.
-        assert_eq!(plan("count(x * y)"), vec!["x", "y"]);
+        assert_eq!(plan("sum(x * y)"), vec!["x", "y"]);
         assert_eq!(plan("count(count(x))"), vec!["count(x)"]);
+        assert_eq!(
+            plan("sum(rate(x[5m])) + max(y)"),
+            vec!["sum(rate(x[5m]))", "max(y)"]
+        );
+    }
+
+    #[test]
+    fn selecting_aggregations_pick_on_the_shards_and_again_on_the_router() {
+        for q in [
+            "topk(10, rate(x[5m]))",
+            "bottomk by (a) (3, x)",
+            "limitk(2, x)",
+            "limit_ratio(0.5, x)",
+        ] {
+            assert_eq!(plan(q), vec![q.to_string()]);
+            assert_eq!(combines(q), vec![Combine::Reselect], "{q}");
+        }
+        // A parameter the router computes keeps the aggregation there.
+        assert_eq!(plan("topk(scalar(y), x)"), vec!["y", "x"]);
+    }
+
+    #[test]
+    fn aggregations_needing_every_value_stay_on_the_router() {
+        assert_eq!(plan("quantile(0.9, rate(x[5m]))"), vec!["rate(x[5m])"]);
+        assert_eq!(plan("count_values(\"v\", x)"), vec!["x"]);
     }
 
     #[test]

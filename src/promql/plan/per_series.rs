@@ -88,7 +88,7 @@ fn unparen(mut e: &Expr) -> &Expr {
     e
 }
 
-fn is_literal(e: &Expr) -> bool {
+pub fn is_literal(e: &Expr) -> bool {
     matches!(unparen(e), Expr::NumberLiteral(_))
 }
 
