@@ -413,6 +413,7 @@ fn write_shard_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::reader::SeriesDump;
     use crate::block::Block;
 
     const H: i64 = 3600 * 1000;
@@ -421,7 +422,7 @@ mod tests {
         Labels::from_pairs([("__name__", "m"), ("i", v)]).unwrap()
     }
 
-    fn read_all(blocks: &[WrittenBlock]) -> Vec<(i64, i64, Vec<(Labels, Vec<(i64, f64)>)>)> {
+    fn read_all(blocks: &[WrittenBlock]) -> Vec<(i64, i64, SeriesDump)> {
         blocks
             .iter()
             .map(|b| {

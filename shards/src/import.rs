@@ -101,6 +101,20 @@ pub fn import(src: &Path, shard_dirs: &[PathBuf]) -> Result<ImportReport, Import
     Ok(report)
 }
 
+/// A chunk going into the new block: the source's bytes, or samples re-encoded after a cut.
+struct KeptChunk<'a> {
+    min_time: i64,
+    max_time: i64,
+    encoding: Encoding,
+    bytes: Kept<'a>,
+}
+
+enum Kept<'a> {
+    AsIs(&'a [u8]),
+    /// Index into the series' re-encoded chunks.
+    Reencoded(usize),
+}
+
 /// One source block into one new block per shard with series in it.
 fn rewrite_block(
     block: &Block,
@@ -139,7 +153,7 @@ fn rewrite_block(
         };
         let mut w = BlockWriter::create(&shard_dirs[shard], new, symbols)?;
         let mut reencoded: Vec<XorChunk> = Vec::new();
-        let mut chunks: Vec<(i64, i64, Encoding, Option<usize>, &[u8])> = Vec::new();
+        let mut chunks: Vec<KeptChunk<'_>> = Vec::new();
         for (r, labels) in &series {
             block.series(*r, &mut metas)?;
             let deleted = block.tombstones().get(u64::from(*r));
@@ -152,7 +166,12 @@ fn rewrite_block(
                     .iter()
                     .any(|&(a, b)| a <= c.max_time && c.min_time <= b);
                 if inside && !cut {
-                    chunks.push((c.min_time, c.max_time, enc, None, bytes));
+                    chunks.push(KeptChunk {
+                        min_time: c.min_time,
+                        max_time: c.max_time,
+                        encoding: enc,
+                        bytes: Kept::AsIs(bytes),
+                    });
                     continue;
                 }
                 if enc != Encoding::Xor {
@@ -170,18 +189,26 @@ fn rewrite_block(
                     })?
                 {
                     if let (Some(a), Some(b)) = (x.first_time(), x.last_time()) {
-                        chunks.push((a, b, Encoding::Xor, Some(reencoded.len()), &[]));
+                        chunks.push(KeptChunk {
+                            min_time: a,
+                            max_time: b,
+                            encoding: Encoding::Xor,
+                            bytes: Kept::Reencoded(reencoded.len()),
+                        });
                         reencoded.push(x);
                     }
                 }
             }
             let list: Vec<BlockChunk<'_>> = chunks
                 .iter()
-                .map(|&(min_time, max_time, encoding, own, data)| BlockChunk {
-                    min_time,
-                    max_time,
-                    encoding,
-                    data: own.map_or(data, |i| reencoded[i].bytes()),
+                .map(|c| BlockChunk {
+                    min_time: c.min_time,
+                    max_time: c.max_time,
+                    encoding: c.encoding,
+                    data: match c.bytes {
+                        Kept::AsIs(b) => b,
+                        Kept::Reencoded(i) => reencoded[i].bytes(),
+                    },
                 })
                 .collect();
             w.add_series(labels, &list)?;

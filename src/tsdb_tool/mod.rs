@@ -94,18 +94,20 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     Ok(a)
 }
 
+/// A subcommand's body: its parsed arguments and where to print; the error is printed.
+type Subcommand = fn(&Args, &mut dyn Write) -> Result<(), String>;
+
 /// `promcore tsdb ARGS...`; returns the exit code.
 pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let words: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
-    let (rest, run): (&[String], fn(&Args, &mut dyn Write) -> Result<(), String>) =
-        match words.as_slice() {
-            ["create-blocks-from", "openmetrics", ..] => (&args[2..], create_blocks::run),
-            ["import", ..] => (&args[1..], import::run),
-            _ => {
-                let _ = err.write_all(USAGE.as_bytes());
-                return 2;
-            }
-        };
+    let (rest, run): (&[String], Subcommand) = match words.as_slice() {
+        ["create-blocks-from", "openmetrics", ..] => (&args[2..], create_blocks::run),
+        ["import", ..] => (&args[1..], import::run),
+        _ => {
+            let _ = err.write_all(USAGE.as_bytes());
+            return 2;
+        }
+    };
     let parsed = match parse_args(rest) {
         Ok(a) if (1..=2).contains(&a.positional.len()) => a,
         Ok(_) | Err(_) if rest.iter().any(|a| a == "-h" || a == "--help") => {
