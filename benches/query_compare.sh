@@ -4,9 +4,12 @@
 # Needs /usr/bin/prometheus and promtool, and target/release/promcore
 # (cargo build --release --bin promcore).
 #
-# Prometheus gets blocks from `promtool tsdb create-blocks-from openmetrics` over all series;
-# promcore gets the same tool's blocks per shard, made from the series each shard owns, put in
-# its shard directories (promcore reads Prometheus blocks as they are).
+# Both get their blocks from `promcore tsdb create-blocks-from openmetrics` over one input:
+# promcore with --shards=$SHARDS, and Prometheus the blocks of a one-shard run (a promcore shard
+# directory is a Prometheus data directory, and its blocks are what promtool's backfill writes
+# for the same input). promtool's own backfill is much slower (it re-reads the input once per
+# 2 h block); PROMTOOL=1 uses it for Prometheus instead. RANGE_S (default 86400) is the span
+# of the range query.
 set -eu
 SERIES=${1:-20000}
 HOURS=${2:-24}
@@ -22,16 +25,20 @@ CORE_PORT=${CORE_PORT:-19392}
 echo "data in $WORK: $SERIES series, ${HOURS}h at 60s, ending $END" >&2
 # A WORK of an earlier run (with its data) is reused as it is.
 if [ ! -f "$WORK/end" ]; then
-python3 "$HERE/generate.py" "$SERIES" "$HOURS" 60 "$END" "$WORK/om" "$SHARDS" >&2
-promtool tsdb create-blocks-from openmetrics -q "$WORK/om/all.om" "$WORK/prometheus" >&2
-mkdir -p "$WORK/promcore"
-i=0
-while [ "$i" -lt "$SHARDS" ]; do
-  s=$(printf 'shard-%03d' "$i")
-  promtool tsdb create-blocks-from openmetrics -q "$WORK/om/$s.om" "$WORK/promcore/$s" >&2
-  i=$((i + 1))
-done
-printf '{"format_version": 1, "shards": %d}\n' "$SHARDS" > "$WORK/promcore/promcore.json"
+python3 "$HERE/generate.py" "$SERIES" "$HOURS" 60 "$END" "$WORK/om" 0 >&2
+ls -l "$WORK/om/all.om" >&2
+/usr/bin/time -f "promcore backfill, $SHARDS shards: %e s, %M KiB max RSS" \
+  "$ROOT/target/release/promcore" tsdb create-blocks-from openmetrics -q --shards="$SHARDS" \
+  "$WORK/om/all.om" "$WORK/promcore" >&2
+if [ "${PROMTOOL:-0}" = 1 ]; then
+  /usr/bin/time -f 'promtool backfill: %e s, %M KiB max RSS' \
+    promtool tsdb create-blocks-from openmetrics -q "$WORK/om/all.om" "$WORK/prometheus" >&2
+else
+  "$ROOT/target/release/promcore" tsdb create-blocks-from openmetrics -q --shards=1 \
+    "$WORK/om/all.om" "$WORK/one-shard" >&2
+  mv "$WORK/one-shard/shard-000" "$WORK/prometheus"
+  rm -rf "$WORK/one-shard"
+fi
 rm -rf "$WORK/om"
 echo "$END" > "$WORK/end"
 fi

@@ -22,3 +22,4 @@ pub mod rules;
 pub mod scrape;
 pub mod server;
 pub mod startup;
+pub mod tsdb_tool;

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
                 &mut err,
             ))
         }
+        ["tsdb", ..] => {
+            return ExitCode::from(promcore::tsdb_tool::main(&args[1..], &mut out, &mut err))
+        }
         ["test", "rules"] => {
             return ExitCode::from(promcore::rules::unit_test::test_rules(&args[2..], &mut out))
         }

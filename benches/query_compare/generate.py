@@ -1,6 +1,7 @@
-"""Writes the benchmark's data as OpenMetrics text: one file with every series (for Prometheus)
-and one per promcore shard, each series in the file of the shard that owns it (the series
-hash, as promcore places it).
+"""Writes the benchmark's data as OpenMetrics text: one file with every series, and (when SHARDS
+is not 0) one per promcore shard, each series in the file of the shard that owns it (the series
+hash, as promcore places it). query_compare.sh passes 0: `promcore tsdb create-blocks-from`
+places the series itself.
 
 Series: half are counters `x_total{job, instance}` (10 jobs), the rest are classic histogram
 buckets `h_bucket{job, instance, le}` (11 buckets per instance); `instance` ends in each digit
@@ -42,12 +43,13 @@ def main():
                  for i in range(shards)]
     count = 0
     for labels, slope, offset in series(n):
-        shard = per_shard[series_hash(labels) % shards]
+        shard = per_shard[series_hash(labels) % shards] if shards else None
         name = labels[0][1]
         text = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels[1:]) + "} "
         lines = "".join(f"{text}{i * slope + offset} {start + i * interval}\n" for i in range(steps))
         everything.write(lines)
-        shard.write(lines)
+        if shard:
+            shard.write(lines)
         count += 1
     for f in [everything] + per_shard:
         f.write("# EOF\n")

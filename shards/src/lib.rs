@@ -4,6 +4,7 @@
 //! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
 //! series and samples, selects series by label matchers, and reads samples back.
 
+pub mod backfill;
 pub mod block;
 pub mod block_compaction;
 pub mod chunkenc;
@@ -12,6 +13,7 @@ pub mod compact;
 pub mod data_dir;
 pub mod encoding;
 pub mod head;
+pub mod import;
 pub mod index;
 pub mod labels;
 pub mod querier;
