@@ -66,6 +66,7 @@ fn main() {
                             v: 0.0,
                         })
                         .collect(),
+                    start_timestamps: Vec::new(),
                 };
                 let out = shard.append(&b).await.unwrap();
                 refs[start..start + BATCH].copy_from_slice(&out.series_refs);
@@ -84,6 +85,7 @@ fn main() {
                                 v: (k as f64) * 1.5 + r as f64,
                             })
                             .collect(),
+                        start_timestamps: Vec::new(),
                     };
                     let before = shard.is_compacting();
                     let started = Instant::now();

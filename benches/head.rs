@@ -43,6 +43,7 @@ fn batch_for(refs: &[u64], t: i64) -> AppendBatch {
                 v: (t / 1000) as f64 + i as f64,
             })
             .collect(),
+        start_timestamps: Vec::new(),
     }
 }
 
@@ -57,6 +58,7 @@ fn first_batch() -> AppendBatch {
                 v: 0.0,
             })
             .collect(),
+        start_timestamps: Vec::new(),
     }
 }
 
@@ -107,6 +109,7 @@ fn bench_head(c: &mut Criterion) {
                             v: 1.0,
                         })
                         .collect(),
+                    start_timestamps: Vec::new(),
                 }
             },
             |batch| std::hint::black_box(head2.append_unlogged(&batch).unwrap()),

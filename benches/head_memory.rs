@@ -56,6 +56,7 @@ fn main() {
                 })
                 .collect(),
             samples: vec![],
+            start_timestamps: Vec::new(),
         };
         refs.extend(head.append_unlogged(&b).unwrap().series_refs);
     }
@@ -69,6 +70,7 @@ fn main() {
                 v: 0.0,
             })
             .collect(),
+        start_timestamps: Vec::new(),
     };
     let mut v = 0.0;
     for k in 0..SAMPLES {

@@ -39,6 +39,7 @@ fn build(dir: &std::path::Path) -> Head {
                     v: 1.0,
                 })
                 .collect(),
+            start_timestamps: Vec::new(),
         };
         head.append_unlogged(&b).unwrap();
     }

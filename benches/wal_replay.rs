@@ -68,6 +68,7 @@ fn write(dir: &Path) {
                     v: 0.0,
                 })
                 .collect(),
+            start_timestamps: Vec::new(),
         };
         let refs = shard.append(&first).await.unwrap().series_refs;
         for k in 1..SAMPLES as i64 {
@@ -82,6 +83,7 @@ fn write(dir: &Path) {
                             v: (k * 3) as f64,
                         })
                         .collect(),
+                    start_timestamps: Vec::new(),
                 };
                 shard.append(&b).await.unwrap();
             }
@@ -172,6 +174,7 @@ fn write_snapshot_shard(dir: &Path, range: std::ops::Range<usize>) {
                         v: i as f64,
                     })
                     .collect(),
+                start_timestamps: Vec::new(),
             };
             shard.append(&b).await.unwrap();
         }

@@ -120,6 +120,7 @@ fn populate(data: &Path) {
                                 v: k as f64,
                             })
                             .collect(),
+                        start_timestamps: Vec::new(),
                     };
                     shard.append(&b).await.unwrap();
                 }

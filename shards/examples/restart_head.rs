@@ -70,6 +70,7 @@ fn write(dir: &Path, series: usize, samples: usize, clean: bool) {
                         v: 0.0,
                     })
                     .collect(),
+                start_timestamps: Vec::new(),
             };
             refs.extend(shard.append(&b).await.expect("append").series_refs);
         }
@@ -85,6 +86,7 @@ fn write(dir: &Path, series: usize, samples: usize, clean: bool) {
                             v: (k * 3 + r as i64 % 7) as f64,
                         })
                         .collect(),
+                    start_timestamps: Vec::new(),
                 };
                 shard.append(&b).await.expect("append");
             }

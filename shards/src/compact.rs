@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::block::{Block, BlockChunk, BlockError, BlockMeta, BlockWriter, NewBlock};
-use crate::chunkenc::{Encoding, XorChunk, XorIterator};
+use crate::chunkenc::{Encoding, FloatIterator, XorChunk};
 use crate::head::series::range_for_timestamp;
 use crate::head::{snapshot, Head, HeadChunkView, HeadError, TruncateStats};
 use crate::labels::symbols::SymbolId;
@@ -489,12 +489,14 @@ fn block_chunks(
         let touched = stones
             .iter()
             .any(|&(a, b)| a <= v.max_time && b >= v.min_time);
-        if inside && !touched {
+        // Blocks stay readable by Prometheus 2.x: an XOR2 chunk (start timestamps) is
+        // re-encoded as XOR, its start timestamps dropped.
+        if inside && !touched && v.encoding == Encoding::Xor {
             out.push(ChunkSource::Whole(i));
             continue;
         }
         let mut c = XorChunk::new();
-        for (t, val) in XorIterator::new(v.data) {
+        for (t, val) in FloatIterator::new(v.encoding, v.data) {
             if t >= mint && t <= maxt && !is_deleted(t, stones) {
                 c.append(t, val);
             }
@@ -534,6 +536,7 @@ mod tests {
             min_time: 10,
             max_time: 30,
             data: a.bytes(),
+            encoding: crate::chunkenc::Encoding::Xor,
         };
         assert!(matches!(
             block_chunks(&[v], &[], 0, 99)[..],

@@ -123,7 +123,31 @@ impl<'a> Querier<'a> {
                 parts.push(part);
             }
         }
-        Ok(merge(parts))
+        Ok(merge(parts, |p| p.0))
+    }
+
+    /// As `samples`, each with its start timestamp (0 = none) as `(t, v, st)`. Blocks keep
+    /// none (they are written 2.x-readable), so only head samples can have one.
+    pub fn samples_with_starts(&self, s: &QuerySeries) -> Result<Vec<(i64, f64, i64)>, QueryError> {
+        let mut parts: Vec<Vec<(i64, f64, i64)>> = Vec::with_capacity(s.sources.len());
+        for src in &s.sources {
+            let part = match src {
+                Source::Block(i, r, metas) => self.blocks[*i]
+                    .samples(*r, metas, self.mint, self.maxt)?
+                    .collect_checked()?
+                    .into_iter()
+                    .map(|(t, v)| (t, v, 0))
+                    .collect(),
+                Source::Head(r) => self
+                    .head
+                    .samples(*r, self.mint, self.maxt)?
+                    .collect_checked_with_starts()?,
+            };
+            if !part.is_empty() {
+                parts.push(part);
+            }
+        }
+        Ok(merge(parts, |p| p.0))
     }
 
     /// Sorted label names of the series matching `matchers` in the range; with no matcher,
@@ -168,8 +192,9 @@ impl<'a> Querier<'a> {
     }
 }
 
-/// Merges sorted sample lists; on equal timestamps the earlier list's sample is kept.
-fn merge(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
+/// Merges sorted sample lists by timestamp (`t`); on equal timestamps the earlier list's
+/// sample is kept.
+fn merge<S>(mut parts: Vec<Vec<S>>, t: fn(&S) -> i64) -> Vec<S> {
     match parts.len() {
         0 => return Vec::new(),
         1 => return parts.pop().unwrap_or_default(),
@@ -177,9 +202,9 @@ fn merge(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
     }
     // Parts are few (overlapping sources are the exception): a stable sort of their
     // concatenation keeps, for each timestamp, the first part's sample first.
-    let mut all: Vec<(i64, f64)> = parts.into_iter().flatten().collect();
-    all.sort_by_key(|p| p.0);
-    all.dedup_by_key(|p| p.0);
+    let mut all: Vec<S> = parts.into_iter().flatten().collect();
+    all.sort_by_key(t);
+    all.dedup_by_key(|p| t(p));
     all
 }
 
@@ -249,6 +274,7 @@ mod tests {
                     v: 6.0,
                 },
             ],
+            start_timestamps: Vec::new(),
         })
         .unwrap();
         let all = [Matcher::new(MatchType::Equal, "job", "q").unwrap()];
@@ -298,6 +324,7 @@ mod tests {
                 t: 30,
                 v: 6.0,
             }],
+            start_timestamps: Vec::new(),
         })
         .unwrap();
         let q = Querier::new(&head, &blocks, i64::MIN, i64::MAX);

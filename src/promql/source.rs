@@ -21,7 +21,7 @@ pub struct RawSeries {
     pub labels: Labels,
     pub points: Vec<FPoint>,
     /// Each point's start timestamp (ms; 0 = unknown), aligned with `points`, or empty when
-    /// the storage keeps none (the shards do not store them yet).
+    /// the storage keeps none (shards keep them only with start-timestamp storage on).
     pub start_timestamps: Vec<i64>,
 }
 

@@ -67,8 +67,11 @@ impl ShardStorage {
             ends.push((req_tx, rep_rx));
             let path = dir.path().join(format!("shard-{i:03}"));
             let opts = ShardOptions {
+                // Test files give start timestamps (`@st` lines); the shards keep them as
+                // Prometheus's test storage does, with start-timestamp storage on.
                 head: HeadOptions {
                     reject_out_of_bounds: false,
+                    store_start_timestamps: true,
                     ..HeadOptions::default()
                 },
                 snapshot_on_shutdown: false,
@@ -147,7 +150,7 @@ impl ShardStorage {
 impl TestStorage for ShardStorage {
     type Source = Router;
 
-    /// Start timestamps are dropped: the shards do not store them yet.
+    /// Start timestamps go with their samples into the shards.
     async fn load(&mut self, series: Vec<LoadedSeries>) -> Result<(), String> {
         if self.cluster.is_none() {
             self.start().await?;
@@ -158,20 +161,20 @@ impl TestStorage for ShardStorage {
         let router = &c.router;
         let mut batches: Vec<AppendBatch> =
             (0..router.shards()).map(|_| Default::default()).collect();
-        let mut samples: Vec<Vec<(i64, BatchSample)>> = vec![Vec::new(); router.shards()];
-        for (labels, points, _start_timestamps) in series {
+        let mut samples: Vec<Vec<(BatchSample, i64)>> = vec![Vec::new(); router.shards()];
+        for (labels, points, start_timestamps) in series {
             let shard = router.shard_of(labels.hash());
             let b = &mut batches[shard];
             b.new_series.push(labels);
             let key = SeriesKey::New(b.new_series.len() as u32 - 1);
-            for p in points {
+            for (k, p) in points.into_iter().enumerate() {
                 samples[shard].push((
-                    p.t,
                     BatchSample {
                         series: key,
                         t: p.t,
                         v: p.f,
                     },
+                    start_timestamps.get(k).copied().unwrap_or(0),
                 ));
             }
         }
@@ -181,8 +184,11 @@ impl TestStorage for ShardStorage {
                 continue;
             }
             // In time order across series, as a scrape would write them.
-            s.sort_by_key(|(t, _)| *t);
-            b.samples = s.into_iter().map(|(_, s)| s).collect();
+            s.sort_by_key(|(s, _)| s.t);
+            if s.iter().any(|(_, st)| *st != 0) {
+                b.start_timestamps = s.iter().map(|(_, st)| *st).collect();
+            }
+            b.samples = s.into_iter().map(|(s, _)| s).collect();
             let expected = b.samples.len();
             pending.push((
                 shard,

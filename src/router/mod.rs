@@ -248,8 +248,7 @@ impl crate::promql::source::SeriesSource for Router {
             .map(|s| crate::promql::source::RawSeries {
                 labels: s.labels,
                 points: s.points,
-                // The shards store no start timestamps yet.
-                start_timestamps: Vec::new(),
+                start_timestamps: s.start_timestamps,
             })
             .collect())
     }

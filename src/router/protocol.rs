@@ -114,6 +114,9 @@ pub struct LatestSample {
 pub struct SelectedSeries {
     pub labels: Labels,
     pub points: Vec<FPoint>,
+    /// Each point's start timestamp (ms, 0 = none), aligned with `points`, or empty when
+    /// none has one (always so unless the shard stores start timestamps).
+    pub start_timestamps: Vec<i64>,
 }
 
 /// A shard's state for self-monitoring.

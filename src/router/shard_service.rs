@@ -292,8 +292,7 @@ async fn eval_leaf(shard: &Shard, q: &LeafQuery) -> Result<LeafResult, QueryErro
             .map(|s| RawSeries {
                 labels: s.labels,
                 points: s.points,
-                // The shards store no start timestamps yet.
-                start_timestamps: Vec::new(),
+                start_timestamps: s.start_timestamps,
             })
             .collect();
         series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
@@ -362,17 +361,19 @@ async fn merged_select(
             since_yield = (0, 0);
         }
         since_yield.0 += 1;
-        let points: Vec<FPoint> = q
-            .samples(&s)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(t, f)| FPoint { t, f })
-            .collect();
+        let samples = q.samples_with_starts(&s).map_err(|e| e.to_string())?;
+        let points: Vec<FPoint> = samples.iter().map(|&(t, f, _)| FPoint { t, f }).collect();
+        let start_timestamps = if samples.iter().any(|s| s.2 != 0) {
+            samples.iter().map(|s| s.2).collect()
+        } else {
+            Vec::new()
+        };
         since_yield.1 += points.len();
         if !points.is_empty() {
             out.push(SelectedSeries {
                 labels: s.labels,
                 points,
+                start_timestamps,
             });
         }
     }
@@ -511,7 +512,16 @@ async fn select(
         }
         let mut it = head.samples(r, mint, maxt).map_err(|e| e.to_string())?;
         let mut points = Vec::new();
+        // Filled only once a start timestamp shows up, then padded for the points before.
+        let mut start_timestamps = Vec::new();
         while let Some((t, f)) = it.next_checked().map_err(|e| e.to_string())? {
+            let st = it.start_timestamp();
+            if st != 0 && start_timestamps.is_empty() {
+                start_timestamps.resize(points.len(), 0);
+            }
+            if st != 0 || !start_timestamps.is_empty() {
+                start_timestamps.push(st);
+            }
             points.push(FPoint { t, f });
         }
         since_yield.1 += points.len();
@@ -519,7 +529,11 @@ async fn select(
             continue;
         }
         if let Some(labels) = head.series_labels(r) {
-            out.push(SelectedSeries { labels, points });
+            out.push(SelectedSeries {
+                labels,
+                points,
+                start_timestamps,
+            });
         }
     }
     Ok(out)

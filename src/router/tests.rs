@@ -123,6 +123,7 @@ fn appends_land_on_their_shards_and_fan_out_reads_merge() {
                 t: 20,
                 v: stale_nan(),
             }],
+            start_timestamps: Vec::new(),
         };
         let shard = router.shard_of(series[0].hash());
         let p = router.send_append(shard, stale).await.unwrap();
@@ -198,6 +199,7 @@ async fn append_histories(router: &Router, histories: &[(Labels, Vec<(i64, f64)>
                     v,
                 })
                 .collect(),
+            start_timestamps: Vec::new(),
         };
         let p = router.send_append(shard, batch).await.unwrap();
         let out = Router::appended(shard, p).await.unwrap();

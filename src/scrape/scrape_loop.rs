@@ -237,6 +237,7 @@ impl ScrapeLoop {
                 shards::head::AppendBatch {
                     new_series: Vec::new(),
                     samples: Vec::with_capacity(samples),
+                    start_timestamps: Vec::new(),
                 },
             );
             match self.router.send_append(shard, batch).await {

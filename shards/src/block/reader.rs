@@ -419,6 +419,7 @@ mod tests {
                     v: 1.0,
                 })
                 .collect(),
+            start_timestamps: Vec::new(),
         };
         head.append_unlogged(&batch).unwrap();
         use MatchType::*;

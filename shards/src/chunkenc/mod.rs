@@ -1,5 +1,6 @@
-//! Chunk encodings: the byte that names how a chunk is encoded, and the XOR (Gorilla) float
-//! chunk that every Prometheus reader understands.
+//! Chunk encodings: the byte that names how a chunk is encoded, the XOR (Gorilla) float
+//! chunk that every Prometheus reader understands, and Prometheus 3.x's XOR2 float chunk that
+//! also carries start timestamps.
 //!
 //! This module owns the in-memory and on-disk representation of one chunk's samples and
 //! nothing around it: it never does I/O, never decides when a chunk is cut (the head does)
@@ -9,10 +10,14 @@
 //! typed [`ChunkError`], it never panics.
 
 mod bstream;
+mod float;
 mod xor;
+mod xor2;
 
 pub use bstream::{BitReader, BitWriter};
+pub use float::{FloatChunk, FloatIterator};
 pub use xor::{XorChunk, XorIterator};
+pub use xor2::{Xor2Chunk, Xor2Iterator};
 
 use thiserror::Error;
 
@@ -25,7 +30,8 @@ pub enum Encoding {
     Xor = 1,
     Histogram = 2,
     FloatHistogram = 3,
-    /// Prometheus 3.x; not readable by 2.x, so promcore never writes it.
+    /// Prometheus 3.x, with optional start timestamps; not readable by 2.x, so promcore
+    /// writes it only while start-timestamp storage is on.
     Xor2 = 4,
     HistogramSt = 5,
     FloatHistogramSt = 6,

@@ -38,6 +38,9 @@ pub struct AppendBatch {
     /// Label sets the sender has no ref for; the outcome returns their refs in this order.
     pub new_series: Vec<Labels>,
     pub samples: Vec<BatchSample>,
+    /// Each sample's start timestamp (ms, 0 = none), aligned with `samples`, or empty when
+    /// the sender has none. Kept only by a head that stores start timestamps.
+    pub start_timestamps: Vec<i64>,
 }
 
 /// What happened to a batch, for the sender's cache and its per-scrape counters.
@@ -114,7 +117,13 @@ impl Head {
         }
         let min_valid = self.min_valid_time();
         p.samples.reserve(batch.samples.len());
-        for s in &batch.samples {
+        let keep_starts = self.opts.store_start_timestamps;
+        for (i, s) in batch.samples.iter().enumerate() {
+            let st = if keep_starts {
+                batch.start_timestamps.get(i).copied().unwrap_or(0)
+            } else {
+                0
+            };
             let r = match s.series {
                 SeriesKey::Ref(r) => r,
                 SeriesKey::New(i) => match p.outcome.series_refs.get(i as usize) {
@@ -147,6 +156,7 @@ impl Head {
                     series_ref: r,
                     t: s.t,
                     v: s.v,
+                    st,
                 }),
                 Appendable::Duplicate => p.outcome.duplicates_ignored += 1,
                 Appendable::No(why) => {
@@ -161,7 +171,7 @@ impl Head {
         }
         self.stats.unknown_series_refs += u64::from(p.outcome.unknown_refs);
         if !p.samples.is_empty() {
-            record::encode_samples(&p.samples, &mut p.samples_record);
+            record::encode_samples_for(&p.samples, keep_starts, &mut p.samples_record);
         }
         Ok(())
     }
@@ -176,7 +186,7 @@ impl Head {
         let mut outcome = std::mem::take(&mut p.outcome);
         let before = self.stats.clone();
         for s in &p.samples {
-            if self.append_sample(s.series_ref, s.t, s.v)? {
+            if self.append_sample(s.series_ref, s.st, s.t, s.v)? {
                 outcome.appended += 1;
             }
         }
@@ -219,6 +229,7 @@ mod tests {
                 .iter()
                 .map(|&(series, t, v)| BatchSample { series, t, v })
                 .collect(),
+            start_timestamps: Vec::new(),
         }
     }
 

@@ -16,7 +16,8 @@ pub struct HeadChunkView<'a> {
     /// First and last sample timestamps (closed).
     pub min_time: i64,
     pub max_time: i64,
-    /// XOR chunk bytes.
+    /// How `data` is encoded: XOR, or XOR2 for a series with start timestamps.
+    pub encoding: crate::chunkenc::Encoding,
     pub data: &'a [u8],
 }
 
@@ -48,10 +49,12 @@ impl Head {
         let views = out;
         for m in s.mmapped_chunks() {
             if m.max_time >= mint && m.min_time <= maxt {
+                let rec = self.chunks.chunk_record(m.chunk_ref)?;
                 views.push(HeadChunkView {
                     min_time: m.min_time,
                     max_time: m.max_time,
-                    data: self.chunks.chunk(m.chunk_ref)?,
+                    encoding: rec.encoding,
+                    data: rec.data,
                 });
             }
         }
@@ -60,6 +63,7 @@ impl Head {
                 views.push(HeadChunkView {
                     min_time: s.head_chunk_min_time,
                     max_time: last,
+                    encoding: c.encoding(),
                     data: c.bytes(),
                 });
             }
@@ -187,6 +191,7 @@ mod tests {
                     v: 2.0,
                 })
                 .collect(),
+            start_timestamps: Vec::new(),
         };
         head.append_unlogged(&b).unwrap();
         let mut refs = Vec::new();
@@ -228,6 +233,7 @@ mod tests {
                     v: 1.0,
                 },
             ],
+            start_timestamps: Vec::new(),
         };
         let out = head.append_unlogged(&b).unwrap();
         assert_eq!(

@@ -54,6 +54,11 @@ pub struct HeadOptions {
     /// order on purpose, as by the PromQL test runner, whose files load blocks of series
     /// one after another, each starting at time 0.
     pub reject_out_of_bounds: bool,
+    /// Keep the start timestamps samples are given (Prometheus 3.x's start-timestamp
+    /// storage): a series given one gets XOR2 chunks and its batches samples V2 WAL
+    /// records, neither readable by Prometheus 2.x. Off by default, so the head's files
+    /// stay 2.x-readable and start timestamps are dropped at append.
+    pub store_start_timestamps: bool,
 }
 
 impl Default for HeadOptions {
@@ -61,6 +66,7 @@ impl Default for HeadOptions {
         HeadOptions {
             chunk_range: DEFAULT_CHUNK_RANGE,
             reject_out_of_bounds: true,
+            store_start_timestamps: false,
         }
     }
 }
@@ -311,7 +317,9 @@ impl Head {
 
     /// Appends one in-order sample to a series and its chunks (already validated and
     /// logged). Writes a cut chunk to chunks_head. Returns false if it was refused.
-    fn append_sample(&mut self, r: u64, t: i64, v: f64) -> Result<bool, HeadError> {
+    /// Appends one sample with start timestamp `st` (0 = none; callers pass 0 unless the
+    /// head stores start timestamps).
+    fn append_sample(&mut self, r: u64, st: i64, t: i64, v: f64) -> Result<bool, HeadError> {
         let chunk_range = self.opts.chunk_range;
         let Some(s) = self.series_mut(r) else {
             self.stats.unknown_series_refs += 1;
@@ -328,7 +336,7 @@ impl Head {
                 return Ok(false);
             }
         }
-        let cut = s.append(t, v, chunk_range);
+        let cut = s.append(st, t, v, chunk_range);
         if let Some((min_time, chunk)) = cut {
             self.write_cut_chunk(r, min_time, &chunk)?;
         }
@@ -346,16 +354,12 @@ impl Head {
         &mut self,
         r: u64,
         min_time: i64,
-        chunk: &crate::chunkenc::XorChunk,
+        chunk: &crate::chunkenc::FloatChunk,
     ) -> Result<(), HeadError> {
         let max_time = chunk.last_time().unwrap_or(min_time);
-        let chunk_ref = self.chunks.write_chunk(
-            r,
-            min_time,
-            max_time,
-            crate::chunkenc::Encoding::Xor,
-            chunk.bytes(),
-        )?;
+        let chunk_ref =
+            self.chunks
+                .write_chunk(r, min_time, max_time, chunk.encoding(), chunk.bytes())?;
         self.stats.chunks_created += 1;
         if let Some(s) = self.series_mut(r) {
             s.push_mmapped(MmappedChunk {

@@ -1,7 +1,7 @@
 //! Reading the head: selecting series by matchers, their label names and values, and
 //! iterating a series' samples over its mmapped chunks and its open chunk.
 
-use crate::chunkenc::XorIterator;
+use crate::chunkenc::{Encoding, FloatIterator};
 use crate::index::matcher::Matcher;
 
 use super::{Head, HeadError};
@@ -47,12 +47,13 @@ impl Head {
         if let Some(s) = self.series(r) {
             for m in s.mmapped_chunks() {
                 if m.max_time >= mint && m.min_time <= maxt {
-                    chunks.push(self.chunks.chunk(m.chunk_ref)?);
+                    let rec = self.chunks.chunk_record(m.chunk_ref)?;
+                    chunks.push((rec.encoding, rec.data));
                 }
             }
             if let Some(c) = s.head_chunk() {
                 if c.last_time().is_some_and(|t| t >= mint) && s.head_chunk_min_time <= maxt {
-                    chunks.push(c.bytes());
+                    chunks.push((c.encoding(), c.bytes()));
                 }
             }
         }
@@ -71,9 +72,9 @@ impl Head {
 
 /// Iterates the samples of one series across its chunks, within `[mint, maxt]`.
 pub struct SeriesSamples<'a> {
-    chunks: Vec<&'a [u8]>,
+    chunks: Vec<(Encoding, &'a [u8])>,
     next_chunk: usize,
-    cur: Option<XorIterator<'a>>,
+    cur: Option<FloatIterator<'a>>,
     mint: i64,
     maxt: i64,
     series_ref: u64,
@@ -81,6 +82,22 @@ pub struct SeriesSamples<'a> {
 }
 
 impl SeriesSamples<'_> {
+    /// All remaining samples with their start timestamps (0 = none) as `(t, v, st)`, or the
+    /// corruption that stopped the iteration.
+    pub fn collect_checked_with_starts(mut self) -> Result<Vec<(i64, f64, i64)>, HeadError> {
+        let mut out = Vec::new();
+        while let Some((t, v)) = self.next_checked()? {
+            out.push((t, v, self.start_timestamp()));
+        }
+        Ok(out)
+    }
+
+    /// The start timestamp of the sample `next_checked` returned last (0 = none).
+    #[inline]
+    pub fn start_timestamp(&self) -> i64 {
+        self.cur.as_ref().map_or(0, |it| it.st())
+    }
+
     /// All remaining samples, or the corruption that stopped the iteration.
     pub fn collect_checked(mut self) -> Result<Vec<(i64, f64)>, HeadError> {
         let mut out = Vec::new();
@@ -122,11 +139,11 @@ impl SeriesSamples<'_> {
                 }
                 continue;
             }
-            let Some(c) = self.chunks.get(self.next_chunk) else {
+            let Some(&(enc, c)) = self.chunks.get(self.next_chunk) else {
                 return Ok(None);
             };
             self.next_chunk += 1;
-            self.cur = Some(XorIterator::new(c));
+            self.cur = Some(FloatIterator::new(enc, c));
         }
     }
 }

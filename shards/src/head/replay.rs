@@ -150,12 +150,16 @@ impl<'h> Replayer<'h> {
                 }
                 self.series_buf = buf;
             }
-            Some(record::SAMPLES) => {
+            Some(record::SAMPLES | record::SAMPLES_V2) => {
                 let mut buf = std::mem::take(&mut self.samples_buf);
                 buf.clear();
-                record::decode_samples(rec, &mut buf)?;
+                record::decode_any_samples(rec, &mut buf)?;
+                // Start timestamps in the WAL from a run that stored them are dropped when
+                // this head does not store them.
+                let keep_starts = self.head.opts.store_start_timestamps;
                 for s in &buf {
-                    self.sample(s.series_ref, s.t, s.v)?;
+                    let st = if keep_starts { s.st } else { 0 };
+                    self.sample(s.series_ref, st, s.t, s.v)?;
                 }
                 self.samples_buf = buf;
             }
@@ -181,7 +185,7 @@ impl<'h> Replayer<'h> {
         Ok(())
     }
 
-    fn sample(&mut self, r: u64, t: i64, v: f64) -> Result<(), HeadError> {
+    fn sample(&mut self, r: u64, st: i64, t: i64, v: f64) -> Result<(), HeadError> {
         let r = self.remap.get(&r).copied().unwrap_or(r);
         let Some(s) = self.head.series(r) else {
             self.stats.unknown_refs += 1;
@@ -191,7 +195,7 @@ impl<'h> Replayer<'h> {
             self.stats.samples_skipped += 1;
             return Ok(());
         }
-        if self.head.append_sample(r, t, v)? {
+        if self.head.append_sample(r, st, t, v)? {
             self.stats.samples += 1;
         }
         Ok(())

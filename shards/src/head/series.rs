@@ -6,7 +6,7 @@
 //! This file never does I/O itself: cutting a chunk hands the full chunk back to the caller,
 //! which writes it to chunks_head and records the ref with `push_mmapped`.
 
-use crate::chunkenc::XorChunk;
+use crate::chunkenc::FloatChunk;
 use crate::chunks_head::ChunkDiskRef;
 use crate::labels::symbols::SymbolId;
 
@@ -46,7 +46,7 @@ pub struct MemSeries {
     pub(crate) labels: Box<[(SymbolId, SymbolId)]>,
     pub(crate) mmapped: Vec<MmappedChunk>,
     /// The open chunk; `None` until the first sample (and never kept empty).
-    pub(crate) head_chunk: Option<XorChunk>,
+    pub(crate) head_chunk: Option<FloatChunk>,
     pub(crate) head_chunk_min_time: i64,
     /// When the open chunk must be cut (Prometheus's `nextAt`).
     next_at: i64,
@@ -75,7 +75,7 @@ impl MemSeries {
         &self.mmapped
     }
 
-    pub fn head_chunk(&self) -> Option<&XorChunk> {
+    pub fn head_chunk(&self) -> Option<&FloatChunk> {
         self.head_chunk.as_ref()
     }
 
@@ -117,13 +117,20 @@ impl MemSeries {
         }
     }
 
-    /// Appends an in-order sample (checked with `appendable` before). If the open chunk
-    /// had to be cut first, the full chunk is returned for the caller to write to
-    /// chunks_head; the caller then records it with `push_mmapped`.
-    pub fn append(&mut self, t: i64, v: f64, chunk_range: i64) -> Option<(i64, XorChunk)> {
+    /// Appends an in-order sample (checked with `appendable` before) with its start
+    /// timestamp `st` (0 = none; a chunk given one is XOR2). If the open chunk had to be cut
+    /// first, the full chunk is returned for the caller to write to chunks_head; the caller
+    /// then records it with `push_mmapped`.
+    pub fn append(
+        &mut self,
+        st: i64,
+        t: i64,
+        v: f64,
+        chunk_range: i64,
+    ) -> Option<(i64, FloatChunk)> {
         let mut cut = None;
         match self.head_chunk.as_mut() {
-            None => self.start_chunk(t, chunk_range),
+            None => self.start_chunk(st, t, chunk_range),
             Some(c) => {
                 let n = c.num_samples();
                 if n == SAMPLES_PER_CHUNK / 4 {
@@ -136,18 +143,18 @@ impl MemSeries {
                         .head_chunk
                         .take()
                         .map(|c| (self.head_chunk_min_time, c));
-                    self.start_chunk(t, chunk_range);
+                    self.start_chunk(st, t, chunk_range);
                 }
             }
         }
         if let Some(c) = self.head_chunk.as_mut() {
-            c.append(t, v);
+            c.append(st, t, v);
         }
         cut
     }
 
-    fn start_chunk(&mut self, t: i64, chunk_range: i64) {
-        self.head_chunk = Some(XorChunk::new());
+    fn start_chunk(&mut self, st: i64, t: i64, chunk_range: i64) {
+        self.head_chunk = Some(FloatChunk::new(st != 0));
         self.head_chunk_min_time = t;
         self.next_at = range_for_timestamp(t, chunk_range);
     }
@@ -159,7 +166,7 @@ impl MemSeries {
 
     /// Installs an open chunk restored from a snapshot. Like Prometheus, the next append
     /// cuts a new chunk, since the restored chunk's cut time is not part of the snapshot.
-    pub fn restore_head_chunk(&mut self, min_time: i64, chunk: XorChunk) {
+    pub fn restore_head_chunk(&mut self, min_time: i64, chunk: FloatChunk) {
         self.next_at = chunk.last_time().unwrap_or(min_time);
         self.head_chunk_min_time = min_time;
         self.head_chunk = Some(chunk);
@@ -219,7 +226,7 @@ mod tests {
         let mut sizes = Vec::new();
         // Start on a range boundary: 480 samples at 15 s fill the 2 h range.
         for i in 0..480 {
-            if let Some((_, c)) = s.append(i * 15_000, i as f64, RANGE) {
+            if let Some((_, c)) = s.append(0, i * 15_000, i as f64, RANGE) {
                 sizes.push(c.num_samples());
             }
         }
@@ -233,7 +240,7 @@ mod tests {
         let mut cut_at = Vec::new();
         for i in 0..100 {
             let t = RANGE - 50 * 1000 + i * 1000;
-            if let Some((min, c)) = s.append(t, 1.0, RANGE) {
+            if let Some((min, c)) = s.append(0, t, 1.0, RANGE) {
                 cut_at.push((min, c.last_time().unwrap()));
             }
         }
@@ -246,7 +253,7 @@ mod tests {
         // 1 ms apart: the time prediction alone would allow far more than 240.
         let mut first_cut = None;
         for i in 0..300 {
-            if let Some((_, c)) = s.append(i, 0.0, RANGE) {
+            if let Some((_, c)) = s.append(0, i, 0.0, RANGE) {
                 first_cut.get_or_insert(c.num_samples());
             }
         }
@@ -257,7 +264,7 @@ mod tests {
     fn appendable_rules() {
         let mut s = MemSeries::new(Box::new([]));
         assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Yes);
-        s.append(10, 1.0, RANGE);
+        s.append(0, 10, 1.0, RANGE);
         assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Duplicate);
         assert_eq!(
             s.appendable(10, 2.0, i64::MIN),
@@ -273,7 +280,7 @@ mod tests {
         );
         // NaN payloads are compared by bits: two different NaNs are different values.
         let stale = f64::from_bits(0x7ff0_0000_0000_0002);
-        s.append(20, stale, RANGE);
+        s.append(0, 20, stale, RANGE);
         assert_eq!(s.appendable(20, stale, i64::MIN), Appendable::Duplicate);
         assert_eq!(
             s.appendable(20, f64::NAN, i64::MIN),

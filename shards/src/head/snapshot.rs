@@ -23,7 +23,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::chunkenc::{Encoding, XorChunk};
+use crate::chunkenc::{Encoding, FloatChunk};
 use crate::encoding::{Decbuf, DecodeError, Encbuf};
 use smallvec::SmallVec;
 
@@ -55,7 +55,7 @@ pub struct SnapshotSeries<'a> {
     pub series_ref: u64,
     pub labels: LabelPairs<'a>,
     /// The open chunk: its min time and the chunk.
-    pub head_chunk: Option<(i64, XorChunk)>,
+    pub head_chunk: Option<(i64, FloatChunk)>,
 }
 
 /// The directory name of a snapshot covering the WAL up to `segment`/`offset`.
@@ -124,7 +124,7 @@ pub fn encode_series(head: &Head, r: u64, buf: &mut Vec<u8>) {
             e.put_uvarint(1);
             e.put_be_i64(s.head_chunk_min_time);
             e.put_be_i64(c.last_time().unwrap_or(s.head_chunk_min_time));
-            e.put_u8(Encoding::Xor as u8);
+            e.put_u8(c.encoding().as_u8());
             e.put_uvarint_bytes(c.bytes());
             for _ in 0..3 {
                 e.put_be_i64(0);
@@ -168,15 +168,18 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries<'_>, SnapshotError> {
             let mint = d.be_i64()?;
             let _maxt = d.be_i64()?;
             let enc = d.u8()?;
-            if enc != Encoding::Xor as u8 {
-                return Err(SnapshotError::Invalid(format!(
-                    "unsupported chunk encoding {enc}"
-                )));
-            }
+            let enc = match Encoding::from_u8(enc) {
+                Ok(e @ (Encoding::Xor | Encoding::Xor2)) => e,
+                _ => {
+                    return Err(SnapshotError::Invalid(format!(
+                        "unsupported chunk encoding {enc}"
+                    )))
+                }
+            };
             let bytes = d.uvarint_bytes()?.to_vec();
             d.skip(3 * 16 + 16)?;
-            let chunk =
-                XorChunk::from_bytes(bytes).map_err(|e| SnapshotError::Invalid(e.to_string()))?;
+            let chunk = FloatChunk::from_bytes(enc, bytes)
+                .map_err(|e| SnapshotError::Invalid(e.to_string()))?;
             Some((mint, chunk))
         }
         other => {
@@ -279,6 +282,7 @@ mod tests {
                     v: stale,
                 },
             ],
+            start_timestamps: Vec::new(),
         };
         let mut p = Prepared::default();
         head.prepare(&b, &mut p).unwrap();

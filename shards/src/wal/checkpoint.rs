@@ -146,16 +146,21 @@ impl<F: SegmentFs> Checkpointer<F> {
                         record::encode_series(&self.series, &mut self.buf);
                     }
                 }
-                Some(record::SAMPLES) => {
+                Some(t @ (record::SAMPLES | record::SAMPLES_V2)) => {
                     self.samples.clear();
-                    record::decode_samples(rec, &mut self.samples)?;
+                    record::decode_any_samples(rec, &mut self.samples)?;
                     let before = self.samples.len();
                     let mint = self.mint;
                     self.samples.retain(|s| s.t >= mint && keep(s.series_ref));
                     self.stats.samples_dropped += (before - self.samples.len()) as u64;
                     self.stats.samples_kept += self.samples.len() as u64;
                     if !self.samples.is_empty() {
-                        record::encode_samples(&self.samples, &mut self.buf);
+                        // A V2 record stays V2 (start timestamps were being stored).
+                        record::encode_samples_for(
+                            &self.samples,
+                            t == record::SAMPLES_V2,
+                            &mut self.buf,
+                        );
                     }
                 }
                 Some(record::TOMBSTONES) => {

@@ -156,7 +156,12 @@ mod tests {
         );
         let off = append_record(&mut seg, 0, &rec, 0);
         rec.clear();
-        let s = |series_ref, t, v| RefSample { series_ref, t, v };
+        let s = |series_ref, t, v| RefSample {
+            series_ref,
+            t,
+            v,
+            st: 0,
+        };
         encode_samples(
             &[s(5, 1000, 0.0), s(5, 1010, 1.0), s(3, 1020, 2.0)],
             &mut rec,

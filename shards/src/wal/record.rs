@@ -16,7 +16,17 @@
 //!                                                       t-base_t varint, value f64 bits u64 } ]
 //!                 (no samples: the type byte alone; the deltas are SIGNED varints)
 //! tombstones (3): repeated { ref u64, mint varint, maxt varint }, one entry per interval
+//! samples V2 (11), Prometheus 3.x's record with start timestamps (`st`, 0 = none):
+//!                 [ first: { ref varint, t varint, st varint, value f64 bits u64 },
+//!                   then each further sample: { ref-prev_ref varint, t-first_t varint,
+//!                     st marker u8, [st-first_st varint if marker = 2], value u64 } ]
+//!                 st marker: 0 = no start timestamp, 1 = same as the previous sample's,
+//!                 2 = explicit (the delta to the first sample's st follows)
 //! ```
+//!
+//! A samples V2 record is written only when the head stores start timestamps (off by
+//! default) and a sample of the batch has one: otherwise the WAL stays readable by
+//! Prometheus 2.x, which skips type 11 as an unknown record and would lose those samples.
 
 use super::WalError;
 use crate::encoding::{Decbuf, DecodeError, Encbuf};
@@ -33,7 +43,7 @@ pub const HISTOGRAM_SAMPLES: u8 = 7;
 pub const FLOAT_HISTOGRAM_SAMPLES: u8 = 8;
 pub const CUSTOM_BUCKETS_HISTOGRAM_SAMPLES: u8 = 9;
 pub const CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES: u8 = 10;
-/// Prometheus 3.x with start timestamps; 2.x cannot read them and neither do we.
+/// Prometheus 3.x with start timestamps; 2.x cannot read them.
 pub const SAMPLES_V2: u8 = 11;
 pub const HISTOGRAM_SAMPLES_V2: u8 = 12;
 pub const FLOAT_HISTOGRAM_SAMPLES_V2: u8 = 13;
@@ -46,12 +56,14 @@ pub struct RefSeries {
 }
 
 /// One float sample of the series `series_ref`. Values are kept bit-exact (stale markers are
-/// the NaN `0x7ff0000000000002`).
+/// the NaN `0x7ff0000000000002`). `st` is its start timestamp, 0 when it has none (a samples
+/// record (2) never carries one).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RefSample {
     pub series_ref: u64,
     pub t: i64,
     pub v: f64,
+    pub st: i64,
 }
 
 /// Deleted time ranges of one series; intervals are closed `[mint, maxt]`.
@@ -111,6 +123,104 @@ pub fn encode_samples(samples: &[RefSample], buf: &mut Vec<u8>) {
         e.put_varint((s.series_ref as i64).wrapping_sub(base_ref));
         e.put_varint(s.t.wrapping_sub(first.t));
         e.put_be_u64(s.v.to_bits());
+    }
+}
+
+/// The start-timestamp markers of a samples V2 record.
+const NO_ST: u8 = 0;
+const SAME_ST: u8 = 1;
+const EXPLICIT_ST: u8 = 2;
+
+/// Appends one samples V2 record (type 11), keeping every sample's start timestamp.
+pub fn encode_samples_v2(samples: &[RefSample], buf: &mut Vec<u8>) {
+    // Worst case per sample: two 10-byte varints, the marker, a varint and the value.
+    buf.reserve(1 + samples.len() * 39);
+    let mut e = Encbuf::new(buf);
+    e.put_u8(SAMPLES_V2);
+    let Some(first) = samples.first() else {
+        return;
+    };
+    e.put_varint(first.series_ref as i64);
+    e.put_varint(first.t);
+    e.put_varint(first.st);
+    e.put_be_u64(first.v.to_bits());
+    for w in samples.windows(2) {
+        let (prev, s) = (&w[0], &w[1]);
+        e.put_varint((s.series_ref as i64).wrapping_sub(prev.series_ref as i64));
+        e.put_varint(s.t.wrapping_sub(first.t));
+        // Zero is tested first: a sample without a start timestamp after one without is
+        // "none", not "same".
+        if s.st == 0 {
+            e.put_u8(NO_ST);
+        } else if s.st == prev.st {
+            e.put_u8(SAME_ST);
+        } else {
+            e.put_u8(EXPLICIT_ST);
+            e.put_varint(s.st.wrapping_sub(first.st));
+        }
+        e.put_be_u64(s.v.to_bits());
+    }
+}
+
+/// Appends the samples of a samples V2 record to `out`.
+pub fn decode_samples_v2(rec: &[u8], out: &mut Vec<RefSample>) -> Result<(), WalError> {
+    let mut d = body(rec, SAMPLES_V2)?;
+    if d.is_empty() {
+        return Ok(());
+    }
+    let bad = |e: DecodeError| bad_record("samples v2", e);
+    let first_ref = d.varint().map_err(bad)?;
+    let first_t = d.varint().map_err(bad)?;
+    let first_st = d.varint().map_err(bad)?;
+    let v = d.be_u64().map_err(bad)?;
+    let mut prev = RefSample {
+        series_ref: first_ref as u64,
+        t: first_t,
+        v: f64::from_bits(v),
+        st: first_st,
+    };
+    out.reserve(d.remaining() / 11);
+    out.push(prev);
+    while !d.is_empty() {
+        let dref = d.varint().map_err(bad)?;
+        let dt = d.varint().map_err(bad)?;
+        let st = match d.u8().map_err(bad)? {
+            NO_ST => 0,
+            SAME_ST => prev.st,
+            EXPLICIT_ST => first_st.wrapping_add(d.varint().map_err(bad)?),
+            other => {
+                return Err(WalError::BadRecord(format!(
+                    "samples v2 record: unknown start timestamp marker {other}"
+                )))
+            }
+        };
+        let v = d.be_u64().map_err(bad)?;
+        prev = RefSample {
+            series_ref: (prev.series_ref as i64).wrapping_add(dref) as u64,
+            t: first_t.wrapping_add(dt),
+            v: f64::from_bits(v),
+            st,
+        };
+        out.push(prev);
+    }
+    Ok(())
+}
+
+/// Appends the samples of a samples record of either version (2 or 11) to `out`.
+pub fn decode_any_samples(rec: &[u8], out: &mut Vec<RefSample>) -> Result<(), WalError> {
+    match record_type(rec) {
+        Some(SAMPLES_V2) => decode_samples_v2(rec, out),
+        _ => decode_samples(rec, out),
+    }
+}
+
+/// Appends a samples record: V2 when `keep_starts` and a sample has a start timestamp,
+/// the 2.x-readable V1 otherwise.
+pub fn encode_samples_for(samples: &[RefSample], keep_starts: bool, buf: &mut Vec<u8>) {
+    if keep_starts && samples.iter().any(|s| s.st != 0) {
+        encode_samples_v2(samples, buf);
+    } else {
+        encode_samples(samples, buf);
     }
 }
 
@@ -180,6 +290,7 @@ pub fn decode_samples(rec: &[u8], out: &mut Vec<RefSample>) -> Result<(), WalErr
             series_ref: base_ref.wrapping_add(dref) as u64,
             t: base_t.wrapping_add(dt),
             v: f64::from_bits(v),
+            st: 0,
         });
     }
     Ok(())
@@ -248,6 +359,7 @@ mod tests {
                 series_ref: r,
                 t,
                 v: f64::from_bits(v),
+                st: 0,
             }),
             0..200,
         )
@@ -274,9 +386,33 @@ mod tests {
         fn samples_round_trip(samples in samples_strategy()) {
             let mut buf = Vec::new();
             encode_samples(&samples, &mut buf);
-            let mut out = vec![RefSample { series_ref: 1, t: 2, v: 3.0 }];
+            let mut out = vec![RefSample { series_ref: 1, t: 2, v: 3.0, st: 0 }];
             decode_samples(&buf, &mut out).unwrap();
             prop_assert_eq!(bits(&out[1..]), bits(&samples));
+        }
+
+        #[test]
+        fn samples_v2_round_trip(
+            samples in prop::collection::vec(
+                (0u64..8, any::<i64>(), any::<u64>(),
+                 prop_oneof![Just(0i64), Just(5i64), any::<i64>()]),
+                0..200,
+            )
+        ) {
+            // Starts absent, repeated and arbitrary, so every marker is exercised.
+            let samples: Vec<RefSample> = samples
+                .into_iter()
+                .map(|(series_ref, t, v, st)| RefSample { series_ref, t, v: f64::from_bits(v), st })
+                .collect();
+            let mut buf = Vec::new();
+            encode_samples_v2(&samples, &mut buf);
+            prop_assert_eq!(record_type(&buf), Some(SAMPLES_V2));
+            let mut out = vec![RefSample { series_ref: 1, t: 2, v: 3.0, st: 4 }];
+            decode_any_samples(&buf, &mut out).unwrap();
+            let with_st = |s: &[RefSample]| -> Vec<(u64, i64, u64, i64)> {
+                s.iter().map(|s| (s.series_ref, s.t, s.v.to_bits(), s.st)).collect()
+            };
+            prop_assert_eq!(with_st(&out[1..]), with_st(&samples));
         }
 
         #[test]
@@ -342,7 +478,12 @@ mod tests {
         assert_eq!(buf, want);
 
         buf.clear();
-        let s = |series_ref, t, v| RefSample { series_ref, t, v };
+        let s = |series_ref, t, v| RefSample {
+            series_ref,
+            t,
+            v,
+            st: 0,
+        };
         encode_samples(
             &[s(5, 1000, 0.0), s(5, 1010, 1.0), s(3, 1020, 2.0)],
             &mut buf,
@@ -373,6 +514,7 @@ mod tests {
                 series_ref: 1,
                 t: -5,
                 v: stale,
+                st: 0,
             }],
             &mut buf,
         );

@@ -635,6 +635,7 @@ mod promtool_tests {
                             } else {
                                 (i as i64 * round) as f64
                             },
+                            st: 0,
                         })
                         .collect();
                     encode_samples(&samples, &mut buf);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use shards::block::{BlockChunk, BlockMeta, BlockWriter, NewBlock};
-use shards::chunkenc::{Encoding, XorChunk};
+use shards::chunkenc::{Encoding, FloatChunk, XorChunk};
 use shards::head::series::MemSeries;
 use shards::labels::Labels;
 
@@ -96,8 +96,8 @@ pub fn cut_chunks(samples: &[(i64, f64)]) -> Vec<(i64, XorChunk)> {
     let mut s = MemSeries::new(Box::new([]));
     let mut out = Vec::new();
     for &(t, v) in samples {
-        if let Some(c) = s.append(t, v, 2 * 3600 * 1000) {
-            out.push(c);
+        if let Some((min_time, FloatChunk::Xor(c))) = s.append(0, t, v, 2 * 3600 * 1000) {
+            out.push((min_time, c));
         }
     }
     if let Some(c) = s.head_chunk() {
