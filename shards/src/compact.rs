@@ -551,4 +551,26 @@ mod tests {
         assert!(matches!(&got[..], [ChunkSource::Reencoded(20, 20, _)]));
         assert!(block_chunks(&[v], &[(0, 100)], 0, 99).is_empty());
     }
+
+    #[test]
+    fn xor2_chunks_become_xor_in_blocks() {
+        let mut a = crate::chunkenc::Xor2Chunk::new();
+        for t in [10, 20, 30] {
+            a.append(t - 5, t, t as f64);
+        }
+        let v = HeadChunkView {
+            min_time: 10,
+            max_time: 30,
+            data: a.bytes(),
+            encoding: Encoding::Xor2,
+        };
+        let got = block_chunks(&[v], &[], 0, 99);
+        let [ChunkSource::Reencoded(10, 30, c)] = &got[..] else {
+            panic!("an XOR2 chunk is never copied whole")
+        };
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            [(10, 10.0), (20, 20.0), (30, 30.0)]
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The reference test: a shard directory written by this crate (WAL, chunks_head, and after
 //! a clean close a snapshot) is opened by Prometheus 2.42 itself (Debian's `prometheus`), and
 //! Prometheus's HTTP API must return exactly the series, timestamps and values appended —
-//! special floats bit for bit, stale markers acting as stale markers.
+//! special floats bit for bit, stale markers acting as stale markers. The batches carry start
+//! timestamps, which a shard without start-timestamp storage (the default) drops.
 //!
 //! Needs the `prometheus` binary on PATH (`.ci/run` installs it).
 
@@ -76,6 +77,9 @@ async fn write_shard(dir: &Path, t0: i64, clean_close: bool) -> (Expected, i64) 
                 t,
                 v: f64::from_bits(bits),
             });
+            // Every sample comes with a start timestamp, which the shard (start-timestamp
+            // storage off, the default) must drop, keeping its files 2.42-readable.
+            batch.start_timestamps.push(t0 - 1000);
             expected
                 .entry(series[idx].to_string())
                 .or_default()

@@ -38,7 +38,9 @@
 //! ```
 //!
 //! Values xor against the last value that was not a staleness marker, so a stale sample
-//! never costs the series its window.
+//! never costs the series its window. The encoder keeps the previous window only while a
+//! new one would not save more than its own cost (12 bits in field A, 11 in field B), as
+//! Prometheus's does; readers do not depend on that choice.
 
 use super::bstream::{BitReader, BitWriter};
 use super::ChunkError;
@@ -332,7 +334,7 @@ fn write_joint(
             return;
         }
         w.write_bits(0b10, 2);
-        write_window(w, x, leading, trailing, (0, 1), (1, 1));
+        write_window(w, x, leading, trailing, (0, 1), (1, 1), 11);
         return;
     }
     let d = dod as u64;
@@ -364,11 +366,12 @@ fn write_value_a(
         w.write_bits(0, 1);
         return;
     }
-    write_window(w, x, leading, trailing, (0b10, 2), (0b110, 3));
+    write_window(w, x, leading, trailing, (0b10, 2), (0b110, 3), 12);
 }
 
 /// A non-zero xor in the previous window (after control `reuse`) or in a new one (after
-/// control `open`); controls are (bits, width).
+/// control `open`); controls are (bits, width). The previous window is kept unless a new
+/// one saves more than `new_cost` bits.
 fn write_window(
     w: &mut BitWriter<'_>,
     x: u64,
@@ -376,10 +379,14 @@ fn write_window(
     trailing: &mut u8,
     reuse: (u64, u32),
     open: (u64, u32),
+    new_cost: u32,
 ) {
     let lz = (x.leading_zeros() as u8).min(31);
     let tz = x.trailing_zeros() as u8;
-    if *leading != LEADING_UNSET && lz >= *leading && tz >= *trailing {
+    let fits = *leading != LEADING_UNSET && lz >= *leading && tz >= *trailing;
+    if fits
+        && u32::from(lz) + u32::from(tz) <= u32::from(*leading) + u32::from(*trailing) + new_cost
+    {
         let sig = 64 - u32::from(*leading) - u32::from(*trailing);
         w.write_bits(reuse.0, reuse.1);
         w.write_bits(x >> *trailing, sig);
@@ -442,7 +449,9 @@ impl<'a> Xor2Iterator<'a> {
             st_diff: 0,
             v_bits: 0,
             baseline: 0,
-            leading: LEADING_UNSET,
+            // A 0/0 window until one is opened, as Prometheus's reader starts; an appender
+            // restored from these bytes continues from it just as Prometheus's does.
+            leading: 0,
             trailing: 0,
             err,
         }
@@ -574,11 +583,6 @@ impl<'a> Xor2Iterator<'a> {
     }
 
     fn read_window_bits(&mut self) -> Result<(), Fail> {
-        if self.leading == LEADING_UNSET {
-            // Prometheus's reader starts with a 0/0 window; decode a premature reuse alike.
-            self.leading = 0;
-            self.trailing = 0;
-        }
         let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
         let bits = self.read_bits(sig)?;
         self.v_bits = self.baseline ^ (bits << self.trailing);
@@ -772,6 +776,54 @@ mod tests {
         }
     }
 
+    /// Chunk sizes Prometheus's own test (`TestXOR2WindowSelection`, the cases without
+    /// timestamp jitter) pins for its encoder: 120 samples at 15 s, start timestamps moving
+    /// every 60 samples or absent, appending resumed from the bytes after sample 5.
+    #[test]
+    fn sizes_match_prometheus_for_its_window_cases() {
+        let sign = |i: i64| {
+            let v = 1e9 + i as f64;
+            if i == 2 {
+                -v
+            } else {
+                v
+            }
+        };
+        let zero = |i: i64| {
+            if i == 2 {
+                0.0
+            } else {
+                1000.0 + i as f64 * 0.125
+            }
+        };
+        type Values<'a> = &'a dyn Fn(i64) -> f64;
+        let cases: [(&str, Values, bool, usize); 4] = [
+            ("sign-excursion", &sign, false, 225),
+            ("sign-excursion", &sign, true, 408),
+            ("zero-excursion", &zero, false, 175),
+            ("zero-excursion", &zero, true, 358),
+        ];
+        for (name, value, with_st, want) in cases {
+            let s: Vec<Sample> = (0..120)
+                .map(|i| {
+                    let st = if with_st {
+                        1_699_999_990_000 + (i / 60) * 900_000
+                    } else {
+                        0
+                    };
+                    (st, 1_700_000_000_000 + i * 15_000, value(i).to_bits())
+                })
+                .collect();
+            let mut c = encode(&s[..5]);
+            c = Xor2Chunk::from_bytes(c.bytes().to_vec()).unwrap();
+            for &(st, t, v) in &s[5..] {
+                c.append(st, t, f64::from_bits(v));
+            }
+            assert_eq!(c.bytes().len(), want, "{name} st={with_st}");
+            assert_eq!(decode(c.bytes()), s, "{name} st={with_st}");
+        }
+    }
+
     fn samples() -> impl Strategy<Value = Vec<Sample>> {
         let delta = prop_oneof![
             1i64..=30,
@@ -803,7 +855,7 @@ mod tests {
                     let st = match st {
                         None => 0,
                         Some(-1) => 1_000,
-                        Some(x) if x < 100 => t - x,
+                        Some(x) if x < 100 => t.wrapping_sub(x),
                         Some(x) => x,
                     };
                     out.push((st, t, v));

@@ -55,9 +55,13 @@ pub struct HeadOptions {
     /// one after another, each starting at time 0.
     pub reject_out_of_bounds: bool,
     /// Keep the start timestamps samples are given (Prometheus 3.x's start-timestamp
-    /// storage): a series given one gets XOR2 chunks and its batches samples V2 WAL
-    /// records, neither readable by Prometheus 2.x. Off by default, so the head's files
-    /// stay 2.x-readable and start timestamps are dropped at append.
+    /// storage, `--enable-feature=st-storage` there): a series given one gets XOR2 chunks
+    /// and its batches samples V2 WAL records, neither readable by Prometheus 2.x. Unlike
+    /// Prometheus, which then writes every float chunk as XOR2, series without start
+    /// timestamps keep XOR chunks and V1 records, and blocks always get XOR (start
+    /// timestamps are dropped at head compaction), so only what needs them is unreadable
+    /// by 2.x. Off by default: the head's files stay 2.x-readable and start timestamps are
+    /// dropped at append.
     pub store_start_timestamps: bool,
 }
 
