@@ -150,9 +150,9 @@ impl<'a> Querier<'a> {
         Ok(merge(parts, |p| p.0))
     }
 
-    /// Sorted label names of the series matching `matchers` in the range; with no matcher,
-    /// of every series in the head and the range's blocks (read from their indexes' label
-    /// tables, no series visited).
+    /// Sorted label names of the series matching `matchers` in the head and the blocks
+    /// overlapping the range (Prometheus does not look at chunk times here); with no
+    /// matcher, read from the indexes' label tables, no series visited.
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, QueryError> {
         let mut names = std::collections::BTreeSet::new();
         if matchers.is_empty() {
@@ -162,14 +162,17 @@ impl<'a> Querier<'a> {
             }
             return Ok(names.into_iter().collect());
         }
-        for s in self.select(matchers)? {
-            names.extend(s.labels.iter().map(|l| l.name.clone()));
+        // As Prometheus's block and head index readers answer it: the series the matchers
+        // select in each overlapping block and in the head, whatever their chunks' times.
+        for b in &self.blocks {
+            names.extend(b.index().label_names_for(&b.select(matchers)?)?);
         }
+        names.extend(self.head.label_names(matchers));
         Ok(names.into_iter().collect())
     }
 
-    /// Sorted values of label `name` among the series matching `matchers` in the range; with
-    /// no matcher, over every series in the head and the range's blocks.
+    /// Sorted values of label `name` among the series matching `matchers` in the head and the
+    /// blocks overlapping the range; with no matcher, from the label tables.
     pub fn label_values(
         &self,
         name: &str,
@@ -183,11 +186,10 @@ impl<'a> Querier<'a> {
             }
             return Ok(values.into_iter().collect());
         }
-        for s in self.select(matchers)? {
-            if let Some(v) = s.labels.get(name) {
-                values.insert(v.to_string());
-            }
+        for b in &self.blocks {
+            values.extend(b.index().label_values_for(name, &b.select(matchers)?)?);
         }
+        values.extend(self.head.label_values(name, matchers));
         Ok(values.into_iter().collect())
     }
 }
@@ -298,10 +300,15 @@ mod tests {
                 ("c".into(), vec![(30, 6.0)]),
             ]
         );
-        // A narrower range leaves out blocks and series outside it.
+        // A narrower range leaves out samples outside it; label values, as Prometheus's
+        // index readers give them, come from every overlapping block and the head whole.
         let q = Querier::new(&head, &blocks, 12, 25);
         let names: Vec<String> = q.label_values("__name__", &all).unwrap();
-        assert_eq!(names, ["a"]);
+        assert_eq!(names, ["a", "b", "c"]);
+        let q = Querier::new(&head, &blocks, 21, 25);
+        let names: Vec<String> = q.label_values("__name__", &all).unwrap();
+        assert_eq!(names, ["a", "c"]);
+        let q = Querier::new(&head, &blocks, 12, 25);
         let a = q.select(&all).unwrap();
         assert_eq!(q.samples(&a[0]).unwrap(), [(15, 3.0), (20, 4.0)]);
         assert_eq!(q.label_names(&all).unwrap(), ["__name__", "job"]);

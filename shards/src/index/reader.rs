@@ -23,7 +23,7 @@ use memmap2::Mmap;
 use crate::block::BlockError;
 use crate::encoding::{crc32c, Decbuf, DecodeError};
 use crate::index::matcher::{MatchType, Matcher};
-use crate::index::postings::{difference_in_place, intersect, union};
+use crate::index::postings::{difference_in_place, intersect, intersects, union};
 use crate::index::writer::{ChunkMeta, Toc, INDEX_VERSION_2, MAGIC_INDEX, TOC_LEN};
 use crate::labels::{Label, Labels};
 
@@ -356,28 +356,62 @@ impl IndexReader {
             .collect()
     }
 
+    /// Values of label `name` held by at least one of `refs` (ascending), sorted. As
+    /// Prometheus does, each value's postings list is intersected with `refs` rather than
+    /// every series decoded: value lists are short, series many.
+    pub fn label_values_for(&self, name: &str, refs: &[u32]) -> Result<Vec<String>, BlockError> {
+        let Some(values) = self.values_of(name) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        if refs.is_empty() {
+            return Ok(out);
+        }
+        for e in values {
+            if intersects(&self.postings_at(e.postings_off)?, refs) {
+                out.push(self.string_at(e.value_off)?.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Label names of the series `refs`, sorted.
+    pub fn label_names_for(&self, refs: &[u32]) -> Result<Vec<String>, BlockError> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut chunks = Vec::new();
+        for &r in refs {
+            for l in self.series(r, &mut chunks)?.iter() {
+                if !names.contains(l.name.as_str()) {
+                    names.insert(l.name.clone());
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
     /// The labels and chunk metas of series `r` (its offset / 16), CRC checked.
     pub fn series(&self, r: u32, chunks: &mut Vec<ChunkMeta>) -> Result<Labels, BlockError> {
         chunks.clear();
         let off = u64::from(r) * 16;
-        let what = format!("series {r}");
+        // The error context is formatted only on failure: this runs once per selected series.
+        let what = || format!("series {r}");
         let start = usize::try_from(off).unwrap_or(usize::MAX);
         let rest = self
             .b
             .get(start..)
             .filter(|_| off >= self.toc.series)
-            .ok_or_else(|| self.corrupt(format!("{what}: offset {off} outside the file")))?;
+            .ok_or_else(|| self.corrupt(format!("{}: offset {off} outside the file", what())))?;
         let mut d = Decbuf::new(rest);
-        let body = d.uvarint_bytes().map_err(|e| self.dec_err(&what, e))?;
-        let crc = d.bytes(4).map_err(|e| self.dec_err(&what, e))?;
+        let body = d.uvarint_bytes().map_err(|e| self.dec_err(&what(), e))?;
+        let crc = d.bytes(4).map_err(|e| self.dec_err(&what(), e))?;
         if crc32c(body).to_be_bytes() != crc {
-            return Err(self.corrupt(format!("{what}: checksum mismatch")));
+            return Err(self.corrupt(format!("{}: checksum mismatch", what())));
         }
         let mut d = Decbuf::new(body);
-        let de = |e| self.dec_err(&what, e);
+        let de = |e| self.dec_err(&what(), e);
         let n = d.uvarint().map_err(de)?;
         if n as usize > body.len() {
-            return Err(self.corrupt(format!("{what}: {n} labels in {} bytes", body.len())));
+            return Err(self.corrupt(format!("{}: {n} labels in {} bytes", what(), body.len())));
         }
         let mut labels = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -386,10 +420,10 @@ impl IndexReader {
             labels.push(Label::new(name, value));
         }
         let labels = Labels::from_sorted_unchecked(labels)
-            .map_err(|e| self.corrupt(format!("{what}: labels: {e}")))?;
+            .map_err(|e| self.corrupt(format!("{}: labels: {e}", what())))?;
         let k = d.uvarint().map_err(de)?;
         if k as usize > body.len() {
-            return Err(self.corrupt(format!("{what}: {k} chunks in {} bytes", body.len())));
+            return Err(self.corrupt(format!("{}: {k} chunks in {} bytes", what(), body.len())));
         }
         let mut prev: Option<ChunkMeta> = None;
         for _ in 0..k {
@@ -417,7 +451,7 @@ impl IndexReader {
                 }
             };
             if c.max_time < c.min_time {
-                return Err(self.corrupt(format!("{what}: chunk with maxt before mint")));
+                return Err(self.corrupt(format!("{}: chunk with maxt before mint", what())));
             }
             chunks.push(c);
             prev = Some(c);
