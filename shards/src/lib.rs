@@ -4,12 +4,15 @@
 //! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
 //! series and samples, selects series by label matchers, and reads samples back.
 
+pub mod backup;
 pub mod block;
 pub mod block_compaction;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod compact;
+pub mod crash_point;
 pub mod data_dir;
+pub mod deletion;
 pub mod encoding;
 pub mod head;
 pub mod index;
