@@ -4,7 +4,7 @@
 //! snapshot behind.
 //!
 //! Start-up order (Prometheus's, section 9.7 of the TSDB notes):
-//! 0. open the blocks (removing interrupted block writes; unreadable blocks are reported and
+//! 0. open the blocks (removing interrupted block writes and WAL checkpoints; unreadable blocks are reported and
 //!    skipped); nothing older than the newest block's max time is loaded into the head;
 //! 1. map chunks_head (corrupt files are removed and reported);
 //! 2. load the newest `chunk_snapshot.S.O` when chunks_head was intact and no WAL checkpoint
@@ -191,6 +191,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             Ok((head, report))
         };
         let (mut head, chunks_report) = open_head()?;
+        wal::remove_unfinished_checkpoints(&wal_dir)?;
         let checkpoint = wal::last_checkpoint(&wal_dir)?;
         let mut snapshot_used = None;
         let mut start = (0u64, 0u64);
