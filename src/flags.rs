@@ -75,6 +75,16 @@ pub struct Flags {
     pub retention_time: Duration,
     /// Zero: no size-based retention.
     pub retention_size: ByteSize,
+    /// Whether `--storage.tsdb.retention.time` was given: without it and with a size limit,
+    /// Prometheus keeps no time limit (and derives the max block duration accordingly).
+    pub retention_time_set: bool,
+    /// `--storage.tsdb.min-block-duration`: the head's block range.
+    pub min_block_duration: Duration,
+    /// `--storage.tsdb.max-block-duration`; `None`: derived from the retention
+    /// (`max_block_duration()`).
+    pub max_block_duration: Option<Duration>,
+    /// `/api/v1/admin/*` answer `unavailable` unless set.
+    pub web_enable_admin_api: bool,
     pub query_timeout: Duration,
     /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
     pub query_lookback_delta: Duration,
@@ -112,6 +122,10 @@ impl Default for Flags {
             web_cors_origin: ".*".to_string(),
             retention_time: Duration::from_secs(15 * DAY),
             retention_size: ByteSize(0),
+            retention_time_set: false,
+            min_block_duration: Duration::from_secs(2 * 60 * MINUTE),
+            max_block_duration: None,
+            web_enable_admin_api: false,
             query_timeout: Duration::from_secs(2 * MINUTE),
             query_lookback_delta: Duration::from_secs(5 * MINUTE),
             query_max_samples: 50_000_000,
@@ -135,6 +149,12 @@ pub const USAGE: &str = "usage: promcore [flags]
   --storage.tsdb.retention.size=BYTES
                                 most bytes of blocks to keep, e.g. 512MB, 100GB
                                 (default 0: no size limit)
+  --storage.tsdb.min-block-duration=DURATION
+                                time range of a block cut from the head (default 2h;
+                                lower it only for tests)
+  --storage.tsdb.max-block-duration=DURATION
+                                longest block that compaction merges up to (default: a
+                                tenth of the retention time, at most 31d)
   --[no-]storage.tsdb.snapshot-on-shutdown
                                 write a head snapshot on clean shutdown (default on)
   --shards=N                    storage shards, one pinned core each (default: one per core);
@@ -147,6 +167,8 @@ pub const USAGE: &str = "usage: promcore [flags]
                                 path)
   --web.cors.origin=REGEX       origins allowed to read the API from a browser (CORS),
                                 an anchored regex (default .*: any origin)
+  --[no-]web.enable-admin-api   serve /api/v1/admin/tsdb/* (delete_series, clean_tombstones,
+                                snapshot) (default off)
   --[no-]web.enable-lifecycle   allow shutdown and reload over HTTP (/-/quit, /-/reload)
                                 (default off)
   --web.max-connections=N       most simultaneous HTTP connections (default 512)
@@ -219,7 +241,14 @@ impl Flags {
                 "--config.file" => f.config_file = PathBuf::from(value(&name)?),
                 "--storage.tsdb.path" => f.storage_path = PathBuf::from(value(&name)?),
                 "--storage.tsdb.retention.time" => {
-                    f.retention_time = duration(&name, &value(&name)?)?
+                    f.retention_time = duration(&name, &value(&name)?)?;
+                    f.retention_time_set = true;
+                }
+                "--storage.tsdb.min-block-duration" => {
+                    f.min_block_duration = positive_duration(&name, &value(&name)?)?
+                }
+                "--storage.tsdb.max-block-duration" => {
+                    f.max_block_duration = Some(positive_duration(&name, &value(&name)?)?)
                 }
                 "--storage.tsdb.retention.size" => {
                     let v = value(&name)?;
@@ -306,6 +335,7 @@ impl Flags {
         let field = match bare {
             "storage.tsdb.snapshot-on-shutdown" => &mut self.snapshot_on_shutdown,
             "web.enable-lifecycle" => &mut self.web_enable_lifecycle,
+            "web.enable-admin-api" => &mut self.web_enable_admin_api,
             _ => return None,
         };
         Some((field, on))
@@ -315,6 +345,31 @@ impl Flags {
     pub fn listen_address(&self) -> Result<SocketAddr, FlagError> {
         parse_listen_address(&self.web_listen_address)
             .map_err(|reason| invalid("--web.listen-address", &self.web_listen_address, reason))
+    }
+
+    /// The time retention in effect: the flag's, or 15d when neither it nor a size limit is
+    /// given (Prometheus's rule); zero means none.
+    pub fn effective_retention_time(&self) -> Duration {
+        if self.retention_time_set || self.retention_size.0 == 0 {
+            self.retention_time
+        } else {
+            Duration::from_secs(0)
+        }
+    }
+
+    /// `--storage.tsdb.max-block-duration`, or as Prometheus derives it when not given: a
+    /// tenth of the time retention, at most 31 days.
+    pub fn max_block_duration(&self) -> Duration {
+        if let Some(d) = self.max_block_duration {
+            return d;
+        }
+        let cap = Duration::from_secs(31 * 24 * 3600);
+        let retention_ms = self.effective_retention_time().as_millis();
+        if retention_ms == 0 || retention_ms / 10 >= cap.as_millis() {
+            cap
+        } else {
+            Duration::from_millis(retention_ms / 10)
+        }
     }
 
     /// Every flag and its value as `/api/v1/status/flags` shows them: names without the
@@ -356,6 +411,14 @@ impl Flags {
                 "shards",
                 self.shards.map(|n| n.to_string()).unwrap_or_default(),
             ),
+            (
+                "storage.tsdb.max-block-duration",
+                self.max_block_duration().to_string(),
+            ),
+            (
+                "storage.tsdb.min-block-duration",
+                self.min_block_duration.to_string(),
+            ),
             ("storage.tsdb.path", self.storage_path.display().to_string()),
             (
                 "storage.tsdb.retention.size",
@@ -370,6 +433,10 @@ impl Flags {
                 self.snapshot_on_shutdown.to_string(),
             ),
             ("web.cors.origin", self.web_cors_origin.clone()),
+            (
+                "web.enable-admin-api",
+                self.web_enable_admin_api.to_string(),
+            ),
             (
                 "web.enable-lifecycle",
                 self.web_enable_lifecycle.to_string(),
@@ -396,6 +463,15 @@ fn invalid(flag: &str, value: &str, reason: impl Into<String>) -> FlagError {
 
 fn duration(flag: &str, value: &str) -> Result<Duration, FlagError> {
     Duration::parse(value).map_err(|e| invalid(flag, value, e.to_string()))
+}
+
+/// A block duration: zero or negative would make a block range of nothing.
+fn positive_duration(flag: &str, value: &str) -> Result<Duration, FlagError> {
+    let d = duration(flag, value)?;
+    if d.as_millis() == 0 {
+        return Err(invalid(flag, value, "must be longer than 0s"));
+    }
+    Ok(d)
 }
 
 fn number<T>(flag: &str, value: &str, min: T) -> Result<T, FlagError>
@@ -701,5 +777,56 @@ mod tests {
             Some("512MiB")
         );
         assert_eq!(get("web.read-timeout").as_deref(), Some("5m"));
+    }
+
+    /// The values Prometheus 2.42 shows in `/api/v1/status/flags` for the same command lines.
+    #[test]
+    fn block_durations_as_prometheus_derives_them() {
+        let shown = |a: &[&str]| {
+            let f = parse(a).unwrap();
+            let get = |k: &str| {
+                f.status_flags()
+                    .into_iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v)
+                    .unwrap()
+            };
+            (
+                get("storage.tsdb.min-block-duration"),
+                get("storage.tsdb.max-block-duration"),
+            )
+        };
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(shown(&[]), s("2h", "1d12h"));
+        assert_eq!(
+            shown(&["--storage.tsdb.retention.time=1d"]),
+            s("2h", "2h24m")
+        );
+        assert_eq!(
+            shown(&["--storage.tsdb.retention.time=1000d"]),
+            s("2h", "31d")
+        );
+        assert_eq!(
+            shown(&["--storage.tsdb.retention.size=1GB"]),
+            s("2h", "31d")
+        );
+        assert_eq!(
+            shown(&[
+                "--storage.tsdb.min-block-duration=5h",
+                "--storage.tsdb.retention.time=1d"
+            ]),
+            s("5h", "2h24m")
+        );
+        assert_eq!(
+            shown(&[
+                "--storage.tsdb.min-block-duration=5m",
+                "--storage.tsdb.max-block-duration=1h30m"
+            ]),
+            s("5m", "1h30m")
+        );
+        assert!(parse(&["--storage.tsdb.min-block-duration=0s"]).is_err());
+        let f = parse(&["--web.enable-admin-api"]).unwrap();
+        assert!(f.web_enable_admin_api);
+        assert!(!Flags::default().web_enable_admin_api);
     }
 }

@@ -110,17 +110,13 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         let mut opts = ShardOptions {
             snapshot_on_shutdown: flags.snapshot_on_shutdown,
             retention: RetentionOptions {
-                time_ms: i64::try_from(flags.retention_time.as_millis()).unwrap_or(i64::MAX),
+                time_ms: millis(flags.effective_retention_time()),
                 max_bytes: flags.retention_size.bytes(),
             },
             ..Default::default()
         };
-        // Prometheus's default --storage.tsdb.max-block-duration: 31 days, or a tenth of
-        // the time retention when that is shorter.
-        let tenth = opts.retention.time_ms / 10;
-        if tenth > 0 {
-            opts.compaction.max_block_duration = opts.compaction.max_block_duration.min(tenth);
-        }
+        opts.head.chunk_range = millis(flags.min_block_duration);
+        opts.compaction.max_block_duration = millis(flags.max_block_duration());
         let builder =
             LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
         let spawned = builder.spawn(move || async move {
@@ -337,6 +333,10 @@ async fn shard_main(
             &[("err", &e)],
         ),
     }
+}
+
+fn millis(d: crate::config::duration::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn check_memlock(shards: usize) -> Result<(), StartupError> {

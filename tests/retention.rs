@@ -14,8 +14,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::backfill::{backfill, copy_dir, promtool_ok, ulids, walk};
 use common::server::SHARDS;
 use common::{free_port, urlencode, Binary, Server};
 use serde_json::Value;
@@ -25,13 +25,6 @@ use shards::labels::{shard_for, Labels};
 const START_S: i64 = 1_699_999_200;
 const SPAN_S: i64 = 3 * 86_400;
 const STEP_S: i64 = 900;
-
-fn promtool_ok() -> bool {
-    Command::new("promtool")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Series `m{i="k"}` for k in 0..8, split by the shard their labels hash to.
 fn inputs() -> Vec<String> {
@@ -51,53 +44,6 @@ fn inputs() -> Vec<String> {
         s.push_str("# EOF\n");
     }
     per_shard
-}
-
-/// Blocks written by promtool: one directory of blocks per shard of the input.
-fn backfill(tmp: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for (i, text) in inputs().into_iter().enumerate() {
-        let dir = tmp.join(format!("blocks-{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        if text.lines().count() > 2 {
-            let file = tmp.join(format!("input-{i}.om"));
-            std::fs::write(&file, text).unwrap();
-            let o = Command::new("promtool")
-                .args(["tsdb", "create-blocks-from", "openmetrics"])
-                .arg(&file)
-                .arg(&dir)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        }
-        out.push(dir);
-    }
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
-/// Block directories (ULID names) under `dir`.
-fn ulids(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("meta.json").is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Every block ULID the servers' data directories hold (over its shards for promcore).
@@ -173,7 +119,7 @@ fn check(flags: &[&str], counter: &str) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let blocks = backfill(tmp.path());
+    let blocks = backfill(tmp.path(), &inputs());
     let all: BTreeSet<String> = blocks.iter().flat_map(|b| ulids(b)).collect();
 
     let mut ours = start(&Binary::under_test(), tmp.path(), "ours", &blocks, flags);
@@ -202,17 +148,6 @@ fn check(flags: &[&str], counter: &str) {
     for s in ours.iter_mut().chain(theirs.iter_mut()) {
         s.stop();
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        out.push(e.path());
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(walk(&e.path()));
-        }
-    }
-    out
 }
 
 #[test]

@@ -187,7 +187,7 @@ pub struct BlockCompactionStats {
 }
 
 /// Where each series' data lies in the parents (index into `parents`, series ref).
-type Sources = Vec<(usize, u32)>;
+pub(crate) type Sources = Vec<(usize, u32)>;
 
 struct Merge {
     parents: Vec<String>,
@@ -368,7 +368,8 @@ fn start(dir: &Path, parents: &[&Block]) -> Result<Merge, BlockError> {
     })
 }
 
-fn write_series(
+/// Writes one series of the merge: `sources` are (parent index, series ref) pairs.
+pub(crate) fn write_series(
     writer: &mut BlockWriter,
     parents: &[&Block],
     overlapping: bool,

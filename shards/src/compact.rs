@@ -332,7 +332,12 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 let empty = writer.stats().num_samples == 0;
                 if stage < 2 && !empty {
                     match stage {
-                        0 => writer.close_chunks()?,
+                        0 => {
+                            writer.close_chunks()?;
+                            crate::crash_point::reached(
+                                crate::crash_point::BLOCK_WRITE_AFTER_CHUNKS,
+                            );
+                        }
                         _ => writer.close_index()?,
                     }
                     self.job = Some(Job::Finish {
@@ -420,6 +425,39 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         }
         Ok(t)
     }
+}
+
+/// Writes the head's samples of `[mint, maxt)` as one level-1 block in `parent`, in one
+/// call (for a snapshot, where Prometheus writes the head the same way); tombstones
+/// applied. `None` when there is no sample to write (no block is left behind).
+pub fn write_head_block(
+    head: &Head,
+    parent: &Path,
+    mint: i64,
+    maxt: i64,
+) -> Result<Option<BlockMeta>, CompactionError> {
+    if maxt <= mint {
+        return Ok(None);
+    }
+    let mut found = Collected::default();
+    found.symbols.insert("".into());
+    let mut refs = Vec::new();
+    head.series_overlapping(1, head.last_series_ref(), mint, maxt - 1, &mut refs);
+    for &r in &refs {
+        collect_series(head, r, &mut found);
+    }
+    let mut writer = BlockWriter::create(
+        parent,
+        NewBlock::level1(mint, maxt),
+        found.symbols.iter().map(|s| &**s),
+    )?;
+    for (labels, r) in &found.series {
+        write_series(head, &mut writer, labels, *r, mint, maxt - 1)?;
+    }
+    if writer.stats().num_samples == 0 {
+        return Ok(None);
+    }
+    Ok(Some(writer.finish()?))
 }
 
 /// Adds series `r` (with a chunk in the block's range) and its symbols to `found`.

@@ -5,12 +5,15 @@
 //! series and samples, selects series by label matchers, and reads samples back.
 
 pub mod backfill;
+pub mod backup;
 pub mod block;
 pub mod block_compaction;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod compact;
+pub mod crash_point;
 pub mod data_dir;
+pub mod deletion;
 pub mod encoding;
 pub mod head;
 pub mod import;

@@ -143,6 +143,7 @@ pub fn delete_block(block_dir: &Path) -> Result<(), BlockError> {
     if let Some(parent) = block_dir.parent() {
         sync_dir(parent)?;
     }
+    crate::crash_point::reached(crate::crash_point::BLOCK_DELETE_AFTER_RENAME);
     std::fs::remove_dir_all(&doomed).map_err(BlockError::io("remove", &doomed))?;
     Ok(())
 }

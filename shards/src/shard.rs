@@ -4,7 +4,7 @@
 //! snapshot behind.
 //!
 //! Start-up order (Prometheus's, section 9.7 of the TSDB notes):
-//! 0. open the blocks (removing interrupted block writes; unreadable blocks are reported and
+//! 0. open the blocks (removing interrupted block writes and WAL checkpoints; unreadable blocks are reported and
 //!    skipped); nothing older than the newest block's max time is loaded into the head;
 //! 1. map chunks_head (corrupt files are removed and reported);
 //! 2. load the newest `chunk_snapshot.S.O` when chunks_head was intact and no WAL checkpoint
@@ -31,17 +31,20 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::backup;
 use crate::block::{self, Block, BlockError};
 use crate::block_compaction::{self, BlockCompactionStats, BlockCompactor};
 use crate::chunks_head::{ChunksHeadError, OpenReport as ChunksHeadReport};
 use crate::compact::{
-    CompactionError, CompactionOptions, CompactionStats, Ctx, HeadCompactor, Progress,
+    self, CompactionError, CompactionOptions, CompactionStats, Ctx, HeadCompactor, Progress,
 };
+use crate::deletion;
 use crate::head::replay::{ReplayError, Replayer};
 use crate::head::snapshot::{self, SnapshotError};
 use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
 };
+use crate::index::matcher::Matcher;
 use crate::retention::{self, BlockExtent, RetentionOptions, RetentionStats};
 use crate::wal::{
     self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
@@ -188,6 +191,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             Ok((head, report))
         };
         let (mut head, chunks_report) = open_head()?;
+        wal::remove_unfinished_checkpoints(&wal_dir)?;
         let checkpoint = wal::last_checkpoint(&wal_dir)?;
         let mut snapshot_used = None;
         let mut start = (0u64, 0u64);
@@ -407,6 +411,98 @@ impl<F: SegmentFs + Clone> Shard<F> {
                 p => done.push(p),
             }
         }
+    }
+
+    /// Lets a head compaction or block merge under way finish, so that an admin operation
+    /// never races one (a block being written from data it is about to mark deleted).
+    async fn finish_compactions(&mut self) -> Result<(), ShardError> {
+        while self.compactor.is_busy() || self.merger.is_busy() {
+            self.compact_step().await?;
+        }
+        Ok(())
+    }
+
+    /// Marks `[mint, maxt]` of the series matching any selector deleted (Prometheus's
+    /// `DB.Delete`, see `deletion`): the head's tombstones go to the WAL first, so they
+    /// survive a restart, then apply; each block's are merged into its tombstones file.
+    pub async fn delete_series(
+        &mut self,
+        selectors: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(), ShardError> {
+        self.recover_wal().await?;
+        self.finish_compactions().await?;
+        for matchers in selectors {
+            let stones = deletion::head_stones(&self.head, matchers, mint, maxt);
+            if !stones.is_empty() {
+                let mut rec = Vec::new();
+                wal::record::encode_tombstones(&stones, &mut rec);
+                self.wal.log(&[&rec])?;
+                self.wal.flush().await?;
+                for s in stones {
+                    for iv in s.intervals {
+                        self.head.add_tombstone(s.series_ref, iv);
+                    }
+                }
+            }
+            for b in &mut self.blocks {
+                let stones = deletion::block_stones(b, matchers, mint, maxt)?;
+                b.add_tombstones(&stones)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites every block that has tombstones without the deleted samples, then deletes
+    /// the old one (Prometheus's `DB.CleanTombstones`); returns the old blocks' ULIDs.
+    pub async fn clean_tombstones(&mut self) -> Result<Vec<String>, ShardError> {
+        self.finish_compactions().await?;
+        let mut cleaned = Vec::new();
+        let mut i = 0;
+        while i < self.blocks.len() {
+            if self.blocks[i].tombstones().is_empty() {
+                i += 1;
+                continue;
+            }
+            if let Some(meta) = deletion::rewrite_block(&self.dir, &self.blocks[i])? {
+                self.blocks.push(Block::open(&self.dir.join(&meta.ulid))?);
+            }
+            let old = self.blocks.remove(i);
+            let path = old.dir().to_path_buf();
+            cleaned.push(old.meta().ulid.clone());
+            // Unmapped before its files go.
+            drop(old);
+            retention::delete_block(&path)?;
+        }
+        self.blocks.sort_by(|a, b| {
+            (a.meta().min_time, &a.meta().ulid).cmp(&(b.meta().min_time, &b.meta().ulid))
+        });
+        Ok(cleaned)
+    }
+
+    /// Writes a snapshot of the shard into `dest` (created): every block hard-linked and,
+    /// when `with_head`, the head's samples up to `at` (inclusive) as one more block.
+    /// Nothing after `at` is included, so that snapshots of all shards taken with one `at`
+    /// describe the same moment.
+    pub fn snapshot(&self, dest: &Path, with_head: bool, at: i64) -> Result<(), ShardError> {
+        std::fs::create_dir_all(dest).map_err(|source| ShardError::Io {
+            path: dest.to_path_buf(),
+            source,
+        })?;
+        for b in &self.blocks {
+            backup::link_block(b.dir(), dest)?;
+        }
+        if with_head {
+            if let Some((lo, hi)) = self.head.time_range() {
+                let hi = hi.min(at);
+                if lo <= hi {
+                    compact::write_head_block(&self.head, dest, lo, hi.saturating_add(1))?;
+                }
+            }
+        }
+        block::sync_dir(dest)?;
+        Ok(())
     }
 
     /// Appends one batch; `Ok` means acknowledged (in the WAL file).

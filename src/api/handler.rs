@@ -13,7 +13,7 @@ use crate::server::App;
 
 use super::cors::Cors;
 use super::route_prefix::{self, Routed};
-use super::{expression, federate, lifecycle, parse_query, query, rules, self_metrics, v1};
+use super::{admin, expression, federate, lifecycle, parse_query, query, rules, self_metrics, v1};
 
 pub struct ApiHandler {
     app: Rc<App>,
@@ -81,6 +81,9 @@ pub enum Endpoint {
     StatusRuntimeinfo,
     StatusTsdb,
     StatusWalReplay,
+    AdminDeleteSeries,
+    AdminCleanTombstones,
+    AdminSnapshot,
 }
 
 impl Endpoint {
@@ -108,6 +111,9 @@ impl Endpoint {
             "status/runtimeinfo" => Endpoint::StatusRuntimeinfo,
             "status/tsdb" => Endpoint::StatusTsdb,
             "status/walreplay" => Endpoint::StatusWalReplay,
+            "admin/tsdb/delete_series" => Endpoint::AdminDeleteSeries,
+            "admin/tsdb/clean_tombstones" => Endpoint::AdminCleanTombstones,
+            "admin/tsdb/snapshot" => Endpoint::AdminSnapshot,
             p => {
                 // One path segment between `label/` and `/values`, as the router's `:name`.
                 let name = p.strip_prefix("label/")?.strip_suffix("/values")?;
@@ -133,9 +139,19 @@ impl Endpoint {
         )
     }
 
+    /// The admin endpoints take POST and PUT only, as Prometheus registers them.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::AdminDeleteSeries | Endpoint::AdminCleanTombstones | Endpoint::AdminSnapshot
+        )
+    }
+
     /// The `Allow` header of a 405 (Go's router lists the methods sorted, `OPTIONS` included).
     pub fn allow(&self) -> &'static str {
-        if self.takes_post() {
+        if self.is_admin() {
+            "OPTIONS, POST, PUT"
+        } else if self.takes_post() {
             "GET, OPTIONS, POST"
         } else {
             "GET, OPTIONS"
@@ -143,6 +159,9 @@ impl Endpoint {
     }
 
     pub fn allows(&self, method: &Method) -> bool {
+        if self.is_admin() {
+            return matches!(method, Method::Post | Method::Put);
+        }
         match method {
             Method::Get => true,
             Method::Post => self.takes_post(),
@@ -234,6 +253,9 @@ async fn serve(app: &App, req: &Request, endpoint: Endpoint) -> Response {
         Endpoint::StatusRuntimeinfo => v1::status_runtimeinfo(app),
         Endpoint::StatusTsdb => v1::status_tsdb(app, req).await,
         Endpoint::StatusWalReplay => v1::status_walreplay(app),
+        Endpoint::AdminDeleteSeries => admin::delete_series(app, req).await,
+        Endpoint::AdminCleanTombstones => admin::clean_tombstones(app).await,
+        Endpoint::AdminSnapshot => admin::snapshot(app, req).await,
     }
 }
 

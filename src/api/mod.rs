@@ -4,6 +4,7 @@
 //! Parameters are parsed as Prometheus parses them (`params`), answers written as it writes
 //! them (`json`, `targets`, `status`). It never touches storage or sockets itself.
 
+pub mod admin;
 pub mod cors;
 pub mod expression;
 pub mod federate;

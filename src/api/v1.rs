@@ -25,7 +25,11 @@ fn match_params(req: &Request) -> Result<Vec<Vec<Matcher>>, ApiParamError> {
     params::parse_match_params(&selectors)
 }
 
-fn time_param(req: &Request, name: &'static str, default: i64) -> Result<i64, ApiParamError> {
+pub(super) fn time_param(
+    req: &Request,
+    name: &'static str,
+    default: i64,
+) -> Result<i64, ApiParamError> {
     params::parse_time_param(name, req.param(name), default)
 }
 

@@ -220,6 +220,22 @@ impl Router {
             .collect()
     }
 
+    /// Sends an admin request (`DeleteSeries`, `CleanTombstones`, `Snapshot`) to every
+    /// shard and waits for all; the first shard's failure is the answer.
+    pub async fn admin(&self, make: impl FnMut() -> ShardRequest) -> Result<(), RouterError> {
+        let replies = self.fan_out(make).await?;
+        for (shard, r) in replies.into_iter().enumerate() {
+            match r {
+                ShardResponse::Admin(Ok(())) => {}
+                ShardResponse::Admin(Err(reason)) => {
+                    return Err(RouterError::Storage { shard, reason })
+                }
+                _ => return Err(RouterError::Protocol(shard)),
+            }
+        }
+        Ok(())
+    }
+
     /// No more requests: each shard finishes what it has queued, then closes. Call it once
     /// every append was answered (scrape loops stopped): appends still in an outbox are
     /// refused, never half sent.

@@ -5,6 +5,8 @@
 //! scrapes and shard (see `append_outbox`), one per query and shard, never one per sample. Each request carries an id that its
 //! reply echoes, because replies travel back on their own channel.
 
+use std::path::PathBuf;
+
 use shards::block_compaction::BlockCompactionStats;
 use shards::compact::CompactionStats;
 use shards::head::{AppendBatch, AppendOutcome, HeadStats};
@@ -66,6 +68,22 @@ pub enum ShardRequest {
     Stats,
     /// The head's cardinality for `/api/v1/status/tsdb`.
     TsdbStatus,
+    /// Admin: mark `[mint, maxt]` of the series matching any selector deleted (tombstones in
+    /// the head, logged to the WAL, and in every block).
+    DeleteSeries {
+        selectors: Vec<Vec<Matcher>>,
+        mint: i64,
+        maxt: i64,
+    },
+    /// Admin: rewrite the blocks that have tombstones without their deleted samples.
+    CleanTombstones,
+    /// Admin: hard-link every block into `dir`, plus the head's samples up to `at` as a
+    /// block when `with_head`; one `at` for every shard, so they describe one moment.
+    Snapshot {
+        dir: PathBuf,
+        with_head: bool,
+        at: i64,
+    },
 }
 
 pub enum ShardResponse {
@@ -85,6 +103,8 @@ pub enum ShardResponse {
     EvalLeaf(Result<LeafResult, QueryError>),
     Stats(Box<ShardStats>),
     TsdbStatus(Box<TsdbStatus>),
+    /// The outcome of an admin request; `Err` holds the storage error's text.
+    Admin(Result<(), String>),
 }
 
 /// A shard's head as `/api/v1/status/tsdb` needs it: every label pair with its number of

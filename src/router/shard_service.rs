@@ -265,6 +265,28 @@ impl ShardService {
                 ShardResponse::Stats(Box::new(stats))
             }
             ShardRequest::TsdbStatus => ShardResponse::TsdbStatus(Box::new(tsdb_status(head))),
+            ShardRequest::DeleteSeries {
+                selectors,
+                mint,
+                maxt,
+            } => ShardResponse::Admin(
+                self.shard
+                    .delete_series(&selectors, mint, maxt)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            ShardRequest::CleanTombstones => ShardResponse::Admin(
+                self.shard
+                    .clean_tombstones()
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+            ),
+            ShardRequest::Snapshot { dir, with_head, at } => ShardResponse::Admin(
+                self.shard
+                    .snapshot(&dir, with_head, at)
+                    .map_err(|e| e.to_string()),
+            ),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod backfill;
 pub mod exporters;
 pub mod exposition;
 pub mod http;

@@ -94,6 +94,19 @@ impl Server {
         port: u16,
         extra_args: &[&str],
     ) -> Server {
+        Server::spawn_with_env(binary, config, data, port, extra_args, &[])
+    }
+
+    /// `spawn` with extra environment variables (e.g. promcore's `PROMCORE_CRASH_AT` test
+    /// hook).
+    pub fn spawn_with_env(
+        binary: &Binary,
+        config: &Path,
+        data: &Path,
+        port: u16,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = config
             .parent()
             .unwrap_or(Path::new("."))
@@ -104,7 +117,8 @@ impl Server {
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-lifecycle")
-            .args(extra_args);
+            .args(extra_args)
+            .envs(env.iter().copied());
         if binary.promcore {
             command.arg(format!("--shards={SHARDS}"));
         }

@@ -84,6 +84,30 @@ impl Block {
         &self.tombstones
     }
 
+    /// Adds deleted intervals (Prometheus's `Block.Delete`): the merged tombstones file
+    /// and `meta.json`'s `numTombstones` are rewritten (each through a temporary file and
+    /// a rename), then the block reads with them applied.
+    pub fn add_tombstones(&mut self, stones: &Tombstones) -> Result<(), BlockError> {
+        if stones.is_empty() {
+            return Ok(());
+        }
+        let mut merged = self.tombstones.clone();
+        for (r, ivs) in stones.iter() {
+            for &iv in ivs {
+                merged.add(r, iv);
+            }
+        }
+        let mut meta = self.meta.clone();
+        meta.stats.num_tombstones = merged.num_intervals();
+        let tombstones_bytes = merged.write(&self.dir)?;
+        meta.write(&self.dir)?;
+        let meta_bytes = std::fs::metadata(self.dir.join("meta.json")).map_or(0, |m| m.len());
+        self.small_files = tombstones_bytes + meta_bytes;
+        self.tombstones = merged;
+        self.meta = meta;
+        Ok(())
+    }
+
     /// Bytes on disk: index, chunk files, meta.json and tombstones (Prometheus's
     /// `Block.Size`).
     pub fn size(&self) -> u64 {

@@ -202,6 +202,7 @@ impl<F: SegmentFs> Checkpointer<F> {
             if let Some(w) = self.writer.as_mut() {
                 w.log(&recs)?;
                 w.flush().await?;
+                crate::crash_point::reached(crate::crash_point::WAL_CHECKPOINT_STEP);
             }
         }
         Ok(self.done)

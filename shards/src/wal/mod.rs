@@ -163,6 +163,28 @@ pub fn list_segments(dir: &Path) -> Result<Vec<SegmentRef>, WalError> {
 
 /// The newest finished checkpoint directory of the WAL `dir` (`checkpoint.N`, never the
 /// `checkpoint.N.tmp` being written), with its index N.
+/// Removes `checkpoint.N.tmp` directories: checkpoints a crash interrupted, which nothing
+/// reads (`last_checkpoint` skips them) and the next checkpoint would replace anyway.
+pub fn remove_unfinished_checkpoints(dir: &Path) -> Result<usize, WalError> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for entry in read_dir(dir)? {
+        let entry = entry.map_err(|e| WalError::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let unfinished = name
+            .to_str()
+            .is_some_and(|n| n.starts_with("checkpoint.") && n.ends_with(".tmp"));
+        if unfinished {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(|e| WalError::io("removing", &path, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 pub fn last_checkpoint(dir: &Path) -> Result<Option<(u64, PathBuf)>, WalError> {
     let mut best: Option<(u64, PathBuf)> = None;
     for entry in read_dir(dir)? {
