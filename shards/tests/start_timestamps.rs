@@ -15,8 +15,9 @@ use shards::chunkenc::Encoding;
 use shards::head::{AppendBatch, BatchSample, Head, HeadOptions, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
+use shards::wal::checkpoint::Checkpointer;
 use shards::wal::record::{self, SAMPLES, SAMPLES_V2};
-use shards::wal::{PageCacheFs, WalReader};
+use shards::wal::{checkpoint_name, list_segments, PageCacheFs, WalReader};
 
 const STEP: i64 = 15_000;
 /// Enough samples at 15 s for the head to cut chunks into chunks_head.
@@ -191,4 +192,50 @@ fn without_start_timestamp_storage_the_wal_and_chunks_stay_2x_readable() {
         enc.values().flatten().all(|&e| e == Encoding::Xor),
         "{enc:?}"
     );
+}
+
+/// A checkpoint of segments holding samples V2 records keeps them V2, start timestamps and
+/// all, for the samples at or after its cut.
+#[test]
+fn checkpoints_keep_samples_v2_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shard-000");
+    let d = dir.clone();
+    let want = run_local(move || async move { write(&d, options(true, false)).await });
+    let wal = dir.join("wal");
+    let segments = list_segments(&wal).unwrap();
+    let (first, last) = (segments[0].index, segments[segments.len() - 1].index);
+    let mint = 1_000_000 + 200 * STEP;
+    let w = wal.clone();
+    run_local(move || async move {
+        let mut c = Checkpointer::start(PageCacheFs, &w, first, last, mint)
+            .await
+            .unwrap();
+        while !c.step(|_| true, 1000).await.unwrap() {}
+        c.finish().await.unwrap();
+    });
+    let mut r = WalReader::open(&wal.join(checkpoint_name(last))).unwrap();
+    let mut types = Vec::new();
+    let mut samples = Vec::new();
+    while let Some(rec) = r.next_record().unwrap() {
+        types.extend(record::record_type(rec));
+        if matches!(record::record_type(rec), Some(SAMPLES | SAMPLES_V2)) {
+            record::decode_any_samples(rec, &mut samples).unwrap();
+        }
+    }
+    assert!(
+        types.contains(&SAMPLES_V2) && !types.contains(&SAMPLES),
+        "{types:?}"
+    );
+    let mut got: Vec<(i64, u64, i64)> =
+        samples.iter().map(|s| (s.t, s.v.to_bits(), s.st)).collect();
+    got.sort_unstable();
+    let mut kept: Vec<(i64, u64, i64)> = want
+        .values()
+        .flatten()
+        .copied()
+        .filter(|s| s.0 >= mint)
+        .collect();
+    kept.sort_unstable();
+    assert_eq!(got, kept);
 }
