@@ -6,9 +6,9 @@ use std::io;
 
 use rustls::{AlertDescription, CertificateError};
 
-/// The handshake's I/O error as Go would print it: rustls's own error when futures-rustls
-/// wrapped one, else the OS's.
-pub fn handshake_reason(e: &io::Error) -> String {
+/// An I/O error of a TLS connection (handshake or later) as Go would print it: rustls's own
+/// error when futures-rustls wrapped one, else the OS's.
+pub fn io_reason(e: &io::Error) -> String {
     match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -118,7 +118,7 @@ mod tests {
             rustls::Error::InvalidCertificate(CertificateError::Expired),
         );
         assert_eq!(
-            handshake_reason(&wrapped),
+            io_reason(&wrapped),
             "x509: certificate has expired or is not yet valid"
         );
     }

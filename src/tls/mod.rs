@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use crate::config::tls::{TlsConfig, TlsVersion};
 
-pub use self::error::{handshake_reason, tls_reason};
+pub use self::error::{io_reason, tls_reason};
 pub use self::stream::ClientStream;
 
 /// Why a `tls_config` cannot be used; `field` is relative to `tls_config`.
@@ -127,7 +127,7 @@ impl TlsClient {
             .connect(name, tcp)
             .await
             .map(|s| ClientStream::Tls(Box::new(s)))
-            .map_err(|e| handshake_reason(&e))
+            .map_err(|e| io_reason(&e))
     }
 }
 

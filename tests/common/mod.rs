@@ -13,6 +13,7 @@
 pub mod exporters;
 pub mod exposition;
 pub mod http;
+pub mod pki;
 pub mod process;
 pub mod server;
 pub mod target;

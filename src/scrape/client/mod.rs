@@ -363,7 +363,7 @@ impl ScrapeClient {
                 Err(e) => {
                     return Err(ScrapeError::Body(BodyError::Io {
                         addr: conn.name(),
-                        reason: error::os_reason(&e),
+                        reason: crate::tls::io_reason(&e),
                     }))
                 }
             }
@@ -377,6 +377,7 @@ fn io_error(op: &'static str, conn: &Connection, e: &io::Error) -> RequestError 
     RequestError::Io {
         op,
         addr: conn.name(),
-        reason: format!("{op}: {}", error::os_reason(e)),
+        // A TLS peer's refusal (an alert after the handshake) arrives as a read error.
+        reason: format!("{op}: {}", crate::tls::io_reason(e)),
     }
 }
