@@ -390,3 +390,49 @@ fn alerts_reach_an_https_alertmanager() {
         server.log_tail()
     );
 }
+
+/// A reload that removes a rule from a group, and a whole group, ends their series with
+/// staleness markers, as Prometheus does: they vanish from instant queries at once instead
+/// of lingering for the 5-minute lookback; the kept rule's series stays.
+#[test]
+fn a_reload_marks_the_series_of_removed_rules_and_groups_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("rules.yml");
+    let kept = "  - name: kept\n    interval: 1s\n    rules:\n      - record: kept_rule\n        expr: vector(1)\n";
+    std::fs::write(
+        &rules_path,
+        format!(
+            "groups:\n{kept}      - record: removed_rule\n        expr: vector(2)\n\
+             \x20 - name: removed_group\n    interval: 1s\n    rules:\n      - record: removed_group_rule\n        expr: vector(3)\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        free_port(),
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n",
+    );
+    let present = |name: &str| !query(&server, name).is_empty();
+    let names = ["kept_rule", "removed_rule", "removed_group_rule"];
+    wait_until(PATIENCE, || names.iter().all(|n| present(n)).then_some(()))
+        .unwrap_or_else(|| panic!("the rules never wrote\n{}", server.log_tail()));
+
+    std::fs::write(&rules_path, format!("groups:\n{kept}")).unwrap();
+    let r = server.post("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(PATIENCE, || {
+        (!present("removed_rule") && !present("removed_group_rule")).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "removed series still answer: {:?} {:?}\n{}",
+            query(&server, "removed_rule"),
+            query(&server, "removed_group_rule"),
+            server.log_tail()
+        )
+    });
+    assert!(present("kept_rule"), "the kept rule's series went stale");
+    // The series ended with a marker, not by ageing out: their samples are still stored.
+    let stored = query(&server, "count_over_time(removed_group_rule[10m])");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+}
