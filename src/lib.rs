@@ -4,7 +4,7 @@
 //! (prometheus.yml), `http` (the HTTP/1.1 server), `scrape` (targets, scrape loops, the
 //! exposition parser, the scrape cache), `router` (the protocol to the storage shards and the
 //! fan-out over them), `server` (the router executor and reloads), `startup` (process
-//! lifecycle, executors, signals). Storage itself is the `shards` crate. The library exists so
+//! lifecycle, executors, signals), `tls` (the TLS client of scrapes and notifications). Storage itself is the `shards` crate. The library exists so
 //! that benchmarks and end-to-end tests reach the same code the binary runs.
 
 pub mod active_queries;
@@ -22,4 +22,5 @@ pub mod rules;
 pub mod scrape;
 pub mod server;
 pub mod startup;
+pub mod tls;
 pub mod tsdb_tool;

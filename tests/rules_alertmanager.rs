@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::exporters::alertmanager;
+use common::exporters::{alertmanager, alertmanager_tls};
+use common::pki::{https_get, web_config, Pki};
 use common::{free_port, http, urlencode, wait_until, Reply, Server, TestTarget, PATIENCE};
 use serde_json::Value;
 
@@ -316,4 +317,122 @@ fn a_reload_keeps_the_state_of_rules_that_kept_their_name_and_labels() {
         renewed_at >= before.floor(),
         "a rule with new labels starts over ({renewed_at} < {before})"
     );
+}
+
+/// Alerts reach an Alertmanager serving HTTPS (`scheme: https`, `tls_config.ca_file`), read
+/// back through Alertmanager's own API over TLS; one with a CA that did not sign its
+/// certificate gets nothing and the failure is counted.
+#[test]
+fn alerts_reach_an_https_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "am");
+    let other = Pki::new(dir.path(), "other");
+    let (cert, key) = pki.issue("server", &["127.0.0.1"]);
+    let web = web_config(dir.path(), "am", &cert, &key, None);
+    let am = alertmanager_tls(dir.path(), &web);
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: tls\n    interval: 1s\n    rules:\n      - alert: Always\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let config = format!(
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
+         alerting:\n  alertmanagers:\n\
+         \x20   - scheme: https\n      tls_config: {{ca_file: {ca}}}\n      static_configs: [{{targets: ['{am}']}}]\n\
+         \x20   - scheme: https\n      path_prefix: /untrusted\n      tls_config: {{ca_file: {other}}}\n      static_configs: [{{targets: ['{am}']}}]\n",
+        ca = pki.ca_file().display(),
+        other = other.ca_file().display(),
+        am = am.address(),
+    );
+    let server = Server::start(dir.path(), free_port(), &config);
+    let received = wait_until(PATIENCE, || {
+        let (status, body) = https_get(am.port, "/api/v2/alerts", &pki.ca_file()).ok()?;
+        assert_eq!(status, 200, "{body}");
+        let alerts: Value = serde_json::from_str(&body).ok()?;
+        alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "Always")
+            .cloned()
+    });
+    assert!(
+        received.is_some(),
+        "Alertmanager never received the alert\n{}\n{}",
+        server.log_tail(),
+        am.log_tail()
+    );
+    let ams = server.api("/api/v1/alertmanagers");
+    let urls: Vec<&str> = ams["activeAlertmanagers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|u| u["url"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        urls.contains(&format!("https://{}/api/v2/alerts", am.address()).as_str()),
+        "{ams}"
+    );
+    // The untrusted one is never reached: its errors are counted.
+    let errors = wait_until(PATIENCE, || {
+        server.metrics().into_iter().find(|s| {
+            s.name == "prometheus_notifications_errors_total"
+                && s.label("alertmanager").contains("/untrusted/")
+                && s.value > 0.0
+        })
+    });
+    assert!(
+        errors.is_some(),
+        "no errors counted for the untrusted Alertmanager"
+    );
+    assert!(
+        server
+            .log()
+            .contains("x509: certificate signed by unknown authority"),
+        "{}",
+        server.log_tail()
+    );
+}
+
+/// A reload that removes a rule from a group, and a whole group, ends their series with
+/// staleness markers, as Prometheus does: they vanish from instant queries at once instead
+/// of lingering for the 5-minute lookback; the kept rule's series stays.
+#[test]
+fn a_reload_marks_the_series_of_removed_rules_and_groups_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("rules.yml");
+    let kept = "  - name: kept\n    interval: 1s\n    rules:\n      - record: kept_rule\n        expr: vector(1)\n";
+    std::fs::write(
+        &rules_path,
+        format!(
+            "groups:\n{kept}      - record: removed_rule\n        expr: vector(2)\n\
+             \x20 - name: removed_group\n    interval: 1s\n    rules:\n      - record: removed_group_rule\n        expr: vector(3)\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        free_port(),
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n",
+    );
+    let present = |name: &str| !query(&server, name).is_empty();
+    let names = ["kept_rule", "removed_rule", "removed_group_rule"];
+    wait_until(PATIENCE, || names.iter().all(|n| present(n)).then_some(()))
+        .unwrap_or_else(|| panic!("the rules never wrote\n{}", server.log_tail()));
+
+    std::fs::write(&rules_path, format!("groups:\n{kept}")).unwrap();
+    let r = server.post("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until(PATIENCE, || {
+        (!present("removed_rule") && !present("removed_group_rule")).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "removed series still answer: {:?} {:?}\n{}",
+            query(&server, "removed_rule"),
+            query(&server, "removed_group_rule"),
+            server.log_tail()
+        )
+    });
+    assert!(present("kept_rule"), "the kept rule's series went stale");
+    // The series ended with a marker, not by ageing out: their samples are still stored.
+    let stored = query(&server, "count_over_time(removed_group_rule[10m])");
+    assert_eq!(stored.len(), 1, "{stored:?}");
 }

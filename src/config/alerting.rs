@@ -10,6 +10,7 @@ use super::file_sd::FileSdConfig;
 use super::relabel::RelabelConfig;
 use super::scrape::{Authorization, BasicAuth};
 use super::target_group::TargetGroup;
+use super::tls::TlsConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +42,8 @@ pub struct AlertmanagerConfig {
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
     pub authorization: Option<Authorization>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
     #[serde(default = "yes")]
     pub follow_redirects: bool,
     #[serde(default = "yes")]
@@ -93,6 +96,9 @@ impl AlertingConfig {
                     "timeout must be greater than zero".into(),
                 ));
             }
+            am.tls_config
+                .validate()
+                .map_err(|(field, reason)| (format!("{p}.tls_config.{field}"), reason))?;
             for (j, g) in am.static_configs.iter().enumerate() {
                 if let Some((f, reason)) = g.invalid_label() {
                     return Err((format!("{p}.static_configs[{j}].{f}"), reason));

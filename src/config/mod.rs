@@ -19,6 +19,7 @@ pub mod scrape;
 pub mod size;
 pub mod target;
 pub mod target_group;
+pub mod tls;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -107,18 +108,58 @@ impl Config {
             file: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text).map_err(|e| ConfigError::InFile {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Config::parse_in(&text, dir).map_err(|e| ConfigError::InFile {
             file: path.to_path_buf(),
             source: Box::new(e),
         })
     }
 
     /// Parses, fills the defaults and validates a configuration. An empty document is the
-    /// default configuration, as in Prometheus.
+    /// default configuration, as in Prometheus. Relative file names are relative to the
+    /// working directory.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_in(text, Path::new(""))
+    }
+
+    /// As [`Config::parse`], with relative file names relative to `dir` (the configuration
+    /// file's directory, as in Prometheus).
+    pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = field_path::from_yaml(text)?;
+        for s in &mut config.scrape_configs {
+            s.tls_config.set_directory(dir);
+        }
+        for am in &mut config.alerting.alertmanagers {
+            am.tls_config.set_directory(dir);
+        }
         config.resolve()?;
+        config.check_tls_files()?;
         Ok(config)
+    }
+
+    /// The one check that reads files besides the configuration itself: a CA, certificate or
+    /// key that cannot be used refuses the configuration (and a reload) with the field's
+    /// path, where Prometheus would load it and then fail every scrape of the job.
+    fn check_tls_files(&self) -> Result<(), ConfigError> {
+        let mut sections: Vec<(String, &tls::TlsConfig)> = Vec::new();
+        for (i, s) in self.scrape_configs.iter().enumerate() {
+            if s.scheme == "https" || s.tls_config != tls::TlsConfig::default() {
+                sections.push((format!("scrape_configs[{i}].tls_config"), &s.tls_config));
+            }
+        }
+        for (i, am) in self.alerting.alertmanagers.iter().enumerate() {
+            if am.scheme == "https" || am.tls_config != tls::TlsConfig::default() {
+                sections.push((
+                    format!("alerting.alertmanagers[{i}].tls_config"),
+                    &am.tls_config,
+                ));
+            }
+        }
+        for (path, cfg) in sections {
+            crate::tls::TlsClient::load(cfg)
+                .map_err(|e| ConfigError::invalid(format!("{path}.{}", e.field), e.reason))?;
+        }
+        Ok(())
     }
 
     pub fn scrape_config(&self, job_name: &str) -> Option<&ScrapeConfig> {
@@ -330,12 +371,16 @@ scrape_configs:
             ("scrape_configs:\n  - job_name: a\n    static_configs:\n      - labels: {'0x': y}\n", "scrape_configs[0].static_configs[0].labels: \"0x\" is not a valid label name"),
             ("scrape_configs:\n  - job_name: a\n    body_size_limit: 10kB\n", "scrape_configs[0].body_size_limit: unknown unit \"kB\""),
             ("scrape_configs:\n  - job_name: a\n    sample_limit: -1\n", "scrape_configs[0].sample_limit: invalid type: integer `-1`"),
-            ("scrape_configs:\n  - job_name: a\n    tls_config: {}\n", "scrape_configs[0].tls_config: unknown field `tls_config`"),
+            ("scrape_configs:\n  - job_name: a\n    tls_config: {cafile: x}\n", "scrape_configs[0].tls_config.cafile: unknown field `cafile`"),
+            ("scrape_configs:\n  - job_name: a\n    tls_config: {min_version: TLS14}\n", "scrape_configs[0].tls_config.min_version: unknown TLS version: TLS14"),
+            ("scrape_configs:\n  - job_name: a\n    tls_config: {cert_file: c.pem}\n", "scrape_configs[0].tls_config.cert_file: client cert file \"c.pem\" specified without client key file"),
+            ("scrape_configs:\n  - job_name: a\n    scheme: https\n    tls_config: {ca_file: /nonexistent/ca.pem}\n", "scrape_configs[0].tls_config.ca_file: unable to load specified CA cert /nonexistent/ca.pem: open /nonexistent/ca.pem: no such file or directory"),
             ("scrape_configs:\n  - scrape_interval: 1m\n", "scrape_configs[0]: missing field `job_name`"),
             ("scrape_configs:\n  - job_name: a\n    file_sd_configs: [{files: [x.txt]}]\n", "scrape_configs[0].file_sd_configs[0].files[0]: path name \"x.txt\" is not valid"),
             ("rule_files: ['rules/[a.yml']\n", "rule_files[0]: invalid pattern"),
             ("alerting:\n  alertmanagers:\n    - api_version: v1\n", "alerting.alertmanagers[0].api_version: expected Alertmanager api version to be one of [v2] but got v1"),
-            ("alerting:\n  alertmanagers:\n    - static_configs: [{targets: [a]}]\n      tls_config: {}\n", "alerting.alertmanagers[0].tls_config: unknown field `tls_config`"),
+            ("alerting:\n  alertmanagers:\n    - static_configs: [{targets: [a]}]\n      tls_config: {key_file: /k}\n", "alerting.alertmanagers[0].tls_config.key_file: client key file \"/k\" specified without client cert file"),
+            ("alerting:\n  alertmanagers:\n    - scheme: https\n      tls_config: {cert_file: /nonexistent/c, key_file: /nonexistent/k}\n", "alerting.alertmanagers[0].tls_config.cert_file: unable to use specified client cert (/nonexistent/c) & key (/nonexistent/k): open /nonexistent/c: no such file or directory"),
             ("alerting:\n  alert_relabel_configs:\n    - action: nope\n", "alerting.alert_relabel_configs[0].action: unknown relabel action"),
             ("unknown_section: {}\n", "unknown_section: unknown field `unknown_section`"),
             ("scrape_configs: [\n", "scrape_configs: did not find expected node content at line 2 column 1"),

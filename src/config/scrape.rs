@@ -14,6 +14,7 @@ use super::global::{validate_scrape_protocols, GlobalConfig};
 use super::relabel::RelabelConfig;
 use super::size::ByteSize;
 use super::target_group::TargetGroup;
+use super::tls::TlsConfig;
 
 /// A password or token: read from the file, never printed (`<secret>` in logs and in the
 /// configuration the API shows, as Prometheus does).
@@ -115,6 +116,9 @@ pub struct ScrapeConfig {
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
     pub authorization: Option<Authorization>,
+    /// For `https` targets; its files are loaded by the `tls` module.
+    #[serde(default)]
+    pub tls_config: TlsConfig,
     #[serde(default)]
     pub static_configs: Vec<TargetGroup>,
     #[serde(default)]
@@ -197,6 +201,9 @@ impl ScrapeConfig {
         validate_scrape_protocols(&self.scrape_protocols)
             .map_err(|(i, reason)| (format!("scrape_protocols[{i}]"), reason))?;
         self.validate_auth()?;
+        self.tls_config
+            .validate()
+            .map_err(|(field, reason)| (format!("tls_config.{field}"), reason))?;
         for (i, group) in self.static_configs.iter_mut().enumerate() {
             if let Some((field, reason)) = group.invalid_label() {
                 return err(&format!("static_configs[{i}].{field}"), reason);
@@ -344,6 +351,7 @@ mod tests {
             ("{job_name: j, basic_auth: {password: a, password_file: b}}", "basic_auth"),
             ("{job_name: j, basic_auth: {username: a}, authorization: {credentials: b}}", "authorization"),
             ("{job_name: j, authorization: {type: Basic}}", "authorization.type"),
+            ("{job_name: j, tls_config: {cert_file: c}}", "tls_config.cert_file"),
             ("{job_name: j, scrape_protocols: [PrometheusText0.0.4, PrometheusText0.0.4]}", "scrape_protocols[1]"),
         ];
         for (job, field) in cases {

@@ -13,7 +13,7 @@ pub mod payload;
 pub mod post;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -29,8 +29,10 @@ use crate::log::log;
 use crate::rules::group::SendableAlert;
 use crate::scrape::file_discovery::FileDiscovery;
 
+use crate::tls::TlsClient;
 use alertmanagers::AlertmanagerTarget;
 pub use payload::NotifierAlert;
+use post::{AlertmanagerClient, PostRequest};
 
 /// Prometheus's `--alertmanager.notification-queue-capacity` default.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -56,6 +58,9 @@ struct AlertmanagerSet {
     discovery: FileDiscovery,
     active: Vec<AlertmanagerTarget>,
     dropped: Vec<AlertmanagerTarget>,
+    /// The entry's `tls_config`, loaded when the configuration is applied (`Err`: why not;
+    /// every `https` send of the entry then fails with it).
+    tls: Result<TlsClient, String>,
 }
 
 impl AlertmanagerSet {
@@ -77,6 +82,9 @@ pub struct Notifier {
     wake: LocalSender<()>,
     woken: RefCell<Option<LocalReceiver<()>>>,
     user_agent: String,
+    /// Per Alertmanager URL, its kept-alive connection. A send takes its client out and puts
+    /// it back when done.
+    clients: RefCell<HashMap<String, AlertmanagerClient>>,
 }
 
 impl Notifier {
@@ -90,6 +98,7 @@ impl Notifier {
             metrics: NotifierMetrics::default(),
             wake,
             woken: RefCell::new(Some(woken)),
+            clients: RefCell::new(HashMap::new()),
             user_agent: format!("Prometheus/promcore-{}", env!("CARGO_PKG_VERSION")),
         })
     }
@@ -111,6 +120,7 @@ impl Notifier {
                     ),
                     active: Vec::new(),
                     dropped: Vec::new(),
+                    tls: TlsClient::load(&am.tls_config).map_err(|e| e.to_string()),
                 };
                 let mut problems = Vec::new();
                 if let Some(g) = set.discovery.poll(&mut problems) {
@@ -121,6 +131,8 @@ impl Notifier {
             })
             .collect();
         *self.sets.borrow_mut() = sets;
+        // The TLS settings or credentials may have changed: new connections for all.
+        self.clients.borrow_mut().clear();
     }
 
     /// Every active and dropped Alertmanager URL.
@@ -240,11 +252,13 @@ impl Notifier {
 
     /// Sends one batch to every Alertmanager at once; counts it dropped if none took it.
     async fn send_batch(&self, batch: &[NotifierAlert]) {
-        /// Where to send, the body, the credentials header (or why it is missing), timeout.
+        /// Where to send, the body, the credentials header (or why it is missing), the TLS
+        /// settings (or why they are missing), the timeout.
         type Send = (
             AlertmanagerTarget,
             Vec<u8>,
             Result<Option<String>, String>,
+            Result<TlsClient, String>,
             Duration,
         );
         let work: Vec<Send> = self
@@ -275,35 +289,54 @@ impl Notifier {
                     set.cfg.basic_auth.as_ref(),
                     set.cfg.authorization.as_ref(),
                 );
+                let tls = set.tls.clone();
                 set.active
                     .iter()
-                    .map(move |am| (am.clone(), body.clone(), auth.clone(), timeout))
+                    .map(move |am| (am.clone(), body.clone(), auth.clone(), tls.clone(), timeout))
                     .collect::<Vec<_>>()
             })
             .collect();
         if work.is_empty() {
             return;
         }
-        let sends = work.into_iter().map(|(am, body, auth, timeout)| {
+        let sends = work.into_iter().map(|(am, body, auth, tls, timeout)| {
             let ua = self.user_agent.clone();
+            let mut client = self
+                .clients
+                .borrow_mut()
+                .remove(&am.url())
+                .unwrap_or_default();
             glommio::spawn_local(async move {
                 let started = Instant::now();
-                let r = match auth {
-                    _ if am.scheme != "http" => Err(post::PostError::Scheme(am.scheme.clone())),
-                    Err(e) => Err(post::PostError::Credentials(e)),
-                    Ok(auth) => {
-                        post::post_json(&am.address, &am.path, &body, &ua, auth.as_deref(), timeout)
-                            .await
+                let tls = match am.scheme.as_str() {
+                    "http" => Ok(None),
+                    "https" => tls.map(Some),
+                    other => Err(post::PostError::Scheme(other.to_string()).to_string()),
+                };
+                let r = match (auth, tls) {
+                    (Err(e), _) | (_, Err(e)) => Err(post::PostError::Credentials(e)),
+                    (Ok(auth), Ok(tls)) => {
+                        let req = PostRequest {
+                            address: &am.address,
+                            path: &am.path,
+                            body: &body,
+                            user_agent: &ua,
+                            authorization: auth.as_deref(),
+                            tls: tls.as_ref(),
+                            timeout,
+                        };
+                        client.post_json(&req).await
                     }
                 };
-                (am, r, started.elapsed().as_secs_f64())
+                (am, r, started.elapsed().as_secs_f64(), client)
             })
         });
         let tasks: Vec<_> = sends.collect();
         let mut any_ok = false;
         for t in tasks {
-            let (am, r, secs) = t.await;
+            let (am, r, secs, client) = t.await;
             let url = am.url();
+            self.clients.borrow_mut().insert(url.clone(), client);
             self.metrics.latency.borrow_mut().insert(url.clone(), secs);
             match r {
                 Ok(()) => {

@@ -91,6 +91,9 @@ pub struct Group {
     pub eval_seconds: Cell<f64>,
     /// Set when a reload replaced the group: its loop ends.
     pub stopped: Cell<bool>,
+    /// Series of rules a reload removed from this group: the next evaluation writes their
+    /// staleness markers (Prometheus's `staleSeries`).
+    pub stale_series: RefCell<Vec<Labels>>,
 }
 
 impl Group {
@@ -115,6 +118,7 @@ impl Group {
             last_eval: Cell::new(None),
             eval_seconds: Cell::new(0.0),
             stopped: Cell::new(false),
+            stale_series: RefCell::new(Vec::new()),
         }
     }
 
@@ -206,8 +210,24 @@ impl Group {
             st.eval_seconds = rule_started.elapsed().as_secs_f64();
             *cell.borrow_mut() = st;
         }
+        let stale = std::mem::take(&mut *self.stale_series.borrow_mut());
+        if !stale.is_empty() {
+            // A rule that took over a series has written it at `ts` already: its marker is
+            // refused as a duplicate, as in Prometheus.
+            let markers = stale.into_iter().map(|l| (l, ts, stale_nan())).collect();
+            let _ = storage.append(markers).await;
+        }
         self.eval_seconds.set(started.elapsed().as_secs_f64());
         sendable
+    }
+
+    /// Every series the group's rules wrote last time, and those it still had to mark.
+    pub fn all_series(&self) -> Vec<Labels> {
+        let mut all = self.stale_series.borrow().clone();
+        for cell in &self.rules {
+            all.extend(cell.borrow().prev_series.iter().cloned());
+        }
+        all
     }
 
     /// Prometheus's `RestoreForState`: pending alerts found by the first evaluation take the

@@ -39,6 +39,9 @@ pub struct RuleManager {
     ctx: RefCell<EvalContext>,
     /// `for` state is restored only for the groups of the first load after start.
     started: Cell<bool>,
+    /// Groups reloads removed, waiting to write their staleness markers (a finished task
+    /// stays until shutdown: one small handle per removed group).
+    cleanups: RefCell<Vec<Task<()>>>,
 }
 
 impl RuleManager {
@@ -55,6 +58,7 @@ impl RuleManager {
             tasks: RefCell::new(Vec::new()),
             ctx: RefCell::new(EvalContext::default()),
             started: Cell::new(false),
+            cleanups: RefCell::new(Vec::new()),
         })
     }
 
@@ -92,12 +96,34 @@ impl RuleManager {
                     }
                 }
                 g.last_eval.set(old[oi].last_eval.get());
+                // Rules that are gone (or unmatched duplicates): their series go stale at
+                // the group's next evaluation, as Prometheus's `CopyState` arranges.
+                let mut stale = old[oi].stale_series.borrow().clone();
+                for (i, r) in old[oi].rules.iter().enumerate() {
+                    if !used[oi][i] {
+                        stale.extend(r.borrow().prev_series.iter().cloned());
+                    }
+                }
+                *g.stale_series.borrow_mut() = stale;
             }
             groups.push(Rc::new(g));
         }
         for g in &old {
             g.stopped.set(true);
         }
+        let removed: Vec<Rc<Group>> = old
+            .iter()
+            .filter(|o| !groups.iter().any(|g| g.key() == o.key()))
+            .cloned()
+            .collect();
+        let mut cleanups = self.cleanups.borrow_mut();
+        for g in removed {
+            cleanups.push(glommio::spawn_local(mark_removed_group_stale(
+                self.storage.clone(),
+                g,
+            )));
+        }
+        drop(cleanups);
         *self.ctx.borrow_mut() = EvalContext {
             external_labels: config.global.external_labels.clone(),
             external_url: self.opts.external_url.clone(),
@@ -125,6 +151,8 @@ impl RuleManager {
             g.stopped.set(true);
         }
         self.tasks.borrow_mut().clear();
+        // As Prometheus at shutdown: removed groups waiting to mark their series do not.
+        self.cleanups.borrow_mut().clear();
     }
 
     async fn run_group(self: Rc<Self>, g: Rc<Group>, restore: bool) {
@@ -176,5 +204,31 @@ impl RuleManager {
                 next += missed * g.interval_ms;
             }
         }
+    }
+}
+
+/// A group a reload removed: after two of its intervals (time for a renamed rule to write
+/// the same series first), its series get staleness markers stamped with the removal time,
+/// as Prometheus's `markStale` does. Markers older than a sample a renamed rule wrote are
+/// refused by the storage, so a taken-over series stays live.
+async fn mark_removed_group_stale(storage: Rc<RouterStorage>, g: Rc<Group>) {
+    use super::storage::RuleStorage;
+    let removed_at = wall_ms();
+    glommio::timer::sleep(Duration::from_millis(2 * g.interval_ms as u64)).await;
+    let markers: Vec<_> = g
+        .all_series()
+        .into_iter()
+        .map(|l| (l, removed_at, shards::value::stale_nan()))
+        .collect();
+    if markers.is_empty() {
+        return;
+    }
+    if let Err(e) = storage.append(markers).await {
+        log(
+            LogLevel::Warn,
+            "rules",
+            "writing staleness markers of a removed group failed",
+            &[("group", &g.def.name), ("err", &e)],
+        );
     }
 }

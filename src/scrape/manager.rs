@@ -29,6 +29,7 @@ use crate::scrape::metadata::SharedMetadata;
 use crate::scrape::metrics::ScrapeMetrics;
 use crate::scrape::scrape_loop::{ScrapeLoop, ScrapeSettings, StopMode};
 use crate::scrape::target_status::{DroppedTarget, Health, TargetStatus};
+use crate::tls::TlsClient;
 
 /// How often target files are checked for changes.
 pub const DISCOVERY_POLL: Duration = Duration::from_secs(2);
@@ -276,8 +277,18 @@ impl ScrapeManager {
                 None
             }
         };
+        // Loaded per loop, as the credentials are: a renewed certificate is picked up by the
+        // loops a reload starts. The configuration loader has already refused unusable files.
+        let tls = if target.scheme == "https" {
+            TlsClient::load(&cfg.tls_config)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(None)
+        };
         let settings = ScrapeSettings {
             offset_seed: target_key(&target) ^ self.server_seed.get(),
+            tls,
             target,
             body_size_limit: cfg.body_size_limit.0,
             accept_gzip: cfg.enable_compression,

@@ -21,6 +21,7 @@ use crate::scrape::client::{ScrapeClient, ScrapeError, ScrapeRequest};
 use crate::scrape::metrics::ScrapeMetrics;
 use crate::scrape::parser::format_for_content_type;
 use crate::scrape::target_status::{Health, TargetStatus};
+use crate::tls::TlsClient;
 
 /// What Prometheus 2.x sends: OpenMetrics preferred, text 0.0.4 accepted.
 pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -47,6 +48,9 @@ pub struct ScrapeSettings {
     pub accept_gzip: bool,
     /// The full `Authorization` header value, if the job has credentials.
     pub authorization: Option<String>,
+    /// The job's loaded `tls_config` for an `https` target; `Err` says why it could not be
+    /// loaded (each scrape then fails with it).
+    pub tls: Result<Option<TlsClient>, String>,
     /// Decides the loop's phase within the interval; stable for a target.
     pub offset_seed: u64,
 }
@@ -149,39 +153,44 @@ impl ScrapeLoop {
     async fn scrape_once(&mut self, start: Instant) {
         let t = unix_ms(SystemTime::now());
         let target = &self.settings.target;
-        let result = if target.scheme != "http" {
-            Err(format!(
-                "scheme {:?} is not supported yet: only http targets can be scraped",
-                target.scheme
-            ))
-        } else {
-            let req = ScrapeRequest {
-                address: &target.address,
-                path_and_query: &self.path_and_query,
-                accept: ACCEPT,
-                timeout: target.timeout.as_std(),
-                body_size_limit: self.settings.body_size_limit,
-                accept_gzip: self.settings.accept_gzip,
-                authorization: self.settings.authorization.as_deref(),
-                user_agent: USER_AGENT,
-            };
-            match self.client.get(&req, &mut self.body).await {
-                Ok(resp) => {
-                    let format = format_for_content_type(&resp.content_type);
-                    self.appender
-                        .append_body(&self.body, format, t, &mut self.batches)
-                        .map_err(|e: AppendError| {
-                            if e == AppendError::SampleLimit {
-                                self.metrics.exceeded_sample_limit.inc();
-                            }
-                            e.to_string()
-                        })
-                }
-                Err(e) => {
-                    if matches!(e, ScrapeError::BodySizeLimit) {
-                        self.metrics.exceeded_body_size_limit.inc();
+        let tls = match (target.scheme.as_str(), &self.settings.tls) {
+            ("http", _) => Ok(None),
+            ("https", Ok(tls)) => Ok(tls.as_ref()),
+            ("https", Err(e)) => Err(e.clone()),
+            (other, _) => Err(format!("unsupported scheme {other:?}")),
+        };
+        let result = match tls {
+            Err(e) => Err(e),
+            Ok(tls) => {
+                let req = ScrapeRequest {
+                    address: &target.address,
+                    path_and_query: &self.path_and_query,
+                    accept: ACCEPT,
+                    timeout: target.timeout.as_std(),
+                    body_size_limit: self.settings.body_size_limit,
+                    accept_gzip: self.settings.accept_gzip,
+                    authorization: self.settings.authorization.as_deref(),
+                    user_agent: USER_AGENT,
+                    tls,
+                };
+                match self.client.get(&req, &mut self.body).await {
+                    Ok(resp) => {
+                        let format = format_for_content_type(&resp.content_type);
+                        self.appender
+                            .append_body(&self.body, format, t, &mut self.batches)
+                            .map_err(|e: AppendError| {
+                                if e == AppendError::SampleLimit {
+                                    self.metrics.exceeded_sample_limit.inc();
+                                }
+                                e.to_string()
+                            })
                     }
-                    Err(e.to_string())
+                    Err(e) => {
+                        if matches!(e, ScrapeError::BodySizeLimit) {
+                            self.metrics.exceeded_body_size_limit.inc();
+                        }
+                        Err(e.to_string())
+                    }
                 }
             }
         };

@@ -14,6 +14,7 @@ pub mod backfill;
 pub mod exporters;
 pub mod exposition;
 pub mod http;
+pub mod pki;
 pub mod process;
 pub mod server;
 pub mod target;

@@ -9,8 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 use super::error::{os_reason, RequestError};
 
-/// Go's default port for `http://host/...` without a port.
-const HTTP_PORT: u16 = 80;
+/// Go's default ports for `http://host/...` and `https://host/...` without a port.
+pub const HTTP_PORT: u16 = 80;
+pub const HTTPS_PORT: u16 = 443;
 
 /// What an address names before any lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +22,20 @@ pub enum Endpoint<'a> {
     Name(&'a str, u16),
 }
 
-/// Splits `host:port`, `[v6]:port` or a bare host (port 80).
-pub fn parse(address: &str) -> Result<Endpoint<'_>, RequestError> {
+/// The host of `host:port`, `[v6]:port` or a bare host, without brackets: the name TLS
+/// sends and verifies.
+pub fn host(address: &str) -> &str {
+    if let Some(rest) = address.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(h, _)| h);
+    }
+    match address.split_once(':') {
+        Some((h, p)) if !p.contains(':') => h,
+        _ => address,
+    }
+}
+
+/// Splits `host:port`, `[v6]:port` or a bare host (`default_port`).
+pub fn parse(address: &str, default_port: u16) -> Result<Endpoint<'_>, RequestError> {
     let invalid = |why: &str| RequestError::InvalidAddress(format!("address {address}: {why}"));
     let (host, port) = if let Some(rest) = address.strip_prefix('[') {
         let (host, after) = rest
@@ -54,7 +67,7 @@ pub fn parse(address: &str) -> Result<Endpoint<'_>, RequestError> {
         (kind, port)
     };
     let port = match port {
-        None => HTTP_PORT,
+        None => default_port,
         Some(p) => p.parse().map_err(|_| invalid("invalid port"))?,
     };
     Ok(match host {
@@ -75,10 +88,10 @@ enum HostKind<'a> {
     Name(&'a str),
 }
 
-/// The addresses to dial for `address`, in the resolver's order. Must run in a glommio
+/// The addresses to dial for `address` (`default_port` when it has none), in the resolver's order. Must run in a glommio
 /// executor when `address` holds a host name.
-pub async fn resolve(address: &str) -> Result<Vec<SocketAddr>, RequestError> {
-    match parse(address)? {
+pub async fn resolve(address: &str, default_port: u16) -> Result<Vec<SocketAddr>, RequestError> {
+    match parse(address, default_port)? {
         Endpoint::Addrs(addrs) => Ok(addrs),
         Endpoint::Name(host, port) => lookup(host, port).await,
     }
@@ -110,7 +123,7 @@ mod tests {
     use super::*;
 
     fn addrs(a: &str) -> Vec<String> {
-        match parse(a).unwrap() {
+        match parse(a, HTTP_PORT).unwrap() {
             Endpoint::Addrs(v) => v.iter().map(ToString::to_string).collect(),
             Endpoint::Name(h, p) => vec![format!("name {h} {p}")],
         }
@@ -124,6 +137,18 @@ mod tests {
         assert_eq!(addrs("10.1.2.3"), ["10.1.2.3:80"]);
         assert_eq!(addrs("localhost:9100"), ["127.0.0.1:9100", "[::1]:9100"]);
         assert_eq!(addrs("node-1.example:9100"), ["name node-1.example 9100"]);
+        assert!(matches!(
+            parse("h", HTTPS_PORT),
+            Ok(Endpoint::Name("h", 443))
+        ));
+        for (a, h) in [
+            ("[::1]:9100", "::1"),
+            ("n.example:1", "n.example"),
+            ("n", "n"),
+            ("1.2.3.4:5", "1.2.3.4"),
+        ] {
+            assert_eq!(host(a), h);
+        }
     }
 
     #[test]
@@ -132,7 +157,7 @@ mod tests {
             "::1:9100", "[::1", "[::1]x", "[nope]:1", ":9100", "h:port", "h:70000",
         ] {
             assert!(
-                matches!(parse(a), Err(RequestError::InvalidAddress(_))),
+                matches!(parse(a, HTTP_PORT), Err(RequestError::InvalidAddress(_))),
                 "{a}"
             );
         }

@@ -55,6 +55,9 @@ pub enum RequestError {
     Connect { addr: String, reason: String },
     #[error("context deadline exceeded")]
     Timeout,
+    /// The TLS handshake failed, in Go's words (`x509: certificate signed by unknown authority`).
+    #[error("{0}")]
+    Tls(String),
     /// The server closed the connection without sending a byte.
     #[error("EOF")]
     Eof,

@@ -7,7 +7,8 @@
 //! connection that the server closed while idle is noticed when the request gets no byte
 //! back, and the request is sent once more on a new connection, as Go's client retries an
 //! idempotent request. After any error or timeout the connection is dropped, never reused
-//! half-read. It speaks plain HTTP only: `https` targets are the caller's to refuse. It never
+//! half-read. For `https` targets the connection is TLS (the job's `tls_config`, loaded by the
+//! `tls` module) and is kept alive the same way. It never
 //! parses the body and never blocks the executor (name lookups go to glommio's blocking pool).
 
 mod address;
@@ -28,13 +29,15 @@ use std::time::Duration;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use self::body::{BodyBuffers, BodyDecoder};
 use self::request::RequestHead;
-use self::response::{Parsed, ResponseHead};
+use self::response::Parsed;
+use crate::tls::{ClientStream, TlsClient};
 
 pub use self::address::resolve;
-pub use self::error::{BodyError, RequestError, ScrapeError};
+pub use self::body::{BodyBuffers, BodyDecoder};
+pub use self::error::{os_reason, BodyError, RequestError, ScrapeError};
 pub use self::gunzip::{Gunzip, GunzipError};
+pub use self::response::{parse as parse_response, Parsed as ParsedResponse, ResponseHead};
 
 /// Socket reads go into a buffer of this size; exporters' gzipped bodies take a few reads.
 const READ_BUFFER: usize = 16 * 1024;
@@ -61,12 +64,15 @@ pub struct ScrapeRequest<'a> {
     /// The whole `Authorization` value (`Basic ...`, `Bearer ...`).
     pub authorization: Option<&'a str>,
     pub user_agent: &'a str,
+    /// `Some` for an `https` target: the job's loaded `tls_config`.
+    pub tls: Option<&'a TlsClient>,
 }
 
 impl ScrapeRequest<'_> {
     /// The URL as Go's client names it in errors.
     fn url(&self) -> String {
-        format!("http://{}{}", self.address, self.path_and_query)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.address, self.path_and_query)
     }
 
     fn failed(&self, cause: RequestError) -> ScrapeError {
@@ -84,8 +90,9 @@ pub struct ScrapeResponse {
     pub content_type: String,
 }
 
-struct Connection {
-    stream: TcpStream,
+/// One open connection to a peer, plain or TLS; the notifier opens its own with it too.
+pub struct Connection {
+    pub stream: ClientStream,
     /// The target address it was opened for: a target whose address changed reconnects.
     address: String,
     local: Option<SocketAddr>,
@@ -93,15 +100,30 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(address: &str) -> Result<Connection, RequestError> {
+    /// Connects to the first of the address's peers that answers, with TLS over it for
+    /// `https`.
+    pub async fn open(address: &str, tls: Option<&TlsClient>) -> Result<Connection, RequestError> {
+        let default_port = if tls.is_some() {
+            address::HTTPS_PORT
+        } else {
+            address::HTTP_PORT
+        };
         let mut first_error = None;
-        for peer in address::resolve(address).await? {
+        for peer in address::resolve(address, default_port).await? {
             match TcpStream::connect(peer).await {
-                Ok(stream) => {
+                Ok(tcp) => {
                     // The request goes out in one write; Nagle could only delay it.
-                    let _ = stream.set_nodelay(true);
+                    let _ = tcp.set_nodelay(true);
+                    let local = tcp.local_addr().ok();
+                    let stream = match tls {
+                        None => ClientStream::Plain(tcp),
+                        Some(tls) => tls
+                            .connect(address::host(address), tcp)
+                            .await
+                            .map_err(RequestError::Tls)?,
+                    };
                     return Ok(Connection {
-                        local: stream.local_addr().ok(),
+                        local,
                         stream,
                         address: address.to_string(),
                         peer,
@@ -123,7 +145,7 @@ impl Connection {
     }
 
     /// `127.0.0.1:41234->127.0.0.1:9100`, as Go names a connection in I/O errors.
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         match self.local {
             Some(local) => format!("{local}->{}", self.peer),
             None => self.peer.to_string(),
@@ -222,7 +244,7 @@ impl ScrapeClient {
             let reused = kept.is_some();
             let mut conn = match kept.take() {
                 Some(c) => c,
-                None => Connection::open(req.address)
+                None => Connection::open(req.address, req.tls)
                     .await
                     .map_err(|e| req.failed(e))?,
             };
@@ -253,7 +275,12 @@ impl ScrapeClient {
     async fn round_trip(&mut self, conn: &mut Connection) -> Result<ResponseHead, HeadFailure> {
         self.start = 0;
         self.end = 0;
-        if let Err(e) = conn.stream.write_all(&self.out).await {
+        // TLS buffers records: the flush puts the request on the wire.
+        let sent = match conn.stream.write_all(&self.out).await {
+            Ok(()) => conn.stream.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
             return Err(HeadFailure::NoResponse(io_error("write", conn, &e)));
         }
         loop {
@@ -336,7 +363,7 @@ impl ScrapeClient {
                 Err(e) => {
                     return Err(ScrapeError::Body(BodyError::Io {
                         addr: conn.name(),
-                        reason: error::os_reason(&e),
+                        reason: crate::tls::io_reason(&e),
                     }))
                 }
             }
@@ -350,6 +377,7 @@ fn io_error(op: &'static str, conn: &Connection, e: &io::Error) -> RequestError 
     RequestError::Io {
         op,
         addr: conn.name(),
-        reason: format!("{op}: {}", error::os_reason(e)),
+        // A TLS peer's refusal (an alert after the handshake) arrives as a read error.
+        reason: format!("{op}: {}", crate::tls::io_reason(e)),
     }
 }

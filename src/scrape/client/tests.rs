@@ -190,6 +190,7 @@ fn request(address: &str) -> ScrapeRequest<'_> {
         accept_gzip: true,
         authorization: None,
         user_agent: "promcore-test",
+        tls: None,
     }
 }
 
