@@ -206,6 +206,7 @@ impl Engine {
                     end,
                     interval,
                     series: r.series,
+                    held_below: r.held_below,
                 },
             );
             leaf_annotations.merge(r.annotations);
@@ -430,6 +431,29 @@ mod tests {
             err.to_string().starts_with("found duplicate series"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn pushdown_holds_as_many_samples_as_the_router_alone() {
+        let p = QueryParams::default();
+        for q in [
+            "sum by (job) (rate(req_total[2m]))",
+            "topk(1, abs(req_total))",
+            "abs(req_total)",
+            "count(req_total) + max(-req_total)",
+        ] {
+            for max_samples in 0..24 {
+                let answer = |pushdown| {
+                    let e = Engine::new(EngineOptions {
+                        max_samples,
+                        pushdown,
+                        ..EngineOptions::default()
+                    });
+                    run(e.range_query(&source(), q, 0, 120_000, 60_000, &p))
+                };
+                assert_eq!(answer(true), answer(false), "{q} with {max_samples}");
+            }
+        }
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct LeafResult {
     /// For `Combine::Merge`, each series' partial states, point by point (each point's value
     /// is its state finished, the answer when this part is the only one).
     pub states: Vec<Vec<AggState>>,
+    /// Samples held evaluating the leaf's sub-expressions, besides the answer: the evaluator
+    /// charges per series and per step, so the shards' counts add up to what the router-only
+    /// evaluation charges for them (see `PushedLeaf`).
+    pub held_below: usize,
 }
 
 impl LeafQuery {
@@ -101,9 +105,14 @@ impl LeafQuery {
     /// aggregation, the groups' partial states (with each group's first input series) or the
     /// shard's picks.
     pub fn finish(&self, part: LeafResult, held: usize) -> Result<LeafResult, QueryError> {
+        let part_points: usize = part.series.iter().map(|s| s.points.len()).sum();
         let Expr::Aggregate(a) = &self.expr else {
+            let mut part = part;
+            part.held_below = held.saturating_sub(part_points);
             return Ok(part);
         };
+        // Taking the part's answer charges it again: start from what was held below it.
+        let held_below = held.saturating_sub(part_points);
         let pushed = |series: Matrix| {
             HashMap::from([(
                 &*a.expr as *const Expr as usize,
@@ -112,17 +121,19 @@ impl LeafQuery {
                     end: self.end,
                     interval: self.interval,
                     series,
+                    held_below: 0,
                 },
             )])
         };
         let Combine::Merge(op) = self.combine else {
             let (series, annotations, _) =
-                self.run(&HashMap::new(), pushed(part.series), held, |ev| {
+                self.run(&HashMap::new(), pushed(part.series), held_below, |ev| {
                     ev.eval_vector(&self.expr)
                 })?;
             let mut out = LeafResult {
                 series,
                 annotations: part.annotations,
+                held_below: held,
                 ..LeafResult::default()
             };
             out.annotations.merge(annotations);
@@ -135,12 +146,13 @@ impl LeafQuery {
             first.entry(group).or_insert_with(|| s.labels.clone());
         }
         let (groups, annotations, _) =
-            self.run(&HashMap::new(), pushed(part.series), held, |ev| {
+            self.run(&HashMap::new(), pushed(part.series), held_below, |ev| {
                 let input = ev.eval_vector(&a.expr)?;
                 ev.aggregate_states(op, without, &grouping, &input)
             })?;
         let mut out = LeafResult {
             annotations: part.annotations,
+            held_below: held,
             ..LeafResult::default()
         };
         out.annotations.merge(annotations);
@@ -181,6 +193,7 @@ impl LeafQuery {
                 end: self.end,
                 interval: self.interval,
                 series: picks,
+                held_below: 0,
             },
         )]);
         let (m, annotations, _) =
@@ -261,6 +274,7 @@ pub fn merge(
         Combine::Concat | Combine::Reselect => {
             for p in parts {
                 let p = p?;
+                out.held_below += p.held_below;
                 out.series.extend(p.series);
                 out.annotations.merge(p.annotations);
             }
@@ -278,6 +292,7 @@ pub fn merge(
     let mut groups: Vec<(Labels, Series, Vec<AggState>)> = Vec::new();
     for p in parts {
         let p = p?;
+        out.held_below += p.held_below;
         out.annotations.merge(p.annotations);
         let mut states = p.states.into_iter();
         for (i, s) in p.series.into_iter().enumerate() {

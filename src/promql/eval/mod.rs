@@ -103,6 +103,9 @@ pub struct PushedLeaf {
     pub end: i64,
     pub interval: i64,
     pub series: Matrix,
+    /// Samples the shards held for the leaf's sub-expressions besides its answer: charged with
+    /// the answer, so that the router holds what evaluating the leaf here would have held.
+    pub held_below: usize,
 }
 
 pub struct Evaluator<'s, 'a> {
@@ -242,7 +245,7 @@ impl<'s, 'a> Evaluator<'s, 'a> {
             ));
         }
         let held: usize = leaf.series.iter().map(|s| s.points.len()).sum();
-        self.sh.charge(held)?;
+        self.sh.charge(held + leaf.held_below)?;
         Ok(Some(leaf.series))
     }
 
