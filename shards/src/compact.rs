@@ -6,21 +6,19 @@
 //!
 //! # Cooperative steps
 //!
-//! A shard's executor also serves its appends, so compaction never runs as one long call.
-//! `HeadCompactor::step` does about `step_budget` (2 ms) of work and returns; the shard
-//! calls it after each append batch (and `Shard::compact` loops it). The work comes in
-//! slices between which the clock is read: collecting candidate series with their labels
-//! and symbols into sorted sets (`series_per_step` refs), writing series into the block
-//! (`series_per_step` series), then one step each for closing the chunk files, closing the
-//! index (all postings), meta.json + tombstones + rename + head truncation, chunks_head
-//! truncation, and the WAL cut, then rewriting WAL records into the checkpoint
-//! (`records_per_step`). This was chosen over a separate low-share task queue because the
-//! head, the WAL and the blocks have one owner (`Shard`, `&mut self`) that the serve loop
-//! holds across each request: a second task could only reach them through
-//! `Rc<RefCell<..>>` borrows held across awaits. Steps need no sharing and bound the
-//! latency an append can see from compaction to one slice; the slices that fsync (block
-//! files, chunks_head) still cost tens of milliseconds, and the checkpoint's first slice
-//! reads a whole WAL segment (`WalReader` loads segments whole).
+//! A shard's executor also serves its appends and queries, so compaction never runs as one
+//! long call. `HeadCompactor::step` does about `step_budget` (2 ms) of work and returns; the
+//! server drives the steps from a low-share task queue of their own (`compaction_queue`),
+//! a library user after each append batch (`CompactionOptions::after_appends`) or in a loop
+//! (`Shard::compact`). The work comes in slices between which the clock is read: collecting
+//! candidate series with their labels and symbols into sorted sets (`series_per_step`
+//! refs), writing series into the block (`series_per_step` series), then closing the chunk
+//! files, closing the index (all postings), and meta.json + tombstones + rename, each of
+//! which runs on the executor's blocking thread (`offload`) because it is mostly fsync and
+//! bulk writes: meanwhile steps return `Progress::Waiting` at once and the executor keeps
+//! serving. Then the head truncation, chunks_head truncation, the WAL cut, and rewriting
+//! WAL records into the checkpoint (`records_per_step`; its first slice still reads a whole
+//! WAL segment, as `WalReader` loads segments whole).
 //!
 //! Between steps appends continue, which is safe: they only carry samples at or after
 //! `head max time - range/2`, which lies after the block's max time, and series are only
@@ -29,8 +27,10 @@
 //! equal to the block range they always lie inside); otherwise their remaining samples are
 //! re-encoded, as Prometheus does.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -49,6 +49,10 @@ use crate::wal::{SegmentFs, Wal, WalError};
 pub struct CompactionOptions {
     /// Head compaction on (the default). The block range is the head's chunk range.
     pub enabled: bool,
+    /// `Shard::append_many` runs one step after each write (the default, for library users
+    /// with no task of their own); the server turns this off and drives the steps from its
+    /// low-share compaction queue instead.
+    pub after_appends: bool,
     /// Series collected or written between two looks at the clock.
     pub series_per_step: usize,
     /// WAL records rewritten into a checkpoint between two looks at the clock.
@@ -68,6 +72,7 @@ impl Default for CompactionOptions {
     fn default() -> Self {
         CompactionOptions {
             enabled: true,
+            after_appends: true,
             series_per_step: 64,
             records_per_step: 4,
             step_budget: Duration::from_millis(2),
@@ -110,6 +115,9 @@ pub enum Progress {
     Idle,
     /// A slice of work was done; more follows.
     Working,
+    /// Block files are being closed off the executor; the next step is worth trying after
+    /// a short wait.
+    Waiting,
     /// A block was written (or, when `None`, the range held no samples) and the head
     /// truncated.
     HeadTruncated {
@@ -155,12 +163,23 @@ enum Job<F: SegmentFs> {
         series: Vec<(Labels, u64)>,
         next: usize,
     },
-    /// Closing the block's files, one per step: 0 chunk files, 1 index, 2 the rest and the
-    /// head truncation.
+    /// Closing the block's files, one stage at a time: 0 chunk files, 1 index, 2 the rest,
+    /// then the head truncation.
     Finish {
         maxt: i64,
         stage: u8,
         writer: Box<BlockWriter>,
+    },
+    /// A stage of `Finish` running on the blocking thread; it hands the writer back.
+    Closing {
+        maxt: i64,
+        stage: u8,
+        pending: Offloaded<Box<BlockWriter>>,
+    },
+    /// The block's last files and its rename, on the blocking thread.
+    Renaming {
+        maxt: i64,
+        pending: Offloaded<BlockMeta>,
     },
     /// After the head truncation: 0 chunks_head files, 1 the WAL cut and checkpoint start.
     TruncateFiles {
@@ -168,6 +187,27 @@ enum Job<F: SegmentFs> {
         stage: u8,
     },
     Checkpoint(Box<Checkpointer<F>>),
+}
+
+/// Work handed to the executor's blocking thread; its result lands here for a later step.
+type Offloaded<T> = Rc<RefCell<Option<Result<T, BlockError>>>>;
+
+/// Runs `f` on the executor's blocking thread pool, so that its fsyncs and bulk writes
+/// never stall the executor's appends and queries. One local task awaits it: steps only
+/// look at the slot, because every poll of glommio's blocking future keeps a waker (whose
+/// count is 16 bits), so a future polled at each step would overflow it.
+fn offload<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BlockError> + Send + 'static,
+) -> Offloaded<T> {
+    let slot: Offloaded<T> = Rc::new(RefCell::new(None));
+    let done = slot.clone();
+    let work = glommio::executor().spawn_blocking(f);
+    glommio::spawn_local(async move {
+        let r = work.await;
+        *done.borrow_mut() = Some(r);
+    })
+    .detach();
+    slot
 }
 
 /// What a step may touch: everything the shard owns.
@@ -198,6 +238,10 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
 
     pub fn options(&self) -> &CompactionOptions {
         &self.opts
+    }
+
+    pub fn set_after_appends(&mut self, on: bool) {
+        self.opts.after_appends = on;
     }
 
     /// Whether a compaction is under way.
@@ -329,37 +373,76 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 stage,
                 mut writer,
             } => {
-                let empty = writer.stats().num_samples == 0;
-                if stage < 2 && !empty {
-                    match stage {
-                        0 => writer.close_chunks()?,
-                        _ => writer.close_index()?,
-                    }
-                    self.job = Some(Job::Finish {
-                        maxt,
-                        stage: stage + 1,
-                        writer,
-                    });
-                    return Ok(Progress::Working);
-                }
-                let block = if empty {
+                if writer.stats().num_samples == 0 {
                     // Prometheus writes no empty block; dropping the writer removes it.
                     drop(writer);
-                    None
-                } else {
-                    let meta = writer.finish()?;
-                    let b = Block::open(&ctx.dir.join(&meta.ulid))?;
-                    ctx.blocks.push(b);
-                    ctx.blocks.sort_by(|a, b| {
-                        (a.meta().min_time, &a.meta().ulid)
-                            .cmp(&(b.meta().min_time, &b.meta().ulid))
+                    let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
+                    self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
+                    return Ok(Progress::HeadTruncated {
+                        block: None,
+                        truncated,
                     });
-                    self.stats.blocks_written += 1;
-                    Some(Box::new(meta))
+                }
+                self.job = Some(match stage {
+                    0 | 1 => Job::Closing {
+                        maxt,
+                        stage: stage + 1,
+                        pending: offload(move || {
+                            match stage {
+                                0 => writer.close_chunks()?,
+                                _ => writer.close_index()?,
+                            }
+                            Ok(writer)
+                        }),
+                    },
+                    _ => Job::Renaming {
+                        maxt,
+                        pending: offload(move || writer.finish()),
+                    },
+                });
+                Ok(Progress::Working)
+            }
+            Job::Closing {
+                maxt,
+                stage,
+                pending,
+            } => match pending.take() {
+                None => {
+                    self.job = Some(Job::Closing {
+                        maxt,
+                        stage,
+                        pending,
+                    });
+                    Ok(Progress::Waiting)
+                }
+                Some(writer) => {
+                    self.job = Some(Job::Finish {
+                        maxt,
+                        stage,
+                        writer: writer?,
+                    });
+                    Ok(Progress::Working)
+                }
+            },
+            Job::Renaming { maxt, pending } => {
+                let Some(meta) = pending.take() else {
+                    self.job = Some(Job::Renaming { maxt, pending });
+                    return Ok(Progress::Waiting);
                 };
+                let meta = meta?;
+                let b = Block::open(&ctx.dir.join(&meta.ulid))?;
+                ctx.blocks.push(b);
+                ctx.blocks.sort_by(|a, b| {
+                    (a.meta().min_time, &a.meta().ulid).cmp(&(b.meta().min_time, &b.meta().ulid))
+                });
+                self.stats.blocks_written += 1;
+                // The head is truncated only now that its block is in place.
                 let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
                 self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
-                Ok(Progress::HeadTruncated { block, truncated })
+                Ok(Progress::HeadTruncated {
+                    block: Some(Box::new(meta)),
+                    truncated,
+                })
             }
             Job::TruncateFiles { maxt, stage: 0 } => {
                 ctx.head

@@ -9,6 +9,7 @@ pub mod block_compaction;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod compact;
+pub mod compaction_queue;
 pub mod data_dir;
 pub mod encoding;
 pub mod head;
