@@ -37,6 +37,7 @@ use thiserror::Error;
 
 use crate::block::{Block, BlockChunk, BlockError, BlockMeta, BlockWriter, NewBlock};
 use crate::chunkenc::{Encoding, XorChunk, XorIterator};
+use crate::compaction_timings::{DurationHistogram, DurationSum};
 use crate::head::series::range_for_timestamp;
 use crate::head::{snapshot, Head, HeadChunkView, HeadError, TruncateStats};
 use crate::labels::symbols::SymbolId;
@@ -129,8 +130,13 @@ pub enum Progress {
 }
 
 /// Counters for self-monitoring (`prometheus_tsdb_compactions_total` ...).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct CompactionStats {
+    /// Head compactions from the first collecting step to the head truncation, waits for
+    /// the executor included (`prometheus_tsdb_compaction_duration_seconds`).
+    pub durations: DurationHistogram,
+    /// Head truncations (`prometheus_tsdb_head_gc_duration_seconds`).
+    pub head_gc: DurationSum,
     pub blocks_written: u64,
     pub head_truncations: u64,
     pub series_removed: u64,
@@ -222,6 +228,8 @@ pub struct Ctx<'a, F: SegmentFs> {
 pub struct HeadCompactor<F: SegmentFs> {
     opts: CompactionOptions,
     job: Option<Job<F>>,
+    /// When the compaction under way started.
+    started: Option<Instant>,
     not_before: Option<Instant>,
     pub stats: CompactionStats,
 }
@@ -231,6 +239,7 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         HeadCompactor {
             opts,
             job: None,
+            started: None,
             not_before: None,
             stats: CompactionStats::default(),
         }
@@ -277,6 +286,7 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
             };
             let mut found = Box::<Collected>::default();
             found.symbols.insert("".into());
+            self.started = Some(Instant::now());
             self.job = Some(Job::Collect {
                 mint,
                 maxt,
@@ -489,7 +499,12 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         head: &mut Head,
         mint: i64,
     ) -> Result<TruncateStats, CompactionError> {
+        let gc = Instant::now();
         let t = head.truncate(mint);
+        self.stats.head_gc.observe(gc.elapsed());
+        if let Some(started) = self.started.take() {
+            self.stats.durations.observe(started.elapsed());
+        }
         self.stats.head_truncations += 1;
         self.stats.series_removed += t.series_removed;
         // A snapshot describes a head before this truncation; replaying from it after a crash

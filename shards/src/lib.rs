@@ -10,6 +10,7 @@ pub mod chunkenc;
 pub mod chunks_head;
 pub mod compact;
 pub mod compaction_queue;
+pub mod compaction_timings;
 pub mod data_dir;
 pub mod encoding;
 pub mod head;
