@@ -178,8 +178,11 @@ pub fn superseded(metas: &[&BlockMeta]) -> Vec<usize> {
 }
 
 /// Counters for self-monitoring.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockCompactionStats {
+    /// Merges from planning to the parents' deletion
+    /// (`prometheus_tsdb_compaction_duration_seconds`, with the head's).
+    pub durations: crate::compaction_timings::DurationHistogram,
     pub compactions: u64,
     pub parents_deleted: u64,
     pub failures: u64,
@@ -206,6 +209,8 @@ pub struct BlockCompactor {
     retry_after: Duration,
     not_before: Option<Instant>,
     job: Option<Merge>,
+    /// When the merge under way started.
+    started: Option<Instant>,
     pub stats: BlockCompactionStats,
 }
 
@@ -218,6 +223,7 @@ impl BlockCompactor {
             retry_after,
             not_before: None,
             job: None,
+            started: None,
             stats: BlockCompactionStats::default(),
         }
     }
@@ -259,6 +265,7 @@ impl BlockCompactor {
             }
             let parents: Vec<&Block> = chosen.iter().map(|&i| &blocks[i]).collect();
             self.job = Some(start(dir, &parents)?);
+            self.started = Some(Instant::now());
             return Ok(Some(false));
         };
         let parents = find(blocks, &job.parents)?;
@@ -284,6 +291,9 @@ impl BlockCompactor {
             drop(writer);
         }
         self.stats.compactions += 1;
+        if let Some(t) = self.started.take() {
+            self.stats.durations.observe(t.elapsed());
+        }
         for name in &names {
             if let Some(i) = blocks.iter().position(|b| &b.meta().ulid == name) {
                 let b = blocks.remove(i);

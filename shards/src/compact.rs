@@ -6,21 +6,19 @@
 //!
 //! # Cooperative steps
 //!
-//! A shard's executor also serves its appends, so compaction never runs as one long call.
-//! `HeadCompactor::step` does about `step_budget` (2 ms) of work and returns; the shard
-//! calls it after each append batch (and `Shard::compact` loops it). The work comes in
-//! slices between which the clock is read: collecting candidate series with their labels
-//! and symbols into sorted sets (`series_per_step` refs), writing series into the block
-//! (`series_per_step` series), then one step each for closing the chunk files, closing the
-//! index (all postings), meta.json + tombstones + rename + head truncation, chunks_head
-//! truncation, and the WAL cut, then rewriting WAL records into the checkpoint
-//! (`records_per_step`). This was chosen over a separate low-share task queue because the
-//! head, the WAL and the blocks have one owner (`Shard`, `&mut self`) that the serve loop
-//! holds across each request: a second task could only reach them through
-//! `Rc<RefCell<..>>` borrows held across awaits. Steps need no sharing and bound the
-//! latency an append can see from compaction to one slice; the slices that fsync (block
-//! files, chunks_head) still cost tens of milliseconds, and the checkpoint's first slice
-//! reads a whole WAL segment (`WalReader` loads segments whole).
+//! A shard's executor also serves its appends and queries, so compaction never runs as one
+//! long call. `HeadCompactor::step` does about `step_budget` (2 ms) of work and returns; the
+//! server drives the steps from a low-share task queue of their own (`compaction_queue`),
+//! a library user after each append batch (`CompactionOptions::after_appends`) or in a loop
+//! (`Shard::compact`). The work comes in slices between which the clock is read: collecting
+//! candidate series with their labels and symbols into sorted sets (`series_per_step`
+//! refs), writing series into the block (`series_per_step` series), then closing the chunk
+//! files, closing the index (all postings), and meta.json + tombstones + rename, each of
+//! which runs on the executor's blocking thread (`offload`) because it is mostly fsync and
+//! bulk writes: meanwhile steps return `Progress::Waiting` at once and the executor keeps
+//! serving. Then the head truncation, chunks_head truncation, the WAL cut, and rewriting
+//! WAL records into the checkpoint (`records_per_step`; its first slice still reads a whole
+//! WAL segment, as `WalReader` loads segments whole).
 //!
 //! Between steps appends continue, which is safe: they only carry samples at or after
 //! `head max time - range/2`, which lies after the block's max time, and series are only
@@ -29,14 +27,17 @@
 //! equal to the block range they always lie inside); otherwise their remaining samples are
 //! re-encoded, as Prometheus does.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::block::{Block, BlockChunk, BlockError, BlockMeta, BlockWriter, NewBlock};
 use crate::chunkenc::{Encoding, FloatIterator, XorChunk};
+use crate::compaction_timings::{DurationHistogram, DurationSum};
 use crate::head::series::range_for_timestamp;
 use crate::head::{snapshot, Head, HeadChunkView, HeadError, TruncateStats};
 use crate::labels::symbols::SymbolId;
@@ -49,6 +50,10 @@ use crate::wal::{SegmentFs, Wal, WalError};
 pub struct CompactionOptions {
     /// Head compaction on (the default). The block range is the head's chunk range.
     pub enabled: bool,
+    /// `Shard::append_many` runs one step after each write (the default, for library users
+    /// with no task of their own); the server turns this off and drives the steps from its
+    /// low-share compaction queue instead.
+    pub after_appends: bool,
     /// Series collected or written between two looks at the clock.
     pub series_per_step: usize,
     /// WAL records rewritten into a checkpoint between two looks at the clock.
@@ -68,6 +73,7 @@ impl Default for CompactionOptions {
     fn default() -> Self {
         CompactionOptions {
             enabled: true,
+            after_appends: true,
             series_per_step: 64,
             records_per_step: 4,
             step_budget: Duration::from_millis(2),
@@ -110,6 +116,9 @@ pub enum Progress {
     Idle,
     /// A slice of work was done; more follows.
     Working,
+    /// Block files are being closed off the executor; the next step is worth trying after
+    /// a short wait.
+    Waiting,
     /// A block was written (or, when `None`, the range held no samples) and the head
     /// truncated.
     HeadTruncated {
@@ -121,8 +130,13 @@ pub enum Progress {
 }
 
 /// Counters for self-monitoring (`prometheus_tsdb_compactions_total` ...).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct CompactionStats {
+    /// Head compactions from the first collecting step to the head truncation, waits for
+    /// the executor included (`prometheus_tsdb_compaction_duration_seconds`).
+    pub durations: DurationHistogram,
+    /// Head truncations (`prometheus_tsdb_head_gc_duration_seconds`).
+    pub head_gc: DurationSum,
     pub blocks_written: u64,
     pub head_truncations: u64,
     pub series_removed: u64,
@@ -155,12 +169,23 @@ enum Job<F: SegmentFs> {
         series: Vec<(Labels, u64)>,
         next: usize,
     },
-    /// Closing the block's files, one per step: 0 chunk files, 1 index, 2 the rest and the
-    /// head truncation.
+    /// Closing the block's files, one stage at a time: 0 chunk files, 1 index, 2 the rest,
+    /// then the head truncation.
     Finish {
         maxt: i64,
         stage: u8,
         writer: Box<BlockWriter>,
+    },
+    /// A stage of `Finish` running on the blocking thread; it hands the writer back.
+    Closing {
+        maxt: i64,
+        stage: u8,
+        pending: Offloaded<Box<BlockWriter>>,
+    },
+    /// The block's last files and its rename, on the blocking thread.
+    Renaming {
+        maxt: i64,
+        pending: Offloaded<BlockMeta>,
     },
     /// After the head truncation: 0 chunks_head files, 1 the WAL cut and checkpoint start.
     TruncateFiles {
@@ -168,6 +193,27 @@ enum Job<F: SegmentFs> {
         stage: u8,
     },
     Checkpoint(Box<Checkpointer<F>>),
+}
+
+/// Work handed to the executor's blocking thread; its result lands here for a later step.
+type Offloaded<T> = Rc<RefCell<Option<Result<T, BlockError>>>>;
+
+/// Runs `f` on the executor's blocking thread pool, so that its fsyncs and bulk writes
+/// never stall the executor's appends and queries. One local task awaits it: steps only
+/// look at the slot, because every poll of glommio's blocking future keeps a waker (whose
+/// count is 16 bits), so a future polled at each step would overflow it.
+fn offload<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BlockError> + Send + 'static,
+) -> Offloaded<T> {
+    let slot: Offloaded<T> = Rc::new(RefCell::new(None));
+    let done = slot.clone();
+    let work = glommio::executor().spawn_blocking(f);
+    glommio::spawn_local(async move {
+        let r = work.await;
+        *done.borrow_mut() = Some(r);
+    })
+    .detach();
+    slot
 }
 
 /// What a step may touch: everything the shard owns.
@@ -182,6 +228,8 @@ pub struct Ctx<'a, F: SegmentFs> {
 pub struct HeadCompactor<F: SegmentFs> {
     opts: CompactionOptions,
     job: Option<Job<F>>,
+    /// When the compaction under way started.
+    started: Option<Instant>,
     not_before: Option<Instant>,
     pub stats: CompactionStats,
 }
@@ -191,6 +239,7 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         HeadCompactor {
             opts,
             job: None,
+            started: None,
             not_before: None,
             stats: CompactionStats::default(),
         }
@@ -198,6 +247,10 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
 
     pub fn options(&self) -> &CompactionOptions {
         &self.opts
+    }
+
+    pub fn set_after_appends(&mut self, on: bool) {
+        self.opts.after_appends = on;
     }
 
     /// Whether a compaction is under way.
@@ -233,6 +286,7 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
             };
             let mut found = Box::<Collected>::default();
             found.symbols.insert("".into());
+            self.started = Some(Instant::now());
             self.job = Some(Job::Collect {
                 mint,
                 maxt,
@@ -329,42 +383,81 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 stage,
                 mut writer,
             } => {
-                let empty = writer.stats().num_samples == 0;
-                if stage < 2 && !empty {
-                    match stage {
-                        0 => {
-                            writer.close_chunks()?;
-                            crate::crash_point::reached(
-                                crate::crash_point::BLOCK_WRITE_AFTER_CHUNKS,
-                            );
-                        }
-                        _ => writer.close_index()?,
-                    }
-                    self.job = Some(Job::Finish {
-                        maxt,
-                        stage: stage + 1,
-                        writer,
-                    });
-                    return Ok(Progress::Working);
-                }
-                let block = if empty {
+                if writer.stats().num_samples == 0 {
                     // Prometheus writes no empty block; dropping the writer removes it.
                     drop(writer);
-                    None
-                } else {
-                    let meta = writer.finish()?;
-                    let b = Block::open(&ctx.dir.join(&meta.ulid))?;
-                    ctx.blocks.push(b);
-                    ctx.blocks.sort_by(|a, b| {
-                        (a.meta().min_time, &a.meta().ulid)
-                            .cmp(&(b.meta().min_time, &b.meta().ulid))
+                    let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
+                    self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
+                    return Ok(Progress::HeadTruncated {
+                        block: None,
+                        truncated,
                     });
-                    self.stats.blocks_written += 1;
-                    Some(Box::new(meta))
+                }
+                self.job = Some(match stage {
+                    0 | 1 => Job::Closing {
+                        maxt,
+                        stage: stage + 1,
+                        pending: offload(move || {
+                            match stage {
+                                0 => {
+                                    writer.close_chunks()?;
+                                    crate::crash_point::reached(
+                                        crate::crash_point::BLOCK_WRITE_AFTER_CHUNKS,
+                                    );
+                                }
+                                _ => writer.close_index()?,
+                            }
+                            Ok(writer)
+                        }),
+                    },
+                    _ => Job::Renaming {
+                        maxt,
+                        pending: offload(move || writer.finish()),
+                    },
+                });
+                Ok(Progress::Working)
+            }
+            Job::Closing {
+                maxt,
+                stage,
+                pending,
+            } => match pending.take() {
+                None => {
+                    self.job = Some(Job::Closing {
+                        maxt,
+                        stage,
+                        pending,
+                    });
+                    Ok(Progress::Waiting)
+                }
+                Some(writer) => {
+                    self.job = Some(Job::Finish {
+                        maxt,
+                        stage,
+                        writer: writer?,
+                    });
+                    Ok(Progress::Working)
+                }
+            },
+            Job::Renaming { maxt, pending } => {
+                let Some(meta) = pending.take() else {
+                    self.job = Some(Job::Renaming { maxt, pending });
+                    return Ok(Progress::Waiting);
                 };
+                let meta = meta?;
+                let b = Block::open(&ctx.dir.join(&meta.ulid))?;
+                ctx.blocks.push(b);
+                ctx.blocks.sort_by(|a, b| {
+                    (a.meta().min_time, &a.meta().ulid).cmp(&(b.meta().min_time, &b.meta().ulid))
+                });
+                self.stats.blocks_written += 1;
+                // The head is truncated only now that its block is in place.
                 let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
                 self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
-                Ok(Progress::HeadTruncated { block, truncated })
+                Ok(Progress::HeadTruncated {
+                    block: Some(Box::new(meta)),
+                    truncated,
+                })
             }
             Job::TruncateFiles { maxt, stage: 0 } => {
                 ctx.head
@@ -411,7 +504,12 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         head: &mut Head,
         mint: i64,
     ) -> Result<TruncateStats, CompactionError> {
+        let gc = Instant::now();
         let t = head.truncate(mint);
+        self.stats.head_gc.observe(gc.elapsed());
+        if let Some(started) = self.started.take() {
+            self.stats.durations.observe(started.elapsed());
+        }
         self.stats.head_truncations += 1;
         self.stats.series_removed += t.series_removed;
         // A snapshot describes a head before this truncation; replaying from it after a crash

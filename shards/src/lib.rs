@@ -11,6 +11,8 @@ pub mod block_compaction;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod compact;
+pub mod compaction_queue;
+pub mod compaction_timings;
 pub mod crash_point;
 pub mod data_dir;
 pub mod deletion;

@@ -14,8 +14,9 @@
 //!    corrupt tail at the last good record;
 //! 4. open a new WAL segment for appends.
 //!
-//! Head compaction (`compact`) runs in bounded steps after append batches, so that a block
-//! write, a head truncation and a WAL checkpoint never hold up appends for long.
+//! Head compaction (`compact`) runs in bounded steps, driven by the server's low-share
+//! compaction queue (`compaction_queue`) or, for a library user, after append batches, so
+//! that a block write, a head truncation and a WAL checkpoint never hold up appends for long.
 //!
 //! A batch is acknowledged when `append` returns `Ok`: its records were written to the WAL
 //! file (see `wal`'s durability rule), so a crash of the process cannot lose it.
@@ -99,6 +100,10 @@ pub struct ShardOptions {
 /// How often retention looks at the blocks besides after each block write: Prometheus
 /// reloads its blocks (and applies retention) once a minute.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often a compaction waiting for its block files to close (off the executor) looks
+/// again.
+pub const OFFLOAD_POLL: Duration = Duration::from_millis(1);
 
 /// Start-up progress, for logging.
 #[derive(Debug, Clone)]
@@ -306,6 +311,17 @@ impl<F: SegmentFs + Clone> Shard<F> {
         self.compactor.is_busy()
     }
 
+    /// Whether head compaction is on (block compaction and retention run with it).
+    pub fn compaction_enabled(&self) -> bool {
+        self.compactor.options().enabled
+    }
+
+    /// Whether `append_many` runs a compaction step after each write (see
+    /// `CompactionOptions::after_appends`); off when a compaction queue drives the steps.
+    pub fn set_compaction_after_appends(&mut self, on: bool) {
+        self.compactor.set_after_appends(on);
+    }
+
     pub fn compaction_stats(&self) -> &CompactionStats {
         &self.compactor.stats
     }
@@ -408,6 +424,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             match self.compact_step().await? {
                 Progress::Idle => return Ok(done),
                 Progress::Working => {}
+                Progress::Waiting => glommio::timer::sleep(OFFLOAD_POLL).await,
                 p => done.push(p),
             }
         }
@@ -417,7 +434,10 @@ impl<F: SegmentFs + Clone> Shard<F> {
     /// never races one (a block being written from data it is about to mark deleted).
     async fn finish_compactions(&mut self) -> Result<(), ShardError> {
         while self.compactor.is_busy() || self.merger.is_busy() {
-            self.compact_step().await?;
+            // Offloaded block I/O finishes through a task of this executor: wait, don't spin.
+            if let Progress::Waiting = self.compact_step().await? {
+                glommio::timer::sleep(OFFLOAD_POLL).await;
+            }
         }
         Ok(())
     }
@@ -541,7 +561,8 @@ impl<F: SegmentFs + Clone> Shard<F> {
         }
         // The batch is acknowledged whatever compaction does: a failed step is counted in
         // `compaction_stats` and retried later, never reported as an append error.
-        if self.compactor.options().enabled {
+        let c = self.compactor.options();
+        if c.enabled && c.after_appends {
             let _ = self.compact_step().await;
         }
         if self.retention_checked.elapsed() >= RETENTION_INTERVAL {
@@ -590,8 +611,10 @@ impl<F: SegmentFs + Clone> Shard<F> {
         // half-written checkpoint or block is left behind by a clean shutdown. A failure is
         // counted in `compaction_stats` and abandons it; the shutdown goes on.
         while self.compactor.is_busy() || self.merger.is_busy() {
-            if self.compact_step().await.is_err() {
-                break;
+            match self.compact_step().await {
+                Ok(Progress::Waiting) => glommio::timer::sleep(OFFLOAD_POLL).await,
+                Ok(_) => {}
+                Err(_) => break,
             }
         }
         self.head.chunk_disk_mapper().sync()?;

@@ -129,9 +129,12 @@ async fn write(dir: &Path, t0: i64) -> (Samples, Vec<BlockMeta>) {
         for (j, &i) in idx.iter().enumerate() {
             refs[i] = Some(out.series_refs[j]);
         }
-        // Also drive compaction between appends, as an idle shard would.
+        // Also drive compaction between appends, as an idle shard would; the block files
+        // closed on the blocking thread are waited for here, so that compaction keeps up.
         if k % 3 == 0 {
-            shard.compact_step().await.unwrap();
+            while shard.compact_step().await.unwrap() == Progress::Waiting {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
     let rest = shard.compact().await.unwrap();

@@ -7,6 +7,8 @@
 
 use std::time::Instant;
 
+use shards::compaction_timings::{DurationHistogram, DurationSum};
+
 use crate::metrics::{Kind, MetricsWriter, ProcessStats};
 use crate::router::protocol::ShardStats;
 use crate::server::App;
@@ -69,6 +71,35 @@ pub async fn render(app: &App) -> String {
     write_scrape_metrics(app, &mut w);
     write_notifier_metrics(app, &mut w);
     w.finish()
+}
+
+/// Compaction and head GC durations, summed across shards, typed as Prometheus 2.42 has
+/// them (a histogram and a summary without quantiles).
+fn write_compaction_timings(stats: &[ShardStats], w: &mut MetricsWriter) {
+    let mut durations = DurationHistogram::default();
+    let mut gc = DurationSum::default();
+    for s in stats {
+        durations.merge(&s.compaction.durations);
+        durations.merge(&s.block_compaction.durations);
+        gc.merge(&s.compaction.head_gc);
+    }
+    let name = "prometheus_tsdb_compaction_duration_seconds";
+    w.family(name, "Duration of compaction runs", Kind::Histogram);
+    let bucket = format!("{name}_bucket");
+    for (le, n) in durations.cumulative() {
+        w.sample(&bucket, &[("le", &le.to_string())], n as f64);
+    }
+    w.sample(&bucket, &[("le", "+Inf")], durations.count as f64);
+    w.sample(&format!("{name}_sum"), &[], durations.sum_seconds);
+    w.sample(&format!("{name}_count"), &[], durations.count as f64);
+    let name = "prometheus_tsdb_head_gc_duration_seconds";
+    w.family(
+        name,
+        "Runtime of garbage collection in the head block.",
+        Kind::Summary,
+    );
+    w.sample(&format!("{name}_sum"), &[], gc.sum_seconds);
+    w.sample(&format!("{name}_count"), &[], gc.count as f64);
 }
 
 fn write_reload_metrics(app: &App, w: &mut MetricsWriter) {
@@ -245,6 +276,7 @@ fn write_tsdb_metrics(stats: &[ShardStats], w: &mut MetricsWriter) {
         w.family(name, help, kind);
         w.sample(name, &[], stats.iter().map(value).sum::<f64>());
     }
+    write_compaction_timings(stats, w);
 
     let shards: Vec<String> = (0..stats.len()).map(|i| i.to_string()).collect();
     let per_shard: [ShardFamily; 8] = [

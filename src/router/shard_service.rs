@@ -4,11 +4,16 @@
 //! Appends that queued up while the previous WAL write was in flight are taken together and
 //! written with one WAL write (group commit), so a busy shard does fewer, larger writes; the
 //! router already sends the scrapes of a short window as one `AppendGroup`.
-//! Reads run between appends on the same executor; nothing here is shared or locked. It never
+//! Reads run between appends on the same executor. Compaction, block compaction and
+//! retention run beside this loop in the shard's low-share compaction queue
+//! (`shards::compaction_queue`), which is why the shard sits behind a local `RwLock`: each
+//! request and each compaction slice takes it in turn; nothing crosses executors. It never
 //! parses PromQL or HTTP: requests arrive as plain data.
 
 use futures_lite::future::poll_once;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use glommio::sync::RwLock;
+use shards::compaction_queue::CompactionQueue;
 use shards::head::{AppendBatch, Head};
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
@@ -26,6 +31,7 @@ use crate::promql::leaf::{LeafQuery, LeafResult};
 use crate::promql::source::RawSeries;
 use crate::promql::value::FPoint;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Batches taken from the queue for one WAL write at most (more when one message holds
 /// more): bounds the latency of the first.
@@ -76,27 +82,63 @@ const SELECT_YIELD_SERIES: usize = 32;
 const SELECT_YIELD_SAMPLES: usize = 16 * 1024;
 
 pub struct ShardService {
-    shard: Shard,
+    shard: Rc<RwLock<Shard>>,
     stats: ShardStats,
     /// Compaction and retention failures already logged.
     logged_failures: (u64, u64, u64),
 }
 
+/// The lock is never closed while the service owns the shard.
+const LOCK_OPEN: &str = "the shard lock is never closed";
+
 impl ShardService {
     pub fn new(shard: Shard) -> Self {
         ShardService {
-            shard,
+            shard: Rc::new(RwLock::new(shard)),
             stats: ShardStats::default(),
             logged_failures: (0, 0, 0),
         }
     }
 
-    /// Serves until the router closes its sender, then hands the shard back for closing.
+    /// Serves until the router closes its sender, then stops the compaction queue (after
+    /// its step under way) and hands the shard back for closing, which finishes a
+    /// compaction left half-way.
     pub async fn serve(
         mut self,
         requests: ConnectedReceiver<Envelope>,
         replies: ConnectedSender<Reply>,
     ) -> Shard {
+        let queue = match CompactionQueue::spawn(self.shard.clone()) {
+            Ok(q) => {
+                let mut shard = self.shard.write().await.expect(LOCK_OPEN);
+                shard.set_compaction_after_appends(false);
+                Some(q)
+            }
+            Err(e) => {
+                log(
+                    LogLevel::Error,
+                    "tsdb",
+                    "cannot start the compaction queue; compacting after appends instead",
+                    &[("err", &e)],
+                );
+                None
+            }
+        };
+        self.serve_requests(requests, replies).await;
+        if let Some(q) = queue {
+            q.stop().await;
+        }
+        match Rc::try_unwrap(self.shard) {
+            Ok(lock) => lock.into_inner().expect(LOCK_OPEN),
+            Err(_) => unreachable!("the compaction queue has stopped and dropped its handle"),
+        }
+    }
+
+    async fn serve_requests(
+        &mut self,
+        requests: ConnectedReceiver<Envelope>,
+        replies: ConnectedSender<Reply>,
+    ) {
         let mut next = None;
         let mut askers = Vec::with_capacity(MAX_GROUP);
         let mut batches: Vec<AppendBatch> = Vec::with_capacity(MAX_GROUP);
@@ -126,7 +168,11 @@ impl ShardService {
                     Some(None) | None => break,
                 }
             }
-            let outcomes = self.shard.append_many(&batches).await;
+            let lock = self.shard.clone();
+            let mut shard = lock.write().await.expect(LOCK_OPEN);
+            let outcomes = shard.append_many(&batches).await;
+            self.log_storage_failures(&shard);
+            drop(shard);
             self.stats.wal_writes += 1;
             self.stats.batches_appended += batches.len() as u64;
             let mut closed = false;
@@ -164,19 +210,17 @@ impl ShardService {
             }
             askers.clear();
             batches.clear();
-            self.log_storage_failures();
             if closed {
                 break;
             }
         }
-        self.shard
     }
 
     /// Compaction and retention run after appends and never fail them (a full disk leaves
     /// the data as it was and is retried): each new failure is logged here, once.
-    fn log_storage_failures(&mut self) {
-        let (c, r) = (self.shard.compaction_stats(), self.shard.retention_stats());
-        let dir = self.shard.dir().display().to_string();
+    fn log_storage_failures(&mut self, shard: &Shard) {
+        let (c, r) = (shard.compaction_stats(), shard.retention_stats());
+        let dir = shard.dir().display().to_string();
         if c.failures > self.logged_failures.0 {
             let err = c.last_error.as_deref().unwrap_or("");
             log(
@@ -200,7 +244,37 @@ impl ShardService {
     }
 
     async fn answer(&mut self, request: ShardRequest) -> ShardResponse {
-        let head = self.shard.head();
+        let lock = self.shard.clone();
+        // Deleting and cleaning tombstones change the shard: they take it alone.
+        match request {
+            ShardRequest::DeleteSeries {
+                selectors,
+                mint,
+                maxt,
+            } => {
+                let mut shard = lock.write().await.expect(LOCK_OPEN);
+                return ShardResponse::Admin(
+                    shard
+                        .delete_series(&selectors, mint, maxt)
+                        .await
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            ShardRequest::CleanTombstones => {
+                let mut shard = lock.write().await.expect(LOCK_OPEN);
+                return ShardResponse::Admin(
+                    shard
+                        .clean_tombstones()
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            _ => {}
+        }
+        let shard = lock.read().await.expect(LOCK_OPEN);
+        let shard = &*shard;
+        let head = shard.head();
         match request {
             ShardRequest::Append(_) | ShardRequest::AppendGroup(_) => {
                 unreachable!("appends are grouped by the serve loop")
@@ -209,24 +283,24 @@ impl ShardService {
                 matchers,
                 mint,
                 maxt,
-            } => ShardResponse::Series(if head_alone_from(&self.shard, mint) {
+            } => ShardResponse::Series(if head_alone_from(shard, mint) {
                 Ok(series(head, &matchers, mint, maxt).await)
             } else {
-                merged_series(&self.shard, &matchers, mint, maxt)
+                merged_series(shard, &matchers, mint, maxt)
             }),
             ShardRequest::LabelNames { matchers } => {
-                ShardResponse::LabelNames(if self.shard.blocks().is_empty() {
+                ShardResponse::LabelNames(if shard.blocks().is_empty() {
                     Ok(head.label_names(&matchers))
                 } else {
-                    let q = self.shard.querier(i64::MIN, i64::MAX);
+                    let q = shard.querier(i64::MIN, i64::MAX);
                     q.label_names(&matchers).map_err(|e| e.to_string())
                 })
             }
             ShardRequest::LabelValues { name, matchers } => {
-                ShardResponse::LabelValues(if self.shard.blocks().is_empty() {
+                ShardResponse::LabelValues(if shard.blocks().is_empty() {
                     Ok(head.label_values(&name, &matchers))
                 } else {
-                    let q = self.shard.querier(i64::MIN, i64::MAX);
+                    let q = shard.querier(i64::MIN, i64::MAX);
                     q.label_values(&name, &matchers).map_err(|e| e.to_string())
                 })
             }
@@ -234,56 +308,42 @@ impl ShardService {
                 matchers,
                 at,
                 lookback,
-            } => ShardResponse::Latest(if head_alone_from(&self.shard, at - lookback + 1) {
+            } => ShardResponse::Latest(if head_alone_from(shard, at - lookback + 1) {
                 latest(head, &matchers, at, lookback).await
             } else {
-                merged_latest(&self.shard, &matchers, at, lookback).await
+                merged_latest(shard, &matchers, at, lookback).await
             }),
             ShardRequest::Select {
                 matchers,
                 mint,
                 maxt,
-            } => ShardResponse::Select(if head_alone_from(&self.shard, mint) {
+            } => ShardResponse::Select(if head_alone_from(shard, mint) {
                 select(head, &matchers, mint, maxt).await
             } else {
-                merged_select(&self.shard, &matchers, mint, maxt).await
+                merged_select(shard, &matchers, mint, maxt).await
             }),
-            ShardRequest::EvalLeaf(q) => ShardResponse::EvalLeaf(eval_leaf(&self.shard, &q).await),
+            ShardRequest::EvalLeaf(q) => ShardResponse::EvalLeaf(eval_leaf(shard, &q).await),
             ShardRequest::Stats => {
                 let mut stats = self.stats.clone();
                 stats.head = head.stats.clone();
                 stats.series = head.num_series() as u64;
                 stats.time_range = head.time_range();
                 stats.heap_bytes = head.heap_bytes() as u64;
-                stats.wal_segment = self.shard.wal_position().segment;
-                stats.wal_failed = self.shard.is_failed();
-                stats.blocks = self.shard.blocks().len() as u64;
-                stats.block_bytes = self.shard.blocks().iter().map(|b| b.size()).sum();
-                stats.compaction = self.shard.compaction_stats().clone();
-                stats.block_compaction = self.shard.block_compaction_stats().clone();
-                stats.retention = self.shard.retention_stats().clone();
+                stats.wal_segment = shard.wal_position().segment;
+                stats.wal_failed = shard.is_failed();
+                stats.blocks = shard.blocks().len() as u64;
+                stats.block_bytes = shard.blocks().iter().map(|b| b.size()).sum();
+                stats.compaction = shard.compaction_stats().clone();
+                stats.block_compaction = shard.block_compaction_stats().clone();
+                stats.retention = shard.retention_stats().clone();
                 ShardResponse::Stats(Box::new(stats))
             }
             ShardRequest::TsdbStatus => ShardResponse::TsdbStatus(Box::new(tsdb_status(head))),
-            ShardRequest::DeleteSeries {
-                selectors,
-                mint,
-                maxt,
-            } => ShardResponse::Admin(
-                self.shard
-                    .delete_series(&selectors, mint, maxt)
-                    .await
-                    .map_err(|e| e.to_string()),
-            ),
-            ShardRequest::CleanTombstones => ShardResponse::Admin(
-                self.shard
-                    .clean_tombstones()
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-            ),
+            ShardRequest::DeleteSeries { .. } | ShardRequest::CleanTombstones => {
+                unreachable!("taken above, under the write lock")
+            }
             ShardRequest::Snapshot { dir, with_head, at } => ShardResponse::Admin(
-                self.shard
+                shard
                     .snapshot(&dir, with_head, at)
                     .map_err(|e| e.to_string()),
             ),
