@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use common::run_local;
+use common::{run_local, small_block_options, Samples};
 use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
 use shards::index::{MatchType, Matcher};
 use shards::labels::Labels;
@@ -26,20 +26,8 @@ const MINUTES: i64 = 130;
 /// On a 90-minute boundary, so that the first nine blocks make one 90-minute block.
 const T0: i64 = 1_700_000_400_000 / (9 * RANGE) * (9 * RANGE);
 
-type Samples = BTreeMap<String, Vec<(i64, u64)>>;
-
 fn options(max_block: i64) -> ShardOptions {
-    let mut o = ShardOptions {
-        head: HeadOptions {
-            chunk_range: RANGE,
-            ..Default::default()
-        },
-        wal: WalOptions {
-            segment_size: 64 * 1024,
-        },
-        snapshot_on_shutdown: false,
-        ..Default::default()
-    };
+    let mut o = small_block_options(RANGE, 64 * 1024);
     o.compaction.series_per_step = 5;
     o.compaction.step_budget = Duration::ZERO;
     o.compaction.max_block_duration = max_block;

@@ -1,6 +1,7 @@
 //! A disk that fills up during head compaction, for real: the shard lives on a small tmpfs
-//! mounted by the test (200 MiB: chunks_head preallocates 128 MiB files; it needs root, as CI has; elsewhere it says so, and fails when `CI`
-//! is set rather than skip there). With the disk full, the block write fails with ENOSPC:
+//! mounted by the test (200 MiB: chunks_head preallocates 128 MiB files). Mounting needs
+//! root, as CI has; elsewhere the test says so, and it fails when `CI` is set rather than
+//! skip there. With the disk full, the block write fails with ENOSPC:
 //! no block (not even a partial one) is left, the head is not truncated, the WAL is as it
 //! was, the failure is counted with its cause; once space is back, the next attempt writes
 //! the block, and a restart reads every sample exactly once.
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::run_local;
+use common::{read_job, run_local, small_block_options, Samples};
 use shards::block::TMP_FOR_CREATION_SUFFIX;
 use shards::compact::Progress;
 use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
@@ -25,8 +26,6 @@ use shards::wal::{PageCacheFs, WalOptions};
 const RANGE: i64 = 10 * 60 * 1000;
 const STEP: i64 = 5_000;
 const SERIES: usize = 200;
-
-type Samples = BTreeMap<String, Vec<(i64, u64)>>;
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
 struct SmallDisk {
@@ -59,35 +58,14 @@ impl Drop for SmallDisk {
 }
 
 fn options() -> ShardOptions {
-    let mut o = ShardOptions {
-        head: HeadOptions {
-            chunk_range: RANGE,
-            ..Default::default()
-        },
-        wal: WalOptions {
-            segment_size: 256 * 1024,
-        },
-        snapshot_on_shutdown: false,
-        ..Default::default()
-    };
+    let mut o = small_block_options(RANGE, 256 * 1024);
     o.compaction.after_appends = false;
     o.compaction.retry_after = Duration::ZERO;
-    o.compaction.max_block_duration = RANGE;
     o
 }
 
 fn read_all(shard: &Shard) -> Samples {
-    let q = shard.querier(i64::MIN, i64::MAX);
-    let all = Matcher::new(MatchType::Equal, "job", "disk").unwrap();
-    let mut got = Samples::new();
-    for s in q.select(&[all]).unwrap() {
-        let pts = q.samples(&s).unwrap();
-        got.insert(
-            s.labels.to_string(),
-            pts.iter().map(|&(t, v)| (t, v.to_bits())).collect(),
-        );
-    }
-    got
+    read_job(shard, "disk")
 }
 
 /// Names and sizes of the WAL's files (segments and checkpoints).

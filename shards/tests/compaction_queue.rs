@@ -10,7 +10,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::run_local;
+use common::{read_job, run_local, small_block_options, Samples};
 use glommio::sync::RwLock;
 use shards::block::TMP_FOR_CREATION_SUFFIX;
 use shards::compaction_queue::CompactionQueue;
@@ -25,25 +25,12 @@ const STEP: i64 = 5_000;
 const MINUTES: i64 = 100;
 const SERIES: usize = 40;
 
-type Samples = BTreeMap<String, Vec<(i64, u64)>>;
-
 fn options() -> ShardOptions {
-    let mut o = ShardOptions {
-        head: HeadOptions {
-            chunk_range: RANGE,
-            ..Default::default()
-        },
-        wal: WalOptions {
-            segment_size: 64 * 1024,
-        },
-        snapshot_on_shutdown: false,
-        ..Default::default()
-    };
+    let mut o = small_block_options(RANGE, 64 * 1024);
     // Small slices, so that a compaction spans many appends and queries.
     o.compaction.series_per_step = 3;
     o.compaction.records_per_step = 2;
     o.compaction.step_budget = Duration::ZERO;
-    o.compaction.max_block_duration = RANGE;
     o
 }
 
@@ -51,19 +38,8 @@ fn key(l: &Labels) -> String {
     l.to_string()
 }
 
-/// Every sample of the shard through the merged querier (head and blocks).
 fn read_all(shard: &Shard) -> Samples {
-    let q = shard.querier(i64::MIN, i64::MAX);
-    let all = Matcher::new(MatchType::Equal, "job", "q").unwrap();
-    let mut got = Samples::new();
-    for s in q.select(&[all]).unwrap() {
-        let pts = q.samples(&s).unwrap();
-        got.insert(
-            key(&s.labels),
-            pts.iter().map(|&(t, v)| (t, v.to_bits())).collect(),
-        );
-    }
-    got
+    read_job(shard, "q")
 }
 
 /// No directory of an unfinished block write is left in `dir`.

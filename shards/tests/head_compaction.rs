@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{free_port, http_get, run_local, urlencode, wait_for};
+use common::{free_port, http_get, run_local, small_block_options, urlencode, wait_for, Samples};
 use shards::block::BlockMeta;
 use shards::compact::Progress;
 use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
@@ -29,26 +29,12 @@ const RANGE: i64 = 10 * 60 * 1000;
 const STEP: i64 = 5_000;
 const MINUTES: i64 = 100;
 
-type Samples = BTreeMap<String, Vec<(i64, u64)>>;
-
 fn options() -> ShardOptions {
-    let mut o = ShardOptions {
-        head: HeadOptions {
-            chunk_range: RANGE,
-            ..Default::default()
-        },
-        wal: WalOptions {
-            segment_size: 64 * 1024,
-        },
-        snapshot_on_shutdown: false,
-        ..Default::default()
-    };
+    let mut o = small_block_options(RANGE, 64 * 1024);
     // Small steps, so that appends interleave with every phase.
     o.compaction.series_per_step = 7;
     o.compaction.records_per_step = 5;
     o.compaction.step_budget = Duration::ZERO;
-    // Level-1 blocks only: merging them is block_compaction.rs's subject.
-    o.compaction.max_block_duration = RANGE;
     o
 }
 

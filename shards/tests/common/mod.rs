@@ -98,3 +98,39 @@ where
         .join()
         .unwrap()
 }
+
+/// Samples by series, values as bits so that NaNs compare equal.
+pub type Samples = std::collections::BTreeMap<String, Vec<(i64, u64)>>;
+
+/// A shard whose head cuts `range`-long blocks and never merges them further (merging is
+/// block_compaction.rs's subject unless the caller raises `max_block_duration`), with WAL
+/// segments of `segment_size` and no snapshot at close, so that restarts replay the WAL.
+pub fn small_block_options(range: i64, segment_size: u64) -> shards::shard::ShardOptions {
+    let mut o = shards::shard::ShardOptions {
+        head: shards::head::HeadOptions {
+            chunk_range: range,
+            ..Default::default()
+        },
+        wal: shards::wal::WalOptions { segment_size },
+        snapshot_on_shutdown: false,
+        ..Default::default()
+    };
+    o.compaction.max_block_duration = range;
+    o
+}
+
+/// Every sample of the series of `job`, through the merged querier (head and blocks),
+/// keyed by the labels' text form.
+pub fn read_job(shard: &shards::shard::Shard, job: &str) -> Samples {
+    let q = shard.querier(i64::MIN, i64::MAX);
+    let all = shards::index::Matcher::new(shards::index::MatchType::Equal, "job", job).unwrap();
+    let mut got = Samples::new();
+    for s in q.select(&[all]).unwrap() {
+        let pts = q.samples(&s).unwrap();
+        got.insert(
+            s.labels.to_string(),
+            pts.iter().map(|&(t, v)| (t, v.to_bits())).collect(),
+        );
+    }
+    got
+}
