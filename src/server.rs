@@ -20,6 +20,7 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use crate::active_queries::ActiveQueryTracker;
 use crate::api::handler::ApiHandler;
+use crate::api::http_metrics::HttpMetrics;
 use crate::config::Config;
 use crate::flags::{Flags, LogLevel};
 use crate::http::{Server, ServerConfig};
@@ -89,6 +90,8 @@ pub struct App {
     /// The highest WAL segment the shards had when they were all open (replay finished), for
     /// `/api/v1/status/walreplay`; `None` until then.
     pub wal_replayed: Cell<Option<u64>>,
+    /// Requests and latencies per HTTP handler, for `/metrics`.
+    pub http_metrics: HttpMetrics,
 }
 
 impl App {
@@ -233,6 +236,7 @@ pub async fn run_router(start: RouterStart) {
         scrape_metrics: Rc::new(ScrapeMetrics::default()),
         queries,
         wal_replayed: Cell::new(None),
+        http_metrics: HttpMetrics::default(),
     });
 
     let server = match Server::bind(listen, http, ApiHandler::new(app.clone())) {

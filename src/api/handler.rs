@@ -7,6 +7,7 @@
 //! CORS headers (`cors`).
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::http::{Handler, Method, Request, Response, StatusCode};
 use crate::server::App;
@@ -158,6 +159,36 @@ impl Endpoint {
         }
     }
 
+    /// The route pattern of the endpoint, as Prometheus names it in its HTTP metrics.
+    pub fn pattern(&self) -> &'static str {
+        match self {
+            Endpoint::Query => "/api/v1/query",
+            Endpoint::QueryRange => "/api/v1/query_range",
+            Endpoint::QueryExemplars => "/api/v1/query_exemplars",
+            Endpoint::FormatQuery => "/api/v1/format_query",
+            Endpoint::ParseQuery => "/api/v1/parse_query",
+            Endpoint::Series => "/api/v1/series",
+            Endpoint::Labels => "/api/v1/labels",
+            Endpoint::LabelValues(_) => "/api/v1/label/:name/values",
+            Endpoint::Metadata => "/api/v1/metadata",
+            Endpoint::Targets => "/api/v1/targets",
+            Endpoint::TargetsMetadata => "/api/v1/targets/metadata",
+            Endpoint::ScrapePools => "/api/v1/scrape_pools",
+            Endpoint::Rules => "/api/v1/rules",
+            Endpoint::Alerts => "/api/v1/alerts",
+            Endpoint::Alertmanagers => "/api/v1/alertmanagers",
+            Endpoint::StatusConfig => "/api/v1/status/config",
+            Endpoint::StatusFlags => "/api/v1/status/flags",
+            Endpoint::StatusBuildinfo => "/api/v1/status/buildinfo",
+            Endpoint::StatusRuntimeinfo => "/api/v1/status/runtimeinfo",
+            Endpoint::StatusTsdb => "/api/v1/status/tsdb",
+            Endpoint::StatusWalReplay => "/api/v1/status/walreplay",
+            Endpoint::AdminDeleteSeries => "/api/v1/admin/tsdb/delete_series",
+            Endpoint::AdminCleanTombstones => "/api/v1/admin/tsdb/clean_tombstones",
+            Endpoint::AdminSnapshot => "/api/v1/admin/tsdb/snapshot",
+        }
+    }
+
     pub fn allows(&self, method: &Method) -> bool {
         if self.is_admin() {
             return matches!(method, Method::Post | Method::Put);
@@ -178,20 +209,51 @@ impl Handler for ApiHandler {
             Routed::Redirect(status, location) => return redirect(status, &location),
             Routed::NotFound => return not_found(),
         };
+        let started = Instant::now();
+        let response = self.dispatch(app, &req, &path).await;
+        if let Some(handler) = handler_label(&path) {
+            let code = response.status().as_u16();
+            app.http_metrics
+                .observe(handler, code, started.elapsed());
+        }
+        response
+    }
+}
+
+/// The route pattern Prometheus labels a request's metrics with (`handler`); `None` for a
+/// path no route serves.
+fn handler_label(path: &str) -> Option<&'static str> {
+    if path.starts_with("/api/v1/") {
+        return Endpoint::route(path).map(|e| e.pattern());
+    }
+    Some(match path {
+        "/-/healthy" => "/-/healthy",
+        "/-/ready" => "/-/ready",
+        "/-/reload" => "/-/reload",
+        "/-/quit" => "/-/quit",
+        "/metrics" => "/metrics",
+        "/federate" => "/federate",
+        "/" => "/",
+        _ => return None,
+    })
+}
+
+impl ApiHandler {
+    async fn dispatch(&self, app: &App, req: &Request, path: &str) -> Response {
         if path.starts_with("/api/v1/") {
-            return self.api(app, &req, &path).await;
+            return self.api(app, req, path).await;
         }
         let read_only = matches!(req.method(), Method::Get | Method::Head);
-        match path.as_str() {
+        match path {
             "/-/healthy" if read_only => lifecycle::healthy(),
             "/-/ready" if read_only => lifecycle::ready(app),
-            "/-/reload" => lifecycle::reload(app, &req),
-            "/-/quit" => lifecycle::quit(app, &req),
+            "/-/reload" => lifecycle::reload(app, req),
+            "/-/quit" => lifecycle::quit(app, req),
             "/metrics" if read_only => Response::new(StatusCode::OK).with_body(
                 crate::metrics::CONTENT_TYPE,
                 self_metrics::render(app).await.into_bytes(),
             ),
-            "/federate" if read_only => federate::federate(app, &req).await,
+            "/federate" if read_only => federate::federate(app, req).await,
             // No UI: the home page is the build information, under the prefix.
             "/" if read_only => redirect(
                 302,
@@ -262,6 +324,18 @@ async fn serve(app: &App, req: &Request, endpoint: Endpoint) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handler_labels_are_prometheus_route_patterns() {
+        assert_eq!(
+            handler_label("/api/v1/label/job/values"),
+            Some("/api/v1/label/:name/values")
+        );
+        assert_eq!(handler_label("/api/v1/query_range"), Some("/api/v1/query_range"));
+        assert_eq!(handler_label("/federate"), Some("/federate"));
+        assert_eq!(handler_label("/api/v1/nothing"), None);
+        assert_eq!(handler_label("/nothing"), None);
+    }
 
     #[test]
     fn routes_and_methods() {

@@ -27,6 +27,7 @@ pub async fn render(app: &App) -> String {
         1.0,
     );
     write_reload_metrics(app, &mut w);
+    app.http_metrics.write(&mut w);
     if let Some(router) = app.router.get() {
         if let Ok(stats) = router.stats().await {
             write_tsdb_metrics(&stats, &mut w);
