@@ -21,6 +21,7 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use crate::active_queries::ActiveQueryTracker;
 use crate::api::handler::ApiHandler;
 use crate::api::http_metrics::HttpMetrics;
+use crate::api::query_timings::QueryTimings;
 use crate::config::Config;
 use crate::flags::{Flags, LogLevel};
 use crate::http::{Server, ServerConfig};
@@ -92,6 +93,8 @@ pub struct App {
     pub wal_replayed: Cell<Option<u64>>,
     /// Requests and latencies per HTTP handler, for `/metrics`.
     pub http_metrics: HttpMetrics,
+    /// Query queueing and evaluation times, for `/metrics`.
+    pub query_timings: QueryTimings,
 }
 
 impl App {
@@ -237,6 +240,7 @@ pub async fn run_router(start: RouterStart) {
         queries,
         wal_replayed: Cell::new(None),
         http_metrics: HttpMetrics::default(),
+        query_timings: QueryTimings::new(std::time::Instant::now()),
     });
 
     let server = match Server::bind(listen, http, ApiHandler::new(app.clone())) {

@@ -16,6 +16,7 @@ pub mod params;
 pub mod parse_error;
 pub mod parse_query;
 pub mod query;
+pub mod query_timings;
 pub mod query_result;
 pub mod rfc3339;
 pub mod route_prefix;

@@ -8,7 +8,7 @@
 //! (422), the deadline is `timeout` (503), storage failing is `internal` (500).
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt;
 
@@ -73,7 +73,10 @@ async fn run(
         Err(e) => return bad_data(e),
     };
     let query = req.param("query").unwrap_or("");
+    let queued = Instant::now();
     let _running = app.queries.insert(query).await;
+    app.query_timings.queued(queued.elapsed());
+    let evaluating = Instant::now();
     let engine = app.engine();
     let result = match span {
         Span::Instant(t) => contain(engine.instant_query(&**router, query, t, &query_params)).await,
@@ -81,6 +84,7 @@ async fn run(
             contain(engine.range_query(&**router, query, start, end, step, &query_params)).await
         }
     };
+    app.query_timings.evaluated(evaluating.elapsed());
     answer(query, result, limit)
 }
 
