@@ -67,6 +67,11 @@ pub struct CompactionOptions {
     /// `--storage.tsdb.max-block-duration`, by default 31 days or a tenth of the retention.
     /// At or below the block range, blocks are never merged.
     pub max_block_duration: i64,
+    /// Until a head compaction has written a block, block merges wait this long after the
+    /// shard opens: Prometheus's compaction loop first runs a minute after the database
+    /// opens, so blocks found at open (a restart, a backfill, an import) are kept as they
+    /// are until then, and retention chooses among them first.
+    pub first_merge_after_open: Duration,
 }
 
 impl Default for CompactionOptions {
@@ -79,6 +84,7 @@ impl Default for CompactionOptions {
             step_budget: Duration::from_millis(2),
             retry_after: Duration::from_secs(10),
             max_block_duration: 31 * 24 * 3_600_000,
+            first_merge_after_open: Duration::from_secs(60),
         }
     }
 }

@@ -155,6 +155,7 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     retention: RetentionStats,
     retention_checked: Instant,
     merger: BlockCompactor,
+    opened: Instant,
 }
 
 impl<F: SegmentFs + Clone> Shard<F> {
@@ -282,6 +283,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             retention: RetentionStats::default(),
             retention_checked: Instant::now(),
             merger,
+            opened: Instant::now(),
         };
         // As Prometheus's open does: blocks already beyond retention go before serving.
         shard.apply_retention()?;
@@ -400,7 +402,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             blocks: &mut self.blocks,
         };
         let p = self.compactor.step(ctx).await?;
-        if p == Progress::Idle {
+        if p == Progress::Idle && self.merges_due() {
             // Blocks are merged only while the head has nothing to compact, one slice per
             // step as well; a failure is counted in `block_compaction_stats` and the
             // parents stay as they were.
@@ -414,6 +416,13 @@ impl<F: SegmentFs + Clone> Shard<F> {
             let _ = self.apply_retention();
         }
         Ok(p)
+    }
+
+    /// Whether block merges may run: see `CompactionOptions::first_merge_after_open`.
+    fn merges_due(&self) -> bool {
+        self.merger.is_busy()
+            || self.compactor.stats.blocks_written > 0
+            || self.opened.elapsed() >= self.opts.compaction.first_merge_after_open
     }
 
     /// Runs head compaction until the head is no longer compactable and the WAL checkpoint

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,11 +16,10 @@ use std::time::Duration;
 use common::{read_job, run_local, small_block_options, Samples};
 use shards::block::TMP_FOR_CREATION_SUFFIX;
 use shards::compact::Progress;
-use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
-use shards::index::{MatchType, Matcher};
+use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::{PageCacheFs, WalOptions};
+use shards::wal::PageCacheFs;
 
 const RANGE: i64 = 10 * 60 * 1000;
 const STEP: i64 = 5_000;

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,11 +13,10 @@ use common::{read_job, run_local, small_block_options, Samples};
 use glommio::sync::RwLock;
 use shards::block::TMP_FOR_CREATION_SUFFIX;
 use shards::compaction_queue::CompactionQueue;
-use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
-use shards::index::{MatchType, Matcher};
+use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::{PageCacheFs, WalOptions};
+use shards::wal::PageCacheFs;
 
 const RANGE: i64 = 10 * 60 * 1000;
 const STEP: i64 = 5_000;

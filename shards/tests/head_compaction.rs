@@ -11,7 +11,6 @@
 mod blocks_common;
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,11 +18,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{free_port, http_get, run_local, small_block_options, urlencode, wait_for, Samples};
 use shards::block::BlockMeta;
 use shards::compact::Progress;
-use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
+use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::index::{MatchType, Matcher};
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
-use shards::wal::{PageCacheFs, WalOptions};
+use shards::wal::PageCacheFs;
 
 const RANGE: i64 = 10 * 60 * 1000;
 const STEP: i64 = 5_000;

@@ -213,8 +213,7 @@ impl Handler for ApiHandler {
         let response = self.dispatch(app, &req, &path).await;
         if let Some(handler) = handler_label(&path) {
             let code = response.status().as_u16();
-            app.http_metrics
-                .observe(handler, code, started.elapsed());
+            app.http_metrics.observe(handler, code, started.elapsed());
         }
         response
     }
@@ -331,7 +330,10 @@ mod tests {
             handler_label("/api/v1/label/job/values"),
             Some("/api/v1/label/:name/values")
         );
-        assert_eq!(handler_label("/api/v1/query_range"), Some("/api/v1/query_range"));
+        assert_eq!(
+            handler_label("/api/v1/query_range"),
+            Some("/api/v1/query_range")
+        );
         assert_eq!(handler_label("/federate"), Some("/federate"));
         assert_eq!(handler_label("/api/v1/nothing"), None);
         assert_eq!(handler_label("/nothing"), None);

@@ -49,15 +49,15 @@ impl HttpMetrics {
 
     pub fn write(&self, w: &mut MetricsWriter) {
         let handlers = self.handlers.borrow();
-        w.family(
-            REQUESTS,
-            "Counter of HTTP requests.",
-            Kind::Counter,
-        );
+        w.family(REQUESTS, "Counter of HTTP requests.", Kind::Counter);
         for (handler, h) in handlers.iter() {
             for (code, n) in &h.by_code {
                 let code = code.to_string();
-                w.sample(REQUESTS, &[("code", &code), ("handler", handler)], *n as f64);
+                w.sample(
+                    REQUESTS,
+                    &[("code", &code), ("handler", handler)],
+                    *n as f64,
+                );
             }
         }
         w.family(
@@ -74,7 +74,11 @@ impl HttpMetrics {
                 let le = le.to_string();
                 w.sample(&bucket, &[("handler", handler), ("le", &le)], acc as f64);
             }
-            w.sample(&bucket, &[("handler", handler), ("le", "+Inf")], h.count as f64);
+            w.sample(
+                &bucket,
+                &[("handler", handler), ("le", "+Inf")],
+                h.count as f64,
+            );
             w.sample(&sum, &[("handler", handler)], h.sum_seconds);
             w.sample(&count, &[("handler", handler)], h.count as f64);
         }
