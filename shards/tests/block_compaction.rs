@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{run_local, small_block_options, Samples};
+use common::{key, run_local, small_block_options, Samples};
 use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::index::{MatchType, Matcher};
 use shards::labels::Labels;
@@ -34,16 +34,6 @@ fn options(max_block: i64) -> ShardOptions {
     // The merges under test run on blocks found at open.
     o.compaction.first_merge_after_open = Duration::ZERO;
     o
-}
-
-fn key(l: &Labels) -> String {
-    format!(
-        "{{{}}}",
-        l.iter()
-            .map(|l| format!("{}=\"{}\"", l.name, l.value))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
 }
 
 /// Appends 130 minutes of 12 series (4 of them stop at minute 40) with merging off.

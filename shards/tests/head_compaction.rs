@@ -15,7 +15,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{free_port, http_get, run_local, small_block_options, urlencode, wait_for, Samples};
+use common::{
+    free_port, http_get, key, run_local, small_block_options, urlencode, wait_for, Samples,
+};
 use shards::block::BlockMeta;
 use shards::compact::Progress;
 use shards::head::{AppendBatch, BatchSample, SeriesKey};
@@ -35,16 +37,6 @@ fn options() -> ShardOptions {
     o.compaction.records_per_step = 5;
     o.compaction.step_budget = Duration::ZERO;
     o
-}
-
-fn key(l: &Labels) -> String {
-    format!(
-        "{{{}}}",
-        l.iter()
-            .map(|l| format!("{}=\"{}\"", l.name, l.value))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
 }
 
 fn canonical(v: f64) -> u64 {

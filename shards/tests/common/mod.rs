@@ -134,3 +134,15 @@ pub fn read_job(shard: &shards::shard::Shard, job: &str) -> Samples {
     }
     got
 }
+
+/// A series' key in the `Samples` maps of the compaction tests: its labels written out
+/// unescaped as `{a="1", b="2"}`.
+pub fn key(l: &shards::labels::Labels) -> String {
+    format!(
+        "{{{}}}",
+        l.iter()
+            .map(|l| format!("{}=\"{}\"", l.name, l.value))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
