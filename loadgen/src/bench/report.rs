@@ -402,6 +402,79 @@ mod tests {
         assert_eq!(opt(Some(1.005), 1), "1.0");
     }
 
+    fn result(samples_per_s: f64, missed: u64) -> ServerResult {
+        ServerResult {
+            server: "promcore",
+            version: "promcore, version 0.1.0".into(),
+            load: crate::bench::load::Load {
+                targets: 100,
+                series_per_target: 1000,
+                interval: std::time::Duration::from_secs(1),
+            },
+            window_s: 15.0,
+            offered_samples_per_s: 100_500.0,
+            samples_ingested: samples_per_s * 15.0,
+            samples_per_s,
+            cpu_seconds: 1.5,
+            cpu_s_per_million_samples: Some(1.0),
+            cores_used: 0.1,
+            rss_bytes: 1 << 30,
+            active_series: 100_500,
+            rss_bytes_per_series: 10684.0,
+            loadgen_cpu_seconds: 0.3,
+            loadgen_cores_used: 0.02,
+            scrape: Some(crate::bench::scrape_health::ScrapeHealth {
+                scrapes: 1500 - missed,
+                expected_scrapes: 1500,
+                missed_scrapes: missed,
+                failed_scrapes: 0,
+                duration_p50_ms: 1.25,
+                duration_p99_ms: 9.5,
+                duration_max_ms: 12.0,
+            }),
+            scrape_error: None,
+            falls_behind: missed > 15,
+            restart: None,
+            restart_error: Some("promcore was not ready within 300s\nlog".into()),
+            queries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn fixed_and_saturation_rows() {
+        let fixed = fixed_tables(&[result(100_476.0, 0)]);
+        assert!(
+            fixed.contains(
+                "| promcore | 100,476 (100 %) | 1.00 | 0.10 | 10684 | 1.2 / 9.5 | 0 / 1500 | failed: promcore was not ready within 300s | – | 0.02 |"
+            ),
+            "{fixed}"
+        );
+        let step = |targets, r: Option<ServerResult>| Step {
+            targets,
+            offered_samples_per_s: 100_500.0 * targets as f64 / 100.0,
+            falls_behind: r.as_ref().is_none_or(|r| r.falls_behind),
+            error: r.is_none().then(|| "exited".to_string()),
+            result: r,
+        };
+        let sat = saturation_table(&[Saturation {
+            server: "promcore",
+            steps: vec![
+                step(100, Some(result(100_476.0, 0))),
+                step(200, Some(result(190_000.0, 527))),
+                step(400, None),
+            ],
+            highest_sustained_targets: Some(100),
+            highest_sustained_samples_per_s: Some(100_476.0),
+            capped: false,
+        }]);
+        assert!(
+            sat.contains(
+                "| promcore | 100,476 | 100 | 100,500→100,476 ✓, 201,000→190,000 ✗ (527 scrapes missed), 402,000→error ✗ |"
+            ),
+            "{sat}"
+        );
+    }
+
     #[test]
     fn tables_are_markdown() {
         let t = table(&["a", "b"], &[vec!["1".into(), "2".into()]]);
