@@ -180,8 +180,9 @@ impl App {
 pub fn load_config(path: &std::path::Path) -> Result<LoadedConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("reading config file {}: {e}", path.display()))?;
-    let config =
-        Config::parse(&text).map_err(|e| format!("loading config file {}: {e}", path.display()))?;
+    let config = Config::parse(&text)
+        .and_then(|c| c.check_alertmanager_tls().map(|()| c))
+        .map_err(|e| format!("loading config file {}: {e}", path.display()))?;
     Ok(LoadedConfig { config, text })
 }
 

@@ -1,7 +1,7 @@
-//! The rule files in config/rules/ and their unit tests, run by promcore's own
-//! `test rules` / `check rules` and by Debian's promtool (Prometheus 2.42), which must agree:
-//! both pass the shipped tests, both fail a copy whose expectations are wrong, and both refuse
-//! a broken rule file.
+//! The rule files in config/rules/ and tests/rules/ and their unit tests, run by promcore's
+//! own `test rules` / `check rules` and by Debian's promtool (Prometheus 2.42), which must
+//! agree: both pass the shipped tests, both fail a copy whose expectations are wrong, both
+//! refuse a broken rule file, and both accept or refuse the same template syntax.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -146,5 +146,75 @@ fn check_config_checks_the_rule_files_it_names() {
     for tool in tools() {
         let o = run(tool, &["check", "config", config.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(1), "{tool}: {}", text(&o));
+    }
+}
+
+#[test]
+fn template_showcase_passes_in_promcore_and_promtool() {
+    let file = repo().join("tests/rules/templates.test.yml");
+    let file = file.to_str().unwrap();
+    for tool in tools() {
+        let o = run(tool, &["test", "rules", file]);
+        assert!(o.status.success(), "{tool}: {}", text(&o));
+        assert!(text(&o).contains("SUCCESS"), "{tool}: {}", text(&o));
+    }
+}
+
+#[test]
+fn template_showcase_with_a_wrong_expansion_fails_in_both() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("tests/rules/templates.yml"),
+        dir.path().join("templates.yml"),
+    )
+    .unwrap();
+    let tests = std::fs::read_to_string(repo().join("tests/rules/templates.test.yml")).unwrap();
+    let from = "vars: \"2\"";
+    assert!(tests.contains(from), "{from:?} not in the test file");
+    let path = dir.path().join("templates.test.yml");
+    std::fs::write(&path, tests.replacen(from, "vars: \"1\"", 1)).unwrap();
+    for tool in tools() {
+        let o = run(tool, &["test", "rules", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{tool}: {}", text(&o));
+        assert!(text(&o).contains("FAILED"), "{tool}: {}", text(&o));
+    }
+}
+
+/// Template syntax that Go's parser (Prometheus 2.42) refuses or accepts at load time.
+#[test]
+fn template_syntax_is_refused_and_accepted_as_in_promtool() {
+    let refused = [
+        // A definition has its own scope: the preamble's variables are not in it.
+        r#"{{ define "x" }}{{ $labels.job }}{{ end }}"#,
+        r#"{{ with 1 }}a{{ else with 2 }}b{{ end }}"#,
+        r#"{{ with 1 }}{{ else if 2 }}b{{ end }}{{ end }}"#,
+        "{{ break }}",
+        "{{ range $i, $v, $w := 1 }}{{ end }}",
+        "{{ 1 | 2 }}",
+        "{{ if 1 }}{{ end }}{{ end }}",
+        r#"{{ define "a" }}x{{ end }}{{ define "a" }}y{{ end }}"#,
+        "{{/* c */ }}",
+        "{{ if }}{{ end }}",
+        "{{ $nosuch }}",
+    ];
+    let accepted = [
+        // Both are checked only when the template runs.
+        "{{ $x = 1 }}",
+        r#"{{ template "nosuch" }}"#,
+        r#"{{ 0x1F }} {{ 1_000 }} {{ 010 }} {{ 1e3 }} {{- /* c */ -}} {{ $end := 1 }}{{ $end }}"#,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, t) in refused.iter().chain(accepted.iter()).enumerate() {
+        let file = dir.path().join(format!("t{i}.yml"));
+        let rule = format!(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations: {{s: '{}'}}\n",
+            t.replace('\'', "''")
+        );
+        std::fs::write(&file, rule).unwrap();
+        let want = if i < refused.len() { 1 } else { 0 };
+        for tool in tools() {
+            let o = run(tool, &["check", "rules", file.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(want), "{tool} on {t:?}: {}", text(&o));
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! with certificates the test makes: verified against the job's `ca_file`, refused with a
 //! clear lastError for a CA that did not sign it or a server name it is not valid for,
 //! accepted with `insecure_skip_verify`, and with a client certificate (`cert_file`,
-//! `key_file`) where node_exporter requires one (mutual TLS).
+//! `key_file`) where node_exporter requires one (mutual TLS). A job whose CA cannot be read
+//! is left out, and unusable files are refused where promtool and Prometheus 2.42 refuse them.
 
 mod common;
 
@@ -60,6 +61,10 @@ scrape_configs:
     scheme: https
     tls_config: {{ca_file: {ca}}}
     static_configs: [{{targets: ['{node_mtls}']}}]
+  - job_name: unreadable_ca
+    scheme: https
+    tls_config: {{ca_file: /nonexistent/ca.pem}}
+    static_configs: [{{targets: ['{node}']}}]
 ",
         ca = ca.display(),
         other_ca = other.ca_file().display(),
@@ -129,6 +134,13 @@ scrape_configs:
         assert!(!cpu.is_empty(), "{job}: no node_cpu_seconds_total");
     }
     let ups = server.federate("up");
+    // As in Prometheus 2.42, a job whose CA cannot be read has no scrape pool: no target,
+    // no `up`, and the rest of the configuration runs.
+    assert!(
+        last.iter().all(|t| t["labels"]["job"] != "unreadable_ca"),
+        "{last:?}"
+    );
+    assert!(one(&ups, "up", &[("job", "unreadable_ca")]).is_none());
     for (job, gist) in &down_jobs {
         let t = target(job);
         assert_eq!(t["health"], "down", "{t}");
@@ -150,36 +162,85 @@ scrape_configs:
     }
 }
 
+/// Where unusable TLS files count, as promtool and Prometheus 2.42 decide (both run here on
+/// the same files): `check config` refuses a missing client certificate or key but not an
+/// unreadable CA; the server starts with a scrape job's unreadable CA (the job is left out,
+/// see above) and refuses to start when an Alertmanager's CA cannot be read.
 #[test]
-fn unusable_tls_files_refuse_the_configuration_with_the_field_path() {
+fn unusable_tls_files_are_refused_where_prometheus_refuses_them() {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let config = tmp.path().join("prometheus.yml");
-    for (tls, want) in [
+    let job = |tls: &str| {
+        format!("scrape_configs:\n  - job_name: j\n    scheme: https\n    tls_config: {tls}\n    static_configs: [{{targets: ['localhost:1']}}]\n")
+    };
+    let cases = [
+        (job("{ca_file: missing-ca.pem}"), None),
         (
-            "{ca_file: missing-ca.pem}",
-            "scrape_configs[0].tls_config.ca_file: unable to load specified CA cert",
+            job("{cert_file: c.pem, key_file: k.pem}"),
+            Some("error checking client cert file \"/"),
         ),
         (
-            "{cert_file: c.pem}",
+            job("{cert_file: c.pem}"),
             // Relative to the configuration file, as Prometheus (and promtool) print it.
-            "scrape_configs[0].tls_config.cert_file: client cert file \"/",
+            Some("client cert file \"/"),
         ),
-        ("{min_version: TLS14}", "unknown TLS version: TLS14"),
-        ("{ca: inline}", "unknown field `ca`"),
-    ] {
-        std::fs::write(
-            &config,
-            format!("scrape_configs:\n  - job_name: j\n    scheme: https\n    tls_config: {tls}\n    static_configs: [{{targets: ['localhost:1']}}]\n"),
-        )
-        .unwrap();
-        let out = std::process::Command::new(common::Binary::under_test().path)
-            .args(["check", "config"])
-            .arg(&config)
-            .output()
-            .expect("running promcore check config");
-        let text = String::from_utf8_lossy(&out.stderr).into_owned()
-            + &String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{tls} was accepted: {text}");
-        assert!(text.contains(want), "{tls}: {text:?} does not say {want:?}");
+        (job("{min_version: TLS14}"), Some("TLS14")),
+        (
+            "alerting:\n  alertmanagers:\n    - tls_config: {ca_file: missing-ca.pem}\n"
+                .to_string(),
+            None,
+        ),
+    ];
+    for (text, refused) in &cases {
+        std::fs::write(&config, text).unwrap();
+        for tool in [common::Binary::under_test().path, "promtool".into()] {
+            let out = std::process::Command::new(&tool)
+                .args(["check", "config"])
+                .arg(&config)
+                .output()
+                .expect("running check config");
+            let said = String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.success(),
+                refused.is_none(),
+                "{tool:?} on {text}: {said}"
+            );
+            if let Some(want) = refused {
+                assert!(
+                    said.contains(want),
+                    "{tool:?}: {said:?} does not say {want:?}"
+                );
+            }
+        }
     }
+    std::fs::write(&config, job("{ca: inline}")).unwrap();
+    let out = std::process::Command::new(common::Binary::under_test().path)
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .expect("running promcore check config");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `ca`"));
+
+    std::fs::write(&config, &cases[4].0).unwrap();
+    let mut server = Server::spawn(
+        &common::Binary::under_test(),
+        &config,
+        &tmp.path().join("data"),
+        common::free_port(),
+        &[],
+    );
+    let status = server.wait_exit(PATIENCE);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "started with an unreadable Alertmanager CA: {status:?}\n{}",
+        server.log_tail()
+    );
+    assert!(
+        server.log().contains(
+            "alerting.alertmanagers[0].tls_config.ca_file: unable to load specified CA cert"
+        ),
+        "{}",
+        server.log_tail()
+    );
 }

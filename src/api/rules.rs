@@ -154,7 +154,10 @@ fn write_rule(out: &mut Vec<u8>, st: &crate::rules::group::RuleState, exclude_al
             write_map(out, &st.def.labels);
             out.extend_from_slice(b",\"annotations\":");
             write_map(out, &st.def.annotations);
-            if !exclude_alerts {
+            if exclude_alerts {
+                // Prometheus leaves its `Alerts` slice nil, which Go encodes as `null`.
+                out.extend_from_slice(b",\"alerts\":null");
+            } else {
                 out.extend_from_slice(b",\"alerts\":[");
                 let mut first = true;
                 for a in st.alerts.active.values() {

@@ -133,31 +133,49 @@ impl Config {
             am.tls_config.set_directory(dir);
         }
         config.resolve()?;
-        config.check_tls_files()?;
         Ok(config)
     }
 
-    /// The one check that reads files besides the configuration itself: a CA, certificate or
-    /// key that cannot be used refuses the configuration (and a reload) with the field's
-    /// path, where Prometheus would load it and then fail every scrape of the job.
-    fn check_tls_files(&self) -> Result<(), ConfigError> {
-        let mut sections: Vec<(String, &tls::TlsConfig)> = Vec::new();
-        for (i, s) in self.scrape_configs.iter().enumerate() {
-            if s.scheme == "https" || s.tls_config != tls::TlsConfig::default() {
-                sections.push((format!("scrape_configs[{i}].tls_config"), &s.tls_config));
-            }
-        }
+    /// The server's check of the Alertmanagers' TLS files: Prometheus builds their clients
+    /// when it applies a configuration and refuses the configuration (at start-up or on a
+    /// reload) when a CA, certificate or key cannot be used. A scrape job's unusable TLS
+    /// files do not refuse it: that job alone is left out (see `scrape::manager`).
+    pub fn check_alertmanager_tls(&self) -> Result<(), ConfigError> {
         for (i, am) in self.alerting.alertmanagers.iter().enumerate() {
             if am.scheme == "https" || am.tls_config != tls::TlsConfig::default() {
-                sections.push((
-                    format!("alerting.alertmanagers[{i}].tls_config"),
-                    &am.tls_config,
-                ));
+                crate::tls::TlsClient::load(&am.tls_config).map_err(|e| {
+                    ConfigError::invalid(
+                        format!("alerting.alertmanagers[{i}].tls_config.{}", e.field),
+                        e.reason,
+                    )
+                })?;
             }
         }
-        for (path, cfg) in sections {
-            crate::tls::TlsClient::load(cfg)
-                .map_err(|e| ConfigError::invalid(format!("{path}.{}", e.field), e.reason))?;
+        Ok(())
+    }
+
+    /// promtool's `check config` file checks on scrape jobs' TLS: the client certificate
+    /// and key must exist (a CA file is not looked at, as promtool does not).
+    pub fn check_client_cert_files(&self) -> Result<(), ConfigError> {
+        for (i, s) in self.scrape_configs.iter().enumerate() {
+            let t = &s.tls_config;
+            for (field, what, file) in [
+                ("cert_file", "cert", &t.cert_file),
+                ("key_file", "key", &t.key_file),
+            ] {
+                if file.is_empty() {
+                    continue;
+                }
+                if let Err(e) = std::fs::metadata(file) {
+                    return Err(ConfigError::invalid(
+                        format!("scrape_configs[{i}].tls_config.{field}"),
+                        format!(
+                            "error checking client {what} file {file:?}: stat {file}: {}",
+                            crate::scrape::client::os_reason(&e)
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -374,13 +392,11 @@ scrape_configs:
             ("scrape_configs:\n  - job_name: a\n    tls_config: {cafile: x}\n", "scrape_configs[0].tls_config.cafile: unknown field `cafile`"),
             ("scrape_configs:\n  - job_name: a\n    tls_config: {min_version: TLS14}\n", "scrape_configs[0].tls_config.min_version: unknown TLS version: TLS14"),
             ("scrape_configs:\n  - job_name: a\n    tls_config: {cert_file: c.pem}\n", "scrape_configs[0].tls_config.cert_file: client cert file \"c.pem\" specified without client key file"),
-            ("scrape_configs:\n  - job_name: a\n    scheme: https\n    tls_config: {ca_file: /nonexistent/ca.pem}\n", "scrape_configs[0].tls_config.ca_file: unable to load specified CA cert /nonexistent/ca.pem: open /nonexistent/ca.pem: no such file or directory"),
             ("scrape_configs:\n  - scrape_interval: 1m\n", "scrape_configs[0]: missing field `job_name`"),
             ("scrape_configs:\n  - job_name: a\n    file_sd_configs: [{files: [x.txt]}]\n", "scrape_configs[0].file_sd_configs[0].files[0]: path name \"x.txt\" is not valid"),
             ("rule_files: ['rules/[a.yml']\n", "rule_files[0]: invalid pattern"),
             ("alerting:\n  alertmanagers:\n    - api_version: v1\n", "alerting.alertmanagers[0].api_version: expected Alertmanager api version to be one of [v2] but got v1"),
             ("alerting:\n  alertmanagers:\n    - static_configs: [{targets: [a]}]\n      tls_config: {key_file: /k}\n", "alerting.alertmanagers[0].tls_config.key_file: client key file \"/k\" specified without client cert file"),
-            ("alerting:\n  alertmanagers:\n    - scheme: https\n      tls_config: {cert_file: /nonexistent/c, key_file: /nonexistent/k}\n", "alerting.alertmanagers[0].tls_config.cert_file: unable to use specified client cert (/nonexistent/c) & key (/nonexistent/k): open /nonexistent/c: no such file or directory"),
             ("alerting:\n  alert_relabel_configs:\n    - action: nope\n", "alerting.alert_relabel_configs[0].action: unknown relabel action"),
             ("unknown_section: {}\n", "unknown_section: unknown field `unknown_section`"),
             ("scrape_configs: [\n", "scrape_configs: did not find expected node content at line 2 column 1"),
@@ -389,6 +405,35 @@ scrape_configs:
             let got = error(text);
             assert!(got.starts_with(want), "\n got: {got}\nwant: {want}...");
         }
+    }
+
+    /// Unusable TLS files do not refuse a configuration as such (Prometheus 2.42 parses it);
+    /// the server refuses one whose Alertmanager client cannot be built, and `check config`
+    /// refuses a missing client certificate or key of a scrape job, as promtool does.
+    #[test]
+    fn tls_files_are_checked_where_prometheus_checks_them() {
+        let ca = "scrape_configs:\n  - job_name: a\n    scheme: https\n    tls_config: {ca_file: /nonexistent/ca.pem}\n";
+        let c = Config::parse(ca).unwrap();
+        c.check_alertmanager_tls().unwrap();
+        c.check_client_cert_files().unwrap();
+        let cert = "scrape_configs:\n  - job_name: a\n    tls_config: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}\n";
+        let e = Config::parse(cert)
+            .unwrap()
+            .check_client_cert_files()
+            .unwrap_err();
+        assert_eq!(e.to_string(), "scrape_configs[0].tls_config.cert_file: error checking client cert file \"/nonexistent/c.pem\": stat /nonexistent/c.pem: no such file or directory");
+        let am = "alerting:\n  alertmanagers:\n    - scheme: https\n      tls_config: {cert_file: /nonexistent/c, key_file: /nonexistent/k}\n";
+        let c = Config::parse(am).unwrap();
+        c.check_client_cert_files().unwrap();
+        let e = c.check_alertmanager_tls().unwrap_err();
+        assert_eq!(e.to_string(), "alerting.alertmanagers[0].tls_config.cert_file: unable to use specified client cert (/nonexistent/c) & key (/nonexistent/k): open /nonexistent/c: no such file or directory");
+        let am_ca =
+            "alerting:\n  alertmanagers:\n    - tls_config: {ca_file: /nonexistent/am.pem}\n";
+        let e = Config::parse(am_ca)
+            .unwrap()
+            .check_alertmanager_tls()
+            .unwrap_err();
+        assert_eq!(e.to_string(), "alerting.alertmanagers[0].tls_config.ca_file: unable to load specified CA cert /nonexistent/am.pem: open /nonexistent/am.pem: no such file or directory");
     }
 
     #[test]

@@ -406,3 +406,71 @@ pub fn generator_url(external_url: &str, expr: &str) -> String {
         external_url.trim_end_matches('/')
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::rules::alerting::{Alert, AlertState};
+
+    fn alert(name: &str, severity: &str) -> SendableAlert {
+        SendableAlert {
+            alert: Alert {
+                labels: [
+                    ("alertname".to_string(), name.to_string()),
+                    ("severity".into(), severity.into()),
+                    ("cluster".into(), "own".into()),
+                ]
+                .into_iter()
+                .collect(),
+                annotations: Default::default(),
+                state: AlertState::Firing,
+                value: 1.0,
+                active_at: 1_000,
+                fired_at: Some(2_000),
+                resolved_at: None,
+                last_sent_at: None,
+                valid_until: 0,
+                keep_firing_since: None,
+            },
+            ends_at: 9_000,
+            expr: "up == 0".into(),
+        }
+    }
+
+    /// External labels fill in missing labels only, `alert_relabel_configs` run after them
+    /// and may drop an alert, and a full queue drops its oldest alerts and counts them.
+    #[test]
+    fn queueing_relabels_and_bounds() {
+        let config = Config::parse(
+            "alerting:\n  alert_relabel_configs:\n    - {source_labels: [severity], regex: info, action: drop}\n    - {source_labels: [region], target_label: zone}\n",
+        )
+        .unwrap();
+        let n = Notifier::new(3);
+        n.apply(&config.alerting, std::path::Path::new("."));
+        let external: BTreeMap<String, String> = [
+            ("cluster".to_string(), "ext".to_string()),
+            ("region".into(), "eu".into()),
+        ]
+        .into_iter()
+        .collect();
+        let alerts = ["A", "B", "C", "D", "E"]
+            .iter()
+            .map(|a| alert(a, if *a == "B" { "info" } else { "page" }))
+            .collect();
+        n.send(alerts, &external, "http://prom:9090");
+        assert_eq!(n.queue_length(), 3);
+        assert_eq!(n.metrics.dropped.get(), 1, "A, the oldest, made room");
+        let q = n.queue.borrow();
+        let names: Vec<&str> = q.iter().map(|a| a.labels["alertname"].as_str()).collect();
+        assert_eq!(names, ["C", "D", "E"]);
+        assert_eq!(q[0].labels["cluster"], "own");
+        assert_eq!(q[0].labels["region"], "eu");
+        assert_eq!(q[0].labels["zone"], "eu");
+        assert_eq!(q[0].starts_at, 2_000);
+        assert_eq!(
+            q[0].generator_url,
+            "http://prom:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
+        );
+    }
+}

@@ -51,7 +51,8 @@ pub fn check_config(files: &[String], out: &mut impl Write, err: &mut impl Write
     for f in files {
         let path = Path::new(f);
         let _ = writeln!(out, "Checking {f}");
-        let config = match Config::load(path) {
+        let config = match Config::load(path).and_then(|c| c.check_client_cert_files().map(|()| c))
+        {
             Ok(c) => c,
             Err(e) => {
                 let _ = writeln!(err, "  FAILED: {e}");

@@ -184,7 +184,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<GroupDef>, RuleFileError> {
         if g.name.is_empty() {
             return Err(invalid(
                 format!("{gp}.name"),
-                "group name must not be empty".into(),
+                "Groupname must not be empty".into(),
             ));
         }
         if !names.insert(g.name.clone()) {
@@ -193,12 +193,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<GroupDef>, RuleFileError> {
                 format!("groupname: {:?} is repeated in the same file", g.name),
             ));
         }
-        if g.interval.is_some_and(|d| d.is_zero()) {
-            return Err(invalid(
-                format!("{gp}.interval"),
-                "interval must be greater than zero".into(),
-            ));
-        }
+        // Prometheus 2.42 accepts `interval: 0s` and evaluates such a group at the global
+        // evaluation interval, as if the field were absent.
+        let interval = g.interval.filter(|d| !d.is_zero());
         check_labels(&g.labels).map_err(|r| invalid(format!("{gp}.labels"), r))?;
         let mut rules = Vec::with_capacity(g.rules.len());
         for (ri, mut r) in g.rules.into_iter().enumerate() {
@@ -221,7 +218,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<GroupDef>, RuleFileError> {
         groups.push(GroupDef {
             file: file.clone(),
             name: g.name,
-            interval: g.interval,
+            interval,
             query_offset: g.query_offset,
             limit: g.limit,
             labels: g.labels,
@@ -257,7 +254,8 @@ fn validate_rule(r: RuleSpec) -> Result<RuleDef, (String, String)> {
             } else {
                 "alert"
             };
-            return Err(err(f, format!("field '{f}' must be set in rule")));
+            // Prometheus reads an empty name as no name at all.
+            return Err(err(f, "one of 'record' or 'alert' must be set".into()));
         }
         (Some(n), None) | (None, Some(n)) => n.clone(),
     };
@@ -392,6 +390,16 @@ groups:
         assert_eq!(g[0].interval, Some(Duration::from_secs(30)));
         assert_eq!(g[0].rules.len(), 2);
         assert!(!g[0].rules[0].is_alert() && g[0].rules[1].is_alert());
+    }
+
+    #[test]
+    fn a_zero_interval_is_the_default_interval() {
+        let g = parse(
+            Path::new("r.yml"),
+            "groups:\n  - name: a\n    interval: 0s\n    rules: [{record: x, expr: up}]\n",
+        )
+        .unwrap();
+        assert_eq!(g[0].interval, None);
     }
 
     #[test]

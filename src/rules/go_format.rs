@@ -7,6 +7,8 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormatArg {
     Num(f64),
+    Int(i64),
+    Bool(bool),
     Str(String),
 }
 
@@ -138,12 +140,15 @@ pub fn printf(format: &str, args: &[FormatArg]) -> String {
             },
             ('q', FormatArg::Str(s)) => format!("{s:?}"),
             ('v', FormatArg::Num(f)) => format_value(*f),
-            ('d', FormatArg::Num(f)) if f.fract() == 0.0 && f.is_finite() => {
-                format!("{}", *f as i64)
-            }
-            ('x', FormatArg::Num(f)) if f.fract() == 0.0 && f.is_finite() => {
-                format!("{:x}", *f as i64)
-            }
+            ('d' | 'v', FormatArg::Int(i)) => i.to_string(),
+            ('x', FormatArg::Int(i)) => format!("{i:x}"),
+            ('X', FormatArg::Int(i)) => format!("{i:X}"),
+            ('o', FormatArg::Int(i)) => format!("{i:o}"),
+            ('b', FormatArg::Int(i)) => format!("{i:b}"),
+            ('c', FormatArg::Int(i)) => char::from_u32(*i as u32).unwrap_or('\u{FFFD}').to_string(),
+            ('t' | 'v', FormatArg::Bool(b)) => b.to_string(),
+            (_, FormatArg::Int(i)) => format!("%!{verb}(int={i})"),
+            (_, FormatArg::Bool(b)) => format!("%!{verb}(bool={b})"),
             ('x', FormatArg::Str(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
             ('f' | 'F', FormatArg::Num(f)) if f.is_finite() => {
                 format!("{:.*}", prec.unwrap_or(6), f)
@@ -166,7 +171,12 @@ pub fn printf(format: &str, args: &[FormatArg]) -> String {
             (_, FormatArg::Num(f)) => format!("%!{verb}(float64={})", format_value(*f)),
             (_, FormatArg::Str(s)) => format!("%!{verb}(string={s})"),
         };
-        if plus && matches!(arg, FormatArg::Num(f) if *f >= 0.0) && !s.starts_with('+') {
+        let non_negative = match arg {
+            FormatArg::Num(f) => *f >= 0.0,
+            FormatArg::Int(i) => *i >= 0,
+            _ => false,
+        };
+        if plus && non_negative && !s.starts_with('+') {
             s.insert(0, '+');
         }
         let w: usize = width.parse().unwrap_or(0);
@@ -175,7 +185,7 @@ pub fn printf(format: &str, args: &[FormatArg]) -> String {
             let pad = w - len;
             if left {
                 s.push_str(&" ".repeat(pad));
-            } else if zero && matches!(arg, FormatArg::Num(_)) {
+            } else if zero && matches!(arg, FormatArg::Num(_) | FormatArg::Int(_)) {
                 let at = usize::from(s.starts_with(['-', '+']));
                 s.insert_str(at, &"0".repeat(pad));
             } else {
@@ -190,6 +200,8 @@ pub fn printf(format: &str, args: &[FormatArg]) -> String {
             .iter()
             .map(|a| match a {
                 FormatArg::Num(f) => format!("float64={}", format_value(*f)),
+                FormatArg::Int(i) => format!("int={i}"),
+                FormatArg::Bool(b) => format!("bool={b}"),
                 FormatArg::Str(s) => format!("string={s}"),
             })
             .collect();
@@ -233,7 +245,12 @@ mod tests {
         let n = FormatArg::Num;
         let s = |x: &str| FormatArg::Str(x.into());
         assert_eq!(printf("%.2f%%", &[n(12.345)]), "12.35%");
-        assert_eq!(printf("%s=%d", &[s("a"), n(3.0)]), "a=3");
+        assert_eq!(printf("%s=%d", &[s("a"), FormatArg::Int(3)]), "a=3");
+        assert_eq!(printf("%d", &[n(3.0)]), "%!d(float64=3)");
+        assert_eq!(
+            printf("%03d|%x", &[FormatArg::Int(7), FormatArg::Int(255)]),
+            "007|ff"
+        );
         assert_eq!(printf("%5.1f|%-4s|", &[n(2.25), s("x")]), "  2.2|x   |");
         assert_eq!(printf("%q %v", &[s("a"), n(1e6)]), "\"a\" 1e+06");
         assert_eq!(printf("%d", &[]), "%!d(MISSING)");

@@ -128,12 +128,15 @@ impl Group {
     }
 
     /// Where in each interval the group evaluates: a fixed offset from the group's hash.
+    /// Prometheus takes the hash modulo the interval in nanoseconds; its sample timestamps
+    /// are that offset truncated to milliseconds, and so is this.
     pub fn offset_ms(&self) -> i64 {
         let h = shards::labels::series_hash([
             ("file", self.def.file.as_str()),
             ("name", self.def.name.as_str()),
         ]);
-        (h % self.interval_ms as u64) as i64
+        let interval_ns = self.interval_ms as u64 * 1_000_000;
+        (h % interval_ns / 1_000_000) as i64
     }
 
     /// The first evaluation time strictly after `now_ms`, on the group's grid.
@@ -339,14 +342,17 @@ async fn eval_rule<S: RuleStorage>(
             let mut found = Vec::with_capacity(vector.len());
             let mut seen = HashSet::with_capacity(vector.len());
             for s in vector {
-                let sample_labels: LabelMap = s
+                // Templates see the sample's labels with `__name__` (when the expression kept
+                // it), as Prometheus's do; the alert itself never carries it.
+                let template_labels: LabelMap = s
                     .labels
                     .iter()
-                    .filter(|l| l.name != "__name__")
                     .map(|l| (l.name.clone(), l.value.clone()))
                     .collect();
+                let mut sample_labels = template_labels.clone();
+                sample_labels.remove("__name__");
                 let mut data = TemplateData {
-                    labels: sample_labels.clone(),
+                    labels: template_labels,
                     value: s.f,
                     external_labels: ctx.external_labels.clone(),
                     external_url: ctx.external_url.clone(),
@@ -430,4 +436,35 @@ async fn expand<S: RuleStorage>(
         }
     }
     "<error expanding template: too many queries>".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::duration::Duration;
+
+    fn group(file: &str, name: &str, interval_s: u64) -> Group {
+        let def = GroupDef {
+            file: file.into(),
+            name: name.into(),
+            interval: Some(Duration::from_secs(interval_s)),
+            query_offset: None,
+            limit: 0,
+            labels: Default::default(),
+            rules: Vec::new(),
+        };
+        Group::new(def, 60_000, 0)
+    }
+
+    /// Offsets seen in Prometheus 2.42: the timestamps of the recording rules' samples, for
+    /// these groups in a file at this path, modulo the interval.
+    #[test]
+    fn evaluation_offsets_are_prometheus_s() {
+        let file = "/tmp/h1/align/rules.yml";
+        assert_eq!(group(file, "aligned", 10).offset_ms(), 395);
+        assert_eq!(group(file, "other-group", 7).offset_ms(), 3243);
+        let g = group(file, "aligned", 10);
+        assert_eq!(g.next_eval_after(1_796_528_840_395), 1_796_528_850_395);
+        assert_eq!(g.next_eval_after(1_796_528_840_394), 1_796_528_840_395);
+    }
 }

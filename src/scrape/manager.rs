@@ -18,6 +18,7 @@ use glommio::Task;
 use crate::config::scrape::ScrapeConfig;
 use crate::config::target::{populate_group, Target};
 use crate::config::target_group::TargetGroup;
+use crate::config::tls::TlsConfig;
 use crate::config::Config;
 use crate::flags::LogLevel;
 use crate::log::log;
@@ -130,6 +131,26 @@ impl ScrapeManager {
                     g
                 })
                 .collect();
+            // Prometheus builds a job's HTTP client with its pool; when the TLS files cannot
+            // be used, the pool is not created (or not changed) and the error is logged.
+            let changed = pools.get(&cfg.job_name).is_none_or(|p| p.config != *cfg);
+            if changed && cfg.tls_config != TlsConfig::default() {
+                if let Err(e) = TlsClient::load(&cfg.tls_config) {
+                    let verb = if pools.contains_key(&cfg.job_name) {
+                        "error reloading scrape pool"
+                    } else {
+                        "error creating new scrape pool"
+                    };
+                    let err = format!("error creating HTTP client: {}", e.reason);
+                    log(
+                        LogLevel::Error,
+                        "scrape",
+                        verb,
+                        &[("scrape_pool", &cfg.job_name), ("err", &err)],
+                    );
+                    continue;
+                }
+            }
             match pools.get_mut(&cfg.job_name) {
                 Some(pool) if pool.config == *cfg && !seed_changed => continue,
                 Some(pool) => {
@@ -278,7 +299,7 @@ impl ScrapeManager {
             }
         };
         // Loaded per loop, as the credentials are: a renewed certificate is picked up by the
-        // loops a reload starts. The configuration loader has already refused unusable files.
+        // loops a reload starts. `apply` has left out a job whose files were unusable then.
         let tls = if target.scheme == "https" {
             TlsClient::load(&cfg.tls_config)
                 .map(Some)
