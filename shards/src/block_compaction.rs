@@ -11,7 +11,9 @@
 //!
 //! The merge runs in steps like head compaction (`compact`): one step lists the series
 //! of the parents, each further step writes `series_per_step` series, then the files are
-//! closed and the blocks swapped. Chunks are copied as they are when the parents do not
+//! closed on the executor's blocking thread (`compact::offload`: chunk and index fsyncs,
+//! meta.json, the rename), during which steps only report `MergeStep::Waiting`, and the
+//! blocks are swapped. Chunks are copied as they are when the parents do not
 //! overlap and no tombstone touches them; otherwise the series' samples are merged
 //! (a timestamp present in several blocks is kept once) and re-encoded, 120 per chunk.
 //! This module never touches the head, the WAL or retention.
@@ -25,6 +27,7 @@ use crate::block::{
     Block, BlockChunk, BlockError, BlockMeta, BlockWriter, Compaction, NewBlock, Ulid,
 };
 use crate::chunkenc::{Encoding, XorChunk};
+use crate::compact::{offload, Offloaded};
 use crate::labels::Labels;
 use crate::retention::delete_block;
 
@@ -200,8 +203,24 @@ struct Merge {
     next: usize,
 }
 
-/// Whether the merge is done: `false` while steps remain.
-pub type Done = bool;
+/// What one step of `BlockCompactor::step` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeStep {
+    /// Nothing to merge.
+    Idle,
+    /// A slice of the merge ran; more remain.
+    Working,
+    /// The new block's files are being closed on the blocking thread.
+    Waiting,
+    /// The merged block is in place and its parents are gone.
+    Done,
+}
+
+/// A merged block whose files are being closed off the executor.
+struct Closing {
+    parents: Vec<String>,
+    pending: Offloaded<BlockMeta>,
+}
 
 pub struct BlockCompactor {
     ranges: Vec<i64>,
@@ -209,6 +228,7 @@ pub struct BlockCompactor {
     retry_after: Duration,
     not_before: Option<Instant>,
     job: Option<Merge>,
+    closing: Option<Closing>,
     /// When the merge under way started.
     started: Option<Instant>,
     pub stats: BlockCompactionStats,
@@ -223,26 +243,26 @@ impl BlockCompactor {
             retry_after,
             not_before: None,
             job: None,
+            closing: None,
             started: None,
             stats: BlockCompactionStats::default(),
         }
     }
 
     pub fn is_busy(&self) -> bool {
-        self.job.is_some()
+        self.job.is_some() || self.closing.is_some()
     }
 
-    /// One slice of work; `Ok(None)` when there is nothing to merge. A failure abandons the
-    /// merge (the unfinished block is removed, the parents stay) and is counted.
-    pub fn step(
-        &mut self,
-        dir: &Path,
-        blocks: &mut Vec<Block>,
-    ) -> Result<Option<Done>, BlockError> {
-        if self.job.is_none() && self.not_before.is_some_and(|t| Instant::now() < t) {
-            return Ok(None);
+    /// One slice of work. A failure abandons the merge (the unfinished block is removed,
+    /// the parents stay) and is counted.
+    pub fn step(&mut self, dir: &Path, blocks: &mut Vec<Block>) -> Result<MergeStep, BlockError> {
+        if !self.is_busy() && self.not_before.is_some_and(|t| Instant::now() < t) {
+            return Ok(MergeStep::Idle);
         }
-        let r = self.step_inner(dir, blocks);
+        let r = match self.closing.take() {
+            Some(c) => self.finish_step(dir, blocks, c),
+            None => self.step_inner(dir, blocks),
+        };
         if let Err(e) = &r {
             self.not_before = Some(Instant::now() + self.retry_after);
             self.job = None;
@@ -252,21 +272,17 @@ impl BlockCompactor {
         r
     }
 
-    fn step_inner(
-        &mut self,
-        dir: &Path,
-        blocks: &mut Vec<Block>,
-    ) -> Result<Option<Done>, BlockError> {
+    fn step_inner(&mut self, dir: &Path, blocks: &mut Vec<Block>) -> Result<MergeStep, BlockError> {
         let Some(mut job) = self.job.take() else {
             let metas: Vec<PlanMeta> = blocks.iter().map(|b| PlanMeta::of(b.meta())).collect();
             let chosen = plan(&metas, &self.ranges);
             if chosen.is_empty() {
-                return Ok(None);
+                return Ok(MergeStep::Idle);
             }
             let parents: Vec<&Block> = chosen.iter().map(|&i| &blocks[i]).collect();
             self.job = Some(start(dir, &parents)?);
             self.started = Some(Instant::now());
-            return Ok(Some(false));
+            return Ok(MergeStep::Working);
         };
         let parents = find(blocks, &job.parents)?;
         if job.next < job.series.len() {
@@ -276,25 +292,56 @@ impl BlockCompactor {
             }
             job.next = end;
             self.job = Some(job);
-            return Ok(Some(false));
+            return Ok(MergeStep::Working);
         }
         let Merge {
-            parents: names,
-            writer,
-            ..
+            parents, writer, ..
         } = job;
         if writer.stats().num_samples > 0 {
-            let meta = writer.finish()?;
-            blocks.push(Block::open(&dir.join(&meta.ulid))?);
-        } else {
-            // Nothing left (all deleted): no block, the parents simply go.
-            drop(writer);
+            // Mostly fsyncs and the index's postings: off the executor, which keeps serving.
+            let pending = offload(move || writer.finish());
+            self.closing = Some(Closing { parents, pending });
+            return Ok(MergeStep::Working);
         }
+        // Nothing left (all deleted): no block, the parents simply go.
+        drop(writer);
+        self.swap(blocks, None, &parents)
+    }
+
+    /// Waits for the offloaded close, then puts the merged block in place of its parents.
+    fn finish_step(
+        &mut self,
+        dir: &Path,
+        blocks: &mut Vec<Block>,
+        closing: Closing,
+    ) -> Result<MergeStep, BlockError> {
+        let Some(meta) = closing.pending.take() else {
+            self.closing = Some(closing);
+            return Ok(MergeStep::Waiting);
+        };
+        let path = dir.join(&meta?.ulid);
+        if let Err(e) = find(blocks, &closing.parents) {
+            // A parent went (retention) while the files were closed: the merged block
+            // would bring its samples back.
+            delete_block(&path)?;
+            return Err(e);
+        }
+        self.swap(blocks, Some(Block::open(&path)?), &closing.parents)
+    }
+
+    /// Adds the merged block (if any) and deletes its parents.
+    fn swap(
+        &mut self,
+        blocks: &mut Vec<Block>,
+        merged: Option<Block>,
+        names: &[String],
+    ) -> Result<MergeStep, BlockError> {
+        blocks.extend(merged);
         self.stats.compactions += 1;
         if let Some(t) = self.started.take() {
             self.stats.durations.observe(t.elapsed());
         }
-        for name in &names {
+        for name in names {
             if let Some(i) = blocks.iter().position(|b| &b.meta().ulid == name) {
                 let b = blocks.remove(i);
                 let path = b.dir().to_path_buf();
@@ -307,7 +354,7 @@ impl BlockCompactor {
         blocks.sort_by(|a, b| {
             (a.meta().min_time, &a.meta().ulid).cmp(&(b.meta().min_time, &b.meta().ulid))
         });
-        Ok(Some(true))
+        Ok(MergeStep::Done)
     }
 }
 

@@ -202,13 +202,13 @@ enum Job<F: SegmentFs> {
 }
 
 /// Work handed to the executor's blocking thread; its result lands here for a later step.
-type Offloaded<T> = Rc<RefCell<Option<Result<T, BlockError>>>>;
+pub(crate) type Offloaded<T> = Rc<RefCell<Option<Result<T, BlockError>>>>;
 
 /// Runs `f` on the executor's blocking thread pool, so that its fsyncs and bulk writes
 /// never stall the executor's appends and queries. One local task awaits it: steps only
 /// look at the slot, because every poll of glommio's blocking future keeps a waker (whose
 /// count is 16 bits), so a future polled at each step would overflow it.
-fn offload<T: Send + 'static>(
+pub(crate) fn offload<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BlockError> + Send + 'static,
 ) -> Offloaded<T> {
     let slot: Offloaded<T> = Rc::new(RefCell::new(None));
@@ -540,28 +540,80 @@ pub fn write_head_block(
     mint: i64,
     maxt: i64,
 ) -> Result<Option<BlockMeta>, CompactionError> {
-    if maxt <= mint {
+    let Some(mut job) = HeadBlockWrite::start(head, parent, mint, maxt)? else {
         return Ok(None);
+    };
+    job.write(head, usize::MAX)?;
+    match job.into_writer() {
+        Some(w) => Ok(Some(w.finish()?)),
+        None => Ok(None),
     }
-    let mut found = Collected::default();
-    found.symbols.insert("".into());
-    let mut refs = Vec::new();
-    head.series_overlapping(1, head.last_series_ref(), mint, maxt - 1, &mut refs);
-    for &r in &refs {
-        collect_series(head, r, &mut found);
+}
+
+/// `write_head_block` in slices, for a caller that lets appends in between (a snapshot
+/// while the shard serves): `start` lists the series and their symbols, each `write` adds
+/// the next series, and the writer it hands back is finished by the caller, off the
+/// executor if it likes. A series appended to between slices is written with what it holds
+/// when its turn comes; a series created meanwhile is not in the block.
+pub struct HeadBlockWrite {
+    writer: BlockWriter,
+    series: Vec<(Labels, u64)>,
+    next: usize,
+    mint: i64,
+    /// Inclusive.
+    maxt: i64,
+}
+
+impl HeadBlockWrite {
+    /// `None` when `[mint, maxt)` is empty.
+    pub fn start(
+        head: &Head,
+        parent: &Path,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Option<Self>, CompactionError> {
+        if maxt <= mint {
+            return Ok(None);
+        }
+        let mut found = Collected::default();
+        found.symbols.insert("".into());
+        let mut refs = Vec::new();
+        head.series_overlapping(1, head.last_series_ref(), mint, maxt - 1, &mut refs);
+        for &r in &refs {
+            collect_series(head, r, &mut found);
+        }
+        let writer = BlockWriter::create(
+            parent,
+            NewBlock::level1(mint, maxt),
+            found.symbols.iter().map(|s| &**s),
+        )?;
+        Ok(Some(HeadBlockWrite {
+            writer,
+            series: found.series.into_iter().collect(),
+            next: 0,
+            mint,
+            maxt: maxt - 1,
+        }))
     }
-    let mut writer = BlockWriter::create(
-        parent,
-        NewBlock::level1(mint, maxt),
-        found.symbols.iter().map(|s| &**s),
-    )?;
-    for (labels, r) in &found.series {
-        write_series(head, &mut writer, labels, *r, mint, maxt - 1)?;
+
+    /// Writes the next `n` series; `true` once every series is written.
+    pub fn write(&mut self, head: &Head, n: usize) -> Result<bool, CompactionError> {
+        let end = self.next.saturating_add(n).min(self.series.len());
+        for (labels, r) in &self.series[self.next..end] {
+            // Only a head truncation removes series; a caller that paused compactions has
+            // none, but a series gone has nothing left to write.
+            if head.series(*r).is_some() {
+                write_series(head, &mut self.writer, labels, *r, self.mint, self.maxt)?;
+            }
+        }
+        self.next = end;
+        Ok(self.next == self.series.len())
     }
-    if writer.stats().num_samples == 0 {
-        return Ok(None);
+
+    /// The block to `finish`; `None` when it holds no sample (dropping it removes it).
+    pub fn into_writer(self) -> Option<BlockWriter> {
+        (self.writer.stats().num_samples > 0).then_some(self.writer)
     }
-    Ok(Some(writer.finish()?))
 }
 
 /// Adds series `r` (with a chunk in the block's range) and its symbols to `found`.
@@ -692,6 +744,50 @@ mod tests {
         let got = block_chunks(&[v], &[], 15, 25);
         assert!(matches!(&got[..], [ChunkSource::Reencoded(20, 20, _)]));
         assert!(block_chunks(&[v], &[(0, 100)], 0, 99).is_empty());
+    }
+
+    #[test]
+    fn a_head_block_written_in_slices_is_the_one_written_at_once() {
+        use crate::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
+        let n = 10u32;
+        let mut batch = AppendBatch {
+            new_series: (0..n)
+                .map(|i| Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]).unwrap())
+                .collect(),
+            ..Default::default()
+        };
+        for t in 0..50i64 {
+            for i in 0..n {
+                batch.samples.push(BatchSample {
+                    series: SeriesKey::New(i),
+                    t: t * 1000 + i64::from(i),
+                    v: (t * i64::from(i)) as f64 / 4.0,
+                });
+            }
+        }
+        head.append_unlogged(&batch).unwrap();
+        let (once, sliced) = (dir.path().join("once"), dir.path().join("sliced"));
+        let a = write_head_block(&head, &once, 0, 40_000).unwrap().unwrap();
+        let mut job = HeadBlockWrite::start(&head, &sliced, 0, 40_000)
+            .unwrap()
+            .unwrap();
+        let mut slices = 1;
+        while !job.write(&head, 3).unwrap() {
+            slices += 1;
+        }
+        assert_eq!(slices, 4);
+        let b = job.into_writer().unwrap().finish().unwrap();
+        assert_eq!(a.stats, b.stats);
+        assert_eq!(a.stats.num_samples, 40 * u64::from(n));
+        for f in ["index", "chunks/000001"] {
+            let read = |d: &Path, m: &BlockMeta| std::fs::read(d.join(&m.ulid).join(f)).unwrap();
+            assert!(read(&once, &a) == read(&sliced, &b), "{f} differs");
+        }
+        assert!(HeadBlockWrite::start(&head, &sliced, 5, 5)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -79,6 +79,12 @@ pub fn block_stones(
     Ok(stones)
 }
 
+/// `rewrite_block` for the block in `block_dir`, opened here: a caller off the shard's
+/// executor (the blocking thread) reads it through its own mapping.
+pub fn rewrite_block_dir(dir: &Path, block_dir: &Path) -> Result<Option<BlockMeta>, BlockError> {
+    rewrite_block(dir, &Block::open(block_dir)?)
+}
+
 /// Writes `block` again into `dir` without its deleted samples: a level-1 block over the
 /// same range with the old block as its parent. `None` when nothing is left (no block is
 /// written). The old block is untouched.

@@ -34,7 +34,7 @@ use thiserror::Error;
 
 use crate::backup;
 use crate::block::{self, Block, BlockError};
-use crate::block_compaction::{self, BlockCompactionStats, BlockCompactor};
+use crate::block_compaction::{self, BlockCompactionStats, BlockCompactor, MergeStep};
 use crate::chunks_head::{ChunksHeadError, OpenReport as ChunksHeadReport};
 use crate::compact::{
     self, CompactionError, CompactionOptions, CompactionStats, Ctx, HeadCompactor, Progress,
@@ -156,6 +156,9 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     retention_checked: Instant,
     merger: BlockCompactor,
     opened: Instant,
+    /// While on, no head compaction or merge starts (one under way finishes): an admin
+    /// operation is working on the blocks between slices of its own.
+    compactions_paused: bool,
 }
 
 impl<F: SegmentFs + Clone> Shard<F> {
@@ -284,6 +287,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
             retention_checked: Instant::now(),
             merger,
             opened: Instant::now(),
+            compactions_paused: false,
         };
         // As Prometheus's open does: blocks already beyond retention go before serving.
         shard.apply_retention()?;
@@ -311,6 +315,18 @@ impl<F: SegmentFs + Clone> Shard<F> {
     /// Whether a head compaction (block write, truncation or WAL checkpoint) is under way.
     pub fn is_compacting(&self) -> bool {
         self.compactor.is_busy()
+    }
+
+    /// Whether a head compaction or a block merge is under way.
+    pub fn is_compacting_or_merging(&self) -> bool {
+        self.compactor.is_busy() || self.merger.is_busy()
+    }
+
+    /// Keeps new head compactions and block merges from starting while `on` (one under way
+    /// still finishes): admin operations that release the shard between slices pause them,
+    /// so that no block they work on is merged away meanwhile.
+    pub fn pause_compactions(&mut self, on: bool) {
+        self.compactions_paused = on;
     }
 
     /// Whether head compaction is on (block compaction and retention run with it).
@@ -394,6 +410,9 @@ impl<F: SegmentFs + Clone> Shard<F> {
     /// One bounded step of head compaction (see `compact`); `Idle` when there is nothing
     /// to do. Retention runs after each block written.
     pub async fn compact_step(&mut self) -> Result<Progress, ShardError> {
+        if self.compactions_paused && !self.is_compacting_or_merging() {
+            return Ok(Progress::Idle);
+        }
         let ctx = Ctx {
             dir: &self.dir,
             head: &mut self.head,
@@ -401,13 +420,20 @@ impl<F: SegmentFs + Clone> Shard<F> {
             fs: &self.fs,
             blocks: &mut self.blocks,
         };
-        let p = self.compactor.step(ctx).await?;
+        let p = if self.compactions_paused && !self.compactor.is_busy() {
+            // Only the merge under way goes on.
+            Progress::Idle
+        } else {
+            self.compactor.step(ctx).await?
+        };
         if p == Progress::Idle && self.merges_due() {
             // Blocks are merged only while the head has nothing to compact, one slice per
             // step as well; a failure is counted in `block_compaction_stats` and the
             // parents stay as they were.
-            if let Ok(Some(_)) = self.merger.step(&self.dir, &mut self.blocks) {
-                return Ok(Progress::Working);
+            match self.merger.step(&self.dir, &mut self.blocks) {
+                Ok(MergeStep::Working | MergeStep::Done) => return Ok(Progress::Working),
+                Ok(MergeStep::Waiting) => return Ok(Progress::Waiting),
+                Ok(MergeStep::Idle) | Err(_) => {}
             }
         }
         if matches!(&p, Progress::HeadTruncated { block: Some(_), .. }) {
@@ -452,62 +478,121 @@ impl<F: SegmentFs + Clone> Shard<F> {
     }
 
     /// Marks `[mint, maxt]` of the series matching any selector deleted (Prometheus's
-    /// `DB.Delete`, see `deletion`): the head's tombstones go to the WAL first, so they
-    /// survive a restart, then apply; each block's are merged into its tombstones file.
+    /// `DB.Delete`, see `deletion`), in one call: `delete_in_head`, then `delete_in_block`
+    /// for every block. A server that must keep appending between the parts calls them
+    /// itself, with compactions paused.
     pub async fn delete_series(
         &mut self,
         selectors: &[Vec<Matcher>],
         mint: i64,
         maxt: i64,
     ) -> Result<(), ShardError> {
-        self.recover_wal().await?;
         self.finish_compactions().await?;
+        self.delete_in_head(selectors, mint, maxt).await?;
+        let ulids: Vec<String> = self.blocks.iter().map(|b| b.meta().ulid.clone()).collect();
+        for ulid in &ulids {
+            self.delete_in_block(ulid, selectors, mint, maxt)?;
+        }
+        Ok(())
+    }
+
+    /// The head's part of a delete: its tombstones go to the WAL first, so they survive a
+    /// restart, then apply.
+    pub async fn delete_in_head(
+        &mut self,
+        selectors: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(), ShardError> {
+        self.recover_wal().await?;
         for matchers in selectors {
             let stones = deletion::head_stones(&self.head, matchers, mint, maxt);
-            if !stones.is_empty() {
-                let mut rec = Vec::new();
-                wal::record::encode_tombstones(&stones, &mut rec);
-                self.wal.log(&[&rec])?;
-                self.wal.flush().await?;
-                for s in stones {
-                    for iv in s.intervals {
-                        self.head.add_tombstone(s.series_ref, iv);
-                    }
-                }
+            if stones.is_empty() {
+                continue;
             }
-            for b in &mut self.blocks {
-                let stones = deletion::block_stones(b, matchers, mint, maxt)?;
-                b.add_tombstones(&stones)?;
+            let mut rec = Vec::new();
+            wal::record::encode_tombstones(&stones, &mut rec);
+            self.wal.log(&[&rec])?;
+            self.wal.flush().await?;
+            for s in stones {
+                for iv in s.intervals {
+                    self.head.add_tombstone(s.series_ref, iv);
+                }
             }
         }
         Ok(())
     }
 
+    /// One block's part of a delete: its tombstones file and meta.json rewritten. A block
+    /// no longer there (retention) has nothing to delete.
+    pub fn delete_in_block(
+        &mut self,
+        ulid: &str,
+        selectors: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(), ShardError> {
+        let Some(b) = self.blocks.iter_mut().find(|b| b.meta().ulid == ulid) else {
+            return Ok(());
+        };
+        for matchers in selectors {
+            let stones = deletion::block_stones(b, matchers, mint, maxt)?;
+            b.add_tombstones(&stones)?;
+        }
+        Ok(())
+    }
+
     /// Rewrites every block that has tombstones without the deleted samples, then deletes
-    /// the old one (Prometheus's `DB.CleanTombstones`); returns the old blocks' ULIDs.
+    /// the old one (Prometheus's `DB.CleanTombstones`), in one call; returns the old
+    /// blocks' ULIDs. A server rewrites them off its executor instead
+    /// (`deletion::rewrite_block_dir`, then `replace_rewritten`).
     pub async fn clean_tombstones(&mut self) -> Result<Vec<String>, ShardError> {
         self.finish_compactions().await?;
         let mut cleaned = Vec::new();
-        let mut i = 0;
-        while i < self.blocks.len() {
-            if self.blocks[i].tombstones().is_empty() {
-                i += 1;
-                continue;
+        for (ulid, path) in self.tombstoned_blocks() {
+            let new = deletion::rewrite_block_dir(&self.dir, &path)?;
+            if self.replace_rewritten(&ulid, new.as_ref())? {
+                cleaned.push(ulid);
             }
-            if let Some(meta) = deletion::rewrite_block(&self.dir, &self.blocks[i])? {
-                self.blocks.push(Block::open(&self.dir.join(&meta.ulid))?);
-            }
-            let old = self.blocks.remove(i);
-            let path = old.dir().to_path_buf();
-            cleaned.push(old.meta().ulid.clone());
-            // Unmapped before its files go.
-            drop(old);
-            retention::delete_block(&path)?;
         }
+        Ok(cleaned)
+    }
+
+    /// The blocks with tombstones: ULID and directory.
+    pub fn tombstoned_blocks(&self) -> Vec<(String, PathBuf)> {
+        self.blocks
+            .iter()
+            .filter(|b| !b.tombstones().is_empty())
+            .map(|b| (b.meta().ulid.clone(), b.dir().to_path_buf()))
+            .collect()
+    }
+
+    /// Puts the rewrite of block `old` (already in the shard directory; `None` when nothing
+    /// was left) in its place and deletes `old`. `false` when `old` went meanwhile
+    /// (retention): the rewrite is deleted too, or it would bring the samples back.
+    pub fn replace_rewritten(
+        &mut self,
+        old: &str,
+        new: Option<&block::BlockMeta>,
+    ) -> Result<bool, ShardError> {
+        let Some(i) = self.blocks.iter().position(|b| b.meta().ulid == old) else {
+            if let Some(meta) = new {
+                retention::delete_block(&self.dir.join(&meta.ulid))?;
+            }
+            return Ok(false);
+        };
+        if let Some(meta) = new {
+            self.blocks.push(Block::open(&self.dir.join(&meta.ulid))?);
+        }
+        let old = self.blocks.remove(i);
+        let path = old.dir().to_path_buf();
+        // Unmapped before its files go.
+        drop(old);
+        retention::delete_block(&path)?;
         self.blocks.sort_by(|a, b| {
             (a.meta().min_time, &a.meta().ulid).cmp(&(b.meta().min_time, &b.meta().ulid))
         });
-        Ok(cleaned)
+        Ok(true)
     }
 
     /// Writes a snapshot of the shard into `dest` (created): every block hard-linked and,
@@ -515,6 +600,16 @@ impl<F: SegmentFs + Clone> Shard<F> {
     /// Nothing after `at` is included, so that snapshots of all shards taken with one `at`
     /// describe the same moment.
     pub fn snapshot(&self, dest: &Path, with_head: bool, at: i64) -> Result<(), ShardError> {
+        self.snapshot_blocks(dest)?;
+        if let Some((lo, hi)) = self.snapshot_head_range(at).filter(|_| with_head) {
+            compact::write_head_block(&self.head, dest, lo, hi)?;
+        }
+        block::sync_dir(dest)?;
+        Ok(())
+    }
+
+    /// The first part of `snapshot`: `dest` created and every block hard-linked into it.
+    pub fn snapshot_blocks(&self, dest: &Path) -> Result<(), ShardError> {
         std::fs::create_dir_all(dest).map_err(|source| ShardError::Io {
             path: dest.to_path_buf(),
             source,
@@ -522,16 +617,14 @@ impl<F: SegmentFs + Clone> Shard<F> {
         for b in &self.blocks {
             backup::link_block(b.dir(), dest)?;
         }
-        if with_head {
-            if let Some((lo, hi)) = self.head.time_range() {
-                let hi = hi.min(at);
-                if lo <= hi {
-                    compact::write_head_block(&self.head, dest, lo, hi.saturating_add(1))?;
-                }
-            }
-        }
-        block::sync_dir(dest)?;
         Ok(())
+    }
+
+    /// The head's range a snapshot taken at `at` writes, `[min, max)`; `None` when empty.
+    pub fn snapshot_head_range(&self, at: i64) -> Option<(i64, i64)> {
+        let (lo, hi) = self.head.time_range()?;
+        let hi = hi.min(at);
+        (lo <= hi).then(|| (lo, hi.saturating_add(1)))
     }
 
     /// Appends one batch; `Ok` means acknowledged (in the WAL file).

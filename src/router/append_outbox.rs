@@ -8,14 +8,17 @@
 //! window adds at most `window` to a scrape's acknowledgement, never to its timestamp.
 //!
 //! It owns the waiting batches and one flusher task per shard; it never reorders the
-//! batches of a shard (one flusher sends them in queue order), never drops one (the link's
-//! back-pressure makes the flusher wait), and never looks inside a batch.
+//! batches of a shard (one sender at a time, in queue order), never drops one (the link's
+//! back-pressure makes the flusher wait), and never looks inside a batch. `flush` sends
+//! what is queued at once, so that a request sent after it (a delete, a snapshot) reaches
+//! the shard after every batch pushed before it: the link and the shard keep that order.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::sync::Semaphore;
 use shards::head::{AppendBatch, AppendOutcome};
 
 use super::protocol::{ShardRequest, ShardResponse};
@@ -59,7 +62,11 @@ struct Queue {
 
 pub struct AppendOutbox {
     shard: usize,
+    link: Rc<ShardLink>,
     queue: RefCell<Queue>,
+    /// One permit: held while a group is taken from the queue and put on the link, so that
+    /// `flush` returns only once groups taken earlier by the flusher are on the link too.
+    sending: Semaphore,
     /// Wakes the flusher when the queue stops being empty, fills up, or on close.
     wake: LocalSender<()>,
     closed: Cell<bool>,
@@ -71,7 +78,9 @@ impl AppendOutbox {
         let (wake, woken) = local_channel::new_bounded(1);
         let outbox = Rc::new(AppendOutbox {
             shard: link.shard(),
+            link,
             queue: RefCell::new(Queue::default()),
+            sending: Semaphore::new(1),
             wake,
             closed: Cell::new(false),
         });
@@ -83,7 +92,7 @@ impl AppendOutbox {
                 if !full && !outbox.closed.get() {
                     glommio::timer::sleep(window).await;
                 }
-                outbox.send_queued(&link).await;
+                outbox.send_queued().await;
                 if outbox.closed.get() {
                     break;
                 }
@@ -123,7 +132,18 @@ impl AppendOutbox {
         let _ = self.wake.try_send(());
     }
 
-    async fn send_queued(&self, link: &ShardLink) {
+    /// Puts every batch pushed so far on the link now, without waiting for the window;
+    /// their acknowledgements still come through their `PendingAppend`s.
+    pub async fn flush(&self) {
+        self.send_queued().await;
+    }
+
+    async fn send_queued(&self) {
+        // Fails only once the semaphore is closed, which nothing does.
+        let Ok(_sending) = self.sending.acquire_permit(1).await else {
+            return;
+        };
+        let link = &self.link;
         let Queue {
             batches, waiters, ..
         } = std::mem::take(&mut *self.queue.borrow_mut());

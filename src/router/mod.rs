@@ -7,6 +7,7 @@
 
 pub mod append_outbox;
 pub mod protocol;
+pub mod shard_admin;
 pub mod shard_link;
 pub mod shard_service;
 
@@ -221,8 +222,12 @@ impl Router {
     }
 
     /// Sends an admin request (`DeleteSeries`, `CleanTombstones`, `Snapshot`) to every
-    /// shard and waits for all; the first shard's failure is the answer.
+    /// shard and waits for all; the first shard's failure is the answer. Appends still in an
+    /// outbox go first, so a delete or a snapshot covers every batch pushed before it.
     pub async fn admin(&self, make: impl FnMut() -> ShardRequest) -> Result<(), RouterError> {
+        for outbox in &self.outboxes {
+            outbox.flush().await;
+        }
         let replies = self.fan_out(make).await?;
         for (shard, r) in replies.into_iter().enumerate() {
             match r {

@@ -7,8 +7,10 @@
 //! Reads run between appends on the same executor. Compaction, block compaction and
 //! retention run beside this loop in the shard's low-share compaction queue
 //! (`shards::compaction_queue`), which is why the shard sits behind a local `RwLock`: each
-//! request and each compaction slice takes it in turn; nothing crosses executors. It never
-//! parses PromQL or HTTP: requests arrive as plain data.
+//! request and each compaction slice takes it in turn; nothing crosses executors. Admin
+//! requests run in a task queue of their own (`shard_admin`), so the loop keeps serving
+//! while one is under way; those that arrived before them are done first. It never parses
+//! PromQL or HTTP: requests arrive as plain data.
 
 use futures_lite::future::poll_once;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
@@ -24,6 +26,7 @@ use super::protocol::{
     Envelope, LatestSample, Reply, SelectedSeries, ShardRequest, ShardResponse, ShardStats,
     TsdbStatus,
 };
+use super::shard_admin;
 use crate::flags::LogLevel;
 use crate::log::log;
 use crate::promql::error::QueryError;
@@ -73,6 +76,11 @@ fn take_appends(
     }
 }
 
+/// The admin queue's shares against the default queue's 1000 (the compaction queue has
+/// 10): an admin request waits for an answer, so it gets more than compaction, but
+/// appends and queries keep most of the core.
+const ADMIN_SHARES: usize = 100;
+
 /// Long read loops yield to the executor this often (series), so appends are not starved.
 const YIELD_EVERY: usize = 1024;
 
@@ -83,18 +91,24 @@ const SELECT_YIELD_SAMPLES: usize = 16 * 1024;
 
 pub struct ShardService {
     shard: Rc<RwLock<Shard>>,
+    /// Admin operations under way (each in its own task) and the one permit that runs them
+    /// one at a time.
+    admin_running: Rc<std::cell::Cell<usize>>,
+    admin_turn: Rc<glommio::sync::Semaphore>,
     stats: ShardStats,
     /// Compaction and retention failures already logged.
     logged_failures: (u64, u64, u64),
 }
 
 /// The lock is never closed while the service owns the shard.
-const LOCK_OPEN: &str = "the shard lock is never closed";
+pub(super) const LOCK_OPEN: &str = "the shard lock is never closed";
 
 impl ShardService {
     pub fn new(shard: Shard) -> Self {
         ShardService {
             shard: Rc::new(RwLock::new(shard)),
+            admin_running: Rc::new(std::cell::Cell::new(0)),
+            admin_turn: Rc::new(glommio::sync::Semaphore::new(1)),
             stats: ShardStats::default(),
             logged_failures: (0, 0, 0),
         }
@@ -124,7 +138,12 @@ impl ShardService {
                 None
             }
         };
-        self.serve_requests(requests, replies).await;
+        let driven = queue.is_some();
+        self.serve_requests(requests, replies, driven).await;
+        // Admin operations under way finish (their replies may no longer be delivered).
+        while self.admin_running.get() > 0 {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
         if let Some(q) = queue {
             q.stop().await;
         }
@@ -138,7 +157,14 @@ impl ShardService {
         &mut self,
         requests: ConnectedReceiver<Envelope>,
         replies: ConnectedSender<Reply>,
+        driven: bool,
     ) {
+        let replies = Rc::new(replies);
+        let admin_queue = glommio::executor().create_task_queue(
+            glommio::Shares::Static(ADMIN_SHARES),
+            glommio::Latency::NotImportant,
+            "admin",
+        );
         let mut next = None;
         let mut askers = Vec::with_capacity(MAX_GROUP);
         let mut batches: Vec<AppendBatch> = Vec::with_capacity(MAX_GROUP);
@@ -151,6 +177,10 @@ impl ShardService {
                 },
             };
             if let Some(Envelope { id, request }) = take_appends(env, &mut askers, &mut batches) {
+                if shard_admin::is_admin(&request) {
+                    self.spawn_admin(id, request, driven, &replies, admin_queue);
+                    continue;
+                }
                 let response = self.answer(request).await;
                 if replies.send(Reply { id, response }).await.is_err() {
                     break;
@@ -216,6 +246,36 @@ impl ShardService {
         }
     }
 
+    /// Runs an admin request in its own task; its reply is sent when it is done.
+    fn spawn_admin(
+        &self,
+        id: u64,
+        request: ShardRequest,
+        driven: bool,
+        replies: &Rc<ConnectedSender<Reply>>,
+        queue: glommio::TaskQueueHandle,
+    ) {
+        let (shard, replies) = (self.shard.clone(), replies.clone());
+        let (running, turn) = (self.admin_running.clone(), self.admin_turn.clone());
+        running.set(running.get() + 1);
+        let task = async move {
+            // The semaphore is never closed.
+            if let Ok(_turn) = turn.acquire_permit(1).await {
+                let response = shard_admin::run(&shard, request, driven).await;
+                // A closed channel: the router is gone, nobody waits for the answer.
+                let _ = replies.send(Reply { id, response }).await;
+            }
+            running.set(running.get() - 1);
+        };
+        match glommio::spawn_local_into(task, queue) {
+            Ok(t) => {
+                t.detach();
+            }
+            // The queue was made by this executor: it exists as long as the loop runs.
+            Err(_) => unreachable!("the admin queue belongs to this executor"),
+        }
+    }
+
     /// Compaction and retention run after appends and never fail them (a full disk leaves
     /// the data as it was and is retried): each new failure is logged here, once.
     fn log_storage_failures(&mut self, shard: &Shard) {
@@ -245,33 +305,6 @@ impl ShardService {
 
     async fn answer(&mut self, request: ShardRequest) -> ShardResponse {
         let lock = self.shard.clone();
-        // Deleting and cleaning tombstones change the shard: they take it alone.
-        match request {
-            ShardRequest::DeleteSeries {
-                selectors,
-                mint,
-                maxt,
-            } => {
-                let mut shard = lock.write().await.expect(LOCK_OPEN);
-                return ShardResponse::Admin(
-                    shard
-                        .delete_series(&selectors, mint, maxt)
-                        .await
-                        .map_err(|e| e.to_string()),
-                );
-            }
-            ShardRequest::CleanTombstones => {
-                let mut shard = lock.write().await.expect(LOCK_OPEN);
-                return ShardResponse::Admin(
-                    shard
-                        .clean_tombstones()
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string()),
-                );
-            }
-            _ => {}
-        }
         let shard = lock.read().await.expect(LOCK_OPEN);
         let shard = &*shard;
         let head = shard.head();
@@ -339,14 +372,11 @@ impl ShardService {
                 ShardResponse::Stats(Box::new(stats))
             }
             ShardRequest::TsdbStatus => ShardResponse::TsdbStatus(Box::new(tsdb_status(head))),
-            ShardRequest::DeleteSeries { .. } | ShardRequest::CleanTombstones => {
-                unreachable!("taken above, under the write lock")
+            ShardRequest::DeleteSeries { .. }
+            | ShardRequest::CleanTombstones
+            | ShardRequest::Snapshot { .. } => {
+                unreachable!("admin requests run in their own task (shard_admin)")
             }
-            ShardRequest::Snapshot { dir, with_head, at } => ShardResponse::Admin(
-                shard
-                    .snapshot(&dir, with_head, at)
-                    .map_err(|e| e.to_string()),
-            ),
         }
     }
 }

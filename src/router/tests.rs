@@ -280,3 +280,34 @@ fn select_returns_whole_ranges_across_shards_sorted_with_stale_markers() {
         assert!(router.select(&none, mint, maxt).await.unwrap().is_empty());
     });
 }
+
+#[test]
+fn a_delete_covers_the_appends_still_in_the_outboxes() {
+    with_router(|router| async move {
+        let series: Vec<Labels> = (0..20).map(|i| labels("d", i)).collect();
+        let refs = vec![0u64; series.len()];
+        // Pushed, not acknowledged: the batches wait in the outboxes for their window when
+        // the delete is requested.
+        let mut pending = Vec::new();
+        for (shard, (batch, idx)) in batches(&router, &series, &refs, 5).into_iter().enumerate() {
+            pending.push((shard, router.send_append(shard, batch).await.unwrap(), idx));
+        }
+        let all = vec![Matcher::new(MatchType::Equal, "__name__", "d").unwrap()];
+        let selectors = vec![all.clone()];
+        router
+            .admin(|| super::protocol::ShardRequest::DeleteSeries {
+                selectors: selectors.clone(),
+                mint: i64::MIN,
+                maxt: i64::MAX,
+            })
+            .await
+            .unwrap();
+        for (shard, p, idx) in pending {
+            let out = Router::appended(shard, p).await.unwrap();
+            assert_eq!(out.appended as usize, idx.len());
+        }
+        assert!(router.latest(&all, 5, 5).await.unwrap().is_empty());
+        let selected = router.select(&all, i64::MIN, i64::MAX).await.unwrap();
+        assert!(selected.iter().all(|s| s.points.is_empty()), "{selected:?}");
+    });
+}
