@@ -1,7 +1,10 @@
-//! Head memory per active series at 1,000,000 series (not a timing: a size). Each series
-//! has 6 labels like a node_exporter series and 60 samples (a half-full open chunk, the
-//! steady-state average); mmapped chunks are not counted, as they live in the page cache.
-//! Prints the head's own accounting and the process RSS growth, both per series.
+//! Head memory per active series at 1,000,000 series (not a timing: a size). The series are
+//! shaped like `loadgen serve`'s with its defaults (1,000 targets of 1,000 series: histogram
+//! groups of 12 buckets plus sum and count, each group with its own `pod`, `handler` and
+//! `method` from 8 values, plus `instance` and `job`) and get 60 samples each (a half-full
+//! open chunk, the steady-state average); mmapped chunks are not counted, as they live in
+//! the page cache. Prints the head's own accounting by part and the process RSS growth,
+//! both per series.
 //!
 //!     cargo bench --bench head_memory
 
@@ -25,6 +28,54 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+const LE: [&str; 12] = [
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+];
+const HANDLERS: [&str; 8] = [
+    "/api/v1/users",
+    "/api/v1/orders",
+    "/api/v1/items",
+    "/api/v1/search",
+    "/api/v1/login",
+    "/api/v1/cart",
+    "/healthz",
+    "/metrics",
+];
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE",
+];
+
+/// Series `i` of 1,000 targets x 1,000 series, in groups of 14 (12 buckets, sum, count).
+fn loadgen_like_labels(i: usize) -> Labels {
+    let (target, j) = (i / 1000, i % 1000);
+    let (group, k) = (j / 14, j % 14);
+    let family = format!("loadgen_family_{}_seconds", group % 10);
+    let (name, le) = match k {
+        0..=11 => (format!("{family}_bucket"), LE[k]),
+        12 => (format!("{family}_sum"), ""),
+        _ => (format!("{family}_count"), ""),
+    };
+    Labels::from_pairs([
+        ("__name__", name),
+        ("handler", HANDLERS[group % 8].to_string()),
+        ("method", METHODS[group / 8 % 8].to_string()),
+        (
+            "pod",
+            format!(
+                "{:08x}",
+                (target * 1000 + group).wrapping_mul(2_654_435_761) as u32
+            ),
+        ),
+        ("le", le.to_string()),
+        (
+            "instance",
+            format!("127.0.{}.{}:9100", target / 250, target % 250),
+        ),
+        ("job", "loadgen".to_string()),
+    ])
+    .unwrap()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list; this is not a criterion bench
@@ -35,26 +86,7 @@ fn main() {
     let mut refs = Vec::with_capacity(SERIES);
     for chunk in (0..SERIES).collect::<Vec<_>>().chunks(100_000) {
         let b = AppendBatch {
-            new_series: chunk
-                .iter()
-                .map(|&i| {
-                    Labels::from_pairs([
-                        ("__name__", format!("node_metric_{}", i % 500)),
-                        (
-                            "instance",
-                            format!("10.0.{}.{}:9100", i / 250_000, i / 1000 % 250),
-                        ),
-                        ("job", "node".to_string()),
-                        ("cpu", (i % 32).to_string()),
-                        (
-                            "mode",
-                            ["user", "system", "idle", "iowait", "irq", "steal"][i % 6].to_string(),
-                        ),
-                        ("env", "prod".to_string()),
-                    ])
-                    .unwrap()
-                })
-                .collect(),
+            new_series: chunk.iter().map(|&i| loadgen_like_labels(i)).collect(),
             samples: vec![],
             start_timestamps: Vec::new(),
         };
@@ -93,11 +125,20 @@ fn main() {
         head.heap_bytes() as f64 / SERIES as f64
     );
     let per = |b: usize| b as f64 / SERIES as f64;
+    let m = head.memory();
+    for (part, bytes) in [
+        ("series structs (slots)", m.series_slots),
+        ("label sets", m.label_sets),
+        ("open chunks", m.open_chunks),
+        ("mmapped chunk lists", m.mmapped_lists),
+        ("series hash index", m.series_index),
+        ("symbols", m.symbols),
+        ("postings", m.postings),
+    ] {
+        println!("head_memory:   {part:<24} {:>6.1} bytes/series", per(bytes));
+    }
     println!(
-        "head_memory: of which symbols {:.0}, postings {:.0}, series structs {:.0} (size_of MemSeries {})",
-        per(head.symbols().heap_bytes()),
-        per(head.postings().heap_bytes()),
-        per(head.num_series() * std::mem::size_of::<Option<shards::head::MemSeries>>()),
+        "head_memory: size_of Option<MemSeries> {}",
         std::mem::size_of::<Option<shards::head::MemSeries>>()
     );
     println!(

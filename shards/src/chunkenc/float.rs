@@ -5,17 +5,19 @@
 
 use super::{ChunkError, Encoding, Xor2Chunk, Xor2Iterator, XorChunk, XorIterator};
 
+/// XOR2 is boxed: it is rare (start-timestamp storage is off by default) and 24 bytes
+/// larger, and every head series holds one of these inline.
 #[derive(Debug, Clone)]
 pub enum FloatChunk {
     Xor(XorChunk),
-    Xor2(Xor2Chunk),
+    Xor2(Box<Xor2Chunk>),
 }
 
 impl FloatChunk {
     /// An empty chunk: XOR2 when its first sample has a start timestamp to keep.
     pub fn new(keeps_starts: bool) -> Self {
         if keeps_starts {
-            FloatChunk::Xor2(Xor2Chunk::new())
+            FloatChunk::Xor2(Box::new(Xor2Chunk::new()))
         } else {
             FloatChunk::Xor(XorChunk::new())
         }
@@ -25,7 +27,7 @@ impl FloatChunk {
     pub fn from_bytes(encoding: Encoding, bytes: Vec<u8>) -> Result<Self, ChunkError> {
         match encoding {
             Encoding::Xor => XorChunk::from_bytes(bytes).map(FloatChunk::Xor),
-            Encoding::Xor2 => Xor2Chunk::from_bytes(bytes).map(FloatChunk::Xor2),
+            Encoding::Xor2 => Xor2Chunk::from_bytes(bytes).map(|c| FloatChunk::Xor2(Box::new(c))),
             other => Err(ChunkError::UnknownEncoding(other.as_u8())),
         }
     }
@@ -40,7 +42,7 @@ impl FloatChunk {
                 for (t, v) in c.iter() {
                     x2.append(0, t, v);
                 }
-                *self = FloatChunk::Xor2(x2);
+                *self = FloatChunk::Xor2(Box::new(x2));
             }
         }
         match self {

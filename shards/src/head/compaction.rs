@@ -96,9 +96,7 @@ impl Head {
         let mut stats = TruncateStats::default();
         let mut emptied: Vec<u64> = Vec::new();
         for (r, s) in self.series.iter_mut() {
-            let before = s.mmapped.len();
-            s.mmapped.retain(|m| m.max_time >= mint);
-            stats.chunks_removed += (before - s.mmapped.len()) as u64;
+            stats.chunks_removed += s.retain_mmapped(|m| m.max_time >= mint) as u64;
             if s.head_chunk
                 .as_ref()
                 .and_then(|c| c.last_time())
@@ -121,22 +119,7 @@ impl Head {
         for &r in &emptied {
             if let Some(labels) = self.series_labels(r) {
                 let hash = labels.hash();
-                let id = r as SeriesId;
-                if self.by_hash.get(&hash) == Some(&id) {
-                    match self.collisions.get_mut(&hash).and_then(|v| v.pop()) {
-                        Some(next) => {
-                            self.by_hash.insert(hash, next);
-                        }
-                        None => {
-                            self.by_hash.remove(&hash);
-                        }
-                    }
-                } else if let Some(v) = self.collisions.get_mut(&hash) {
-                    v.retain(|&x| x != id);
-                }
-                if self.collisions.get(&hash).is_some_and(|v| v.is_empty()) {
-                    self.collisions.remove(&hash);
-                }
+                self.by_hash.remove(hash, r as SeriesId);
             }
             self.series.remove(r);
             self.tombstones.remove(&r);

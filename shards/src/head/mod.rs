@@ -15,6 +15,7 @@ mod compaction;
 mod read;
 pub(crate) mod replay;
 pub mod series;
+mod series_index;
 mod series_set;
 pub mod snapshot;
 
@@ -29,6 +30,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use series_index::SeriesIndex;
 use series_set::SeriesSet;
 
 use crate::chunks_head::{ChunkDiskMapper, ChunksHeadError, OpenReport};
@@ -87,6 +89,35 @@ pub enum HeadError {
     CorruptChunk { series_ref: u64, reason: String },
 }
 
+/// Bytes of the head's in-memory structures, by part.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeadMemory {
+    /// `MemSeries` structs in their pages, free slots included.
+    pub series_slots: usize,
+    /// Each series' interned (name, value) id pairs.
+    pub label_sets: usize,
+    /// Bytes of the open chunks.
+    pub open_chunks: usize,
+    /// Each series' list of its chunks in chunks_head.
+    pub mmapped_lists: usize,
+    /// Label-set hash to series.
+    pub series_index: usize,
+    pub symbols: usize,
+    pub postings: usize,
+}
+
+impl HeadMemory {
+    pub fn total(&self) -> usize {
+        self.series_slots
+            + self.label_sets
+            + self.open_chunks
+            + self.mmapped_lists
+            + self.series_index
+            + self.symbols
+            + self.postings
+    }
+}
+
 /// Counters in the sense of Prometheus's `prometheus_tsdb_head_*` metrics.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HeadStats {
@@ -106,9 +137,8 @@ pub struct Head {
     symbols: SymbolTable,
     postings: MemPostings,
     series: SeriesSet,
-    /// Label-set hash to the first series with that hash; further ones (collisions) below.
-    by_hash: HashMap<u64, SeriesId, ahash::RandomState>,
-    collisions: HashMap<u64, Vec<SeriesId>, ahash::RandomState>,
+    /// Label-set hash to the series with that hash.
+    by_hash: SeriesIndex,
     chunks: ChunkDiskMapper,
     /// Deleted intervals per series ref, closed `[mint, maxt]`, applied when reading.
     tombstones: HashMap<u64, Vec<Interval>, ahash::RandomState>,
@@ -130,8 +160,7 @@ impl Head {
             symbols: SymbolTable::new(),
             postings: MemPostings::new(),
             series: SeriesSet::default(),
-            by_hash: HashMap::default(),
-            collisions: HashMap::default(),
+            by_hash: SeriesIndex::default(),
             chunks,
             tombstones: HashMap::default(),
             min_time: i64::MAX,
@@ -216,18 +245,12 @@ impl Head {
         pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
         hash: u64,
     ) -> Option<u64> {
-        let first = *self.by_hash.get(&hash)?;
-        let candidates =
-            std::iter::once(first).chain(self.collisions.get(&hash).into_iter().flatten().copied());
-        for id in candidates {
-            if self
-                .series(u64::from(id))
-                .is_some_and(|s| self.same_labels(s, pairs.clone()))
-            {
-                return Some(u64::from(id));
-            }
-        }
-        None
+        self.by_hash
+            .find(hash, |id| {
+                self.series(u64::from(id))
+                    .is_some_and(|s| self.same_labels(s, pairs.clone()))
+            })
+            .map(u64::from)
     }
 
     fn same_labels<'a>(
@@ -283,14 +306,7 @@ impl Head {
             .collect();
         self.postings.add(id, &pairs);
         self.series.insert(r, MemSeries::new(pairs));
-        match self.by_hash.entry(hash) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(id);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.collisions.entry(hash).or_default().push(id);
-            }
-        }
+        self.by_hash.insert(hash, id);
         self.stats.series_created += 1;
         Ok(())
     }
@@ -392,11 +408,25 @@ impl Head {
     /// Memory held by the head's in-memory structures (not the mmapped chunks), for the
     /// bytes-per-series figure.
     pub fn heap_bytes(&self) -> usize {
-        let hash_entry = std::mem::size_of::<(u64, SeriesId)>() + 1;
-        self.series.heap_bytes()
-            + self.by_hash.capacity() * hash_entry
-            + self.symbols.heap_bytes()
-            + self.postings.heap_bytes()
+        self.memory().total()
+    }
+
+    /// `heap_bytes` by part (capacities as requested from the allocator, before its
+    /// rounding).
+    pub fn memory(&self) -> HeadMemory {
+        let mut m = HeadMemory {
+            series_slots: self.series.slot_bytes(),
+            series_index: self.by_hash.heap_bytes(),
+            symbols: self.symbols.heap_bytes(),
+            postings: self.postings.heap_bytes(),
+            ..HeadMemory::default()
+        };
+        for (_, s) in self.series.iter() {
+            m.label_sets += std::mem::size_of_val(s.labels());
+            m.mmapped_lists += std::mem::size_of_val(s.mmapped_chunks());
+            m.open_chunks += s.head_chunk().map_or(0, |c| c.heap_bytes());
+        }
+        m
     }
 }
 

@@ -121,12 +121,9 @@ impl<'h> Replayer<'h> {
         let floor = self.head.min_valid_time;
         if let Some(ms) = self.head.series_mut(r) {
             ms.logged = true;
-            for c in sorted_in_order(chunks)
-                .into_iter()
-                .filter(|c| c.max_time >= floor)
-            {
-                ms.push_mmapped(c);
-            }
+            let mut chunks = sorted_in_order(chunks);
+            chunks.retain(|c| c.max_time >= floor);
+            ms.set_mmapped(chunks);
         }
         if let Some(ms) = self.head.series(r) {
             if let (Some(lo), Some(hi)) = (ms.min_time(), ms.max_time()) {
@@ -244,7 +241,7 @@ impl Replayer<'_> {
         let r = self.remap.get(&r).copied().unwrap_or(r);
         let maxt = chunk.last_time().unwrap_or(mint);
         if let Some(ms) = self.head.series_mut(r) {
-            ms.mmapped.retain(|m| m.max_time < mint);
+            ms.retain_mmapped(|m| m.max_time < mint);
             ms.restore_head_chunk(mint, chunk);
             self.head.min_time = self.head.min_time.min(mint);
             self.head.max_time = self.head.max_time.max(maxt);

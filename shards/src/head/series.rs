@@ -44,7 +44,9 @@ pub enum Appendable {
 pub struct MemSeries {
     /// Sorted (name, value) symbol pairs of the head's symbol table.
     pub(crate) labels: Box<[(SymbolId, SymbolId)]>,
-    pub(crate) mmapped: Vec<MmappedChunk>,
+    /// Exactly sized: it grows by one chunk every ~120 samples, so reallocating then is
+    /// cheap, while a `Vec` would keep a header word and up to half its capacity unused.
+    pub(crate) mmapped: Box<[MmappedChunk]>,
     /// The open chunk; `None` until the first sample (and never kept empty).
     pub(crate) head_chunk: Option<FloatChunk>,
     pub(crate) head_chunk_min_time: i64,
@@ -59,7 +61,7 @@ impl MemSeries {
     pub fn new(labels: Box<[(SymbolId, SymbolId)]>) -> Self {
         MemSeries {
             labels,
-            mmapped: Vec::new(),
+            mmapped: Box::default(),
             head_chunk: None,
             head_chunk_min_time: i64::MIN,
             next_at: i64::MIN,
@@ -161,7 +163,25 @@ impl MemSeries {
 
     /// Records a chunk that was written to chunks_head (on cut, or found at start-up).
     pub fn push_mmapped(&mut self, m: MmappedChunk) {
-        self.mmapped.push(m);
+        let mut v = std::mem::take(&mut self.mmapped).into_vec();
+        v.reserve_exact(1);
+        v.push(m);
+        self.mmapped = v.into_boxed_slice();
+    }
+
+    /// Installs the chunks_head chunks found for this series at start-up, oldest first.
+    pub fn set_mmapped(&mut self, chunks: Vec<MmappedChunk>) {
+        self.mmapped = chunks.into_boxed_slice();
+    }
+
+    /// Keeps the chunks_head chunks for which `keep` holds; returns how many were dropped.
+    pub fn retain_mmapped(&mut self, keep: impl FnMut(&MmappedChunk) -> bool) -> usize {
+        let before = self.mmapped.len();
+        let mut v = std::mem::take(&mut self.mmapped).into_vec();
+        v.retain(keep);
+        let dropped = before - v.len();
+        self.mmapped = v.into_boxed_slice();
+        dropped
     }
 
     /// Installs an open chunk restored from a snapshot. Like Prometheus, the next append
@@ -170,13 +190,6 @@ impl MemSeries {
         self.next_at = chunk.last_time().unwrap_or(min_time);
         self.head_chunk_min_time = min_time;
         self.head_chunk = Some(chunk);
-    }
-
-    /// Memory held by this series outside the struct itself.
-    pub fn heap_bytes(&self) -> usize {
-        self.labels.len() * std::mem::size_of::<(SymbolId, SymbolId)>()
-            + self.mmapped.capacity() * std::mem::size_of::<MmappedChunk>()
-            + self.head_chunk.as_ref().map_or(0, |c| c.heap_bytes())
     }
 }
 

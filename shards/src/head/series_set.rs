@@ -81,10 +81,9 @@ impl SeriesSet {
             .filter_map(|(i, s)| s.as_mut().map(|s| (i as u64 + 1, s)))
     }
 
-    /// Bytes held: the slots of every page plus each series' own heap.
-    pub fn heap_bytes(&self) -> usize {
-        let slots = self.pages.len() * PAGE * std::mem::size_of::<Option<MemSeries>>();
-        slots + self.iter().map(|(_, s)| s.heap_bytes()).sum::<usize>()
+    /// Bytes of the pages' slots, without what each series holds on the heap.
+    pub fn slot_bytes(&self) -> usize {
+        self.pages.len() * PAGE * std::mem::size_of::<Option<MemSeries>>()
     }
 }
 
