@@ -9,7 +9,7 @@
 //! with refs. Series a successful scrape no longer contains get a staleness marker once; entries
 //! not seen in two successful scrapes are forgotten. The cache never talks to a shard itself.
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 
 use shards::labels::Labels;
 
@@ -39,9 +39,13 @@ pub struct CacheEntry {
     pub synthetic: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ScrapeCache {
-    index: HashMap<Box<[u8]>, EntryId, ahash::RandomState>,
+    /// Slab ids keyed by the hash of their key, compared against `keys`: each key is held
+    /// once (with a thousand series a target, a second copy in the map cost ~100 bytes a
+    /// series).
+    index: HashTable<EntryId>,
+    hasher: ahash::RandomState,
     entries: Vec<CacheEntry>,
     /// The key of each slab slot, for eviction; empty for a free slot.
     keys: Vec<Box<[u8]>>,
@@ -63,7 +67,10 @@ impl ScrapeCache {
 
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<EntryId> {
-        self.index.get(key).copied()
+        let keys = &self.keys;
+        self.index
+            .find(self.hasher.hash_one(key), |&id| *keys[id as usize] == *key)
+            .copied()
     }
 
     /// `get`, trying `hint` first. Targets list their series in the same order every time and
@@ -109,7 +116,19 @@ impl ScrapeCache {
                 (self.entries.len() - 1) as EntryId
             }
         };
-        self.index.insert(key.into(), id);
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        let hash = hasher.hash_one(key);
+        match self
+            .index
+            .find_mut(hash, |&old| *keys[old as usize] == *key)
+        {
+            // As a map insert would: the key now names the new slot.
+            Some(old) => *old = id,
+            None => {
+                self.index
+                    .insert_unique(hash, id, |&i| hasher.hash_one(&*keys[i as usize]));
+            }
+        }
         id
     }
 
@@ -144,8 +163,11 @@ impl ScrapeCache {
             if self.keys[id].is_empty() || self.entries[id].seen >= keep_since {
                 continue;
             }
-            let key = std::mem::take(&mut self.keys[id]);
-            self.index.remove(&key);
+            let hash = self.hasher.hash_one(&*self.keys[id]);
+            if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == id) {
+                e.remove();
+            }
+            self.keys[id] = Box::default();
             self.entries[id].labels = None;
             self.free.push(id as EntryId);
         }
@@ -165,6 +187,15 @@ impl ScrapeCache {
             .zip(&self.keys)
             .filter(|(_, k)| !k.is_empty())
             .map(|(e, _)| e)
+    }
+}
+
+impl std::fmt::Debug for ScrapeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapeCache")
+            .field("len", &self.len())
+            .field("free", &self.free.len())
+            .finish()
     }
 }
 
