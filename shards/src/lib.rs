@@ -24,6 +24,7 @@ pub mod labels;
 pub mod querier;
 pub mod retention;
 pub mod shard;
+pub mod string_list;
 pub mod tombstones;
 pub mod value;
 pub mod wal;

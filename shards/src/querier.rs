@@ -9,8 +9,6 @@
 //! the value of the source that starts earliest winning, as Prometheus's chained merge
 //! keeps one. This file owns merging; it never decides which blocks exist or compacts.
 
-use std::collections::BTreeMap;
-
 use thiserror::Error;
 
 use crate::block::{Block, BlockError};
@@ -18,6 +16,7 @@ use crate::head::{Head, HeadError};
 use crate::index::matcher::Matcher;
 use crate::index::writer::ChunkMeta;
 use crate::labels::Labels;
+use crate::string_list::StringList;
 
 #[derive(Debug, Error)]
 pub enum QueryError {
@@ -68,23 +67,36 @@ impl<'a> Querier<'a> {
 
     /// The series matching every matcher with a chunk in the range, merged by labels,
     /// sorted by labels.
+    ///
+    /// Each source gives a sorted run: a block's series refs ascend in label order (the
+    /// index format requires it), the head's are sorted here. One run (one block, or the
+    /// head alone: the usual case) is the answer as it is; several are concatenated in
+    /// source order and stable-sorted, which merges the runs and keeps, for a label set in
+    /// several sources, its sources in block order, head last.
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<QuerySeries>, QueryError> {
-        let mut merged: BTreeMap<Labels, Vec<Source>> = BTreeMap::new();
+        let mut runs: Vec<Vec<QuerySeries>> = Vec::with_capacity(self.blocks.len() + 1);
         let mut metas = Vec::new();
         for (i, b) in self.blocks.iter().enumerate() {
-            for r in b.select(matchers)? {
+            let refs = b.select(matchers)?;
+            let mut run = Vec::with_capacity(refs.len());
+            for r in refs {
                 let labels = b.series(r, &mut metas)?;
                 metas.retain(|c| c.max_time >= self.mint && c.min_time <= self.maxt);
                 if metas.is_empty() {
                     continue;
                 }
-                merged.entry(labels).or_default().push(Source::Block(
-                    i,
-                    r,
-                    std::mem::take(&mut metas),
-                ));
+                run.push(QuerySeries {
+                    labels,
+                    sources: vec![Source::Block(i, r, std::mem::take(&mut metas))],
+                });
             }
+            // Guards the merge against a block written out of order by another tool.
+            if !run.is_sorted_by(|a, b| a.labels <= b.labels) {
+                run.sort_by(|a, b| a.labels.cmp(&b.labels));
+            }
+            runs.push(run);
         }
+        let mut run = Vec::new();
         for r in self.head.select(matchers) {
             let Some(s) = self.head.series(r) else {
                 continue;
@@ -97,13 +109,28 @@ impl<'a> Querier<'a> {
                 continue;
             }
             if let Some(labels) = self.head.series_labels(r) {
-                merged.entry(labels).or_default().push(Source::Head(r));
+                run.push(QuerySeries {
+                    labels,
+                    sources: vec![Source::Head(r)],
+                });
             }
         }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, sources)| QuerySeries { labels, sources })
-            .collect())
+        run.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        runs.push(run);
+        runs.retain(|r| !r.is_empty());
+        if runs.len() <= 1 {
+            return Ok(runs.pop().unwrap_or_default());
+        }
+        let mut all: Vec<QuerySeries> = runs.into_iter().flatten().collect();
+        all.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let mut out: Vec<QuerySeries> = Vec::with_capacity(all.len());
+        for s in all {
+            match out.last_mut() {
+                Some(prev) if prev.labels == s.labels => prev.sources.extend(s.sources),
+                _ => out.push(s),
+            }
+        }
+        Ok(out)
     }
 
     /// The samples of a selected series in the range, oldest first, each timestamp once.
@@ -132,12 +159,14 @@ impl<'a> Querier<'a> {
         let mut parts: Vec<Vec<(i64, f64, i64)>> = Vec::with_capacity(s.sources.len());
         for src in &s.sources {
             let part = match src {
-                Source::Block(i, r, metas) => self.blocks[*i]
-                    .samples(*r, metas, self.mint, self.maxt)?
-                    .collect_checked()?
-                    .into_iter()
-                    .map(|(t, v)| (t, v, 0))
-                    .collect(),
+                Source::Block(i, r, metas) => {
+                    let mut it = self.blocks[*i].samples(*r, metas, self.mint, self.maxt)?;
+                    let mut part = Vec::new();
+                    while let Some((t, v)) = it.next_checked()? {
+                        part.push((t, v, 0));
+                    }
+                    part
+                }
                 Source::Head(r) => self
                     .head
                     .samples(*r, self.mint, self.maxt)?
@@ -153,44 +182,35 @@ impl<'a> Querier<'a> {
     /// Sorted label names of the series matching `matchers` in the head and the blocks
     /// overlapping the range (Prometheus does not look at chunk times here); with no
     /// matcher, read from the indexes' label tables, no series visited.
-    pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, QueryError> {
-        let mut names = std::collections::BTreeSet::new();
-        if matchers.is_empty() {
-            names.extend(self.head.label_names(&[]));
-            for b in &self.blocks {
-                names.extend(b.index().label_names());
-            }
-            return Ok(names.into_iter().collect());
-        }
+    pub fn label_names(&self, matchers: &[Matcher]) -> Result<StringList, QueryError> {
+        let mut lists: Vec<Vec<&str>> = Vec::with_capacity(self.blocks.len() + 1);
         // As Prometheus's block and head index readers answer it: the series the matchers
         // select in each overlapping block and in the head, whatever their chunks' times.
         for b in &self.blocks {
-            names.extend(b.index().label_names_for(&b.select(matchers)?)?);
+            lists.push(if matchers.is_empty() {
+                b.index().label_names()
+            } else {
+                b.index().label_names_for(&b.select(matchers)?)?
+            });
         }
-        names.extend(self.head.label_names(matchers));
-        Ok(names.into_iter().collect())
+        lists.push(self.head.label_names(matchers));
+        Ok(StringList::merge(lists.iter().map(|l| l.iter().copied())))
     }
 
     /// Sorted values of label `name` among the series matching `matchers` in the head and the
-    /// blocks overlapping the range; with no matcher, from the label tables.
-    pub fn label_values(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-    ) -> Result<Vec<String>, QueryError> {
-        let mut values = std::collections::BTreeSet::new();
-        if matchers.is_empty() {
-            values.extend(self.head.label_values(name, &[]));
-            for b in &self.blocks {
-                values.extend(b.index().label_values(name)?);
-            }
-            return Ok(values.into_iter().collect());
-        }
+    /// blocks overlapping the range; with no matcher, from the label tables. Every source is
+    /// sorted and borrowed: the answer is their merge, one copy of each value.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<StringList, QueryError> {
+        let mut lists: Vec<Vec<&str>> = Vec::with_capacity(self.blocks.len() + 1);
         for b in &self.blocks {
-            values.extend(b.index().label_values_for(name, &b.select(matchers)?)?);
+            lists.push(if matchers.is_empty() {
+                b.index().label_values(name)?
+            } else {
+                b.index().label_values_for(name, &b.select(matchers)?)?
+            });
         }
-        values.extend(self.head.label_values(name, matchers));
-        Ok(values.into_iter().collect())
+        lists.push(self.head.label_values(name, matchers));
+        Ok(StringList::merge(lists.iter().map(|l| l.iter().copied())))
     }
 }
 
@@ -303,15 +323,16 @@ mod tests {
         // A narrower range leaves out samples outside it; label values, as Prometheus's
         // index readers give them, come from every overlapping block and the head whole.
         let q = Querier::new(&head, &blocks, 12, 25);
-        let names: Vec<String> = q.label_values("__name__", &all).unwrap();
-        assert_eq!(names, ["a", "b", "c"]);
+        let names = q.label_values("__name__", &all).unwrap();
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
         let q = Querier::new(&head, &blocks, 21, 25);
-        let names: Vec<String> = q.label_values("__name__", &all).unwrap();
-        assert_eq!(names, ["a", "c"]);
+        let names = q.label_values("__name__", &all).unwrap();
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["a", "c"]);
         let q = Querier::new(&head, &blocks, 12, 25);
         let a = q.select(&all).unwrap();
         assert_eq!(q.samples(&a[0]).unwrap(), [(15, 3.0), (20, 4.0)]);
-        assert_eq!(q.label_names(&all).unwrap(), ["__name__", "job"]);
+        let names = q.label_names(&all).unwrap();
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["__name__", "job"]);
     }
 
     /// No matcher means every series, in blocks as in the head (the label browser's first
@@ -335,8 +356,15 @@ mod tests {
         })
         .unwrap();
         let q = Querier::new(&head, &blocks, i64::MIN, i64::MAX);
-        assert_eq!(q.label_names(&[]).unwrap(), ["__name__", "job", "zone"]);
-        assert_eq!(q.label_values("__name__", &[]).unwrap(), ["a", "b", "c"]);
-        assert_eq!(q.label_values("job", &[]).unwrap(), ["q"]);
+        let strings = |l: StringList| l.iter().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            strings(q.label_names(&[]).unwrap()),
+            ["__name__", "job", "zone"]
+        );
+        assert_eq!(
+            strings(q.label_values("__name__", &[]).unwrap()),
+            ["a", "b", "c"]
+        );
+        assert_eq!(strings(q.label_values("job", &[]).unwrap()), ["q"]);
     }
 }

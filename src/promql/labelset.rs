@@ -79,6 +79,12 @@ pub fn drop_metric_name(l: &Labels) -> Labels {
 /// (`!on`); absent labels count as empty.
 pub fn signature(l: &Labels, on: bool, names: &[String]) -> String {
     let mut key = String::new();
+    signature_into(l, on, names, &mut key);
+    key
+}
+
+/// `signature` appended to `key`: loops over many series reuse one buffer.
+pub fn signature_into(l: &Labels, on: bool, names: &[String], key: &mut String) {
     if on {
         for n in names {
             key.push_str(l.get(n).unwrap_or(""));
@@ -95,7 +101,6 @@ pub fn signature(l: &Labels, on: bool, names: &[String]) -> String {
             key.push('\u{ff}');
         }
     }
-    key
 }
 
 /// Labels `names` only (`on`), or all but them (`!on`).

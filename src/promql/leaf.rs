@@ -14,7 +14,6 @@ use shards::labels::Labels;
 
 use super::error::QueryError;
 use super::eval::agg_state::{AggOp, AggState};
-use super::eval::aggregate::group_of;
 use super::eval::{prefetch, Evaluator, PushedLeaf, Shared};
 use super::plan::Combine;
 use super::source::RawSeries;
@@ -140,11 +139,6 @@ impl LeafQuery {
             return Ok(out);
         };
         let (without, grouping) = grouping_of(a);
-        let mut first: HashMap<Labels, Labels> = HashMap::new();
-        for s in &part.series {
-            let (_, group) = group_of(&s.labels, without, &grouping);
-            first.entry(group).or_insert_with(|| s.labels.clone());
-        }
         let (groups, annotations, _) =
             self.run(&HashMap::new(), pushed(part.series), held_below, |ev| {
                 let input = ev.eval_vector(&a.expr)?;
@@ -157,12 +151,7 @@ impl LeafQuery {
         };
         out.annotations.merge(annotations);
         for g in groups {
-            out.order.push(
-                first
-                    .get(&g.labels)
-                    .cloned()
-                    .unwrap_or_else(|| g.labels.clone()),
-            );
+            out.order.push(g.first_input);
             out.states.push(g.points.iter().map(|p| p.1).collect());
             out.series.push(Series {
                 points: g

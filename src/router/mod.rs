@@ -16,6 +16,7 @@ use std::rc::Rc;
 use shards::head::{AppendBatch, AppendOutcome};
 use shards::index::matcher::Matcher;
 use shards::labels::{shard_for, Labels};
+use shards::string_list::StringList;
 use thiserror::Error;
 
 use append_outbox::{AppendOutbox, PendingAppend, APPEND_WINDOW};
@@ -118,7 +119,7 @@ impl Router {
     }
 
     /// Sorted, deduplicated label names over the matching series.
-    pub async fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, RouterError> {
+    pub async fn label_names(&self, matchers: &[Matcher]) -> Result<StringList, RouterError> {
         let replies = self
             .fan_out(|| ShardRequest::LabelNames {
                 matchers: matchers.to_vec(),
@@ -135,7 +136,7 @@ impl Router {
         &self,
         name: &str,
         matchers: &[Matcher],
-    ) -> Result<Vec<String>, RouterError> {
+    ) -> Result<StringList, RouterError> {
         let replies = self
             .fan_out(|| ShardRequest::LabelValues {
                 name: name.to_string(),
@@ -317,14 +318,23 @@ fn collect_results<T>(
     Ok(out)
 }
 
+/// The shards' sorted lists merged into one: a linear merge, the lists being sorted.
 fn merge_strings(
     replies: Vec<ShardResponse>,
-    take: impl Fn(ShardResponse) -> Option<Result<Vec<String>, String>>,
-) -> Result<Vec<String>, RouterError> {
-    let mut out = collect_results(replies, take)?;
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
+    take: impl Fn(ShardResponse) -> Option<Result<StringList, String>>,
+) -> Result<StringList, RouterError> {
+    let mut lists = Vec::with_capacity(replies.len());
+    for (shard, r) in replies.into_iter().enumerate() {
+        match take(r) {
+            Some(Ok(list)) => lists.push(list),
+            Some(Err(reason)) => return Err(RouterError::Storage { shard, reason }),
+            None => return Err(RouterError::Protocol(shard)),
+        }
+    }
+    if lists.len() == 1 {
+        return Ok(lists.pop().unwrap_or_default());
+    }
+    Ok(StringList::merge(lists.iter().map(StringList::iter)))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use shards::head::{AppendBatch, AppendOutcome, HeadStats};
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 use shards::retention::RetentionStats;
+use shards::string_list::StringList;
 
 use crate::promql::error::QueryError;
 use crate::promql::leaf::{LeafQuery, LeafResult};
@@ -93,8 +94,8 @@ pub enum ShardResponse {
     AppendedGroup(Result<Vec<AppendOutcome>, String>),
     /// `Err`: a block's index could not be read (as for the two below).
     Series(Result<Vec<Labels>, String>),
-    LabelNames(Result<Vec<String>, String>),
-    LabelValues(Result<Vec<String>, String>),
+    LabelNames(Result<StringList, String>),
+    LabelValues(Result<StringList, String>),
     /// `Err`: a chunk could not be read.
     Latest(Result<Vec<LatestSample>, String>),
     /// `Err`: a chunk could not be read.

@@ -20,6 +20,7 @@ use shards::head::{AppendBatch, Head};
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 use shards::shard::Shard;
+use shards::string_list::StringList;
 use shards::value::is_stale_nan;
 
 use super::protocol::{
@@ -323,7 +324,7 @@ impl ShardService {
             }),
             ShardRequest::LabelNames { matchers } => {
                 ShardResponse::LabelNames(if shard.blocks().is_empty() {
-                    Ok(head.label_names(&matchers))
+                    Ok(StringList::from_sorted(head.label_names(&matchers)))
                 } else {
                     let q = shard.querier(i64::MIN, i64::MAX);
                     q.label_names(&matchers).map_err(|e| e.to_string())
@@ -331,7 +332,7 @@ impl ShardService {
             }
             ShardRequest::LabelValues { name, matchers } => {
                 ShardResponse::LabelValues(if shard.blocks().is_empty() {
-                    Ok(head.label_values(&name, &matchers))
+                    Ok(StringList::from_sorted(head.label_values(&name, &matchers)))
                 } else {
                     let q = shard.querier(i64::MIN, i64::MAX);
                     q.label_values(&name, &matchers).map_err(|e| e.to_string())
@@ -517,13 +518,13 @@ fn tsdb_status(head: &Head) -> TsdbStatus {
     let (symbols, postings) = (head.symbols(), head.postings());
     let mut pairs = Vec::new();
     for name in postings.label_names(symbols) {
-        let Some(n) = symbols.lookup(&name) else {
+        let Some(n) = symbols.lookup(name) else {
             continue;
         };
-        for value in postings.label_values(symbols, &name) {
-            if let Some(v) = symbols.lookup(&value) {
+        for value in postings.label_values(symbols, name) {
+            if let Some(v) = symbols.lookup(value) {
                 let count = postings.postings(n, v).len() as u64;
-                pairs.push((name.clone(), value, count));
+                pairs.push((name.to_owned(), value.to_owned(), count));
             }
         }
     }

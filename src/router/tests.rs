@@ -104,10 +104,16 @@ fn appends_land_on_their_shards_and_fan_out_reads_merge() {
         assert_eq!(found, want);
         let values = router.label_values("i", &all).await.unwrap();
         assert_eq!(values.len(), 50);
+        let values: Vec<&str> = values.iter().collect();
         assert!(values.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(
-            router.label_names(&[]).await.unwrap(),
-            vec!["__name__".to_string(), "i".to_string()]
+            router
+                .label_names(&[])
+                .await
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            ["__name__", "i"]
         );
         let latest = router.latest(&all, 19, 5).await.unwrap();
         assert_eq!(latest.len(), 50);

@@ -153,7 +153,7 @@ impl Block {
             data.push(bytes);
         }
         Ok(BlockSamples {
-            path: self.dir.join("chunks"),
+            dir: &self.dir,
             chunks: data,
             next_chunk: 0,
             cur: None,
@@ -181,7 +181,9 @@ impl Block {
 
 /// The samples of one series of a block, chunk after chunk.
 pub struct BlockSamples<'a> {
-    path: PathBuf,
+    /// The block's directory; the chunks path is formed only for an error (this is made
+    /// once per selected series).
+    dir: &'a Path,
     chunks: Vec<&'a [u8]>,
     next_chunk: usize,
     cur: Option<XorIterator<'a>>,
@@ -205,7 +207,7 @@ impl BlockSamples<'_> {
                     None => {
                         if let Some(e) = it.err() {
                             return Err(BlockError::Corrupt {
-                                path: self.path.clone(),
+                                path: self.dir.join("chunks"),
                                 reason: format!("undecodable chunk: {e}"),
                             });
                         }

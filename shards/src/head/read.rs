@@ -17,8 +17,9 @@ impl Head {
             .collect()
     }
 
-    /// Sorted label names of the series matching `matchers` (all series when empty).
-    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+    /// Sorted label names of the series matching `matchers` (all series when empty),
+    /// borrowed from the head's symbol table.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<&str> {
         if matchers.is_empty() {
             return self.postings.label_names(&self.symbols);
         }
@@ -27,8 +28,9 @@ impl Head {
             .label_names_for(&self.symbols, &ids, |id| self.labels_of(id))
     }
 
-    /// Sorted values of label `name` among the series matching `matchers`.
-    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+    /// Sorted values of label `name` among the series matching `matchers`, borrowed from
+    /// the head's symbol table.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<&str> {
         if matchers.is_empty() {
             return self.postings.label_values(&self.symbols, name);
         }

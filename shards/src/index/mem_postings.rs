@@ -212,12 +212,12 @@ impl MemPostings {
     }
 
     /// All label names with at least one series, sorted.
-    pub fn label_names(&self, symbols: &SymbolTable) -> Vec<String> {
+    pub fn label_names<'s>(&self, symbols: &'s SymbolTable) -> Vec<&'s str> {
         sorted_strings(symbols, self.by_name.keys().copied())
     }
 
     /// All values of label `name` with at least one series, sorted.
-    pub fn label_values(&self, symbols: &SymbolTable, name: &str) -> Vec<String> {
+    pub fn label_values<'s>(&self, symbols: &'s SymbolTable, name: &str) -> Vec<&'s str> {
         match symbols.lookup(name).and_then(|n| self.by_name.get(&n)) {
             Some(values) => sorted_strings(symbols, values.keys().copied()),
             None => Vec::new(),
@@ -226,12 +226,12 @@ impl MemPostings {
 
     /// The label names carried by at least one of the series `ids` (sorted, e.g. from
     /// `select`), sorted. `series_labels` gives a series' label pairs.
-    pub fn label_names_for<'a>(
+    pub fn label_names_for<'a, 's>(
         &self,
-        symbols: &SymbolTable,
+        symbols: &'s SymbolTable,
         ids: &[u32],
         series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
-    ) -> Vec<String> {
+    ) -> Vec<&'s str> {
         let mut seen: HashSet<SymbolId, ahash::RandomState> = HashSet::with_hasher(hasher());
         for &id in ids {
             seen.extend(series_labels(id).iter().map(|&(n, _)| n));
@@ -245,13 +245,13 @@ impl MemPostings {
 
     /// The values of label `name` carried by at least one of the series `ids` (sorted),
     /// sorted. `series_labels` gives a series' label pairs.
-    pub fn label_values_for<'a>(
+    pub fn label_values_for<'a, 's>(
         &self,
-        symbols: &SymbolTable,
+        symbols: &'s SymbolTable,
         name: &str,
         ids: &[u32],
         series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
-    ) -> Vec<String> {
+    ) -> Vec<&'s str> {
         let Some(name) = symbols.lookup(name) else {
             return Vec::new();
         };
@@ -357,8 +357,10 @@ fn union_of(lists: Vec<&[u32]>) -> Cow<'_, [u32]> {
     }
 }
 
-fn sorted_strings(symbols: &SymbolTable, ids: impl Iterator<Item = SymbolId>) -> Vec<String> {
-    let mut out: Vec<String> = ids.map(|id| symbols.resolve(id).to_owned()).collect();
+/// The strings of `ids`, sorted, borrowed from the table: callers merge them with other
+/// sorted sources without an allocation per string.
+fn sorted_strings(symbols: &SymbolTable, ids: impl Iterator<Item = SymbolId>) -> Vec<&str> {
+    let mut out: Vec<&str> = ids.map(|id| symbols.resolve(id)).collect();
     out.sort_unstable();
     out
 }

@@ -116,6 +116,55 @@ pub fn intersects(a: &[u32], b: &[u32]) -> bool {
     false
 }
 
+/// Whether a list still in its index-file form (`raw`: ascending big-endian u32s, a length
+/// that is a multiple of 4) shares an id with `b`: as `intersects`, without decoding `raw`,
+/// whose entries are read in place by index.
+pub fn intersects_be(raw: &[u8], b: &[u32]) -> bool {
+    let n = raw.len() / 4;
+    let at =
+        |i: usize| u32::from_be_bytes([raw[4 * i], raw[4 * i + 1], raw[4 * i + 2], raw[4 * i + 3]]);
+    if n <= b.len() {
+        let mut j = 0;
+        for i in 0..n {
+            let x = at(i);
+            j = gallop(b, j, x);
+            if j == b.len() {
+                return false;
+            }
+            if b[j] == x {
+                return true;
+            }
+        }
+        return false;
+    }
+    let mut lo = 0;
+    for &x in b {
+        // Gallop from `lo` to a window holding the first entry >= x, then bisect it.
+        let (mut probe, mut step) = (lo, 1usize);
+        while probe < n && at(probe) < x {
+            lo = probe + 1;
+            probe = lo + step;
+            step <<= 1;
+        }
+        let mut hi = probe.min(n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if at(mid) < x {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == n {
+            return false;
+        }
+        if at(lo) == x {
+            return true;
+        }
+    }
+    false
+}
+
 /// Ids present in any list.
 pub fn union(lists: &[&[u32]]) -> Vec<u32> {
     let lists: Vec<&[u32]> = lists.iter().copied().filter(|l| !l.is_empty()).collect();
@@ -348,6 +397,8 @@ mod tests {
                 let want: Vec<u32> = set(a).difference(&set(b)).copied().collect();
                 prop_assert_eq!(difference(a, b), want);
                 prop_assert_eq!(intersects(a, b), set(a).intersection(&set(b)).next().is_some());
+                let raw: Vec<u8> = a.iter().flat_map(|x| x.to_be_bytes()).collect();
+                prop_assert_eq!(intersects_be(&raw, b), intersects(a, b));
                 let mut c = a.clone();
                 retain_common(&mut c, b);
                 prop_assert_eq!(c, set(a).intersection(&set(b)).copied().collect::<Vec<_>>());

@@ -23,7 +23,7 @@ use memmap2::Mmap;
 use crate::block::BlockError;
 use crate::encoding::{crc32c, Decbuf, DecodeError};
 use crate::index::matcher::{MatchType, Matcher};
-use crate::index::postings::{difference_in_place, intersect, intersects, union};
+use crate::index::postings::{difference_in_place, intersect, intersects_be, union};
 use crate::index::writer::{ChunkMeta, Toc, INDEX_VERSION_2, MAGIC_INDEX, TOC_LEN};
 use crate::labels::{Label, Labels};
 
@@ -341,25 +341,23 @@ impl IndexReader {
     }
 
     /// Label names with at least one series, sorted.
-    pub fn label_names(&self) -> Vec<String> {
-        self.names.iter().map(|(n, _)| n.clone()).collect()
+    pub fn label_names(&self) -> Vec<&str> {
+        self.names.iter().map(|(n, _)| n.as_str()).collect()
     }
 
-    /// Values of label `name`, sorted.
-    pub fn label_values(&self, name: &str) -> Result<Vec<String>, BlockError> {
+    /// Values of label `name`, sorted, borrowed from the mapping.
+    pub fn label_values(&self, name: &str) -> Result<Vec<&str>, BlockError> {
         let Some(values) = self.values_of(name) else {
             return Ok(Vec::new());
         };
-        values
-            .iter()
-            .map(|e| self.string_at(e.value_off).map(str::to_owned))
-            .collect()
+        values.iter().map(|e| self.string_at(e.value_off)).collect()
     }
 
     /// Values of label `name` held by at least one of `refs` (ascending), sorted. As
     /// Prometheus does, each value's postings list is intersected with `refs` rather than
-    /// every series decoded: value lists are short, series many.
-    pub fn label_values_for(&self, name: &str, refs: &[u32]) -> Result<Vec<String>, BlockError> {
+    /// every series decoded: value lists are short, series many. Lists are probed in place
+    /// in the mapping, not decoded.
+    pub fn label_values_for(&self, name: &str, refs: &[u32]) -> Result<Vec<&str>, BlockError> {
         let Some(values) = self.values_of(name) else {
             return Ok(Vec::new());
         };
@@ -368,45 +366,97 @@ impl IndexReader {
             return Ok(out);
         }
         for e in values {
-            if intersects(&self.postings_at(e.postings_off)?, refs) {
-                out.push(self.string_at(e.value_off)?.to_owned());
+            if intersects_be(self.postings_bytes(e.postings_off)?, refs) {
+                out.push(self.string_at(e.value_off)?);
             }
         }
         Ok(out)
     }
 
-    /// Label names of the series `refs`, sorted.
-    pub fn label_names_for(&self, refs: &[u32]) -> Result<Vec<String>, BlockError> {
-        let mut names = std::collections::BTreeSet::new();
-        let mut chunks = Vec::new();
+    /// Label names of the series `refs`, sorted. Only the name references of each series
+    /// are decoded (no string, no label set), and the walk stops once every name of the
+    /// block has been seen, which for most selections is after the first few series.
+    pub fn label_names_for(&self, refs: &[u32]) -> Result<Vec<&str>, BlockError> {
+        let mut seen: Vec<u64> = Vec::new();
+        let mut names = Vec::new();
         for &r in refs {
-            for l in self.series(r, &mut chunks)?.iter() {
-                if !names.contains(l.name.as_str()) {
-                    names.insert(l.name.clone());
+            names.clear();
+            self.series_name_refs(r, &mut names)?;
+            for n in &names {
+                if !seen.contains(n) {
+                    seen.push(*n);
                 }
             }
+            if seen.len() >= self.names.len() {
+                break;
+            }
         }
-        Ok(names.into_iter().collect())
+        // Symbols are sorted, so name refs in ascending order are names in order.
+        seen.sort_unstable();
+        seen.into_iter().map(|n| self.symbol(n)).collect()
     }
 
-    /// The labels and chunk metas of series `r` (its offset / 16), CRC checked.
-    pub fn series(&self, r: u32, chunks: &mut Vec<ChunkMeta>) -> Result<Labels, BlockError> {
-        chunks.clear();
+    /// The CRC-checked body of the entry of series `r` (its offset / 16).
+    fn series_body(&self, r: u32) -> Result<&[u8], BlockError> {
         let off = u64::from(r) * 16;
-        // The error context is formatted only on failure: this runs once per selected series.
-        let what = || format!("series {r}");
         let start = usize::try_from(off).unwrap_or(usize::MAX);
         let rest = self
             .b
             .get(start..)
             .filter(|_| off >= self.toc.series)
-            .ok_or_else(|| self.corrupt(format!("{}: offset {off} outside the file", what())))?;
+            .ok_or_else(|| self.corrupt(format!("series {r}: offset {off} outside the file")))?;
         let mut d = Decbuf::new(rest);
-        let body = d.uvarint_bytes().map_err(|e| self.dec_err(&what(), e))?;
-        let crc = d.bytes(4).map_err(|e| self.dec_err(&what(), e))?;
+        let body = d
+            .uvarint_bytes()
+            .map_err(|e| self.dec_err(&format!("series {r}"), e))?;
+        let crc = d
+            .bytes(4)
+            .map_err(|e| self.dec_err(&format!("series {r}"), e))?;
         if crc32c(body).to_be_bytes() != crc {
-            return Err(self.corrupt(format!("{}: checksum mismatch", what())));
+            return Err(self.corrupt(format!("series {r}: checksum mismatch")));
         }
+        Ok(body)
+    }
+
+    /// Pushes the symbol refs of series `r`'s label names onto `out`.
+    fn series_name_refs(&self, r: u32, out: &mut Vec<u64>) -> Result<(), BlockError> {
+        let body = self.series_body(r)?;
+        let mut d = Decbuf::new(body);
+        let de = |e| self.dec_err(&format!("series {r}"), e);
+        let n = d.uvarint().map_err(de)?;
+        if n as usize > body.len() {
+            return Err(self.corrupt(format!("series {r}: {n} labels in {} bytes", body.len())));
+        }
+        for _ in 0..n {
+            out.push(d.uvarint().map_err(de)?);
+            d.uvarint().map_err(de)?;
+        }
+        Ok(())
+    }
+
+    /// The entries of the postings list at `off` (big-endian u32 each), CRC checked, not
+    /// decoded.
+    fn postings_bytes(&self, off: u64) -> Result<&[u8], BlockError> {
+        let body = self.section(off, "postings list")?;
+        let n = body
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| self.corrupt(format!("postings list at {off}: no count")))?;
+        if body.len() != 4 + 4 * n {
+            return Err(self.corrupt(format!(
+                "postings list at {off}: {n} entries in {} bytes",
+                body.len()
+            )));
+        }
+        Ok(&body[4..])
+    }
+
+    /// The labels and chunk metas of series `r` (its offset / 16), CRC checked.
+    pub fn series(&self, r: u32, chunks: &mut Vec<ChunkMeta>) -> Result<Labels, BlockError> {
+        chunks.clear();
+        // The error context is formatted only on failure: this runs once per selected series.
+        let what = || format!("series {r}");
+        let body = self.series_body(r)?;
         let mut d = Decbuf::new(body);
         let de = |e| self.dec_err(&what(), e);
         let n = d.uvarint().map_err(de)?;

@@ -12,6 +12,7 @@ pub use hash::{series_hash, shard_for};
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// The label name that holds the metric name.
@@ -45,10 +46,12 @@ impl Label {
     }
 }
 
-/// An immutable, sorted, validated label set.
+/// An immutable, sorted, validated label set. Shared, not copied, on clone: the query path
+/// hands one series' labels through several stages (selection, range windows, function
+/// results, aggregation groups), and a deep copy is an allocation per label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Labels {
-    labels: Box<[Label]>,
+    labels: Arc<[Label]>,
 }
 
 impl Labels {
@@ -79,9 +82,7 @@ impl Labels {
         if let Some(w) = v.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(LabelsError::DuplicateName(w[0].name.clone()));
         }
-        Ok(Labels {
-            labels: v.into_boxed_slice(),
-        })
+        Ok(Labels { labels: v.into() })
     }
 
     /// Builds a label set from pairs already sorted by name, unique and non-empty, as
@@ -96,7 +97,7 @@ impl Labels {
             });
         }
         Ok(Labels {
-            labels: labels.into_boxed_slice(),
+            labels: labels.into(),
         })
     }
 

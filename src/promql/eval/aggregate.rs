@@ -19,7 +19,7 @@ use super::{unparen, Evaluated, Evaluator, Result};
 use crate::promql::annotations;
 use crate::promql::error::QueryError;
 use crate::promql::functions::quantile::quantile;
-use crate::promql::labelset::{signature, LabelsBuilder};
+use crate::promql::labelset::{signature, signature_into, LabelsBuilder};
 use crate::promql::value::{FPoint, Matrix, Sample, Series};
 
 /// The largest and smallest floats convertible to an int64 (Prometheus's bounds for `k`).
@@ -52,6 +52,8 @@ pub(crate) fn group_of(labels: &Labels, without: bool, grouping: &[String]) -> (
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupStates {
     pub labels: Labels,
+    /// The group's first input series (where the router-only evaluation meets it first).
+    pub first_input: Labels,
     pub drop_name: bool,
     pub points: Vec<(i64, AggState)>,
 }
@@ -136,17 +138,32 @@ impl Evaluator<'_, '_> {
         let mut keys: HashMap<String, usize> = HashMap::new();
         let mut result: Vec<GroupStates> = Vec::new();
         let mut slot_of = Vec::with_capacity(input.len());
+        // The group key of each series goes into one reused buffer; the group's labels are
+        // built once, for its first series.
+        let mut without_names = grouping.to_vec();
+        without_names.push(METRIC_NAME.to_string());
+        let mut key = String::new();
         for s in input {
-            let (key, labels) = group_of(&s.labels, without, grouping);
-            let next = result.len();
-            let gi = *keys.entry(key).or_insert(next);
-            if gi == next {
-                result.push(GroupStates {
-                    labels,
-                    drop_name: false,
-                    points: Vec::new(),
-                });
+            key.clear();
+            if without {
+                signature_into(&s.labels, false, &without_names, &mut key);
+            } else if !grouping.is_empty() {
+                signature_into(&s.labels, true, grouping, &mut key);
             }
+            let gi = match keys.get(key.as_str()) {
+                Some(&gi) => gi,
+                None => {
+                    let next = result.len();
+                    keys.insert(key.clone(), next);
+                    result.push(GroupStates {
+                        labels: group_of(&s.labels, without, grouping).1,
+                        first_input: s.labels.clone(),
+                        drop_name: false,
+                        points: Vec::new(),
+                    });
+                    next
+                }
+            };
             let shard = if shards == 1 {
                 0
             } else {
