@@ -143,13 +143,14 @@ impl Exec<'_> {
             return self.walk(otherwise, dot);
         }
         for (key, elem) in items {
-            match p.decl.len() {
-                1 => self.vars[mark].1 = elem.clone(),
-                2 => {
-                    self.vars[mark].1 = key;
-                    self.vars[mark + 1].1 = elem.clone();
-                }
-                _ => {}
+            // `range $v :=` / `range $i, $v :=` declared their variables at `mark`;
+            // `range $v =` assigns to a variable of an enclosing scope.
+            let values = match p.decl.len() {
+                2 => vec![key, elem.clone()],
+                _ => vec![elem.clone()],
+            };
+            for (name, v) in p.decl.iter().zip(values) {
+                self.set_var(name, v, (!p.assign).then_some(mark))?;
             }
             let inner = self.vars.len();
             let flow = self.walk(body, &elem);
@@ -169,13 +170,20 @@ impl Exec<'_> {
         let value = value.unwrap_or(Val::Nil);
         for name in &p.decl {
             if p.assign {
-                let slot = self.vars.iter_mut().rev().find(|(n, _)| n == name);
-                slot.ok_or_else(|| format!("undefined variable: {name}"))?.1 = value.clone();
+                self.set_var(name, value.clone(), None)?;
             } else {
                 self.vars.push((name.clone(), value.clone()));
             }
         }
         Ok(value)
+    }
+
+    /// Sets the innermost variable `name`, at or above `from` when given.
+    fn set_var(&mut self, name: &str, v: Val, from: Option<usize>) -> Result<(), Stop> {
+        let start = from.unwrap_or(0).min(self.vars.len());
+        let slot = self.vars[start..].iter_mut().rev().find(|(n, _)| n == name);
+        slot.ok_or_else(|| format!("undefined variable: {name}"))?.1 = v;
+        Ok(())
     }
 
     fn command(&mut self, cmd: &[Operand], dot: &Val, piped: Option<Val>) -> Result<Val, Stop> {

@@ -260,6 +260,10 @@ mod tests {
             "instance=h:9100 "
         );
         assert_eq!(expand("x {{- 1 -}}\n y {{/* gone */}}z", &d), "x1y z");
+        assert_eq!(
+            expand("{{ $x := 0 }}{{ range $x = $labels }}{{ end }}{{ $x }}", &d),
+            "node"
+        );
         assert!(error_of(
             "{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}",
             &d
