@@ -7,8 +7,10 @@
 # sample of the resulting blocks.
 # With COMPACT=1 both servers (Prometheus 2.42 on promtool's blocks, promcore on its own
 # one-shard and $SHARDS-shard directories) are then started on the blocks until each has
-# merged its first 2 h blocks into a 6 h one (give HOURS >= 8: the newest block is never
-# merged), and the sizes are compared again.
+# merged its first 2 h blocks into a 6 h one, and the sizes are compared again. Give
+# HOURS >= 10: backfilled blocks end at their last sample, not on the 2 h boundary, so
+# Prometheus's planner merges a 6 h range only once it lies before the newest block it
+# considers, and it never considers the newest block of all.
 # Usage: benches/disk_compare.sh [SERIES [HOURS]]   (defaults 100000 and 2)
 # Needs promtool (Debian package prometheus) and target/release/promcore (or PROMCORE=path).
 # The input takes about 52 bytes a sample on disk; WORK (default a new /tmp directory) is

@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
     let meta = shards::compact::write_head_block(&head, block_parent.path(), -RANGE, RANGE)
         .unwrap()
         .unwrap();
-    let blocks = vec![Block::open(&block_parent.path().join(&meta.ulid)).unwrap()];
+    let blocks = [Block::open(&block_parent.path().join(&meta.ulid)).unwrap()];
     let empty_dir = tempfile::tempdir().unwrap();
     let (empty, _) = Head::open(empty_dir.path(), HeadOptions::default()).unwrap();
     let over_head = Querier::new(&head, &[], -RANGE, RANGE);

@@ -33,8 +33,7 @@ use shards::labels::{shard_for, Labels};
 const START_S: i64 = 1_699_999_200;
 const SPAN_S: i64 = 86_400;
 const STEP_S: i64 = 900;
-/// Samples each head series gets, one second apart (their timestamps are the target's; it
-/// is scraped every 200 ms, so the head fills in about two seconds).
+/// Samples each head series gets, one second apart.
 const HEAD_SAMPLES: i64 = 10;
 
 /// Series `m{i="k"}` for k in 0..6 in OpenMetrics: one text per promcore shard, and one
@@ -88,7 +87,7 @@ fn config(dir: &Path, target: &TestTarget) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "global:\n  scrape_interval: 200ms\nscrape_configs:\n  - job_name: h\n    \
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: h\n    \
              static_configs:\n      - targets: ['{}']\n",
             target.address()
         ),

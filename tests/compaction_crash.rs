@@ -1,5 +1,5 @@
-//! SIGKILL around compaction, on the real binary with 3 s blocks
-//! (`--storage.tsdb.min-block-duration=3s`, scrapes every 250 ms): during a block write (chunks written, index
+//! SIGKILL around compaction, on the real binary with 10 s blocks
+//! (`--storage.tsdb.min-block-duration=10s`): during a block write (chunks written, index
 //! and meta.json not), during a WAL checkpoint (its first records written), during
 //! retention (a block renamed for deletion, not yet removed), each hit exactly through the
 //! `PROMCORE_CRASH_AT` test hook (`shards::crash_point`), and at random moments while
@@ -28,7 +28,7 @@ use common::{free_port, urlencode, wait_until, Binary, Reply, Server, TestTarget
 use shards::crash_point;
 
 const JOB: &str = "crash";
-/// Longest a crash point may take to be reached: a few blocks of 3 s, on a loaded machine.
+/// Longest a crash point may take to be reached: a few blocks of 10 s.
 const CRASH_WITHIN: Duration = Duration::from_secs(150);
 
 /// Per series: timestamp (ms) → value.
@@ -48,7 +48,7 @@ fn target(series: usize) -> TestTarget {
 fn write_config(dir: &Path, t: &TestTarget) -> PathBuf {
     let path = dir.join("prometheus.yml");
     let text = format!(
-        "global:\n  scrape_interval: 250ms\n  scrape_timeout: 250ms\nscrape_configs:\n  \
+        "global:\n  scrape_interval: 500ms\n  scrape_timeout: 500ms\nscrape_configs:\n  \
          - job_name: {JOB}\n    static_configs:\n      - targets: ['{}']\n",
         t.address()
     );
@@ -276,7 +276,7 @@ fn forget_beyond_retention(seen: &mut Samples, retention_ms: i64) {
     }
 }
 
-const BLOCK_MS: i64 = 3_000;
+const BLOCK_MS: i64 = 10_000;
 
 /// Whether `p` is what a crash at `point` leaves behind.
 fn is_interrupted(p: &Path, point: &str) -> bool {
@@ -289,11 +289,11 @@ fn is_interrupted(p: &Path, point: &str) -> bool {
     }
 }
 
-/// 3 s blocks, never merged (so that only head compaction writes blocks and only
+/// 10 s blocks, never merged (so that only head compaction writes blocks and only
 /// retention deletes them).
 const SMALL_BLOCKS: [&str; 2] = [
-    "--storage.tsdb.min-block-duration=3s",
-    "--storage.tsdb.max-block-duration=3s",
+    "--storage.tsdb.min-block-duration=10s",
+    "--storage.tsdb.max-block-duration=10s",
 ];
 
 #[test]
@@ -309,11 +309,11 @@ fn sigkill_during_wal_checkpoint() {
 #[test]
 fn sigkill_during_retention() {
     let mut flags = SMALL_BLOCKS.to_vec();
-    flags.push("--storage.tsdb.retention.time=9s");
-    crash_at(crash_point::BLOCK_DELETE_AFTER_RENAME, &flags, Some(9_000));
+    flags.push("--storage.tsdb.retention.time=30s");
+    crash_at(crash_point::BLOCK_DELETE_AFTER_RENAME, &flags, Some(30_000));
 }
 
-/// SIGKILL at random moments while 2,000 series are compacted, merged (3 s → 9 s → 27 s)
+/// SIGKILL at random moments while 2,000 series are compacted, merged (10 s → 30 s → 90 s)
 /// and deleted by retention; three crashes, then the same checks.
 #[test]
 fn sigkill_at_random_moments_of_heavy_compaction() {
@@ -327,9 +327,9 @@ fn sigkill_at_random_moments_of_heavy_compaction() {
     let config = write_config(tmp.path(), &t);
     let data = tmp.path().join("data");
     let flags = [
-        "--storage.tsdb.min-block-duration=3s",
-        "--storage.tsdb.max-block-duration=27s",
-        "--storage.tsdb.retention.time=36s",
+        "--storage.tsdb.min-block-duration=10s",
+        "--storage.tsdb.max-block-duration=90s",
+        "--storage.tsdb.retention.time=2m",
     ];
     let mut seen = Samples::new();
     let mut rng = Seed::from_clock();
@@ -337,7 +337,7 @@ fn sigkill_at_random_moments_of_heavy_compaction() {
         let mut s = Server::spawn(&Binary::under_test(), &config, &data, free_port(), &flags);
         s.wait_ready();
         // Until a block was written in this run (compaction is then under way regularly),
-        // then on for a random 0–3 s (a block's length).
+        // then on for a random 0–10 s.
         let compacting = wait_until(CRASH_WITHIN, || {
             let _ = observe(&s, &mut seen);
             let n = s.own_metric("prometheus_tsdb_compactions_total")?;
@@ -348,7 +348,7 @@ fn sigkill_at_random_moments_of_heavy_compaction() {
             "round {round}: no compaction\n{}",
             s.log_tail()
         );
-        let extra = Duration::from_millis(rng.next() % BLOCK_MS as u64);
+        let extra = Duration::from_millis(rng.next() % 10_000);
         let _ = wait_until(extra, || {
             let _ = observe(&s, &mut seen);
             None::<()>
@@ -360,7 +360,7 @@ fn sigkill_at_random_moments_of_heavy_compaction() {
     assert!(wait_until(PATIENCE, || observe(&s, &mut seen)).is_some());
     s.stop();
     // Retention removed the oldest blocks: what it may have deleted is not required.
-    forget_beyond_retention(&mut seen, 36_000);
+    forget_beyond_retention(&mut seen, 120_000);
     check_data(&data, &seen);
 }
 

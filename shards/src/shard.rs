@@ -624,7 +624,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
     pub fn snapshot_head_range(&self, at: i64) -> Option<(i64, i64)> {
         let (lo, hi) = self.head.time_range()?;
         let hi = hi.min(at);
-        (lo <= hi).then(|| (lo, hi.saturating_add(1)))
+        (lo <= hi).then_some((lo, hi.saturating_add(1)))
     }
 
     /// Appends one batch; `Ok` means acknowledged (in the WAL file).
