@@ -575,8 +575,9 @@ async fn latest(
             glommio::executor().yield_if_needed().await;
         }
         let newest = match head.series(r).and_then(|s| s.last_sample()) {
-            // The common case, an up-to-date series: no chunk needs decoding.
-            Some((t, v)) if t <= at => Some((t, v)),
+            // The common case, an up-to-date series: no chunk needs decoding, unless a
+            // delete may have hidden its newest sample.
+            Some((t, v)) if t <= at && head.series_tombstones(r).is_empty() => Some((t, v)),
             Some(_) => {
                 let mut it = head
                     .samples(r, at - lookback + 1, at)
