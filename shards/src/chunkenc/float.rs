@@ -17,7 +17,7 @@ impl FloatChunk {
     /// An empty chunk: XOR2 when its first sample has a start timestamp to keep.
     pub fn new(keeps_starts: bool) -> Self {
         if keeps_starts {
-            FloatChunk::Xor2(Box::new(Xor2Chunk::new()))
+            FloatChunk::Xor2(Box::default())
         } else {
             FloatChunk::Xor(XorChunk::new())
         }
