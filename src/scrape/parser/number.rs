@@ -81,6 +81,13 @@ pub fn parse_float(s: &[u8]) -> Result<f64, NumberError> {
 /// and may be read past the token, so callers pass the whole body, not a token slice.
 #[inline]
 pub(crate) fn decimal_prefix(s: &[u8], start: usize) -> Option<(f64, usize)> {
+    // A lone `0` (counters of errors, drops, gauges at rest) is the most frequent value of
+    // all: settled before the digit-run machinery.
+    if s.get(start) == Some(&b'0')
+        && !matches!(s.get(start + 1), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
+    {
+        return Some((0.0, start + 1));
+    }
     let (negative, int_start) = match s.get(start)? {
         b'-' => (true, start + 1),
         b'+' => (false, start + 1),
@@ -396,6 +403,15 @@ mod tests {
             prop_assume!(v.is_finite());
             prop_assert_eq!(parse_float(format!("{v}").as_bytes()).unwrap().to_bits(), bits);
             prop_assert_eq!(parse_float(format!("{v:e}").as_bytes()).unwrap().to_bits(), bits);
+        }
+
+        /// The fast paths (a lone zero, plain decimals) give what the general parser gives
+        /// for short tokens of the number alphabet, errors included.
+        #[test]
+        fn fast_paths_agree_with_the_general_parser(s in "[0-9.eE+-]{1,6}") {
+            let fast = parse_float(s.as_bytes()).map(f64::to_bits);
+            let slow = parse_float_slow(s.as_bytes()).map(f64::to_bits);
+            prop_assert_eq!(fast, slow, "{}", s);
         }
 
         #[test]
