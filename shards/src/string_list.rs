@@ -8,8 +8,6 @@
 //! combining sources is a linear merge, never a sort. This module owns only that list and
 //! merge: it never reads storage and never decides which values belong in a list.
 
-use std::cmp::Ordering;
-
 /// Strings in ascending byte order, each once, in one buffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StringList {
@@ -103,8 +101,8 @@ impl StringList {
                 _ => {}
             }
             let mut min = 0;
-            for i in 1..heads.len() {
-                if heads[i].0.cmp(heads[min].0) == Ordering::Less {
+            for (i, h) in heads.iter().enumerate().skip(1) {
+                if h.0 < heads[min].0 {
                     min = i;
                 }
             }
