@@ -36,7 +36,7 @@ fn labels(i: usize) -> Labels {
 /// of jitter.
 fn value(i: usize, step: i64) -> f64 {
     let k = (i as i64 * 31 + step * 17) % 97;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (step * (i as i64 % 7 + 1) + k % 3) as f64
     } else {
         (2000 + k * 13 % 500) as f64 / 100.0
