@@ -143,9 +143,10 @@ pub fn decode_component(input: &[u8], plus_as_space: bool) -> Result<String, For
     })
 }
 
-#[cfg(test)]
+/// Go's `url.QueryEscape`, the inverse of the decoding above: used for Prometheus's
+/// generator URLs and the template functions that build links.
 pub(crate) fn encode_component(s: &str) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

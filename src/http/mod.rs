@@ -11,7 +11,7 @@ mod compression;
 mod config;
 mod connection;
 pub(crate) mod date;
-mod form;
+pub(crate) mod form;
 mod head;
 mod request;
 mod response;

@@ -391,16 +391,7 @@ fn relabel_alert(
 
 /// Prometheus's link back to the expression: `<external URL>/graph?g0.expr=...&g0.tab=1`.
 pub fn generator_url(external_url: &str, expr: &str) -> String {
-    let mut q = String::with_capacity(expr.len() * 3);
-    for b in expr.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                q.push(b as char)
-            }
-            b' ' => q.push('+'),
-            _ => q.push_str(&format!("%{b:02X}")),
-        }
-    }
+    let q = crate::http::form::encode_component(expr);
     format!(
         "{}/graph?g0.expr={q}&g0.tab=1",
         external_url.trim_end_matches('/')

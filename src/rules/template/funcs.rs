@@ -11,6 +11,7 @@ use super::super::go_format::{format_float_g, printf, FormatArg};
 use super::exec::Stop;
 use super::value::{Kind, Val};
 use super::{QuerySample, TemplateData};
+use crate::http::form::encode_component as query_escape;
 
 /// Every function a template may name; anything else is a load-time error.
 pub(super) const FUNCTIONS: &[&str] = &[
@@ -491,21 +492,6 @@ fn js_escape(s: &str) -> String {
             '<' | '>' | '&' | '=' => out.push_str(&format!("\\u{:04X}", c as u32)),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Go's `url.QueryEscape`.
-pub(super) fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            b => out.push_str(&format!("%{b:02X}")),
         }
     }
     out
