@@ -56,19 +56,22 @@ fn two_digits(out: &mut [u8], n: u32) {
     out[1] = b'0' + (n % 10) as u8;
 }
 
-/// Howard Hinnant's days-to-civil algorithm: (year, month 1..=12, day 1..=31). Also used by
-/// the log's timestamps.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
+/// Howard Hinnant's days-to-civil algorithm: (year, month 1..=12, day 1..=31) of the day
+/// `days` after 1970-01-01, proleptic Gregorian. Used by the log's timestamps, the API's
+/// RFC 3339 times, templates, PromQL's date functions and `tsdb list`. The arithmetic is
+/// i128 so that every i64 day count (PromQL's `year(vector(1e300))` saturates to one) is
+/// valid; the year of any i64 day count fits in an i64.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = i128::from(days) + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1st
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let year = yoe + era * 400 + i128::from(month <= 2);
+    (year as i64, month, day)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //!
 //! Pure formatting: it never reads a block (the caller passes sizes).
 
+use crate::http::date::civil_from_days;
 use std::fmt::Write;
 
 /// One row: a block and where it went.
@@ -112,16 +113,7 @@ pub fn go_duration_ms(ms: i64) -> String {
 pub fn go_utc_seconds(s: i64) -> String {
     let days = s.div_euclid(86_400);
     let rem = s.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC",
         rem / 3600,

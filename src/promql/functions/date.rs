@@ -2,6 +2,8 @@
 //! value read as unix seconds. The proleptic Gregorian calendar is computed directly from
 //! the day count, so any i64 second is valid and no time-zone data is involved.
 
+use crate::http::date::civil_from_days;
+
 /// A date function, by its PromQL name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DateFn {
@@ -45,6 +47,7 @@ impl DateFn {
         let days = secs.div_euclid(SECONDS_PER_DAY);
         let of_day = secs.rem_euclid(SECONDS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
+        let year = i128::from(year);
         use DateFn::*;
         let v = match self {
             DayOfMonth => day as i128,
@@ -59,21 +62,6 @@ impl DateFn {
         };
         v as f64
     }
-}
-
-/// (year, month 1–12, day 1–31) of the day `days` after 1970-01-01 (Howard Hinnant's
-/// days-to-civil algorithm over 400-year eras).
-fn civil_from_days(days: i64) -> (i128, u32, u32) {
-    let z = days as i128 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1st
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    (year, month, day)
 }
 
 fn is_leap(year: i128) -> bool {
