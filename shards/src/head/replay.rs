@@ -46,6 +46,37 @@ pub enum ReplayError {
     Wal(#[from] WalError),
 }
 
+/// What carries over from one replay pass to the next (snapshot, then WAL): the
+/// chunks_head chunks not yet attached to a series, read once per start-up, and the refs
+/// mapped onto an earlier series with the same labels.
+pub struct ReplayCarry {
+    mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState>,
+    mmapped_total: u64,
+    remap: HashMap<u64, u64, ahash::RandomState>,
+}
+
+impl ReplayCarry {
+    /// Reads every chunk record of the head's chunks_head, to be attached to series as
+    /// their records arrive.
+    pub fn read(head: &Head) -> Result<Self, ChunksHeadError> {
+        let mut mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState> = HashMap::default();
+        let mut n = 0;
+        head.chunks.iterate(|c| {
+            n += 1;
+            mmapped.entry(c.series_ref).or_default().push(MmappedChunk {
+                chunk_ref: c.chunk_ref,
+                min_time: c.mint,
+                max_time: c.maxt,
+            });
+        })?;
+        Ok(ReplayCarry {
+            mmapped,
+            mmapped_total: n,
+            remap: HashMap::default(),
+        })
+    }
+}
+
 /// Applies records to a head being rebuilt.
 pub struct Replayer<'h> {
     head: &'h mut Head,
@@ -58,32 +89,22 @@ pub struct Replayer<'h> {
 }
 
 impl<'h> Replayer<'h> {
-    /// Starts a replay: reads every chunk record of chunks_head, to be attached to series as
-    /// their records arrive.
-    pub fn new(head: &'h mut Head) -> Result<Self, ChunksHeadError> {
-        let mut mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState> = HashMap::default();
-        let mut n = 0;
-        head.chunks.iterate(|c| {
-            n += 1;
-            mmapped.entry(c.series_ref).or_default().push(MmappedChunk {
-                chunk_ref: c.chunk_ref,
-                min_time: c.mint,
-                max_time: c.maxt,
-            });
-        })?;
+    /// Starts a replay pass with what earlier passes left (`ReplayCarry::read` for the
+    /// first).
+    pub fn new(head: &'h mut Head, carry: ReplayCarry) -> Self {
         let stats = ReplayStats {
-            mmapped_chunks: n,
+            mmapped_chunks: carry.mmapped_total,
             ..Default::default()
         };
-        Ok(Replayer {
+        Replayer {
             head,
-            mmapped,
-            remap: HashMap::default(),
+            mmapped: carry.mmapped,
+            remap: carry.remap,
             series_buf: Vec::new(),
             samples_buf: Vec::new(),
             stones_buf: Vec::new(),
             stats,
-        })
+        }
     }
 
     pub fn head(&mut self) -> &mut Head {
@@ -198,13 +219,24 @@ impl<'h> Replayer<'h> {
         Ok(())
     }
 
-    /// Ends the replay: counts chunks of series nobody declared (Prometheus drops them too).
+    /// Ends the last replay pass: counts chunks of series nobody declared (Prometheus drops
+    /// them too).
     pub fn finish(self) -> ReplayStats {
+        self.finish_pass().0
+    }
+
+    /// Ends a replay pass, handing on what the next one needs.
+    pub fn finish_pass(self) -> (ReplayStats, ReplayCarry) {
         let mut stats = self.stats;
         stats.orphan_chunks = self.mmapped.values().map(|v| v.len() as u64).sum();
         // Replayed samples were accepted once; they are not "appended" again.
         self.head.stats.samples_appended -= stats.samples;
-        stats
+        let carry = ReplayCarry {
+            mmapped: self.mmapped,
+            mmapped_total: stats.mmapped_chunks,
+            remap: self.remap,
+        };
+        (stats, carry)
     }
 }
 
