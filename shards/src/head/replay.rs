@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use crate::chunks_head::ChunksHeadError;
 use crate::labels::series_hash;
+use crate::labels::symbols::SymbolId;
 use crate::wal::record::{self, RefSample, RefSeries, Stone};
 use crate::wal::WalError;
 
@@ -85,6 +86,8 @@ pub struct Replayer<'h> {
     series_buf: Vec<RefSeries>,
     samples_buf: Vec<RefSample>,
     stones_buf: Vec<Stone>,
+    /// The symbol pairs of the series created last (see `Head::create_with_ref`).
+    like: Vec<(SymbolId, SymbolId)>,
     pub stats: ReplayStats,
 }
 
@@ -103,6 +106,7 @@ impl<'h> Replayer<'h> {
             series_buf: Vec::new(),
             samples_buf: Vec::new(),
             stones_buf: Vec::new(),
+            like: Vec::new(),
             stats,
         }
     }
@@ -137,10 +141,12 @@ impl<'h> Replayer<'h> {
             self.stats.conflicting_refs += 1;
             return Ok(());
         }
-        self.head.create_with_ref(r, pairs, hash)?;
+        self.head.create_with_ref(r, pairs, hash, &self.like)?;
         let chunks = self.mmapped.remove(&r).unwrap_or_default();
         let floor = self.head.min_valid_time;
         if let Some(ms) = self.head.series_mut(r) {
+            self.like.clear();
+            self.like.extend_from_slice(ms.labels());
             ms.logged = true;
             let mut chunks = sorted_in_order(chunks);
             chunks.retain(|c| c.max_time >= floor);
@@ -279,5 +285,49 @@ impl Replayer<'_> {
             self.head.max_time = self.head.max_time.max(maxt);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::HeadOptions;
+    use crate::labels::Labels;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Series declared one after another, each taking symbols from the one before when
+        /// the strings match, get exactly their own labels, and every string is interned once.
+        #[test]
+        fn symbols_taken_from_the_previous_series_are_the_right_ones(
+            sets in proptest::collection::vec(
+                proptest::collection::btree_map("[a-c]{1,2}", "[x-z]{1,2}", 1..5),
+                1..20,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
+            let carry = ReplayCarry::read(&head).unwrap();
+            let mut replayer = Replayer::new(&mut head, carry);
+            let mut want = Vec::new();
+            for (i, set) in sets.iter().enumerate() {
+                let labels = Labels::from_pairs(set.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
+                let s = RefSeries { series_ref: i as u64 + 1, labels };
+                replayer.add_series(&s).unwrap();
+                want.push(s);
+            }
+            replayer.finish();
+            let mut distinct: Vec<&str> = sets
+                .iter()
+                .flat_map(|m| m.iter().flat_map(|(n, v)| [n.as_str(), v.as_str()]))
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            prop_assert_eq!(head.symbols().len(), distinct.len());
+            for s in &want {
+                let r = head.lookup(&s.labels).unwrap();
+                prop_assert_eq!(head.series_labels(r).unwrap(), s.labels.clone());
+            }
+        }
     }
 }
