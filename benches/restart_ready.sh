@@ -5,7 +5,7 @@
 BIN=$1; D=${WORK:-/tmp/h3-man}/$2; PORT=$((20000 + RANDOM % 20000))
 if [ "${KILL:-0}" = 1 ]; then
   $BIN --config.file=$D/p.yml --storage.tsdb.path=$D/data --web.listen-address=127.0.0.1:$PORT >> $D/log 2>&1 & pid=$!
-  until curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:$PORT/-/ready | grep -q 200; do sleep 0.05; done
+  for i in $(seq 1 900); do curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:$PORT/-/ready | grep -q 200 && break; sleep 0.05; done
   sleep 3; kill -KILL $pid; wait $pid 2>/dev/null
 fi
 t0=$(date +%s.%N)
