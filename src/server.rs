@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::future;
@@ -53,6 +53,9 @@ pub struct Control {
 pub struct ShardChannels {
     pub requests: SharedSender<Envelope>,
     pub replies: SharedReceiver<Reply>,
+    /// Set by the shard once its head is rebuilt, just before it connects its ends: the
+    /// WAL segment it writes next.
+    pub opened: Arc<OnceLock<u64>>,
 }
 
 /// The configuration in force and how the last reload went.
@@ -267,6 +270,7 @@ pub async fn run_router(start: RouterStart) {
     }));
 
     let stopping = || control.stop.load(Ordering::SeqCst);
+    let opened: Vec<Arc<OnceLock<u64>>> = shards.iter().map(|s| s.opened.clone()).collect();
     let Some(links) = connect_shards(shards, &stopping).await else {
         drop(http_stop);
         let _ = http_task.await;
@@ -274,11 +278,7 @@ pub async fn run_router(start: RouterStart) {
     };
     let router = Rc::new(Router::new(links));
     let _ = app.router.set(router.clone());
-    let replayed = router
-        .stats()
-        .await
-        .ok()
-        .and_then(|stats| stats.iter().map(|s| s.wal_segment).max());
+    let replayed = opened.iter().filter_map(|o| o.get().copied()).max();
     app.wal_replayed.set(Some(replayed.unwrap_or(0)));
     let scrape = Rc::new(ScrapeManager::new(
         router.clone(),
@@ -360,14 +360,31 @@ fn external_url(flags: &Flags, addr: SocketAddr) -> String {
     format!("http://{host}:{}", addr.port())
 }
 
-/// Connects to every shard (each connects once its head is rebuilt); `None` when the process
-/// is asked to stop first.
+/// How often the router looks whether another shard has rebuilt its head.
+const OPENED_POLL: Duration = Duration::from_millis(2);
+
+/// Connects to every shard once its head is rebuilt; `None` when the process is asked to
+/// stop first.
+///
+/// glommio's channel `connect` does not park while the peer has not connected: the executor
+/// polls it in a loop. Awaited while a shard replays, it took half of that shard's core
+/// (the router shares shard 0's), so the router connects to a shard only once the shard
+/// says it is open (and connecting on its side), waiting on a timer until then.
 async fn connect_shards(
     shards: Vec<ShardChannels>,
     stopping: &impl Fn() -> bool,
 ) -> Option<Vec<Rc<ShardLink>>> {
-    let mut links = Vec::with_capacity(shards.len());
-    for (i, ch) in shards.into_iter().enumerate() {
+    let mut pending: Vec<(usize, ShardChannels)> = shards.into_iter().enumerate().collect();
+    let mut links: Vec<Option<Rc<ShardLink>>> = (0..pending.len()).map(|_| None).collect();
+    while !pending.is_empty() {
+        if stopping() {
+            return None;
+        }
+        let Some(pos) = pending.iter().position(|(_, ch)| ch.opened.get().is_some()) else {
+            glommio::timer::sleep(OPENED_POLL).await;
+            continue;
+        };
+        let (i, ch) = pending.swap_remove(pos);
         let connect = async {
             let requests = ch.requests.connect().await;
             let replies = ch.replies.connect().await;
@@ -380,9 +397,9 @@ async fn connect_shards(
             None
         };
         let (requests, replies) = future::or(connect, cancelled).await?;
-        links.push(ShardLink::start(i, requests, replies));
+        links[i] = Some(ShardLink::start(i, requests, replies));
     }
-    Some(links)
+    links.into_iter().collect()
 }
 
 /// The active-query tracker on `<data>/queries.active`, logging what the last run left

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
@@ -101,9 +101,11 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
     for i in 0..shards {
         let (req_tx, req_rx) = shared_channel::new_bounded::<Envelope>(SHARD_QUEUE);
         let (rep_tx, rep_rx) = shared_channel::new_bounded::<Reply>(SHARD_QUEUE);
+        let opened = Arc::new(OnceLock::new());
         router_ends.push(ShardChannels {
             requests: req_tx,
             replies: rep_rx,
+            opened: opened.clone(),
         });
         let dir = data.shard_dir(i);
         let (control, failures) = (control.clone(), fail_tx.clone());
@@ -120,7 +122,7 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         let builder =
             LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
         let spawned = builder.spawn(move || async move {
-            shard_main(i, &dir, opts, (req_rx, rep_tx), control, failures).await
+            shard_main(i, &dir, opts, (req_rx, rep_tx, opened), control, failures).await
         });
         match spawned {
             Ok(h) => handles.push(h),
@@ -236,7 +238,11 @@ async fn shard_main(
     i: usize,
     dir: &Path,
     opts: ShardOptions,
-    channels: (SharedReceiver<Envelope>, SharedSender<Reply>),
+    channels: (
+        SharedReceiver<Envelope>,
+        SharedSender<Reply>,
+        Arc<OnceLock<u64>>,
+    ),
     control: Arc<Control>,
     failures: mpsc::Sender<StartupError>,
 ) {
@@ -301,7 +307,9 @@ async fn shard_main(
             return;
         }
     };
-    let (req_rx, rep_tx) = channels;
+    let (req_rx, rep_tx, opened) = channels;
+    // The router connects its ends only after this (see `server::connect_shards`).
+    let _ = opened.set(shard.wal_position().segment);
     let connect = async {
         let requests = req_rx.connect().await;
         let replies = rep_tx.connect().await;

@@ -17,8 +17,8 @@
 //! which runs on the executor's blocking thread (`offload`) because it is mostly fsync and
 //! bulk writes: meanwhile steps return `Progress::Waiting` at once and the executor keeps
 //! serving. Then the head truncation, chunks_head truncation, the WAL cut, and rewriting
-//! WAL records into the checkpoint (`records_per_step`; its first slice still reads a whole
-//! WAL segment, as `WalReader` loads segments whole).
+//! WAL records into the checkpoint (`records_per_step`; `WalReader` maps segments, so a
+//! slice reads only the pages its records are on).
 //!
 //! Between steps appends continue, which is safe: they only carry samples at or after
 //! `head max time - range/2`, which lies after the block's max time, and series are only

@@ -40,7 +40,7 @@ use crate::compact::{
     self, CompactionError, CompactionOptions, CompactionStats, Ctx, HeadCompactor, Progress,
 };
 use crate::deletion;
-use crate::head::replay::{ReplayError, Replayer};
+use crate::head::replay::{ReplayCarry, ReplayError, Replayer};
 use crate::head::snapshot::{self, SnapshotError};
 use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
@@ -200,6 +200,8 @@ impl<F: SegmentFs + Clone> Shard<F> {
             Ok((head, report))
         };
         let (mut head, chunks_report) = open_head()?;
+        // chunks_head is read once: what the snapshot does not attach, the WAL may.
+        let mut carry = ReplayCarry::read(&head)?;
         wal::remove_unfinished_checkpoints(&wal_dir)?;
         let checkpoint = wal::last_checkpoint(&wal_dir)?;
         let mut snapshot_used = None;
@@ -209,14 +211,15 @@ impl<F: SegmentFs + Clone> Shard<F> {
                 let reason = format!("WAL checkpoint {n} is newer; replaying from it");
                 progress(OpenProgress::SnapshotIgnored { path, reason });
             } else if chunks_report.is_intact() {
-                match load_snapshot(&mut head, &path) {
-                    Ok(series) => {
+                match load_snapshot(&mut head, carry, &path) {
+                    Ok((series, rest)) => {
                         progress(OpenProgress::SnapshotLoaded {
                             path: path.clone(),
                             series,
                         });
                         snapshot_used = Some(path);
                         start = (seg, off);
+                        carry = rest;
                     }
                     Err(e) => {
                         progress(OpenProgress::SnapshotIgnored {
@@ -224,6 +227,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
                             reason: e.to_string(),
                         });
                         head = open_head()?.0;
+                        carry = ReplayCarry::read(&head)?;
                     }
                 }
             } else {
@@ -241,6 +245,7 @@ impl<F: SegmentFs + Clone> Shard<F> {
         };
         let (replay, repair) = replay_wal(
             &mut head,
+            carry,
             &wal_dir,
             checkpoint_dir.as_deref(),
             start,
@@ -745,13 +750,18 @@ fn last_snapshot(dir: &Path) -> Result<Option<(PathBuf, u64, u64)>, ShardError> 
     })
 }
 
-/// Restores series and open chunks from a snapshot; returns the number of series.
-fn load_snapshot(head: &mut Head, path: &Path) -> Result<u64, ShardError> {
+/// Restores series and open chunks from a snapshot; returns the number of series and what
+/// the WAL replay that follows carries on with.
+fn load_snapshot(
+    head: &mut Head,
+    carry: ReplayCarry,
+    path: &Path,
+) -> Result<(u64, ReplayCarry), ShardError> {
     let snap_err = |source| ShardError::Snapshot {
         path: path.to_path_buf(),
         source,
     };
-    let mut replayer = Replayer::new(head)?;
+    let mut replayer = Replayer::new(head, carry);
     let mut reader = WalReader::open(path)?;
     let mut n = 0;
     while let Some(rec) = reader.next_record()? {
@@ -775,20 +785,20 @@ fn load_snapshot(head: &mut Head, path: &Path) -> Result<u64, ShardError> {
             }
         }
     }
-    replayer.finish();
-    Ok(n)
+    Ok((n, replayer.finish_pass().1))
 }
 
 /// Replays a checkpoint (whose corruption is fatal, as in Prometheus), then WAL records
 /// from `start` (segment, offset), repairing a corrupt tail.
 fn replay_wal(
     head: &mut Head,
+    carry: ReplayCarry,
     wal_dir: &Path,
     checkpoint: Option<&Path>,
     start: (u64, u64),
     progress: &mut impl FnMut(OpenProgress),
 ) -> Result<(ReplayStats, Option<RepairReport>), ShardError> {
-    let mut replayer = Replayer::new(head)?;
+    let mut replayer = Replayer::new(head, carry);
     let mut repair = None;
     if let Some(dir) = checkpoint {
         let mut reader = WalReader::open(dir)?;

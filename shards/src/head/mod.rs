@@ -278,17 +278,23 @@ impl Head {
 
     /// Creates a series with a given ref (replay), from label pairs borrowed from the
     /// record and their `series_hash`. Refs between the last one and `r` are left empty.
+    ///
+    /// `like` is the symbol pairs of the series declared just before: replayed series come
+    /// in creation order, so neighbours share most names and many values (job, instance,
+    /// metric name), which are then taken from it by comparing strings instead of
+    /// interning (a hash and a probe of a table much larger than the cache).
     pub(crate) fn create_with_ref<'a>(
         &mut self,
         r: u64,
         pairs: &[(&'a str, &'a str)],
         hash: u64,
+        like: &[(SymbolId, SymbolId)],
     ) -> Result<(), HeadError> {
-        self.create_pairs_hashed(r, pairs.iter().copied(), hash)
+        self.create_pairs_hashed(r, pairs.iter().copied(), hash, like)
     }
 
     fn create_hashed(&mut self, r: u64, labels: &Labels, hash: u64) -> Result<(), HeadError> {
-        self.create_pairs_hashed(r, label_pairs(labels), hash)
+        self.create_pairs_hashed(r, label_pairs(labels), hash, &[])
     }
 
     fn create_pairs_hashed<'a>(
@@ -296,13 +302,23 @@ impl Head {
         r: u64,
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
         hash: u64,
+        like: &[(SymbolId, SymbolId)],
     ) -> Result<(), HeadError> {
         let id = SeriesId::try_from(r).map_err(|_| HeadError::TooManySeries(r))?;
         if id == 0 || id == SeriesId::MAX {
             return Err(HeadError::TooManySeries(r));
         }
+        let symbols = &mut self.symbols;
+        let mut symbol = |s: &str, hint: Option<SymbolId>| match hint {
+            Some(id) if symbols.get(id) == Some(s) => id,
+            _ => symbols.intern(s),
+        };
         let pairs: Box<[(SymbolId, SymbolId)]> = pairs
-            .map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v)))
+            .enumerate()
+            .map(|(j, (n, v))| {
+                let hint = like.get(j);
+                (symbol(n, hint.map(|h| h.0)), symbol(v, hint.map(|h| h.1)))
+            })
             .collect();
         self.postings.add(id, &pairs);
         self.series.insert(r, MemSeries::new(pairs));

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use crate::chunks_head::ChunksHeadError;
 use crate::labels::series_hash;
+use crate::labels::symbols::SymbolId;
 use crate::wal::record::{self, RefSample, RefSeries, Stone};
 use crate::wal::WalError;
 
@@ -46,21 +47,19 @@ pub enum ReplayError {
     Wal(#[from] WalError),
 }
 
-/// Applies records to a head being rebuilt.
-pub struct Replayer<'h> {
-    head: &'h mut Head,
+/// What carries over from one replay pass to the next (snapshot, then WAL): the
+/// chunks_head chunks not yet attached to a series, read once per start-up, and the refs
+/// mapped onto an earlier series with the same labels.
+pub struct ReplayCarry {
     mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState>,
+    mmapped_total: u64,
     remap: HashMap<u64, u64, ahash::RandomState>,
-    series_buf: Vec<RefSeries>,
-    samples_buf: Vec<RefSample>,
-    stones_buf: Vec<Stone>,
-    pub stats: ReplayStats,
 }
 
-impl<'h> Replayer<'h> {
-    /// Starts a replay: reads every chunk record of chunks_head, to be attached to series as
+impl ReplayCarry {
+    /// Reads every chunk record of the head's chunks_head, to be attached to series as
     /// their records arrive.
-    pub fn new(head: &'h mut Head) -> Result<Self, ChunksHeadError> {
+    pub fn read(head: &Head) -> Result<Self, ChunksHeadError> {
         let mut mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState> = HashMap::default();
         let mut n = 0;
         head.chunks.iterate(|c| {
@@ -71,19 +70,45 @@ impl<'h> Replayer<'h> {
                 max_time: c.maxt,
             });
         })?;
+        Ok(ReplayCarry {
+            mmapped,
+            mmapped_total: n,
+            remap: HashMap::default(),
+        })
+    }
+}
+
+/// Applies records to a head being rebuilt.
+pub struct Replayer<'h> {
+    head: &'h mut Head,
+    mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState>,
+    remap: HashMap<u64, u64, ahash::RandomState>,
+    series_buf: Vec<RefSeries>,
+    samples_buf: Vec<RefSample>,
+    stones_buf: Vec<Stone>,
+    /// The symbol pairs of the series created last (see `Head::create_with_ref`).
+    like: Vec<(SymbolId, SymbolId)>,
+    pub stats: ReplayStats,
+}
+
+impl<'h> Replayer<'h> {
+    /// Starts a replay pass with what earlier passes left (`ReplayCarry::read` for the
+    /// first).
+    pub fn new(head: &'h mut Head, carry: ReplayCarry) -> Self {
         let stats = ReplayStats {
-            mmapped_chunks: n,
+            mmapped_chunks: carry.mmapped_total,
             ..Default::default()
         };
-        Ok(Replayer {
+        Replayer {
             head,
-            mmapped,
-            remap: HashMap::default(),
+            mmapped: carry.mmapped,
+            remap: carry.remap,
             series_buf: Vec::new(),
             samples_buf: Vec::new(),
             stones_buf: Vec::new(),
+            like: Vec::new(),
             stats,
-        })
+        }
     }
 
     pub fn head(&mut self) -> &mut Head {
@@ -116,10 +141,12 @@ impl<'h> Replayer<'h> {
             self.stats.conflicting_refs += 1;
             return Ok(());
         }
-        self.head.create_with_ref(r, pairs, hash)?;
+        self.head.create_with_ref(r, pairs, hash, &self.like)?;
         let chunks = self.mmapped.remove(&r).unwrap_or_default();
         let floor = self.head.min_valid_time;
         if let Some(ms) = self.head.series_mut(r) {
+            self.like.clear();
+            self.like.extend_from_slice(ms.labels());
             ms.logged = true;
             let mut chunks = sorted_in_order(chunks);
             chunks.retain(|c| c.max_time >= floor);
@@ -198,13 +225,24 @@ impl<'h> Replayer<'h> {
         Ok(())
     }
 
-    /// Ends the replay: counts chunks of series nobody declared (Prometheus drops them too).
+    /// Ends the last replay pass: counts chunks of series nobody declared (Prometheus drops
+    /// them too).
     pub fn finish(self) -> ReplayStats {
+        self.finish_pass().0
+    }
+
+    /// Ends a replay pass, handing on what the next one needs.
+    pub fn finish_pass(self) -> (ReplayStats, ReplayCarry) {
         let mut stats = self.stats;
         stats.orphan_chunks = self.mmapped.values().map(|v| v.len() as u64).sum();
         // Replayed samples were accepted once; they are not "appended" again.
         self.head.stats.samples_appended -= stats.samples;
-        stats
+        let carry = ReplayCarry {
+            mmapped: self.mmapped,
+            mmapped_total: stats.mmapped_chunks,
+            remap: self.remap,
+        };
+        (stats, carry)
     }
 }
 
@@ -247,5 +285,49 @@ impl Replayer<'_> {
             self.head.max_time = self.head.max_time.max(maxt);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::HeadOptions;
+    use crate::labels::Labels;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Series declared one after another, each taking symbols from the one before when
+        /// the strings match, get exactly their own labels, and every string is interned once.
+        #[test]
+        fn symbols_taken_from_the_previous_series_are_the_right_ones(
+            sets in proptest::collection::vec(
+                proptest::collection::btree_map("[a-c]{1,2}", "[x-z]{1,2}", 1..5),
+                1..20,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
+            let carry = ReplayCarry::read(&head).unwrap();
+            let mut replayer = Replayer::new(&mut head, carry);
+            let mut want = Vec::new();
+            for (i, set) in sets.iter().enumerate() {
+                let labels = Labels::from_pairs(set.iter().map(|(n, v)| (n.as_str(), v.as_str()))).unwrap();
+                let s = RefSeries { series_ref: i as u64 + 1, labels };
+                replayer.add_series(&s).unwrap();
+                want.push(s);
+            }
+            replayer.finish();
+            let mut distinct: Vec<&str> = sets
+                .iter()
+                .flat_map(|m| m.iter().flat_map(|(n, v)| [n.as_str(), v.as_str()]))
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            prop_assert_eq!(head.symbols().len(), distinct.len());
+            for s in &want {
+                let r = head.lookup(&s.labels).unwrap();
+                prop_assert_eq!(head.series_labels(r).unwrap(), s.labels.clone());
+            }
+        }
     }
 }
