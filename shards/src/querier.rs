@@ -206,11 +206,20 @@ impl<'a> Querier<'a> {
             lists.push(if matchers.is_empty() {
                 b.index().label_values(name)?
             } else {
-                b.index().label_values_for(name, &b.select(matchers)?)?
+                b.index().label_values_matching(name, matchers)?
             });
         }
         lists.push(self.head.label_values(name, matchers));
-        Ok(StringList::merge(lists.iter().map(|l| l.iter().copied())))
+        // The union is at least as long as the longest list (often as long: the blocks of a
+        // shard mostly hold the same values), so that much is reserved at once.
+        let bytes = lists
+            .iter()
+            .map(|l| l.iter().map(|s| s.len()).sum::<usize>())
+            .max();
+        Ok(StringList::merge_with_capacity(
+            lists.iter().map(|l| l.iter().copied()),
+            bytes.unwrap_or(0),
+        ))
     }
 }
 
