@@ -5,6 +5,11 @@ same answers. Prints one markdown row per request: the median of RUNS timed runs
 within a relative 1e-9; metadata: the same set of entries). The metadata requests are cheap, so
 they get max(RUNS, METADATA_RUNS) runs (default 21). METADATA_ONLY=1 skips the queries.
 
+With PIDS=PROMETHEUS_PID,PROMCORE_PID (servers on this machine) the metadata table also gives
+each server's CPU time per request (all its threads, /proc/PID/task/*/schedstat, over the timed
+runs, background work included): on a machine shared with other work, wall times swing with
+the load, CPU times much less.
+
 Each server is asked over one kept-alive HTTP/1.1 connection (the same client code for both), and
 a request's time covers sending it and reading its whole body: a new connection per request, and
 urllib's per-request overhead (~0.5 ms), would swamp the sub-millisecond requests.
@@ -98,6 +103,19 @@ def fetch(base, path, params):
     return elapsed, doc["data"]
 
 
+def cpu_seconds(pid):
+    """CPU time so far of every live thread of process `pid`."""
+    total = 0
+    task_dir = f"/proc/{pid}/task"
+    for t in os.listdir(task_dir):
+        try:
+            with open(f"{task_dir}/{t}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
 def ms(t):
     """Milliseconds with three significant digits: metadata requests take from 0.1 ms."""
     return f"{t:.3f} ms" if t < 1 else f"{t:.2f} ms" if t < 10 else f"{t:.1f} ms"
@@ -160,24 +178,39 @@ def measure_queries(prom, core, end, runs):
 
 
 def measure_metadata(prom, core, end, runs):
-    print("| request (issue 6) | entries | Prometheus 2.42 median | promcore median | speed-up | same answer |")
-    print("|---|---|---|---|---|---|")
+    pids = os.environ.get("PIDS", "").split(",") if os.environ.get("PIDS") else None
+    head = "| request (issue 6) | entries | Prometheus 2.42 median | promcore median | speed-up | same answer |"
+    rule = "|---|---|---|---|---|---|"
+    if pids:
+        head += " Prometheus CPU/request | promcore CPU/request | CPU ratio |"
+        rule += "---|---|---|"
+    print(head)
+    print(rule)
     for what, path, params in METADATA:
         params = dict(params, start=str(end - RANGE_S), end=str(end))
         times = {prom: [], core: []}
         answers = {}
         for base in (prom, core):
             _, answers[base] = fetch(base, path, params)
-        for _ in range(max(runs, METADATA_RUNS)):
-            for base in (prom, core):
+        n_runs = max(runs, METADATA_RUNS)
+        cpu = {base: 0.0 for base in (prom, core)}
+        for _ in range(n_runs):
+            for base, pid in zip((prom, core), pids or (None, None)):
+                before = cpu_seconds(pid) if pid else 0
                 t, _ = fetch(base, path, params)
+                if pid:
+                    cpu[base] += cpu_seconds(pid) - before
                 times[base].append(t)
         mp = statistics.median(times[prom]) * 1000
         mc = statistics.median(times[core]) * 1000
         key = lambda d: sorted(json.dumps(x, sort_keys=True) for x in d)
         ok = key(answers[prom]) == key(answers[core])
         n = len(answers[core])
-        print(f"| {what} | {n} | {ms(mp)} | {ms(mc)} | {mp / mc:.2f}x | {'yes' if ok else 'NO'} |")
+        row = f"| {what} | {n} | {ms(mp)} | {ms(mc)} | {mp / mc:.2f}x | {'yes' if ok else 'NO'} |"
+        if pids:
+            cp, cc = (cpu[b] * 1000 / n_runs for b in (prom, core))
+            row += f" {ms(cp)} | {ms(cc)} | {cp / cc if cc else float('inf'):.2f}x |"
+        print(row)
         sys.stdout.flush()
 
 

@@ -51,8 +51,12 @@ impl StringList {
         self.ends.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + Clone + '_ {
-        (0..self.ends.len()).map(|i| self.get(i).unwrap_or_default())
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            bytes: &self.bytes,
+            start: 0,
+            ends: self.ends.iter(),
+        }
     }
 
     /// Keeps the first `n` strings.
@@ -78,19 +82,24 @@ impl StringList {
     where
         I: Iterator<Item = &'a str>,
     {
-        Self::merge_with_capacity(sources, 0)
+        Self::merge_with_capacity(sources, 0, 0)
     }
 
-    /// As `merge`, with room reserved for at least `bytes` bytes of strings (for instance
-    /// the largest source's), so that a long union is not copied through the doubling.
-    pub fn merge_with_capacity<'a, I>(sources: impl IntoIterator<Item = I>, bytes: usize) -> Self
+    /// As `merge`, with room reserved for at least `strings` strings of `bytes` bytes (for
+    /// instance the largest source's), so that a long union is not copied through the
+    /// doubling.
+    pub fn merge_with_capacity<'a, I>(
+        sources: impl IntoIterator<Item = I>,
+        strings: usize,
+        bytes: usize,
+    ) -> Self
     where
         I: Iterator<Item = &'a str>,
     {
         let merged = Merged::new(sources);
         let mut out = StringList {
             bytes: String::with_capacity(bytes),
-            ends: Vec::with_capacity(merged.least_count()),
+            ends: Vec::with_capacity(strings.max(merged.least_count())),
         };
         for s in merged {
             // `Merged` gives each string once, ascending: no need to compare with the last.
@@ -105,6 +114,32 @@ impl StringList {
         self.bytes.len()
     }
 }
+
+/// The strings of a [`StringList`] in order; each one's start is the previous one's end.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    bytes: &'a str,
+    start: usize,
+    ends: std::slice::Iter<'a, usize>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let end = *self.ends.next()?;
+        let s = self.bytes.get(self.start..end).unwrap_or_default();
+        self.start = end;
+        Some(s)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 /// The union of strictly ascending sequences as an ascending iterator, each string once:
 /// what [`StringList::merge`] collects, for callers that only walk the union once (the
@@ -145,8 +180,8 @@ impl<'a, I: Iterator<Item = &'a str>> Iterator for Merged<'a, I> {
 
     fn next(&mut self) -> Option<&'a str> {
         let mut min = 0;
-        let first = self.heads.first()?;
-        let mut s = first.0;
+        let mut s = self.heads.first()?.0;
+        // Sources after `min` showing `s` too, ascending.
         self.tied.clear();
         for (i, h) in self.heads.iter().enumerate().skip(1) {
             match compare(h.0, s) {
@@ -159,21 +194,29 @@ impl<'a, I: Iterator<Item = &'a str>> Iterator for Merged<'a, I> {
                 std::cmp::Ordering::Greater => {}
             }
         }
-        self.tied.push(min);
-        // Highest index first, so that `swap_remove` only moves a source already advanced.
-        self.tied.sort_unstable_by(|a, b| b.cmp(a));
-        for &i in &self.tied {
-            match self.heads[i].1.next() {
-                Some(next) => {
-                    debug_assert!(s <= next, "{s:?} before {next:?}");
-                    self.heads[i].0 = next;
-                }
-                None => {
-                    self.heads.swap_remove(i);
-                }
-            }
+        // Highest index first (the ties backwards, then `min`), so that `swap_remove` only
+        // ever moves a source already advanced or not showing `s`.
+        for k in (0..=self.tied.len()).rev() {
+            let i = if k == 0 { min } else { self.tied[k - 1] };
+            self.advance(i, s);
         }
         Some(s)
+    }
+}
+
+impl<'a, I: Iterator<Item = &'a str>> Merged<'a, I> {
+    /// Moves source `i`, which shows `s`, to its next string, or drops it when it has none.
+    #[inline]
+    fn advance(&mut self, i: usize, s: &'a str) {
+        match self.heads[i].1.next() {
+            Some(next) => {
+                debug_assert!(s <= next, "{s:?} before {next:?}");
+                self.heads[i].0 = next;
+            }
+            None => {
+                self.heads.swap_remove(i);
+            }
+        }
     }
 }
 

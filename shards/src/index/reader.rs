@@ -272,8 +272,18 @@ impl IndexReader {
     }
 
     /// A length-prefixed string at a file offset.
+    #[inline]
     fn string_at(&self, off: u64) -> Result<&str, BlockError> {
         let start = usize::try_from(off).unwrap_or(usize::MAX);
+        // Nearly every label string is shorter than 128 bytes: a one-byte length.
+        if let Some(&len) = self.b.get(start).filter(|&&len| len < 0x80) {
+            let end = start + 1 + usize::from(len);
+            if let Some(s) = self.b.get(start + 1..end) {
+                if let Ok(s) = std::str::from_utf8(s) {
+                    return Ok(s);
+                }
+            }
+        }
         let rest = self
             .b
             .get(start..)
@@ -378,10 +388,31 @@ impl IndexReader {
 
     /// Values of label `name`, sorted, borrowed from the mapping.
     pub fn label_values(&self, name: &str) -> Result<Vec<&str>, BlockError> {
+        self.label_values_iter(name).collect()
+    }
+
+    /// As `label_values`, one value at a time, for callers that merge them as they come.
+    pub fn label_values_iter(
+        &self,
+        name: &str,
+    ) -> impl ExactSizeIterator<Item = Result<&str, BlockError>> + '_ {
         self.entries[self.values_of(name)]
             .iter()
             .map(|e| self.string_at(e.value_off))
-            .collect()
+    }
+
+    /// A little more than the bytes the values of label `name` hold together (all but the
+    /// last), found without reading them: the span of their entries in the postings offset
+    /// table, where each entry holds its value, the name and a few more bytes. For reserving
+    /// room for a copy of the values.
+    pub fn label_values_bytes_hint(&self, name: &str) -> usize {
+        let values = &self.entries[self.values_of(name)];
+        match (values.first(), values.last()) {
+            (Some(first), Some(last)) => {
+                usize::try_from(last.value_off.saturating_sub(first.value_off)).unwrap_or(0)
+            }
+            _ => 0,
+        }
     }
 
     /// Values of label `name` held by at least one of `refs` (ascending), sorted. As
