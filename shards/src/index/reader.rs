@@ -748,3 +748,47 @@ fn union_of(mut lists: Vec<Vec<u32>>) -> Vec<u32> {
     let refs: Vec<&[u32]> = lists.iter().map(Vec::as_slice).collect();
     union(&refs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::writer::IndexWriter;
+
+    /// Three series `{a="x"}`, `{a="y"}`, `{a="x", b="z"}` written with the real writer.
+    fn index_bytes(dir: &Path) -> Vec<u8> {
+        let path = dir.join("index");
+        let mut w = IndexWriter::create(&path, ["a", "b", "x", "y", "z"]).unwrap();
+        for pairs in [&[("a", "x")][..], &[("a", "x"), ("b", "z")], &[("a", "y")]] {
+            w.add_series(&Labels::from_pairs(pairs.iter().copied()).unwrap(), &[])
+                .unwrap();
+        }
+        w.close().unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    /// A list's checksum is skipped only once it was verified: a damaged list is an error on
+    /// every read, and the others still read.
+    #[test]
+    fn a_damaged_postings_list_is_an_error_on_every_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = IndexReader::from_vec(Path::new("index"), index_bytes(dir.path())).unwrap();
+        let id = good.find_value(good.values_of("a"), "x").unwrap().unwrap();
+        let off = good.entries[id].postings_off as usize;
+        let mut bytes = index_bytes(dir.path());
+        // The last byte of the list's first entry (after its length and count).
+        bytes[off + 11] ^= 0x40;
+        let r = IndexReader::from_vec(Path::new("index"), bytes).unwrap();
+        for _ in 0..2 {
+            assert!(r.postings("a", "x").unwrap_err().is_corrupt());
+            let x = [Matcher::new(MatchType::Equal, "a", "x").unwrap()];
+            assert!(r.label_values_matching("b", &x).is_err());
+        }
+        assert_eq!(r.postings("a", "y").unwrap().len(), 1);
+        assert_eq!(r.postings("a", "y").unwrap().len(), 1);
+        let y = [Matcher::new(MatchType::Equal, "a", "y").unwrap()];
+        assert!(r.label_values_matching("b", &y).unwrap().is_empty());
+        assert_eq!(good.postings("a", "x").unwrap().len(), 2);
+        let x = [Matcher::new(MatchType::Equal, "a", "x").unwrap()];
+        assert_eq!(good.label_values_matching("b", &x).unwrap(), ["z"]);
+    }
+}
