@@ -2,19 +2,29 @@
 against two running servers (Prometheus and promcore) on the same data and checks they give the
 same answers. Prints one markdown row per request: the median of RUNS timed runs for each server
 (after one untimed warm-up), and whether the answers match (queries: same label sets, values
-within a relative 1e-9; metadata: the same set of entries).
+within a relative 1e-9; metadata: the same set of entries). The metadata requests are cheap, so
+they get max(RUNS, METADATA_RUNS) runs (default 21). METADATA_ONLY=1 skips the queries.
+
+With PIDS=PROMETHEUS_PID,PROMCORE_PID (servers on this machine) the metadata table also gives
+each server's CPU time per request (all its threads, /proc/PID/task/*/schedstat, over the timed
+runs, background work included): on a machine shared with other work, wall times swing with
+the load, CPU times much less.
+
+Each server is asked over one kept-alive HTTP/1.1 connection (the same client code for both), and
+a request's time covers sending it and reading its whole body: a new connection per request, and
+urllib's per-request overhead (~0.5 ms), would swamp the sub-millisecond requests.
 
 usage: measure.py PROMETHEUS_URL PROMCORE_URL END_SECONDS RUNS
 The range query spans RANGE_S seconds (default 86400) before END_SECONDS.
 """
 
+import http.client
 import json
 import os
 import statistics
 import sys
 import time
 import urllib.parse
-import urllib.request
 
 QUERIES = [
     ("sum by (job) (rate(x_total[5m]))", "instant"),
@@ -24,6 +34,7 @@ QUERIES = [
     ("sum by (job) (rate(x_total[5m]))", "range"),
 ]
 RANGE_S = int(os.environ.get("RANGE_S", "86400"))
+METADATA_RUNS = int(os.environ.get("METADATA_RUNS", "21"))
 
 # Issue 6: (what, path, parameters); start/end are filled in as the data's last RANGE_S.
 METADATA = [
@@ -47,16 +58,67 @@ def run(base, query, kind, end):
     return fetch(base, path, params)
 
 
+class Client:
+    """One kept-alive connection to a server, reopened if the server closes it."""
+
+    def __init__(self, base):
+        url = urllib.parse.urlsplit(base)
+        self.host, self.port = url.hostname, url.port or 80
+        self.prefix = url.path.rstrip("/")
+        self.conn = None
+
+    def get(self, target):
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
+                self.conn.connect()
+            try:
+                t0 = time.perf_counter()
+                self.conn.request("GET", self.prefix + target)
+                r = self.conn.getresponse()
+                body = r.read()
+                elapsed = time.perf_counter() - t0
+            except (http.client.HTTPException, ConnectionError):
+                # A kept-alive connection the server closed meanwhile: retry once on a new one.
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+                continue
+            if r.will_close:
+                self.conn.close()
+                self.conn = None
+            return r.status, elapsed, body
+
+
+CLIENTS = {}
+
+
 def fetch(base, path, params):
-    url = base + path + "?" + urllib.parse.urlencode(params)
-    t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=600) as r:
-        body = r.read()
-    elapsed = time.perf_counter() - t0
+    client = CLIENTS.setdefault(base, Client(base))
+    status, elapsed, body = client.get(path + "?" + urllib.parse.urlencode(params))
     doc = json.loads(body)
-    if doc.get("status") != "success":
-        raise SystemExit(f"{base}: {path} {params}: {doc}")
+    if status != 200 or doc.get("status") != "success":
+        raise SystemExit(f"{base}: {path} {params}: {status} {doc}")
     return elapsed, doc["data"]
+
+
+def cpu_seconds(pid):
+    """CPU time so far of every live thread of process `pid`."""
+    total = 0
+    task_dir = f"/proc/{pid}/task"
+    for t in os.listdir(task_dir):
+        try:
+            with open(f"{task_dir}/{t}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+def ms(t):
+    """Milliseconds with three significant digits: metadata requests take from 0.1 ms."""
+    return f"{t:.3f} ms" if t < 1 else f"{t:.2f} ms" if t < 10 else f"{t:.1f} ms"
 
 
 def canonical(data):
@@ -86,6 +148,12 @@ def same(a, b):
 
 def main():
     prom, core, end, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    if os.environ.get("METADATA_ONLY") != "1":
+        measure_queries(prom, core, end, runs)
+    measure_metadata(prom, core, end, runs)
+
+
+def measure_queries(prom, core, end, runs):
     print("| query | kind | series out | Prometheus 2.42 median | promcore median | speed-up | same answer |")
     print("|---|---|---|---|---|---|---|")
     for q, kind in QUERIES:
@@ -107,24 +175,42 @@ def main():
         print(f"| `{q}` | {kind} | {n} | {mp:.1f} ms | {mc:.1f} ms | {mp / mc:.2f}x | {'yes' if ok else 'NO'} |")
         sys.stdout.flush()
     print()
-    print("| request (issue 6) | entries | Prometheus 2.42 median | promcore median | speed-up | same answer |")
-    print("|---|---|---|---|---|---|")
+
+
+def measure_metadata(prom, core, end, runs):
+    pids = os.environ.get("PIDS", "").split(",") if os.environ.get("PIDS") else None
+    head = "| request (issue 6) | entries | Prometheus 2.42 median | promcore median | speed-up | same answer |"
+    rule = "|---|---|---|---|---|---|"
+    if pids:
+        head += " Prometheus CPU/request | promcore CPU/request | CPU ratio |"
+        rule += "---|---|---|"
+    print(head)
+    print(rule)
     for what, path, params in METADATA:
         params = dict(params, start=str(end - RANGE_S), end=str(end))
         times = {prom: [], core: []}
         answers = {}
         for base in (prom, core):
             _, answers[base] = fetch(base, path, params)
-        for _ in range(runs):
-            for base in (prom, core):
+        n_runs = max(runs, METADATA_RUNS)
+        cpu = {base: 0.0 for base in (prom, core)}
+        for _ in range(n_runs):
+            for base, pid in zip((prom, core), pids or (None, None)):
+                before = cpu_seconds(pid) if pid else 0
                 t, _ = fetch(base, path, params)
+                if pid:
+                    cpu[base] += cpu_seconds(pid) - before
                 times[base].append(t)
         mp = statistics.median(times[prom]) * 1000
         mc = statistics.median(times[core]) * 1000
         key = lambda d: sorted(json.dumps(x, sort_keys=True) for x in d)
         ok = key(answers[prom]) == key(answers[core])
         n = len(answers[core])
-        print(f"| {what} | {n} | {mp:.1f} ms | {mc:.1f} ms | {mp / mc:.2f}x | {'yes' if ok else 'NO'} |")
+        row = f"| {what} | {n} | {ms(mp)} | {ms(mc)} | {mp / mc:.2f}x | {'yes' if ok else 'NO'} |"
+        if pids:
+            cp, cc = (cpu[b] * 1000 / n_runs for b in (prom, core))
+            row += f" {ms(cp)} | {ms(cc)} | {cp / cc if cc else float('inf'):.2f}x |"
+        print(row)
         sys.stdout.flush()
 
 

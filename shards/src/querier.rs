@@ -9,6 +9,8 @@
 //! the value of the source that starts earliest winning, as Prometheus's chained merge
 //! keeps one. This file owns merging; it never decides which blocks exist or compacts.
 
+use std::cell::Cell;
+
 use thiserror::Error;
 
 use crate::block::{Block, BlockError};
@@ -201,16 +203,47 @@ impl<'a> Querier<'a> {
     /// blocks overlapping the range; with no matcher, from the label tables. Every source is
     /// sorted and borrowed: the answer is their merge, one copy of each value.
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<StringList, QueryError> {
+        if matchers.is_empty() {
+            return self.all_label_values(name);
+        }
         let mut lists: Vec<Vec<&str>> = Vec::with_capacity(self.blocks.len() + 1);
         for b in &self.blocks {
-            lists.push(if matchers.is_empty() {
-                b.index().label_values(name)?
-            } else {
-                b.index().label_values_for(name, &b.select(matchers)?)?
-            });
+            lists.push(b.index().label_values_matching(name, matchers)?);
         }
         lists.push(self.head.label_values(name, matchers));
-        Ok(StringList::merge(lists.iter().map(|l| l.iter().copied())))
+        let strings = lists.iter().map(Vec::len).max().unwrap_or(0);
+        Ok(StringList::merge_with_capacity(
+            lists.iter().map(|l| l.iter().copied()),
+            strings,
+            0,
+        ))
+    }
+
+    /// Every value of label `name`. The blocks' value tables (a million values for a label
+    /// like `instance`) are read as they are merged, never collected into lists first, and
+    /// room for the union is reserved once from the largest source.
+    fn all_label_values(&self, name: &str) -> Result<StringList, QueryError> {
+        let failed: Cell<Option<BlockError>> = Cell::new(None);
+        let head = self.head.label_values(name, &[]);
+        let (mut strings, mut bytes) = (head.len(), 0);
+        let mut sources: Vec<Box<dyn Iterator<Item = &str> + '_>> =
+            Vec::with_capacity(self.blocks.len() + 1);
+        for b in &self.blocks {
+            let values = b.index().label_values_iter(name);
+            strings = strings.max(values.len());
+            bytes = bytes.max(b.index().label_values_bytes_hint(name));
+            // The first unreadable value ends its source; the error is the answer.
+            let failed = &failed;
+            sources.push(Box::new(
+                values.map_while(move |v| v.map_err(|e| failed.set(Some(e))).ok()),
+            ));
+        }
+        sources.push(Box::new(head.iter().copied()));
+        let out = StringList::merge_with_capacity(sources, strings, bytes);
+        match failed.into_inner() {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
     }
 }
 

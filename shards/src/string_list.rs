@@ -51,8 +51,12 @@ impl StringList {
         self.ends.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + Clone + '_ {
-        (0..self.ends.len()).map(|i| self.get(i).unwrap_or_default())
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            bytes: &self.bytes,
+            start: 0,
+            ends: self.ends.iter(),
+        }
     }
 
     /// Keeps the first `n` strings.
@@ -73,48 +77,176 @@ impl StringList {
         out
     }
 
-    /// The union of ascending sequences, ascending, each string once. Sources are few
-    /// (a shard's blocks and head, or the shards), so the smallest head is found by a scan.
+    /// The union of ascending sequences, ascending, each string once.
     pub fn merge<'a, I>(sources: impl IntoIterator<Item = I>) -> Self
     where
         I: Iterator<Item = &'a str>,
     {
-        // Each live source with the string it shows next.
-        let mut heads: Vec<(&'a str, I)> = sources
+        Self::merge_with_capacity(sources, 0, 0)
+    }
+
+    /// As `merge`, with room reserved for at least `strings` strings of `bytes` bytes (for
+    /// instance the largest source's), so that a long union is not copied through the
+    /// doubling.
+    pub fn merge_with_capacity<'a, I>(
+        sources: impl IntoIterator<Item = I>,
+        strings: usize,
+        bytes: usize,
+    ) -> Self
+    where
+        I: Iterator<Item = &'a str>,
+    {
+        let merged = Merged::new(sources);
+        let mut out = StringList {
+            bytes: String::with_capacity(bytes),
+            ends: Vec::with_capacity(strings.max(merged.least_count())),
+        };
+        for s in merged {
+            // `Merged` gives each string once, ascending: no need to compare with the last.
+            out.bytes.push_str(s);
+            out.ends.push(out.bytes.len());
+        }
+        out
+    }
+
+    /// Bytes of all strings together.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// The strings of a [`StringList`] in order; each one's start is the previous one's end.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    bytes: &'a str,
+    start: usize,
+    ends: std::slice::Iter<'a, usize>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let end = *self.ends.next()?;
+        let s = self.bytes.get(self.start..end).unwrap_or_default();
+        self.start = end;
+        Some(s)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+/// The union of strictly ascending sequences as an ascending iterator, each string once:
+/// what [`StringList::merge`] collects, for callers that only walk the union once (the
+/// router writes the shards' lists straight into an answer). Sources are few (a shard's
+/// blocks and head, or the shards), so the smallest head is found by a scan, which also
+/// finds the sources showing the same string: they all move on, so a string common to
+/// every source (the usual case: the blocks of a shard hold mostly the same values) costs
+/// one comparison per source.
+pub struct Merged<'a, I> {
+    /// Each live source with the string it shows next.
+    heads: Vec<(&'a str, I)>,
+    /// Scratch: the sources showing the string being returned.
+    tied: Vec<usize>,
+}
+
+impl<'a, I: Iterator<Item = &'a str>> Merged<'a, I> {
+    pub fn new(sources: impl IntoIterator<Item = I>) -> Self {
+        let heads: Vec<(&'a str, I)> = sources
             .into_iter()
             .filter_map(|mut it| it.next().map(|s| (s, it)))
             .collect();
-        let mut out = StringList::new();
-        loop {
-            match heads.len() {
-                0 => return out,
-                // The common case (one block, or one shard with values): copy the rest.
-                1 => {
-                    if let Some((first, rest)) = heads.pop() {
-                        out.push(first);
-                        for s in rest {
-                            out.push(s);
-                        }
-                    }
-                    return out;
-                }
-                _ => {}
-            }
-            let mut min = 0;
-            for (i, h) in heads.iter().enumerate().skip(1) {
-                if h.0 < heads[min].0 {
+        let tied = Vec::with_capacity(heads.len());
+        Merged { heads, tied }
+    }
+
+    /// At least how many strings the union holds (its largest source's), for reserving.
+    pub fn least_count(&self) -> usize {
+        self.heads
+            .iter()
+            .map(|(_, it)| it.size_hint().0 + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl<'a, I: Iterator<Item = &'a str>> Iterator for Merged<'a, I> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let mut min = 0;
+        let mut s = self.heads.first()?.0;
+        // Sources after `min` showing `s` too, ascending.
+        self.tied.clear();
+        for (i, h) in self.heads.iter().enumerate().skip(1) {
+            match compare(h.0, s) {
+                std::cmp::Ordering::Less => {
                     min = i;
+                    s = h.0;
+                    self.tied.clear();
                 }
+                std::cmp::Ordering::Equal => self.tied.push(i),
+                std::cmp::Ordering::Greater => {}
             }
-            out.push(heads[min].0);
-            match heads[min].1.next() {
-                Some(s) => heads[min].0 = s,
-                None => {
-                    heads.swap_remove(min);
-                }
+        }
+        // Highest index first (the ties backwards, then `min`), so that `swap_remove` only
+        // ever moves a source already advanced or not showing `s`.
+        for k in (0..=self.tied.len()).rev() {
+            let i = if k == 0 { min } else { self.tied[k - 1] };
+            self.advance(i, s);
+        }
+        Some(s)
+    }
+}
+
+impl<'a, I: Iterator<Item = &'a str>> Merged<'a, I> {
+    /// Moves source `i`, which shows `s`, to its next string, or drops it when it has none.
+    #[inline]
+    fn advance(&mut self, i: usize, s: &'a str) {
+        match self.heads[i].1.next() {
+            Some(next) => {
+                debug_assert!(s <= next, "{s:?} before {next:?}");
+                self.heads[i].0 = next;
+            }
+            None => {
+                self.heads.swap_remove(i);
             }
         }
     }
+}
+
+/// `a.cmp(b)` (byte order) for the short strings label values are, eight bytes at a time
+/// and inline: the merges above compare once per string, and a call to `memcmp` each time
+/// cost more than the comparison.
+#[inline]
+pub fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len().min(b.len());
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_be_bytes(w)
+    };
+    let mut i = 0;
+    while i + 8 <= n {
+        let (x, y) = (word(a, i), word(b, i));
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    while i < n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]
@@ -150,7 +282,18 @@ mod tests {
                 lists.iter().flatten().map(String::as_str).collect();
             let got = StringList::merge(
                 lists.iter().map(|l| l.iter().map(String::as_str)));
-            prop_assert_eq!(got.iter().collect::<Vec<_>>(), want.into_iter().collect::<Vec<_>>());
+            let want: Vec<&str> = want.into_iter().collect();
+            prop_assert_eq!(got.iter().collect::<Vec<_>>(), want.clone());
+            let lazy: Vec<&str> = Merged::new(lists.iter().map(|l| l.iter().map(String::as_str))).collect();
+            prop_assert_eq!(lazy, want);
+        }
+
+        /// The inline comparison is the byte order of `str`.
+        #[test]
+        fn compare_is_the_byte_order(a in "[a-c\\x{e9}]{0,20}", b in "[a-c\\x{e9}]{0,20}") {
+            prop_assert_eq!(compare(&a, &b), a.cmp(&b));
+            let c = format!("{a}x");
+            prop_assert_eq!(compare(&a, &c), a.as_str().cmp(c.as_str()));
         }
     }
 }

@@ -93,6 +93,19 @@ pub fn success_with_annotations<S: AsRef<str>>(
     out.push(b'}');
 }
 
+/// As [`success_with_annotations`] without infos, for answers whose warnings are known only
+/// once their data is written (a `limit` found to cut a list being merged): `data` appends
+/// the data and returns the warnings.
+pub fn success_then_warnings<S: AsRef<str>>(
+    out: &mut Vec<u8>,
+    data: impl FnOnce(&mut Vec<u8>) -> Vec<S>,
+) {
+    out.extend_from_slice(br#"{"status":"success","data":"#);
+    let warnings = data(out);
+    write_annotations(out, "warnings", "warning", &warnings);
+    out.push(b'}');
+}
+
 fn write_annotations<S: AsRef<str>>(out: &mut Vec<u8>, key: &str, kind: &str, notes: &[S]) {
     if notes.is_empty() {
         return;
@@ -124,11 +137,37 @@ pub fn error(out: &mut Vec<u8>, error_type: ErrorType, message: &str) {
     out.push(b'}');
 }
 
+/// The bytes `write_string` must look at: control characters, `"`, `\\`, `<`, `>`, `&`, and
+/// 0xE2, the first byte of U+2028 and U+2029. Everything else is copied as it is.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xe2] = true;
+    t
+};
+
 /// A JSON string escaped as Go's `encoding/json` does (HTML-safe).
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings (label names and values) need no escape: one copy.
+    if !bytes.iter().any(|&b| SPECIAL[usize::from(b)]) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {

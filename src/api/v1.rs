@@ -4,7 +4,7 @@
 
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
-use shards::string_list::StringList;
+use shards::string_list::{Merged, StringList};
 
 use crate::http::{Request, Response, StatusCode};
 use crate::server::App;
@@ -117,24 +117,23 @@ fn metadata_params(req: &Request) -> Result<(Vec<Vec<Matcher>>, usize), Response
     Ok((selectors, limit))
 }
 
-/// The lists of each `match[]` merged (each is sorted), cut to `limit`, as the metadata
-/// endpoints answer.
-fn string_list(mut lists: Vec<StringList>, limit: usize) -> Response {
-    let mut items = if lists.len() == 1 {
-        lists.pop().unwrap_or_default()
-    } else {
-        StringList::merge(lists.iter().map(StringList::iter))
-    };
-    let mut warnings = Vec::new();
-    if limit > 0 && items.len() > limit {
-        items.truncate(limit);
-        warnings.push("results truncated due to limit".to_string());
-    }
-    success(&warnings, |out| {
-        // Values average a few bytes: reserve once rather than grow through the doubling.
-        out.reserve(items.iter().map(|s| s.len() + 3).sum::<usize>());
-        json::write_string_list(out, items.iter())
-    })
+/// The answer of the metadata endpoints: the union of `lists` (each sorted: one per shard
+/// and `match[]`), cut to `limit`. The union is written as it is merged, never collected:
+/// an answer can hold a million values.
+fn string_list(lists: Vec<StringList>, limit: usize) -> Response {
+    let limit = if limit == 0 { usize::MAX } else { limit };
+    // Values average a few bytes: reserve once rather than grow through the doubling.
+    let largest = lists.iter().map(|l| l.byte_len() + 3 * l.len()).max();
+    let mut out = Vec::with_capacity(64 + largest.unwrap_or(0));
+    let mut merged = Merged::new(lists.iter().map(StringList::iter));
+    json::success_then_warnings(&mut out, |out| {
+        json::write_string_list(out, merged.by_ref().take(limit));
+        match merged.next() {
+            Some(_) => vec![json::TRUNCATED_WARNING],
+            None => Vec::new(),
+        }
+    });
+    Response::json(StatusCode::OK, out)
 }
 
 pub async fn labels(app: &App, req: &Request) -> Response {
@@ -148,7 +147,7 @@ pub async fn labels(app: &App, req: &Request) -> Response {
     let mut names = Vec::new();
     for matchers in &selectors {
         match router.label_names(matchers).await {
-            Ok(n) => names.push(n),
+            Ok(n) => names.extend(n),
             Err(e) => return error_response(ErrorType::Execution, &e.to_string()),
         }
     }
@@ -170,7 +169,7 @@ pub async fn label_values(app: &App, req: &Request, name: &str) -> Response {
     let mut values = Vec::new();
     for matchers in &selectors {
         match router.label_values(&name, matchers).await {
-            Ok(v) => values.push(v),
+            Ok(v) => values.extend(v),
             Err(e) => return error_response(ErrorType::Execution, &e.to_string()),
         }
     }

@@ -118,32 +118,34 @@ impl Router {
         Ok(out)
     }
 
-    /// Sorted, deduplicated label names over the matching series.
-    pub async fn label_names(&self, matchers: &[Matcher]) -> Result<StringList, RouterError> {
+    /// The label names of the matching series: one sorted, deduplicated list per shard,
+    /// left unmerged so that the caller walks their union once, while writing its answer.
+    pub async fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<StringList>, RouterError> {
         let replies = self
             .fan_out(|| ShardRequest::LabelNames {
                 matchers: matchers.to_vec(),
             })
             .await?;
-        merge_strings(replies, |r| match r {
+        shard_lists(replies, |r| match r {
             ShardResponse::LabelNames(result) => Some(result),
             _ => None,
         })
     }
 
-    /// Sorted, deduplicated values of label `name` over the matching series.
+    /// The values of label `name` over the matching series: one sorted, deduplicated list
+    /// per shard, unmerged (see `label_names`).
     pub async fn label_values(
         &self,
         name: &str,
         matchers: &[Matcher],
-    ) -> Result<StringList, RouterError> {
+    ) -> Result<Vec<StringList>, RouterError> {
         let replies = self
             .fan_out(|| ShardRequest::LabelValues {
                 name: name.to_string(),
                 matchers: matchers.to_vec(),
             })
             .await?;
-        merge_strings(replies, |r| match r {
+        shard_lists(replies, |r| match r {
             ShardResponse::LabelValues(result) => Some(result),
             _ => None,
         })
@@ -318,11 +320,12 @@ fn collect_results<T>(
     Ok(out)
 }
 
-/// The shards' sorted lists merged into one: a linear merge, the lists being sorted.
-fn merge_strings(
+/// Every shard's list in shard order, or the first shard's storage error. A label name or
+/// value can be on several shards, so the caller merges them (`StringList::merge`).
+fn shard_lists(
     replies: Vec<ShardResponse>,
     take: impl Fn(ShardResponse) -> Option<Result<StringList, String>>,
-) -> Result<StringList, RouterError> {
+) -> Result<Vec<StringList>, RouterError> {
     let mut lists = Vec::with_capacity(replies.len());
     for (shard, r) in replies.into_iter().enumerate() {
         match take(r) {
@@ -331,10 +334,7 @@ fn merge_strings(
             None => return Err(RouterError::Protocol(shard)),
         }
     }
-    if lists.len() == 1 {
-        return Ok(lists.pop().unwrap_or_default());
-    }
-    Ok(StringList::merge(lists.iter().map(StringList::iter)))
+    Ok(lists)
 }
 
 #[cfg(test)]

@@ -464,6 +464,15 @@ mod tests {
                 (NotEqual, "instance", "h1"),
             ],
             &[(Regex, "instance", "h[0-2]"), (Equal, "path", "")],
+            &[
+                (Equal, "__name__", "http_requests_total"),
+                (Equal, "instance", "h1"),
+            ],
+            &[
+                (Equal, "instance", "h2"),
+                (Equal, "job", "j2"),
+                (Regex, "path", "/v.*"),
+            ],
             &[(Equal, "nope", "")],
             &[(Equal, "nope", "x")],
             &[(NotEqual, "job", ""), (Regex, "job", "|j0")],
@@ -488,6 +497,15 @@ mod tests {
                 .map(|r| block.series(r, &mut metas).unwrap())
                 .collect();
             assert_eq!(from_block, from_head, "{case:?}");
+            // Label values under the same matchers are those of the selected series, whether
+            // the lists are probed in place or the selection is decoded first.
+            for name in ["__name__", "instance", "job", "path", "nope"] {
+                let mut want: Vec<&str> = from_block.iter().filter_map(|l| l.get(name)).collect();
+                want.sort_unstable();
+                want.dedup();
+                let got = block.index().label_values_matching(name, &ms).unwrap();
+                assert_eq!(got, want, "{name} {case:?}");
+            }
         }
         assert_eq!(block.index().label_values("job").unwrap(), ["j0", "j2"]);
         assert_eq!(

@@ -15,15 +15,16 @@
 //! head's `MemPostings::select` (absent label = "", negative matchers subtract, no
 //! matchers select nothing); a test holds the two to the same answers.
 
-use std::borrow::Cow;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
 use crate::block::BlockError;
 use crate::encoding::{crc32c, Decbuf, DecodeError};
 use crate::index::matcher::{MatchType, Matcher};
-use crate::index::postings::{difference_in_place, intersect, intersects_be, union};
+use crate::index::postings::{difference_in_place, first_common, intersect, union, IdList};
 use crate::index::writer::{ChunkMeta, Toc, INDEX_VERSION_2, MAGIC_INDEX, TOC_LEN};
 use crate::labels::{Label, Labels};
 
@@ -56,9 +57,15 @@ pub struct IndexReader {
     toc: Toc,
     /// File offset of each symbol's uvarint length, by symbol ref.
     symbols: Vec<u64>,
-    /// Label names (sorted) with their values (sorted); the all-postings key apart.
-    names: Vec<(String, Vec<ValueEntry>)>,
+    /// Label names (sorted), each with the range of its values (sorted) in `entries`; the
+    /// all-postings key apart.
+    names: Vec<(String, Range<usize>)>,
+    entries: Vec<ValueEntry>,
     all_postings_off: Option<u64>,
+    /// One bit per entry of `entries`, then one for the all-postings list: set once that
+    /// postings list's checksum has been verified. The file never changes, so a list is
+    /// checked once, not on every request (Prometheus checks none on reads).
+    verified: Vec<AtomicU64>,
 }
 
 impl IndexReader {
@@ -87,7 +94,9 @@ impl IndexReader {
             toc: Toc::default(),
             symbols: Vec::new(),
             names: Vec::new(),
+            entries: Vec::new(),
             all_postings_off: None,
+            verified: Vec::new(),
         };
         r.read_header_and_toc()?;
         r.read_symbols()?;
@@ -151,6 +160,20 @@ impl IndexReader {
 
     /// The body of a `len u32 | body | crc` section at `off`, CRC checked.
     fn section(&self, off: u64, what: &str) -> Result<&[u8], BlockError> {
+        let (body, crc) = self.section_parts(off, what)?;
+        if crc32c(body).to_be_bytes() != crc {
+            return Err(self.corrupt(format!("{what} at {off}: checksum mismatch")));
+        }
+        Ok(body)
+    }
+
+    /// As `section`, its checksum not verified (the caller verified it before).
+    fn section_unchecked(&self, off: u64, what: &str) -> Result<&[u8], BlockError> {
+        self.section_parts(off, what).map(|(body, _)| body)
+    }
+
+    /// The body and the stored checksum of the section at `off`, bounds checked.
+    fn section_parts(&self, off: u64, what: &str) -> Result<(&[u8], &[u8]), BlockError> {
         let b = &self.b[..];
         let start =
             usize::try_from(off).map_err(|_| self.corrupt(format!("{what}: bad offset")))?;
@@ -166,10 +189,7 @@ impl IndexReader {
         let crc = b
             .get(body_start + len..body_start + len + 4)
             .ok_or_else(|| self.corrupt(format!("{what} at {off}: checksum past the file")))?;
-        if crc32c(body).to_be_bytes() != crc {
-            return Err(self.corrupt(format!("{what} at {off}: checksum mismatch")));
-        }
-        Ok(body)
+        Ok((body, crc))
     }
 
     fn read_symbols(&mut self) -> Result<(), BlockError> {
@@ -207,7 +227,8 @@ impl IndexReader {
         if count as usize > body.len() {
             return Err(self.corrupt(format!("{what}: count {count} too large")));
         }
-        let mut names: Vec<(String, Vec<ValueEntry>)> = Vec::new();
+        let mut names: Vec<(String, Range<usize>)> = Vec::new();
+        let mut entries = Vec::new();
         let mut all = None;
         for _ in 0..count {
             let keys = d.uvarint().map_err(|e| self.dec_err(what, e))?;
@@ -231,22 +252,38 @@ impl IndexReader {
                 value_off,
                 postings_off,
             };
+            let id = entries.len();
+            entries.push(e);
             match names.last_mut() {
-                Some((n, values)) if n == name => values.push(e),
+                Some((n, values)) if n == name => values.end = id + 1,
                 Some((n, _)) if n.as_str() > name => {
                     return Err(self.corrupt(format!("{what}: names not sorted")));
                 }
-                _ => names.push((name.to_owned(), vec![e])),
+                _ => names.push((name.to_owned(), id..id + 1)),
             }
         }
+        self.verified = (0..(entries.len() + 1).div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
         self.names = names;
+        self.entries = entries;
         self.all_postings_off = all;
         Ok(())
     }
 
     /// A length-prefixed string at a file offset.
+    #[inline]
     fn string_at(&self, off: u64) -> Result<&str, BlockError> {
         let start = usize::try_from(off).unwrap_or(usize::MAX);
+        // Nearly every label string is shorter than 128 bytes: a one-byte length.
+        if let Some(&len) = self.b.get(start).filter(|&&len| len < 0x80) {
+            let end = start + 1 + usize::from(len);
+            if let Some(s) = self.b.get(start + 1..end) {
+                if let Ok(s) = std::str::from_utf8(s) {
+                    return Ok(s);
+                }
+            }
+        }
         let rest = self
             .b
             .get(start..)
@@ -273,26 +310,16 @@ impl IndexReader {
         self.b.len() as u64
     }
 
-    /// The postings list at `off`, CRC checked.
-    pub fn postings_at(&self, off: u64) -> Result<Vec<u32>, BlockError> {
-        let body = self.section(off, "postings list")?;
-        let mut d = Decbuf::new(body);
-        let n = d.be_u32().map_err(|e| self.dec_err("postings list", e))? as usize;
-        if body.len() != 4 + 4 * n {
-            return Err(self.corrupt(format!(
-                "postings list at {off}: {n} entries in {} bytes",
-                body.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(n);
-        let mut prev = None;
-        for _ in 0..n {
-            let r = d.be_u32().map_err(|e| self.dec_err("postings list", e))?;
-            if prev.is_some_and(|p| p >= r) {
-                return Err(self.corrupt(format!("postings list at {off}: not ascending")));
-            }
-            prev = Some(r);
-            out.push(r);
+    /// The entries of a list from `postings_bytes`, which must ascend.
+    fn decode_postings(&self, raw: &[u8]) -> Result<Vec<u32>, BlockError> {
+        let out: Vec<u32> = raw
+            .chunks_exact(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if out.windows(2).any(|w| w[0] >= w[1]) {
+            // `raw` lies in the file, after the section's length and the list's count.
+            let at = (raw.as_ptr() as usize).wrapping_sub(self.b.as_ptr() as usize + 8);
+            return Err(self.corrupt(format!("postings list at {at}: not ascending")));
         }
         Ok(out)
     }
@@ -300,41 +327,55 @@ impl IndexReader {
     /// Every series ref in the block.
     pub fn all_postings(&self) -> Result<Vec<u32>, BlockError> {
         match self.all_postings_off {
-            Some(off) => self.postings_at(off),
+            Some(off) => {
+                let raw = self.verified_postings(self.entries.len(), off)?;
+                self.decode_postings(raw)
+            }
             None => Ok(Vec::new()),
         }
     }
 
-    fn values_of(&self, name: &str) -> Option<&[ValueEntry]> {
+    /// The postings list of entry `id` (an index into `entries`), in the file.
+    fn value_postings(&self, id: usize) -> Result<&[u8], BlockError> {
+        self.verified_postings(id, self.entries[id].postings_off)
+    }
+
+    /// `postings_bytes(off)` for the list whose bit in `verified` is `id`, its checksum
+    /// verified on the first read only.
+    fn verified_postings(&self, id: usize, off: u64) -> Result<&[u8], BlockError> {
+        let (word, bit) = (&self.verified[id / 64], 1u64 << (id % 64));
+        if word.load(Ordering::Relaxed) & bit != 0 {
+            return self.postings_unchecked(off);
+        }
+        let raw = self.postings_bytes(off)?;
+        word.fetch_or(bit, Ordering::Relaxed);
+        Ok(raw)
+    }
+
+    /// The entries (ids into `entries`) of the values of label `name`.
+    fn values_of(&self, name: &str) -> Range<usize> {
         self.names
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| self.names[i].1.as_slice())
+            .map_or(0..0, |i| self.names[i].1.clone())
     }
 
     /// The series with `name=value`.
     pub fn postings(&self, name: &str, value: &str) -> Result<Vec<u32>, BlockError> {
-        let Some(values) = self.values_of(name) else {
-            return Ok(Vec::new());
-        };
-        match self.find_value(values, value)? {
-            Some(e) => self.postings_at(e.postings_off),
+        match self.find_value(self.values_of(name), value)? {
+            Some(id) => self.decode_postings(self.value_postings(id)?),
             None => Ok(Vec::new()),
         }
     }
 
-    fn find_value(
-        &self,
-        values: &[ValueEntry],
-        value: &str,
-    ) -> Result<Option<ValueEntry>, BlockError> {
-        let (mut lo, mut hi) = (0, values.len());
+    /// The entry among `values` whose value is `value`.
+    fn find_value(&self, values: Range<usize>, value: &str) -> Result<Option<usize>, BlockError> {
+        let (mut lo, mut hi) = (values.start, values.end);
         while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.string_at(values[mid].value_off)?.cmp(value) {
+            let mid = lo + (hi - lo) / 2;
+            match self.string_at(self.entries[mid].value_off)?.cmp(value) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Some(values[mid])),
+                std::cmp::Ordering::Equal => return Ok(Some(mid)),
             }
         }
         Ok(None)
@@ -347,10 +388,31 @@ impl IndexReader {
 
     /// Values of label `name`, sorted, borrowed from the mapping.
     pub fn label_values(&self, name: &str) -> Result<Vec<&str>, BlockError> {
-        let Some(values) = self.values_of(name) else {
-            return Ok(Vec::new());
-        };
-        values.iter().map(|e| self.string_at(e.value_off)).collect()
+        self.label_values_iter(name).collect()
+    }
+
+    /// As `label_values`, one value at a time, for callers that merge them as they come.
+    pub fn label_values_iter(
+        &self,
+        name: &str,
+    ) -> impl ExactSizeIterator<Item = Result<&str, BlockError>> + '_ {
+        self.entries[self.values_of(name)]
+            .iter()
+            .map(|e| self.string_at(e.value_off))
+    }
+
+    /// A little more than the bytes the values of label `name` hold together (all but the
+    /// last), found without reading them: the span of their entries in the postings offset
+    /// table, where each entry holds its value, the name and a few more bytes. For reserving
+    /// room for a copy of the values.
+    pub fn label_values_bytes_hint(&self, name: &str) -> usize {
+        let values = &self.entries[self.values_of(name)];
+        match (values.first(), values.last()) {
+            (Some(first), Some(last)) => {
+                usize::try_from(last.value_off.saturating_sub(first.value_off)).unwrap_or(0)
+            }
+            _ => 0,
+        }
     }
 
     /// Values of label `name` held by at least one of `refs` (ascending), sorted. As
@@ -358,16 +420,17 @@ impl IndexReader {
     /// every series decoded: value lists are short, series many. Lists are probed in place
     /// in the mapping, not decoded.
     pub fn label_values_for(&self, name: &str, refs: &[u32]) -> Result<Vec<&str>, BlockError> {
-        let Some(values) = self.values_of(name) else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
         if refs.is_empty() {
             return Ok(out);
         }
-        for e in values {
-            if intersects_be(self.postings_bytes(e.postings_off)?, refs) {
-                out.push(self.string_at(e.value_off)?);
+        for id in self.values_of(name) {
+            let lists = [
+                IdList::BigEndian(self.value_postings(id)?),
+                IdList::Decoded(refs),
+            ];
+            if first_common(&lists).is_some() {
+                out.push(self.string_at(self.entries[id].value_off)?);
             }
         }
         Ok(out)
@@ -438,6 +501,18 @@ impl IndexReader {
     /// decoded.
     fn postings_bytes(&self, off: u64) -> Result<&[u8], BlockError> {
         let body = self.section(off, "postings list")?;
+        self.postings_entries(off, body)
+    }
+
+    /// As `postings_bytes` for a list whose checksum was verified before: bounds still
+    /// checked, the checksum not recomputed.
+    fn postings_unchecked(&self, off: u64) -> Result<&[u8], BlockError> {
+        let body = self.section_unchecked(off, "postings list")?;
+        self.postings_entries(off, body)
+    }
+
+    /// The entries of a postings list's section body (count, then the entries).
+    fn postings_entries<'b>(&self, off: u64, body: &'b [u8]) -> Result<&'b [u8], BlockError> {
         let n = body
             .get(..4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -511,27 +586,62 @@ impl IndexReader {
 
     /// The series refs matching every matcher, ascending; see the module doc.
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<u32>, BlockError> {
-        if matchers.is_empty() {
+        let Selection::Lists {
+            intersecting,
+            subtracting,
+        } = self.plan(matchers)?
+        else {
             return Ok(Vec::new());
+        };
+        let decode_group = |g: &[&[u8]]| -> Result<Vec<Vec<u32>>, BlockError> {
+            g.iter().map(|raw| self.decode_postings(raw)).collect()
+        };
+        let mut out = match intersecting.is_empty() {
+            true => self.all_postings()?,
+            false => {
+                let mut unions: Vec<Vec<u32>> = Vec::with_capacity(intersecting.len());
+                for g in &intersecting {
+                    unions.push(union_of(decode_group(g)?));
+                }
+                let refs: Vec<&[u32]> = unions.iter().map(Vec::as_slice).collect();
+                intersect(&refs)
+            }
+        };
+        for g in &subtracting {
+            if out.is_empty() {
+                break;
+            }
+            let u = union_of(decode_group(g)?);
+            let kept = difference_in_place(&mut out, &u);
+            out.truncate(kept);
+        }
+        Ok(out)
+    }
+
+    /// What `matchers` select, as postings lists still in the file: Prometheus's
+    /// `PostingsForMatchers` up to the point where lists would be read.
+    fn plan(&self, matchers: &[Matcher]) -> Result<Selection<'_>, BlockError> {
+        if matchers.is_empty() {
+            return Ok(Selection::Nothing);
         }
         let must_be_set = |name: &str| {
             matchers
                 .iter()
                 .any(|m| m.name == name && !m.matches_empty())
         };
-        let mut intersecting: Vec<Vec<Vec<u32>>> = Vec::new();
-        let mut subtracting: Vec<Vec<Vec<u32>>> = Vec::new();
+        let mut intersecting = Vec::new();
+        let mut subtracting = Vec::new();
         for m in matchers {
             if m.positive_matches_all() {
                 match m.kind {
-                    MatchType::NotRegex => return Ok(Vec::new()),
+                    MatchType::NotRegex => return Ok(Selection::Nothing),
                     _ => continue,
                 }
             }
             if !m.matches_empty() || (must_be_set(&m.name) && !m.kind.is_negative()) {
                 let lists = self.lists_where(m, true)?;
                 if lists.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok(Selection::Nothing);
                 }
                 intersecting.push(lists);
             } else {
@@ -541,60 +651,144 @@ impl IndexReader {
                 }
             }
         }
-        let mut out = match intersecting.is_empty() {
-            true => self.all_postings()?,
-            false => {
-                let unions: Vec<Vec<u32>> = intersecting
-                    .iter()
-                    .map(|g| union_of(g).into_owned())
-                    .collect();
-                let refs: Vec<&[u32]> = unions.iter().map(Vec::as_slice).collect();
-                intersect(&refs)
-            }
-        };
-        for g in &subtracting {
-            if out.is_empty() {
-                break;
-            }
-            let u = union_of(g);
-            let kept = difference_in_place(&mut out, &u);
-            out.truncate(kept);
-        }
-        Ok(out)
+        Ok(Selection::Lists {
+            intersecting,
+            subtracting,
+        })
     }
 
-    /// The postings lists of the values of `m`'s label for which `m.matches(v) == want`.
-    fn lists_where(&self, m: &Matcher, want: bool) -> Result<Vec<Vec<u32>>, BlockError> {
-        let Some(values) = self.values_of(&m.name) else {
-            return Ok(Vec::new());
-        };
+    /// The postings lists (in the file) of the values of `m`'s label for which
+    /// `m.matches(v) == want`.
+    fn lists_where(&self, m: &Matcher, want: bool) -> Result<Vec<&[u8]>, BlockError> {
+        let values = self.values_of(&m.name);
         if let Some(set) = m.set_matches() {
             if want != m.kind.is_negative() && set.len() <= values.len() {
                 let mut out = Vec::new();
                 for s in set {
-                    if let Some(e) = self.find_value(values, s)? {
-                        out.push(self.postings_at(e.postings_off)?);
+                    if let Some(id) = self.find_value(values.clone(), s)? {
+                        out.push(self.value_postings(id)?);
                     }
                 }
                 return Ok(out);
             }
         }
         let mut out = Vec::new();
-        for e in values {
-            if m.matches(self.string_at(e.value_off)?) == want {
-                out.push(self.postings_at(e.postings_off)?);
+        for id in values {
+            if m.matches(self.string_at(self.entries[id].value_off)?) == want {
+                out.push(self.value_postings(id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Values of label `name` held by at least one series matching `matchers` (Prometheus's
+    /// semantics, as `select`), sorted. As Prometheus does, each value's postings list is
+    /// intersected with the selection rather than every selected series decoded. When every
+    /// matcher selects one list (equality matchers, the usual `match[]`), nothing is decoded:
+    /// each value's list and the matchers' lists are probed in place until a first common
+    /// series, a few probes for a value that is there. Otherwise the selection is decoded
+    /// once and each value's list probed against it.
+    pub fn label_values_matching(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Result<Vec<&str>, BlockError> {
+        let values = self.values_of(name);
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut lists: Vec<IdList<'_>> = match self.plan(matchers)? {
+            Selection::Nothing => return Ok(Vec::new()),
+            Selection::Lists {
+                intersecting,
+                subtracting,
+            } if subtracting.is_empty()
+                && !intersecting.is_empty()
+                && intersecting.iter().all(|g| g.len() == 1) =>
+            {
+                intersecting
+                    .iter()
+                    .map(|g| IdList::BigEndian(g[0]))
+                    .collect()
+            }
+            Selection::Lists { .. } => {
+                let refs = self.select(matchers)?;
+                return self.label_values_for(name, &refs);
+            }
+        };
+        let value_list = lists.len();
+        lists.push(IdList::Decoded(&[]));
+        let mut out = Vec::new();
+        for id in values {
+            lists[value_list] = IdList::BigEndian(self.value_postings(id)?);
+            if first_common(&lists).is_some() {
+                out.push(self.string_at(self.entries[id].value_off)?);
             }
         }
         Ok(out)
     }
 }
 
-fn union_of(lists: &[Vec<u32>]) -> Cow<'_, [u32]> {
-    match lists {
-        [one] => Cow::Borrowed(one.as_slice()),
-        _ => {
-            let refs: Vec<&[u32]> = lists.iter().map(Vec::as_slice).collect();
-            Cow::Owned(union(&refs))
+/// What a block's matchers come to before any postings list is decoded.
+enum Selection<'a> {
+    /// No series can match.
+    Nothing,
+    /// The series in every `intersecting` group (a group is the union of its lists; no
+    /// group: every series of the block) and in no `subtracting` group.
+    Lists {
+        intersecting: Vec<Vec<&'a [u8]>>,
+        subtracting: Vec<Vec<&'a [u8]>>,
+    },
+}
+
+fn union_of(mut lists: Vec<Vec<u32>>) -> Vec<u32> {
+    if lists.len() == 1 {
+        return lists.pop().unwrap_or_default();
+    }
+    let refs: Vec<&[u32]> = lists.iter().map(Vec::as_slice).collect();
+    union(&refs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::writer::IndexWriter;
+
+    /// Three series `{a="x"}`, `{a="y"}`, `{a="x", b="z"}` written with the real writer.
+    fn index_bytes(dir: &Path) -> Vec<u8> {
+        let path = dir.join("index");
+        let mut w = IndexWriter::create(&path, ["a", "b", "x", "y", "z"]).unwrap();
+        for pairs in [&[("a", "x")][..], &[("a", "x"), ("b", "z")], &[("a", "y")]] {
+            w.add_series(&Labels::from_pairs(pairs.iter().copied()).unwrap(), &[])
+                .unwrap();
         }
+        w.close().unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    /// A list's checksum is skipped only once it was verified: a damaged list is an error on
+    /// every read, and the others still read.
+    #[test]
+    fn a_damaged_postings_list_is_an_error_on_every_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = IndexReader::from_vec(Path::new("index"), index_bytes(dir.path())).unwrap();
+        let id = good.find_value(good.values_of("a"), "x").unwrap().unwrap();
+        let off = good.entries[id].postings_off as usize;
+        let mut bytes = index_bytes(dir.path());
+        // The last byte of the list's first entry (after its length and count).
+        bytes[off + 11] ^= 0x40;
+        let r = IndexReader::from_vec(Path::new("index"), bytes).unwrap();
+        for _ in 0..2 {
+            assert!(r.postings("a", "x").unwrap_err().is_corrupt());
+            let x = [Matcher::new(MatchType::Equal, "a", "x").unwrap()];
+            assert!(r.label_values_matching("b", &x).is_err());
+        }
+        assert_eq!(r.postings("a", "y").unwrap().len(), 1);
+        assert_eq!(r.postings("a", "y").unwrap().len(), 1);
+        let y = [Matcher::new(MatchType::Equal, "a", "y").unwrap()];
+        assert!(r.label_values_matching("b", &y).unwrap().is_empty());
+        assert_eq!(good.postings("a", "x").unwrap().len(), 2);
+        let x = [Matcher::new(MatchType::Equal, "a", "x").unwrap()];
+        assert_eq!(good.label_values_matching("b", &x).unwrap(), ["z"]);
     }
 }
