@@ -78,70 +78,108 @@ impl WalReader {
     /// The next record, `None` at the end of the last segment.
     pub fn next_record(&mut self) -> Result<Option<&[u8]>, WalError> {
         loop {
-            let Some(segment) = self.current else {
-                if !self.load_next()? {
-                    return Ok(None);
-                }
-                continue;
-            };
-            let start = self.pos;
-            let corrupt = |reason: String| WalError::Corruption {
-                segment,
-                offset: start as u64,
-                reason,
-            };
-            let found = match next_fragmented(&self.data, &mut self.pos, &mut self.assembled) {
-                Ok(Some(found)) => found,
-                Ok(None) => {
-                    self.current = None;
-                    continue;
-                }
-                Err(e) => {
-                    self.pos = start;
-                    return Err(match e {
-                        FragmentError::Corrupt(reason) => corrupt(reason),
-                        FragmentError::Zstd(flags) => WalError::UnsupportedCompression {
-                            segment,
-                            offset: start as u64,
-                            flags,
-                        },
-                    });
-                }
-            };
-            self.record_start = start;
-            let (bytes, flags) = match found {
-                Found::InPlace(range, flags) => (&self.data[range], flags),
-                Found::Assembled(flags) => (&self.assembled[..], flags),
-            };
-            if flags & SNAPPY_FLAG == 0 {
-                return Ok(Some(bytes));
-            }
-            let len = match snap::raw::decompress_len(bytes) {
-                Ok(len) => len,
-                Err(e) => {
-                    self.pos = start;
-                    return Err(corrupt(format!("snappy-compressed record: {e}")));
-                }
-            };
-            // Snappy expands at most ~21x: a larger claim is garbage and must not allocate.
-            if len > bytes.len().saturating_mul(32) + 64 {
-                self.pos = start;
-                return Err(corrupt(format!(
-                    "snappy-compressed record of {} bytes claims {len} bytes",
-                    bytes.len()
-                )));
-            }
-            self.decompressed.clear();
-            self.decompressed.resize(len, 0);
-            match self.snappy.decompress(bytes, &mut self.decompressed) {
-                Ok(n) => self.decompressed.truncate(n),
-                Err(e) => {
-                    self.pos = start;
-                    return Err(corrupt(format!("snappy-compressed record: {e}")));
+            match self.advance()? {
+                Some(found) => return self.record_bytes(found).map(Some),
+                None => {
+                    if !self.load_next()? {
+                        return Ok(None);
+                    }
                 }
             }
-            return Ok(Some(&self.decompressed));
         }
+    }
+
+    /// `next_record` without reading a file: `Next::Load` when the next record lies in a
+    /// segment not loaded yet, which `load_next_segment` then reads (a blocking read of a
+    /// whole segment, which a caller on an executor runs on another thread).
+    pub fn next_loaded_record(&mut self) -> Result<Next<'_>, WalError> {
+        match self.advance()? {
+            Some(found) => self.record_bytes(found).map(Next::Record),
+            None if self.next < self.segments.len() => Ok(Next::Load),
+            None => Ok(Next::End),
+        }
+    }
+
+    /// Reads the next segment whole; false when there is none.
+    pub fn load_next_segment(&mut self) -> Result<bool, WalError> {
+        self.load_next()
+    }
+
+    /// Finds the next record in the loaded segment; `None` when it has no more (or none is
+    /// loaded).
+    fn advance(&mut self) -> Result<Option<Found>, WalError> {
+        let Some(segment) = self.current else {
+            return Ok(None);
+        };
+        let start = self.pos;
+        match next_fragmented(&self.data, &mut self.pos, &mut self.assembled) {
+            Ok(Some(found)) => {
+                self.record_start = start;
+                Ok(Some(found))
+            }
+            Ok(None) => {
+                self.current = None;
+                Ok(None)
+            }
+            Err(e) => {
+                self.pos = start;
+                Err(match e {
+                    FragmentError::Corrupt(reason) => WalError::Corruption {
+                        segment,
+                        offset: start as u64,
+                        reason,
+                    },
+                    FragmentError::Zstd(flags) => WalError::UnsupportedCompression {
+                        segment,
+                        offset: start as u64,
+                        flags,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The bytes of the record `advance` found, decompressed if flagged.
+    fn record_bytes(&mut self, found: Found) -> Result<&[u8], WalError> {
+        let start = self.record_start;
+        let segment = self.current.unwrap_or_default();
+        let corrupt = |reason: String| WalError::Corruption {
+            segment,
+            offset: start as u64,
+            reason,
+        };
+        let (bytes, flags) = match found {
+            Found::InPlace(range, flags) => (&self.data[range], flags),
+            Found::Assembled(flags) => (&self.assembled[..], flags),
+        };
+        if flags & SNAPPY_FLAG == 0 {
+            return Ok(bytes);
+        }
+        let len = match snap::raw::decompress_len(bytes) {
+            Ok(len) => len,
+            Err(e) => {
+                self.pos = start;
+                return Err(corrupt(format!("snappy-compressed record: {e}")));
+            }
+        };
+        // Snappy expands at most ~21x: a larger claim is garbage and must not allocate.
+        if len > bytes.len().saturating_mul(32) + 64 {
+            self.pos = start;
+            return Err(corrupt(format!(
+                "snappy-compressed record of {} bytes claims {len} bytes",
+                bytes.len()
+            )));
+        }
+        self.decompressed.clear();
+        self.decompressed.resize(len, 0);
+        match self.snappy.decompress(bytes, &mut self.decompressed) {
+            Ok(n) => self.decompressed.truncate(n),
+            Err(e) => {
+                self.pos = start;
+                return Err(corrupt(format!("snappy-compressed record: {e}")));
+            }
+        }
+        Ok(&self.decompressed)
     }
 
     /// The segment of the last record read (or being read).
@@ -209,6 +247,16 @@ impl WalReader {
         self.next += 1;
         Ok(true)
     }
+}
+
+/// What `WalReader::next_loaded_record` found.
+#[derive(Debug)]
+pub enum Next<'a> {
+    Record(&'a [u8]),
+    /// The next record lies in a segment not loaded yet.
+    Load,
+    /// No record is left.
+    End,
 }
 
 /// Where the record just read lies, and its compression flags.
@@ -393,7 +441,28 @@ pub(crate) mod tests {
             write_segments(dir.path(), 3, &segments);
             let (got, err) = read_all(dir.path());
             prop_assert!(err.is_none(), "{:?}", err);
-            prop_assert_eq!(got, records);
+            prop_assert_eq!(&got, &records);
+            // Loading each segment on request (as a checkpoint does, on another thread)
+            // reads the same records.
+            let mut r = WalReader::open(dir.path()).unwrap();
+            let (mut again, mut loads) = (Vec::new(), 0);
+            loop {
+                match r.next_loaded_record().unwrap() {
+                    Next::Record(rec) => again.push(rec.to_vec()),
+                    Next::Load => {
+                        loads += 1;
+                        r = std::thread::spawn(move || {
+                            assert!(r.load_next_segment().unwrap());
+                            r
+                        })
+                        .join()
+                        .unwrap();
+                    }
+                    Next::End => break,
+                }
+            }
+            prop_assert_eq!(again, records);
+            prop_assert_eq!(loads, segments.len());
         }
     }
 
