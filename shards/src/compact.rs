@@ -21,9 +21,10 @@
 //! cut, and the checkpoint: its directory created in a task of its own (`offload_local`),
 //! each WAL segment it reads loaded whole on the blocking thread, its records rewritten
 //! `records_per_step` at a time, and its close, rename and the deletion of what it folds
-//! again in a task of its own. A step never waits for the disk while it holds the shard,
-//! the WAL cut aside: it writes the old segment's tail and fsyncs it, as any append that
-//! fills a segment does.
+//! again in a task of its own. The WAL cut writes the old segment's last page and creates
+//! the new segment's file, and leaves the fsyncs to a task of its own
+//! (`Wal::next_segment_detached`). So a step never waits for the disk while it holds the
+//! shard.
 //!
 //! Between steps appends continue, which is safe: they only carry samples at or after
 //! `head max time - range/2`, which lies after the block's max time, and series are only
@@ -216,6 +217,13 @@ enum Job<F: SegmentFs> {
     TruncateFiles {
         maxt: i64,
         stage: u8,
+    },
+    /// The WAL's new segment is started; the old one's fsync runs in a task of its own.
+    WalCut {
+        maxt: i64,
+        /// The WAL's first and last segment before the cut.
+        segments: (u64, u64),
+        pending: Offloaded<(), WalError>,
     },
     /// Old chunks_head files being removed and the cut one fsynced, on the blocking thread.
     ReleasingFiles {
@@ -551,8 +559,29 @@ impl<F: SegmentFs + Clone + 'static> HeadCompactor<F> {
                 Ok(Progress::Working)
             }
             Job::TruncateFiles { maxt, .. } => {
-                let (first, last) = ctx.wal.segment_range()?;
-                ctx.wal.next_segment().await?;
+                let segments = ctx.wal.segment_range()?;
+                let (_, pending) = ctx.wal.next_segment_detached().await?;
+                self.job = Some(Job::WalCut {
+                    maxt,
+                    segments,
+                    pending,
+                });
+                Ok(Progress::Working)
+            }
+            Job::WalCut {
+                maxt,
+                segments: (first, last),
+                pending,
+            } => {
+                let Some(cut) = pending.take() else {
+                    self.job = Some(Job::WalCut {
+                        maxt,
+                        segments: (first, last),
+                        pending,
+                    });
+                    return Ok(Progress::Waiting);
+                };
+                cut?;
                 if let Some((first, last)) = segments_to_checkpoint(first, last) {
                     let dir = ctx.wal.dir().to_path_buf();
                     let fs = ctx.fs.clone();
