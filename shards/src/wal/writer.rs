@@ -18,9 +18,9 @@ use super::segment_file::{SegmentFile, SegmentFs};
 use super::{list_segments, segment_path, WalError};
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 #[derive(Debug, Clone)]
 pub struct WalOptions {
