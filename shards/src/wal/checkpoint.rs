@@ -11,8 +11,10 @@
 //! checkpoints deleted. A crash at any point leaves either the old state or the new one.
 //!
 //! Work is done in steps of a bounded number of records (`step`), so that the shard can
-//! interleave appends; this file never decides which series are alive (the caller's
-//! `keep` does) or when to checkpoint.
+//! interleave appends; a step stops where the next WAL segment must be read whole, which a
+//! caller on an executor does on another thread (`take_reader_to_load`), and the close is
+//! split likewise (`close`, then `CheckpointFiles::complete`). This file never decides
+//! which series are alive (the caller's `keep` does) or when to checkpoint.
 
 use std::path::{Path, PathBuf};
 
