@@ -6,7 +6,12 @@
 //! (`shards::compaction_queue`), the shard behind the same `RwLock` as the server's request
 //! loop. A batch's latency is measured from its scheduled arrival to its acknowledgement, so
 //! a stall also counts against the batches queued behind it; it is filed under "compacting"
-//! when a head compaction was under way when it arrived or when it was acknowledged.
+//! when a head compaction was under way when it arrived or when it was acknowledged. The
+//! run spans `COMPACTIONS` (10) head compactions, about three minutes, so that the p99 of
+//! the batches during compaction rests on more than a hundred of them. Block merges are
+//! off (maximum block duration = the block range), as they never happened in the two
+//! compactions the bench used to span: their stalls would land among the batches outside
+//! head compaction and flatter the ratio.
 //!
 //! `--inline` runs the old way instead, a compaction step after each append batch (no
 //! queue), for comparison on the same schedule.
@@ -20,6 +25,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glommio::sync::RwLock;
+use shards::compact::CompactionOptions;
 use shards::compaction_queue::CompactionQueue;
 use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
 use shards::labels::Labels;
@@ -29,7 +35,15 @@ use shards::wal::PageCacheFs;
 const SERIES: usize = 100_000;
 const BATCH: usize = 10_000;
 const RANGE: i64 = 10 * 60 * 1000;
-const STEPS: i64 = 120; // 30 minutes of samples at 15 s: two head compactions
+/// Samples are 15 s apart: a block range is this many batches of every series.
+const STEPS_PER_RANGE: i64 = RANGE / 15_000;
+/// Head compactions in a run, so that the "during" class holds well over 100 batches (with
+/// two compactions it held about 20 and its p99 was its maximum).
+const COMPACTIONS: i64 = 10;
+/// The first compaction starts once the head spans 1.5 ranges, then one per range; the
+/// last is given half a range to finish.
+const STEPS: i64 =
+    STEPS_PER_RANGE * 3 / 2 + 1 + STEPS_PER_RANGE * (COMPACTIONS - 1) + STEPS_PER_RANGE / 2;
 /// One batch arrives this often: 250,000 samples/s, within what one shard appends on a loaded
 /// machine (a schedule it cannot keep makes every latency grow without bound).
 const INTERVAL: Duration = Duration::from_millis(40);
@@ -63,6 +77,10 @@ fn main() {
             let opts = ShardOptions {
                 head: HeadOptions {
                     chunk_range: RANGE,
+                    ..Default::default()
+                },
+                compaction: CompactionOptions {
+                    max_block_duration: RANGE,
                     ..Default::default()
                 },
                 ..Default::default()

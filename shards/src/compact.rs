@@ -16,19 +16,29 @@
 //! files, closing the index (all postings), and meta.json + tombstones + rename, each of
 //! which runs on the executor's blocking thread (`offload`) because it is mostly fsync and
 //! bulk writes: meanwhile steps return `Progress::Waiting` at once and the executor keeps
-//! serving. Then the head truncation, chunks_head truncation, the WAL cut, and rewriting
-//! WAL records into the checkpoint (`records_per_step`; `WalReader` maps segments, so a
-//! slice reads only the pages its records are on).
+//! serving. Then the head truncation (`series_per_step` refs a slice), the chunks_head
+//! truncation (old files removed and the cut file fsynced on the blocking thread), the WAL
+//! cut, and the checkpoint: its directory created in a task of its own (`offload_local`),
+//! each WAL segment it reads mapped on the blocking thread (`WalReader` maps segments and
+//! asks for read-ahead, so a slice's records are in the page cache), its records rewritten
+//! `records_per_step` at a time, and its close, rename and the deletion of what it folds
+//! again in a task of its own. The WAL cut writes the old segment's last page and creates
+//! the new segment's file, and leaves the fsyncs to a task of its own
+//! (`Wal::next_segment_detached`). So a step never waits for the disk while it holds the
+//! shard.
 //!
 //! Between steps appends continue, which is safe: they only carry samples at or after
 //! `head max time - range/2`, which lies after the block's max time, and series are only
-//! ever removed by the truncation step itself. Chunks are copied as they are when they lie
+//! ever removed by the truncation slices themselves. Reads between truncation slices find
+//! the truncated range both in the new block and in some head series, and merge the
+//! identical samples as they merge any overlap. Chunks are copied as they are when they lie
 //! inside the block's range and no tombstone touches them (with the head's chunk range
 //! equal to the block range they always lie inside); otherwise their remaining samples are
 //! re-encoded, as Prometheus does.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{btree_map, BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -37,14 +47,15 @@ use thiserror::Error;
 
 use crate::block::{Block, BlockChunk, BlockError, BlockMeta, BlockWriter, NewBlock};
 use crate::chunkenc::{Encoding, FloatIterator, XorChunk};
+use crate::chunks_head::ChunksHeadError;
 use crate::compaction_timings::{DurationHistogram, DurationSum};
 use crate::head::series::range_for_timestamp;
-use crate::head::{snapshot, Head, HeadChunkView, HeadError, TruncateStats};
+use crate::head::{snapshot, Head, HeadChunkView, HeadError, TruncateStats, Truncation};
 use crate::labels::symbols::SymbolId;
 use crate::labels::Labels;
 use crate::tombstones::is_deleted;
 use crate::wal::checkpoint::{segments_to_checkpoint, CheckpointStats, Checkpointer};
-use crate::wal::{SegmentFs, Wal, WalError};
+use crate::wal::{SegmentFs, Wal, WalError, WalReader};
 
 #[derive(Debug, Clone)]
 pub struct CompactionOptions {
@@ -172,8 +183,9 @@ enum Job<F: SegmentFs> {
         mint: i64,
         maxt: i64,
         writer: Box<BlockWriter>,
-        series: Vec<(Labels, u64)>,
-        next: usize,
+        /// The series still to write, in label order; each one's labels are freed as it
+        /// is written, so that no step drops them all at once.
+        series: btree_map::IntoIter<Labels, u64>,
     },
     /// Closing the block's files, one stage at a time: 0 chunk files, 1 index, 2 the rest,
     /// then the head truncation.
@@ -193,29 +205,77 @@ enum Job<F: SegmentFs> {
         maxt: i64,
         pending: Offloaded<BlockMeta>,
     },
+    /// The block is in place (`None`: the range held no sample): the head is truncated a
+    /// slice of series at a time.
+    TruncateHead {
+        maxt: i64,
+        block: Option<Box<BlockMeta>>,
+        truncation: Box<Truncation>,
+        /// When the truncation started (`prometheus_tsdb_head_gc_duration_seconds`).
+        started: Instant,
+    },
     /// After the head truncation: 0 chunks_head files, 1 the WAL cut and checkpoint start.
     TruncateFiles {
         maxt: i64,
         stage: u8,
     },
+    /// The WAL's new segment is started; the old one's fsync runs in a task of its own.
+    WalCut {
+        maxt: i64,
+        /// The WAL's first and last segment before the cut.
+        segments: (u64, u64),
+        pending: Offloaded<(), WalError>,
+    },
+    /// Old chunks_head files being removed and the cut one fsynced, on the blocking thread.
+    ReleasingFiles {
+        maxt: i64,
+        pending: Offloaded<Vec<u32>, ChunksHeadError>,
+    },
+    /// The checkpoint directory and its first segment being created, in a task of its own
+    /// (it waits for a directory fsync).
+    CheckpointStarting(Offloaded<Checkpointer<F>, WalError>),
     Checkpoint(Box<Checkpointer<F>>),
+    /// The next WAL segment being read whole for the checkpoint, on the blocking thread.
+    CheckpointLoading {
+        cp: Box<Checkpointer<F>>,
+        pending: Offloaded<WalReader, WalError>,
+    },
+    /// The checkpoint being closed (fsynced), renamed into place and the segments it folds
+    /// deleted, in a task of its own and then on the blocking thread.
+    CheckpointClosing(Offloaded<CheckpointStats, WalError>),
 }
 
 /// Work handed to the executor's blocking thread; its result lands here for a later step.
-pub(crate) type Offloaded<T> = Rc<RefCell<Option<Result<T, BlockError>>>>;
+pub(crate) type Offloaded<T, E = BlockError> = Rc<RefCell<Option<Result<T, E>>>>;
 
 /// Runs `f` on the executor's blocking thread pool, so that its fsyncs and bulk writes
 /// never stall the executor's appends and queries. One local task awaits it: steps only
 /// look at the slot, because every poll of glommio's blocking future keeps a waker (whose
 /// count is 16 bits), so a future polled at each step would overflow it.
-pub(crate) fn offload<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BlockError> + Send + 'static,
-) -> Offloaded<T> {
-    let slot: Offloaded<T> = Rc::new(RefCell::new(None));
+pub(crate) fn offload<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Offloaded<T, E> {
+    let slot: Offloaded<T, E> = Rc::new(RefCell::new(None));
     let done = slot.clone();
     let work = glommio::executor().spawn_blocking(f);
     glommio::spawn_local(async move {
         let r = work.await;
+        *done.borrow_mut() = Some(r);
+    })
+    .detach();
+    slot
+}
+
+/// Runs `fut` in a task of its own on this executor: for work that waits (for the disk,
+/// on the blocking thread) but needs nothing of the shard, so that no step holds the shard
+/// while it waits. Its result lands in the slot for a later step.
+pub(crate) fn offload_local<T: 'static, E: 'static>(
+    fut: impl Future<Output = Result<T, E>> + 'static,
+) -> Offloaded<T, E> {
+    let slot: Offloaded<T, E> = Rc::new(RefCell::new(None));
+    let done = slot.clone();
+    glommio::spawn_local(async move {
+        let r = fut.await;
         *done.borrow_mut() = Some(r);
     })
     .detach();
@@ -240,7 +300,7 @@ pub struct HeadCompactor<F: SegmentFs> {
     pub stats: CompactionStats,
 }
 
-impl<F: SegmentFs + Clone> HeadCompactor<F> {
+impl<F: SegmentFs + Clone + 'static> HeadCompactor<F> {
     pub fn new(opts: CompactionOptions) -> Self {
         HeadCompactor {
             opts,
@@ -333,7 +393,6 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 let Collected {
                     series, symbols, ..
                 } = *found;
-                let series: Vec<(Labels, u64)> = series.into_iter().collect();
                 let block = NewBlock::level1(mint, maxt);
                 let writer = Box::new(BlockWriter::create(
                     ctx.dir,
@@ -344,8 +403,7 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                     mint,
                     maxt,
                     writer,
-                    series,
-                    next: 0,
+                    series: series.into_iter(),
                 });
                 Ok(Progress::Working)
             }
@@ -353,27 +411,24 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 mint,
                 maxt,
                 mut writer,
-                series,
-                next,
+                mut series,
             } => {
-                let mut end = next;
-                loop {
-                    let until = (end + per_step).min(series.len());
-                    for (labels, r) in &series[end..until] {
-                        write_series(ctx.head, &mut writer, labels, *r, mint, maxt - 1)?;
+                let done = loop {
+                    let mut n = 0;
+                    for (labels, r) in series.by_ref().take(per_step) {
+                        write_series(ctx.head, &mut writer, &labels, r, mint, maxt - 1)?;
+                        n += 1;
                     }
-                    end = until;
-                    if end == series.len() || started.elapsed() >= budget {
-                        break;
+                    if n < per_step || started.elapsed() >= budget {
+                        break n < per_step;
                     }
-                }
-                if end < series.len() {
+                };
+                if !done {
                     self.job = Some(Job::Write {
                         mint,
                         maxt,
                         writer,
                         series,
-                        next: end,
                     });
                     return Ok(Progress::Working);
                 }
@@ -392,12 +447,8 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 if writer.stats().num_samples == 0 {
                     // Prometheus writes no empty block; dropping the writer removes it.
                     drop(writer);
-                    let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
-                    self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
-                    return Ok(Progress::HeadTruncated {
-                        block: None,
-                        truncated,
-                    });
+                    self.job = Some(start_truncation(ctx.head, maxt, None));
+                    return Ok(Progress::Working);
                 }
                 self.job = Some(match stage {
                     0 | 1 => Job::Closing {
@@ -458,60 +509,155 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
                 });
                 self.stats.blocks_written += 1;
                 // The head is truncated only now that its block is in place.
-                let truncated = self.truncate_head(ctx.dir, ctx.head, maxt)?;
-                self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
-                Ok(Progress::HeadTruncated {
-                    block: Some(Box::new(meta)),
-                    truncated,
-                })
-            }
-            Job::TruncateFiles { maxt, stage: 0 } => {
-                ctx.head
-                    .chunk_disk_mapper()
-                    .truncate(maxt)
-                    .map_err(HeadError::from)?;
-                self.job = Some(Job::TruncateFiles { maxt, stage: 1 });
+                self.job = Some(start_truncation(ctx.head, maxt, Some(Box::new(meta))));
                 Ok(Progress::Working)
             }
-            Job::TruncateFiles { maxt, .. } => {
-                let (first, last) = ctx.wal.segment_range()?;
-                ctx.wal.next_segment().await?;
-                if let Some((first, last)) = segments_to_checkpoint(first, last) {
-                    let dir = ctx.wal.dir().to_path_buf();
-                    let cp = Checkpointer::start(ctx.fs.clone(), &dir, first, last, maxt).await?;
-                    self.job = Some(Job::Checkpoint(Box::new(cp)));
-                }
-                Ok(Progress::Working)
-            }
-            Job::Checkpoint(mut cp) => {
-                let head = &*ctx.head;
-                let per_step = self.opts.records_per_step.max(1);
+            Job::TruncateHead {
+                maxt,
+                block,
+                mut truncation,
+                started: gc,
+            } => {
                 let done = loop {
-                    let done = cp.step(|r| head.series(r).is_some(), per_step).await?;
+                    let done = ctx.head.truncate_slice(&mut truncation, per_step as u64);
                     if done || started.elapsed() >= budget {
                         break done;
                     }
                 };
                 if !done {
+                    self.job = Some(Job::TruncateHead {
+                        maxt,
+                        block,
+                        truncation,
+                        started: gc,
+                    });
+                    return Ok(Progress::Working);
+                }
+                let truncated = truncation.stats;
+                self.truncation_done(ctx.dir, gc, &truncated)?;
+                self.job = Some(Job::TruncateFiles { maxt, stage: 0 });
+                Ok(Progress::HeadTruncated { block, truncated })
+            }
+            Job::TruncateFiles { maxt, stage: 0 } => {
+                let release = ctx
+                    .head
+                    .chunk_disk_mapper()
+                    .truncate_detached(maxt)
+                    .map_err(HeadError::from)?;
+                self.job = Some(Job::ReleasingFiles {
+                    maxt,
+                    pending: offload(move || release.complete()),
+                });
+                Ok(Progress::Working)
+            }
+            Job::ReleasingFiles { maxt, pending } => {
+                let Some(released) = pending.take() else {
+                    self.job = Some(Job::ReleasingFiles { maxt, pending });
+                    return Ok(Progress::Waiting);
+                };
+                released.map_err(HeadError::from)?;
+                self.job = Some(Job::TruncateFiles { maxt, stage: 1 });
+                Ok(Progress::Working)
+            }
+            Job::TruncateFiles { maxt, .. } => {
+                let segments = ctx.wal.segment_range()?;
+                let (_, pending) = ctx.wal.next_segment_detached().await?;
+                self.job = Some(Job::WalCut {
+                    maxt,
+                    segments,
+                    pending,
+                });
+                Ok(Progress::Working)
+            }
+            Job::WalCut {
+                maxt,
+                segments: (first, last),
+                pending,
+            } => {
+                let Some(cut) = pending.take() else {
+                    self.job = Some(Job::WalCut {
+                        maxt,
+                        segments: (first, last),
+                        pending,
+                    });
+                    return Ok(Progress::Waiting);
+                };
+                cut?;
+                if let Some((first, last)) = segments_to_checkpoint(first, last) {
+                    let dir = ctx.wal.dir().to_path_buf();
+                    let fs = ctx.fs.clone();
+                    self.job = Some(Job::CheckpointStarting(offload_local(async move {
+                        Checkpointer::start(fs, &dir, first, last, maxt).await
+                    })));
+                }
+                Ok(Progress::Working)
+            }
+            Job::CheckpointStarting(pending) => match pending.take() {
+                None => {
+                    self.job = Some(Job::CheckpointStarting(pending));
+                    Ok(Progress::Waiting)
+                }
+                Some(cp) => {
+                    self.job = Some(Job::Checkpoint(Box::new(cp?)));
+                    Ok(Progress::Working)
+                }
+            },
+            Job::Checkpoint(mut cp) => {
+                let head = &*ctx.head;
+                let per_step = self.opts.records_per_step.max(1);
+                let done = loop {
+                    let done = cp.step(|r| head.series(r).is_some(), per_step).await?;
+                    if done || cp.wants_load() || started.elapsed() >= budget {
+                        break done;
+                    }
+                };
+                if let Some(mut reader) = cp.take_reader_to_load() {
+                    let pending = offload(move || reader.load_next_segment().map(|_| reader));
+                    self.job = Some(Job::CheckpointLoading { cp, pending });
+                    return Ok(Progress::Working);
+                }
+                if !done {
                     self.job = Some(Job::Checkpoint(cp));
                     return Ok(Progress::Working);
                 }
-                let stats = cp.finish().await?;
+                self.job = Some(Job::CheckpointClosing(offload_local(async move {
+                    let files = (*cp).close().await?;
+                    glommio::executor()
+                        .spawn_blocking(move || files.complete())
+                        .await
+                })));
+                Ok(Progress::Working)
+            }
+            Job::CheckpointLoading { mut cp, pending } => match pending.take() {
+                None => {
+                    self.job = Some(Job::CheckpointLoading { cp, pending });
+                    Ok(Progress::Waiting)
+                }
+                Some(reader) => {
+                    cp.put_reader(reader?);
+                    self.job = Some(Job::Checkpoint(cp));
+                    Ok(Progress::Working)
+                }
+            },
+            Job::CheckpointClosing(pending) => {
+                let Some(stats) = pending.take() else {
+                    self.job = Some(Job::CheckpointClosing(pending));
+                    return Ok(Progress::Waiting);
+                };
                 self.stats.checkpoints += 1;
-                Ok(Progress::Checkpointed(stats))
+                Ok(Progress::Checkpointed(stats?))
             }
         }
     }
 
-    /// After the block is in place: the head and the snapshots describing it.
-    fn truncate_head(
+    /// After the head's last truncation slice: the counters, and the snapshots that
+    /// describe the head as it was.
+    fn truncation_done(
         &mut self,
         dir: &Path,
-        head: &mut Head,
-        mint: i64,
-    ) -> Result<TruncateStats, CompactionError> {
-        let gc = Instant::now();
-        let t = head.truncate(mint);
+        gc: Instant,
+        t: &TruncateStats,
+    ) -> Result<(), CompactionError> {
         self.stats.head_gc.observe(gc.elapsed());
         if let Some(started) = self.started.take() {
             self.stats.durations.observe(started.elapsed());
@@ -527,7 +673,21 @@ impl<F: SegmentFs + Clone> HeadCompactor<F> {
         for old in snapshot::stale_snapshots(dir, None).map_err(io("list", dir))? {
             std::fs::remove_dir_all(&old).map_err(io("remove", &old))?;
         }
-        Ok(t)
+        Ok(())
+    }
+}
+
+/// The job that truncates the head at `maxt` once its block (if any) is in place.
+fn start_truncation<F: SegmentFs>(
+    head: &mut Head,
+    maxt: i64,
+    block: Option<Box<BlockMeta>>,
+) -> Job<F> {
+    Job::TruncateHead {
+        maxt,
+        block,
+        truncation: Box::new(head.start_truncation(maxt)),
+        started: Instant::now(),
     }
 }
 

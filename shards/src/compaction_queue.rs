@@ -5,9 +5,11 @@
 //!
 //! The shard is shared with its request loop through a glommio `RwLock`: a step takes the
 //! write lock for one bounded slice of work (`CompactionOptions::step_budget`) and the
-//! task pauses briefly after each one, so an append waits for at most one slice. Block
-//! files are closed on the executor's blocking thread (`compact`'s `offload`) without the
-//! lock held. It never decides what to compact: that is `compact` and `block_compaction`.
+//! task pauses briefly after each one, so an append waits for at most one slice. What
+//! waits for the disk (closing block files, removing old chunks_head files, reading WAL
+//! segments for a checkpoint and closing it) runs on the executor's blocking thread or in
+//! a task of its own (`compact`'s `offload` and `offload_local`) without the lock held. It
+//! never decides what to compact: that is `compact` and `block_compaction`.
 //!
 //! Stopping waits for the step under way and leaves the rest to `Shard::close`, which
 //! finishes a compaction before the shard closes, so no partial block is left behind.
@@ -63,7 +65,7 @@ impl CompactionQueue {
     }
 }
 
-async fn run<F: SegmentFs + Clone>(shard: Rc<RwLock<Shard<F>>>, stop: Rc<Cell<bool>>) {
+async fn run<F: SegmentFs + Clone + 'static>(shard: Rc<RwLock<Shard<F>>>, stop: Rc<Cell<bool>>) {
     while !stop.get() {
         let step = {
             let Ok(mut s) = shard.write().await else {

@@ -161,7 +161,7 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     compactions_paused: bool,
 }
 
-impl<F: SegmentFs + Clone> Shard<F> {
+impl<F: SegmentFs + Clone + 'static> Shard<F> {
     /// Opens the shard in `dir` (created if missing) and rebuilds its head.
     pub async fn open(
         dir: &Path,

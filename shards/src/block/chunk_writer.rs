@@ -13,8 +13,10 @@
 //! A chunk's ref is `(file index, 0-based) << 32 | offset of its len field`. Files hold at
 //! most 512 MiB; like Prometheus, when one series' chunks do not fit in what is left of the
 //! current file a new file is started, so a series is split across files only when its
-//! chunks alone exceed the maximum. Each file is fsynced when finished and the directory
-//! after each new file. This file never decides which chunks a block holds.
+//! chunks alone exceed the maximum. Every file and the directory are fsynced by `close`,
+//! not as each file is finished: series are written on a shard's executor, which must not
+//! wait for the disk, and the block is only renamed into place after `close`. This file
+//! never decides which chunks a block holds.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -56,6 +58,8 @@ pub struct ChunkWriter {
     segment_size: u64,
     /// Index (0-based) of the file being written and the file itself.
     cur: Option<(u32, BufWriter<File>)>,
+    /// Files finished, written but not yet fsynced.
+    unsynced: Vec<(u32, File)>,
     next_index: u32,
     /// Bytes in the current file.
     n: u64,
@@ -72,6 +76,7 @@ impl ChunkWriter {
             dir: dir.to_path_buf(),
             segment_size: segment_size.clamp(SEGMENT_HEADER_SIZE + 1, u64::from(u32::MAX)),
             cur: None,
+            unsynced: Vec::new(),
             next_index: 0,
             n: 0,
             record: Vec::new(),
@@ -144,27 +149,31 @@ impl ChunkWriter {
         header[4] = CHUNKS_FORMAT_V1;
         f.write_all(&header)
             .map_err(BlockError::io("write", &path))?;
-        sync_dir(&self.dir)?;
         self.n = SEGMENT_HEADER_SIZE;
         self.bytes_written += SEGMENT_HEADER_SIZE;
         self.cur = Some((index, f));
         Ok(())
     }
 
+    /// Writes out the current file's buffer; the file waits for `close`'s fsync.
     fn finish_current(&mut self) -> Result<(), BlockError> {
         if let Some((index, f)) = self.cur.take() {
             let path = self.dir.join(segment_file_name(index));
             let f = f
                 .into_inner()
                 .map_err(|e| BlockError::io("write", &path)(e.into_error()))?;
-            f.sync_all().map_err(BlockError::io("fsync", &path))?;
+            self.unsynced.push((index, f));
         }
         Ok(())
     }
 
-    /// Flushes and fsyncs the last file.
+    /// Flushes the last file, then fsyncs every file and the directory.
     pub fn close(mut self) -> Result<(), BlockError> {
         self.finish_current()?;
+        for (index, f) in &self.unsynced {
+            let path = self.dir.join(segment_file_name(*index));
+            f.sync_all().map_err(BlockError::io("fsync", &path))?;
+        }
         sync_dir(&self.dir)
     }
 }

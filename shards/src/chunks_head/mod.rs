@@ -540,6 +540,15 @@ impl ChunkDiskMapper {
     /// file if it holds records, as Prometheus does on head truncation. Returns the deleted
     /// file numbers.
     pub fn truncate(&mut self, mint: i64) -> Result<Vec<u32>, ChunksHeadError> {
+        self.truncate_detached(mint)?.complete()
+    }
+
+    /// `truncate` without its waits for the disk: the old files leave the mapper and the
+    /// current file is flushed and cut, but unmapping and removing the old files and
+    /// trimming and fsyncing the cut one are left to `FileRelease::complete`, which may run
+    /// on another thread. Nothing reads the released files any more, and new chunks go to
+    /// a new file meanwhile.
+    pub fn truncate_detached(&mut self, mint: i64) -> Result<FileRelease, ChunksHeadError> {
         let cur_seq = self.cur.as_ref().map(|c| c.seq);
         let doomed: Vec<u32> = self
             .files
@@ -547,22 +556,25 @@ impl ChunkDiskMapper {
             .take_while(|&(&seq, f)| Some(seq) != cur_seq && f.max_t < mint)
             .map(|(&seq, _)| seq)
             .collect();
-        for &seq in &doomed {
-            let path = file_path(&self.dir, seq);
-            self.files.remove(&seq);
-            fs::remove_file(&path).map_err(io_err("remove", &path))?;
-        }
-        if !doomed.is_empty() {
-            sync_dir(&self.dir)?;
+        let mut release = FileRelease {
+            dir: self.dir.clone(),
+            deleted: Vec::with_capacity(doomed.len()),
+            finished: None,
+        };
+        for seq in doomed {
+            if let Some(f) = self.files.remove(&seq) {
+                release.deleted.push((seq, f.map));
+            }
         }
         if self
             .cur
             .as_ref()
             .is_some_and(|c| c.flushed + self.buf.len() as u64 > FILE_HEADER_SIZE as u64)
         {
-            self.cut_file()?;
+            self.flush()?;
+            release.finished = self.cur.take();
         }
-        Ok(doomed)
+        Ok(release)
     }
 
     /// File numbers present, oldest first.
@@ -579,17 +591,10 @@ impl ChunkDiskMapper {
             return Ok(());
         }
         self.flush()?;
-        let Some(cur) = self.cur.take() else {
-            return Ok(());
-        };
-        let path = file_path(&self.dir, cur.seq);
-        // Drop the preallocated tail; the mapping stays valid for the bytes below `flushed`,
-        // which are all that is ever read from it.
-        cur.file
-            .set_len(cur.flushed)
-            .map_err(io_err("truncate", &path))?;
-        cur.file.sync_all().map_err(io_err("fsync", &path))?;
-        Ok(())
+        match self.cur.take() {
+            Some(cur) => finish_file(&self.dir, cur),
+            None => Ok(()),
+        }
     }
 
     fn start_file(&mut self) -> Result<(), ChunksHeadError> {
@@ -660,6 +665,51 @@ impl std::fmt::Debug for ChunkDiskMapper {
             .field("buffered", &self.buf.len())
             .finish()
     }
+}
+
+/// What `ChunkDiskMapper::truncate_detached` leaves to do on disk. `Send`, so that it can
+/// run where waiting for the disk stalls nobody. Dropped without `complete`, the old files
+/// stay on disk until the next truncation or start-up deletes them, and the cut file keeps
+/// its preallocated tail, which start-up trims.
+#[must_use]
+pub struct FileRelease {
+    dir: PathBuf,
+    /// Files to delete, with their mappings, unmapped just before.
+    deleted: Vec<(u32, Mmap)>,
+    /// The file just cut, all its records flushed.
+    finished: Option<CurrentFile>,
+}
+
+impl FileRelease {
+    /// Unmaps and removes the old files (then fsyncs the directory), and trims the cut file
+    /// to its records and fsyncs it. Returns the deleted file numbers.
+    pub fn complete(self) -> Result<Vec<u32>, ChunksHeadError> {
+        let mut deleted = Vec::with_capacity(self.deleted.len());
+        for (seq, map) in self.deleted {
+            // Unmapped first, so that the space is freed as the file goes.
+            drop(map);
+            let path = file_path(&self.dir, seq);
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            deleted.push(seq);
+        }
+        if !deleted.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        if let Some(cur) = self.finished {
+            finish_file(&self.dir, cur)?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// Trims a finished file's preallocated tail and fsyncs it. Its mapping stays valid for
+/// the bytes below `flushed`, which are all that is ever read from it.
+fn finish_file(dir: &Path, cur: CurrentFile) -> Result<(), ChunksHeadError> {
+    let path = file_path(dir, cur.seq);
+    cur.file
+        .set_len(cur.flushed)
+        .map_err(io_err("truncate", &path))?;
+    cur.file.sync_all().map_err(io_err("fsync", &path))
 }
 
 fn file_path(dir: &Path, seq: u32) -> PathBuf {

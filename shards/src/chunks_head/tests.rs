@@ -362,6 +362,42 @@ fn truncate_deletes_an_old_prefix_and_cuts() {
     assert_eq!(report.files, 4);
 }
 
+#[test]
+fn a_detached_truncation_releases_files_when_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, _) = ChunkDiskMapper::open_with(dir.path(), small()).unwrap();
+    let d = xor(2, 0);
+    for (i, maxt) in [100, 300].into_iter().enumerate() {
+        m.write_chunk(i as u64 + 1, 0, maxt, Encoding::Xor, &d)
+            .unwrap();
+        m.cut_file().unwrap();
+    }
+    let kept = m.write_chunk(9, 0, 400, Encoding::Xor, &d).unwrap();
+    let release = m.truncate_detached(250).unwrap();
+    // The mapper is done with file 1 at once; the file itself goes with `complete`, and
+    // chunks written meanwhile go to a new file.
+    assert_eq!(m.file_numbers().collect::<Vec<_>>(), [2, 3]);
+    assert!(dir.path().join("000001").exists());
+    let next = m.write_chunk(10, 0, 500, Encoding::Xor, &d).unwrap();
+    assert_eq!(unpack_chunk_disk_ref(next).0, 4);
+    assert_eq!(
+        std::thread::spawn(|| release.complete())
+            .join()
+            .unwrap()
+            .unwrap(),
+        [1]
+    );
+    assert!(!dir.path().join("000001").exists());
+    assert_eq!(
+        (m.chunk(kept).unwrap(), m.chunk(next).unwrap()),
+        (&d[..], &d[..])
+    );
+    m.close().unwrap();
+    let (m, report) = ChunkDiskMapper::open_with(dir.path(), small()).unwrap();
+    assert_eq!((report.files, report.truncated_tails), (3, 0), "{report:?}");
+    assert_eq!(all(&m).len(), 3);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Write {

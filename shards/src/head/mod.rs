@@ -20,7 +20,7 @@ mod series_set;
 pub mod snapshot;
 
 pub use append::{AppendBatch, AppendOutcome, BatchSample, Prepared, SeriesKey};
-pub use compaction::{HeadChunkView, TruncateStats};
+pub use compaction::{HeadChunkView, TruncateStats, Truncation};
 pub use read::SeriesSamples;
 pub use replay::ReplayStats;
 pub use series::{AppendRefusal, MemSeries, MmappedChunk};

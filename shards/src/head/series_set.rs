@@ -73,14 +73,6 @@ impl SeriesSet {
             .filter_map(|(i, s)| s.as_ref().map(|s| (i as u64 + 1, s)))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut MemSeries)> {
-        self.pages
-            .iter_mut()
-            .flat_map(|page| page.iter_mut())
-            .enumerate()
-            .filter_map(|(i, s)| s.as_mut().map(|s| (i as u64 + 1, s)))
-    }
-
     /// Bytes of the pages' slots, without what each series holds on the heap.
     pub fn slot_bytes(&self) -> usize {
         self.pages.len() * PAGE * std::mem::size_of::<Option<MemSeries>>()

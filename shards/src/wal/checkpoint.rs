@@ -11,11 +11,14 @@
 //! checkpoints deleted. A crash at any point leaves either the old state or the new one.
 //!
 //! Work is done in steps of a bounded number of records (`step`), so that the shard can
-//! interleave appends; this file never decides which series are alive (the caller's
-//! `keep` does) or when to checkpoint.
+//! interleave appends; a step stops where the next WAL segment must be read whole, which a
+//! caller on an executor does on another thread (`take_reader_to_load`), and the close is
+//! split likewise (`close`, then `CheckpointFiles::complete`). This file never decides
+//! which series are alive (the caller's `keep` does) or when to checkpoint.
 
 use std::path::{Path, PathBuf};
 
+use super::reader::Next;
 use super::record::{self, RefSample, RefSeries, Stone};
 use super::{
     checkpoint_name, last_checkpoint, list_segments, SegmentFs, Wal, WalError, WalOptions,
@@ -62,7 +65,19 @@ pub struct Checkpointer<F: SegmentFs> {
     samples: Vec<RefSample>,
     stones: Vec<Stone>,
     done: bool,
+    /// The next record lies in a segment not read yet (see `take_reader_to_load`).
+    load_wanted: bool,
     pub stats: CheckpointStats,
+}
+
+/// The file work that completes a checkpoint once its writer is closed: the rename into
+/// place and the deletion of what it replaces. Plain blocking calls, `Send`, so that it
+/// can run off the executor.
+pub struct CheckpointFiles {
+    wal_dir: PathBuf,
+    tmp: PathBuf,
+    last: u64,
+    stats: CheckpointStats,
 }
 
 impl<F: SegmentFs> Checkpointer<F> {
@@ -104,6 +119,7 @@ impl<F: SegmentFs> Checkpointer<F> {
             samples: Vec::new(),
             stones: Vec::new(),
             done: false,
+            load_wanted: false,
             stats: CheckpointStats {
                 index: last,
                 ..Default::default()
@@ -111,8 +127,32 @@ impl<F: SegmentFs> Checkpointer<F> {
         })
     }
 
+    /// Whether the last `step` stopped at a segment not read yet. Reading it is a blocking
+    /// read of a whole file; a caller on an executor takes the reader out
+    /// (`take_reader_to_load`), reads it elsewhere and puts it back (`put_reader`). If
+    /// nobody does, the next `step` reads it itself.
+    pub fn wants_load(&self) -> bool {
+        self.load_wanted
+    }
+
+    /// The reader whose next segment must be read (`WalReader::load_next_segment`), taken
+    /// out until `put_reader`; `None` unless `wants_load`.
+    pub fn take_reader_to_load(&mut self) -> Option<WalReader> {
+        if !self.load_wanted {
+            return None;
+        }
+        self.load_wanted = false;
+        self.readers.pop()
+    }
+
+    /// Puts back the reader `take_reader_to_load` gave out.
+    pub fn put_reader(&mut self, reader: WalReader) {
+        self.readers.push(reader);
+    }
+
     /// Reads and rewrites up to `max_records` records; `keep(ref)` says whether a series is
-    /// still in the head. Returns true once every record has been read.
+    /// still in the head. Returns true once every record has been read. Stops early at a
+    /// segment not read yet (`wants_load`).
     pub async fn step(
         &mut self,
         keep: impl Fn(u64) -> bool,
@@ -128,9 +168,19 @@ impl<F: SegmentFs> Checkpointer<F> {
                 self.done = true;
                 break;
             };
-            let Some(rec) = reader.next_record()? else {
-                self.readers.pop();
-                continue;
+            if std::mem::take(&mut self.load_wanted) {
+                reader.load_next_segment()?;
+            }
+            let rec = match reader.next_loaded_record()? {
+                Next::Record(rec) => rec,
+                Next::Load => {
+                    self.load_wanted = true;
+                    break;
+                }
+                Next::End => {
+                    self.readers.pop();
+                    continue;
+                }
             };
             self.stats.records_read += 1;
             let start = self.buf.len();
@@ -210,10 +260,29 @@ impl<F: SegmentFs> Checkpointer<F> {
 
     /// Closes and renames the checkpoint into place, then deletes the segments it folds
     /// and older checkpoints. Call once `step` returned true.
-    pub async fn finish(mut self) -> Result<CheckpointStats, WalError> {
+    pub async fn finish(self) -> Result<CheckpointStats, WalError> {
+        self.close().await?.complete()
+    }
+
+    /// The first part of `finish`: the checkpoint's writer closed (fsynced). The rest is
+    /// `CheckpointFiles::complete`.
+    pub async fn close(mut self) -> Result<CheckpointFiles, WalError> {
         if let Some(w) = self.writer.take() {
             w.close().await?;
         }
+        Ok(CheckpointFiles {
+            wal_dir: self.wal_dir,
+            tmp: self.tmp,
+            last: self.last,
+            stats: self.stats,
+        })
+    }
+}
+
+impl CheckpointFiles {
+    /// Renames the closed checkpoint into place, then deletes the segments it folds and
+    /// older checkpoints.
+    pub fn complete(mut self) -> Result<CheckpointStats, WalError> {
         let dst = self.wal_dir.join(checkpoint_name(self.last));
         if dst.exists() {
             std::fs::remove_dir_all(&dst).map_err(|e| WalError::io("removing", &dst, e))?;

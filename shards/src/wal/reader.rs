@@ -7,9 +7,9 @@
 //! cost a fresh buffer's page faults and zeroing as well as the copy. Nothing truncates a
 //! segment while a reader maps it (`repair` runs after the reader is dropped; the writer
 //! only appends to the segment it writes, which readers of a running WAL never read). The
-//! reader never
-//! repairs and never skips: the first anomaly ends the read with `WalError::Corruption`
-//! located at the end of the last good record, which is exactly where `repair` cuts.
+//! reader never repairs and never skips: the first anomaly ends the read with
+//! `WalError::Corruption` located at the end of the last good record, which is exactly where
+//! `repair` cuts.
 //! Records that span pages are copied once into a reassembly buffer; single-fragment
 //! records are returned in place.
 
@@ -84,74 +84,119 @@ impl WalReader {
     /// The next record, `None` at the end of the last segment.
     pub fn next_record(&mut self) -> Result<Option<&[u8]>, WalError> {
         loop {
-            let Some(segment) = self.current else {
-                if !self.load_next()? {
-                    return Ok(None);
-                }
-                continue;
-            };
-            let start = self.pos;
-            let corrupt = |reason: String| WalError::Corruption {
-                segment,
-                offset: start as u64,
-                reason,
-            };
-            let data: &[u8] = self.data.as_deref().unwrap_or_default();
-            let found = match next_fragmented(data, &mut self.pos, &mut self.assembled) {
-                Ok(Some(found)) => found,
-                Ok(None) => {
-                    self.current = None;
-                    continue;
-                }
-                Err(e) => {
-                    self.pos = start;
-                    return Err(match e {
-                        FragmentError::Corrupt(reason) => corrupt(reason),
-                        FragmentError::Zstd(flags) => WalError::UnsupportedCompression {
-                            segment,
-                            offset: start as u64,
-                            flags,
-                        },
-                    });
-                }
-            };
-            self.record_start = start;
-            let (bytes, flags) = match found {
-                Found::InPlace(range, flags) => {
-                    let data: &[u8] = self.data.as_deref().unwrap_or_default();
-                    (&data[range], flags)
-                }
-                Found::Assembled(flags) => (&self.assembled[..], flags),
-            };
-            if flags & SNAPPY_FLAG == 0 {
-                return Ok(Some(bytes));
-            }
-            let len = match snap::raw::decompress_len(bytes) {
-                Ok(len) => len,
-                Err(e) => {
-                    self.pos = start;
-                    return Err(corrupt(format!("snappy-compressed record: {e}")));
-                }
-            };
-            // Snappy expands at most ~21x: a larger claim is garbage and must not allocate.
-            if len > bytes.len().saturating_mul(32) + 64 {
-                self.pos = start;
-                return Err(corrupt(format!(
-                    "snappy-compressed record of {} bytes claims {len} bytes",
-                    bytes.len()
-                )));
-            }
-            self.decompressed.clear();
-            self.decompressed.resize(len, 0);
-            match self.snappy.decompress(bytes, &mut self.decompressed) {
-                Ok(n) => self.decompressed.truncate(n),
-                Err(e) => {
-                    self.pos = start;
-                    return Err(corrupt(format!("snappy-compressed record: {e}")));
+            match self.advance()? {
+                Some(found) => return self.record_bytes(found).map(Some),
+                None => {
+                    if !self.load_next()? {
+                        return Ok(None);
+                    }
                 }
             }
-            return Ok(Some(&self.decompressed));
         }
+    }
+
+    /// `next_record` without opening a file: `Next::Load` when the next record lies in a
+    /// segment not loaded yet, which `load_next_segment` then maps (opening and mapping a
+    /// file blocks, so a caller on an executor runs it on another thread; the mapping asks
+    /// for the whole segment to be read ahead there, so the records' page faults on the
+    /// executor find it in the page cache).
+    pub fn next_loaded_record(&mut self) -> Result<Next<'_>, WalError> {
+        match self.advance()? {
+            Some(found) => self.record_bytes(found).map(Next::Record),
+            None if self.next < self.segments.len() => Ok(Next::Load),
+            None => Ok(Next::End),
+        }
+    }
+
+    /// Maps the next segment and starts reading it ahead; false when there is none.
+    pub fn load_next_segment(&mut self) -> Result<bool, WalError> {
+        let loaded = self.load_next()?;
+        if let Some(map) = &self.data {
+            // Only a hint: without it the records are still read, by page faults.
+            let _ = map.advise(Advice::WillNeed);
+        }
+        Ok(loaded)
+    }
+
+    /// Finds the next record in the loaded segment; `None` when it has no more (or none is
+    /// loaded).
+    fn advance(&mut self) -> Result<Option<Found>, WalError> {
+        let Some(segment) = self.current else {
+            return Ok(None);
+        };
+        let start = self.pos;
+        let data: &[u8] = self.data.as_deref().unwrap_or_default();
+        match next_fragmented(data, &mut self.pos, &mut self.assembled) {
+            Ok(Some(found)) => {
+                self.record_start = start;
+                Ok(Some(found))
+            }
+            Ok(None) => {
+                self.current = None;
+                Ok(None)
+            }
+            Err(e) => {
+                self.pos = start;
+                Err(match e {
+                    FragmentError::Corrupt(reason) => WalError::Corruption {
+                        segment,
+                        offset: start as u64,
+                        reason,
+                    },
+                    FragmentError::Zstd(flags) => WalError::UnsupportedCompression {
+                        segment,
+                        offset: start as u64,
+                        flags,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The bytes of the record `advance` found, decompressed if flagged.
+    fn record_bytes(&mut self, found: Found) -> Result<&[u8], WalError> {
+        let start = self.record_start;
+        let segment = self.current.unwrap_or_default();
+        let corrupt = |reason: String| WalError::Corruption {
+            segment,
+            offset: start as u64,
+            reason,
+        };
+        let (bytes, flags) = match found {
+            Found::InPlace(range, flags) => {
+                let data: &[u8] = self.data.as_deref().unwrap_or_default();
+                (&data[range], flags)
+            }
+            Found::Assembled(flags) => (&self.assembled[..], flags),
+        };
+        if flags & SNAPPY_FLAG == 0 {
+            return Ok(bytes);
+        }
+        let len = match snap::raw::decompress_len(bytes) {
+            Ok(len) => len,
+            Err(e) => {
+                self.pos = start;
+                return Err(corrupt(format!("snappy-compressed record: {e}")));
+            }
+        };
+        // Snappy expands at most ~21x: a larger claim is garbage and must not allocate.
+        if len > bytes.len().saturating_mul(32) + 64 {
+            self.pos = start;
+            return Err(corrupt(format!(
+                "snappy-compressed record of {} bytes claims {len} bytes",
+                bytes.len()
+            )));
+        }
+        self.decompressed.clear();
+        self.decompressed.resize(len, 0);
+        match self.snappy.decompress(bytes, &mut self.decompressed) {
+            Ok(n) => self.decompressed.truncate(n),
+            Err(e) => {
+                self.pos = start;
+                return Err(corrupt(format!("snappy-compressed record: {e}")));
+            }
+        }
+        Ok(&self.decompressed)
     }
 
     /// The segment of the last record read (or being read).
@@ -237,6 +282,16 @@ fn map_segment(path: &Path) -> Result<Option<Mmap>, WalError> {
     // Readahead of a file not in the page cache; advice is only a hint.
     let _ = map.advise(Advice::Sequential);
     Ok(Some(map))
+}
+
+/// What `WalReader::next_loaded_record` found.
+#[derive(Debug)]
+pub enum Next<'a> {
+    Record(&'a [u8]),
+    /// The next record lies in a segment not loaded yet.
+    Load,
+    /// No record is left.
+    End,
 }
 
 /// Where the record just read lies, and its compression flags.
@@ -421,7 +476,28 @@ pub(crate) mod tests {
             write_segments(dir.path(), 3, &segments);
             let (got, err) = read_all(dir.path());
             prop_assert!(err.is_none(), "{:?}", err);
-            prop_assert_eq!(got, records);
+            prop_assert_eq!(&got, &records);
+            // Loading each segment on request (as a checkpoint does, on another thread)
+            // reads the same records.
+            let mut r = WalReader::open(dir.path()).unwrap();
+            let (mut again, mut loads) = (Vec::new(), 0);
+            loop {
+                match r.next_loaded_record().unwrap() {
+                    Next::Record(rec) => again.push(rec.to_vec()),
+                    Next::Load => {
+                        loads += 1;
+                        r = std::thread::spawn(move || {
+                            assert!(r.load_next_segment().unwrap());
+                            r
+                        })
+                        .join()
+                        .unwrap();
+                    }
+                    Next::End => break,
+                }
+            }
+            prop_assert_eq!(again, records);
+            prop_assert_eq!(loads, segments.len());
         }
     }
 

@@ -31,7 +31,7 @@ pub trait SegmentFile {
 
 /// Creates segment files and makes directory entries durable.
 pub trait SegmentFs {
-    type File: SegmentFile;
+    type File: SegmentFile + 'static;
 
     async fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
 

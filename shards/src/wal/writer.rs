@@ -16,9 +16,11 @@
 use super::page::{append_record, pad_page, record_fits, DEFAULT_SEGMENT_SIZE, PAGE_SIZE};
 use super::segment_file::{SegmentFile, SegmentFs};
 use super::{list_segments, segment_path, WalError};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 #[derive(Debug, Clone)]
 pub struct WalOptions {
@@ -80,7 +82,13 @@ pub struct Wal<F: SegmentFs> {
     sync_owed: bool,
     /// What made the last flush fail; `log` refuses while it is set.
     failure: Option<String>,
+    /// A segment switch whose fsyncs are still running (`next_segment_detached`), and where
+    /// their outcome lands.
+    switching: Option<(glommio::Task<()>, SwitchOutcome)>,
 }
+
+/// Where the fsyncs of a detached segment switch report: empty while they run.
+pub type SwitchOutcome = Rc<RefCell<Option<Result<(), WalError>>>>;
 
 impl<F: SegmentFs> Wal<F> {
     /// Opens the WAL in `dir`, creating the directory, and starts a new segment after the
@@ -108,6 +116,7 @@ impl<F: SegmentFs> Wal<F> {
             dir_sync_owed: false,
             sync_owed: false,
             failure: None,
+            switching: None,
         };
         wal.ensure_file().await?;
         Ok(wal)
@@ -141,8 +150,9 @@ impl<F: SegmentFs> Wal<F> {
         self.settle(r)
     }
 
-    /// Flushes, then fsyncs the current segment.
+    /// Flushes, then fsyncs the current segment (and waits for a detached switch's fsyncs).
     pub async fn sync(&mut self) -> Result<(), WalError> {
+        self.wait_for_switch().await?;
         self.sync_owed = true;
         let r = self.flush_inner().await;
         self.settle(r)
@@ -164,6 +174,7 @@ impl<F: SegmentFs> Wal<F> {
     /// written by then (after a persisting failure) are lost, as they were never
     /// acknowledged.
     pub async fn close(mut self) -> Result<(), WalError> {
+        self.wait_for_switch().await?;
         let end = self.current.end();
         pad_page(&mut self.current.bytes, end);
         self.sync_owed = true;
@@ -175,6 +186,111 @@ impl<F: SegmentFs> Wal<F> {
                 .map_err(|e| WalError::io("closing WAL segment", &path, e))?;
         }
         Ok(())
+    }
+
+    /// `next_segment` without waiting for the disk, for a caller that must not stall the
+    /// appends (a head compaction): the current segment is completed (its last page padded
+    /// and written) and the next one's file created at once, while the old segment's fsync
+    /// and close and the directory's fsync run in a task of their own, whose outcome lands
+    /// in the returned slot. As Prometheus does, records logged meanwhile go to the new
+    /// segment and are acknowledged once written to its file; `sync` and `close` first wait
+    /// for the task, so that what they promise still holds. With older segments still
+    /// unwritten (after a failed flush) it is `next_segment`, outcome included.
+    pub async fn next_segment_detached(&mut self) -> Result<(u64, SwitchOutcome), WalError>
+    where
+        F: Clone + 'static,
+    {
+        self.wait_for_switch().await?;
+        if !self.sealed.is_empty() || self.file.is_none() {
+            let index = self.next_segment().await?;
+            return Ok((index, Rc::new(RefCell::new(Some(Ok(()))))));
+        }
+        if let Some(cause) = &self.failure {
+            return Err(WalError::Failed {
+                cause: cause.clone(),
+            });
+        }
+        self.roll();
+        let r = self.write_sealed_and_cut().await;
+        self.settle(r)?;
+        // The new file first: if that fails, the old segment is still the oldest unfinished
+        // one, and the next flush finishes it as usual.
+        let new = match self.create_current_file().await {
+            Ok(f) => f,
+            Err(e) => {
+                self.settle(Err(e))?;
+                return Err(WalError::Failed {
+                    cause: "creating the next WAL segment".into(),
+                });
+            }
+        };
+        let Some(old) = self.file.replace(new) else {
+            return Err(WalError::Failed {
+                cause: "no file for the finished segment".into(),
+            });
+        };
+        let old_index = self.current.index - 1;
+        self.sealed.pop_front();
+        let outcome: SwitchOutcome = Rc::new(RefCell::new(None));
+        let (fs, dir, done) = (self.fs.clone(), self.dir.clone(), outcome.clone());
+        let task = glommio::spawn_local(async move {
+            let old_path = segment_path(&dir, old_index);
+            let r = async {
+                old.sync()
+                    .await
+                    .map_err(|e| WalError::io("syncing WAL segment", &old_path, e))?;
+                old.close()
+                    .await
+                    .map_err(|e| WalError::io("closing WAL segment", &old_path, e))?;
+                fs.sync_dir(&dir)
+                    .await
+                    .map_err(|e| WalError::io("syncing WAL directory", &dir, e))
+            }
+            .await;
+            *done.borrow_mut() = Some(r);
+        });
+        self.switching = Some((task, outcome.clone()));
+        Ok((self.current.index, outcome))
+    }
+
+    /// Writes the sealed segment's unwritten bytes (the switch's first half).
+    async fn write_sealed_and_cut(&mut self) -> Result<(), WalError> {
+        let (Some(file), Some(tail)) = (&self.file, self.sealed.front_mut()) else {
+            return Ok(());
+        };
+        let path = segment_path(&self.dir, tail.index);
+        write_tail(file, tail)
+            .await
+            .map_err(|e| WalError::io("writing WAL segment", &path, e))
+    }
+
+    /// Creates the current segment's file; its directory entry is made durable by the
+    /// switch's task.
+    async fn create_current_file(&mut self) -> Result<F::File, WalError> {
+        let path = segment_path(&self.dir, self.current.index);
+        self.fs
+            .create(&path)
+            .await
+            .map_err(|e| WalError::io("creating WAL segment", &path, e))
+    }
+
+    /// Waits for a detached switch's fsyncs; their failure is this call's.
+    async fn wait_for_switch(&mut self) -> Result<(), WalError> {
+        let Some((task, outcome)) = self.switching.take() else {
+            return Ok(());
+        };
+        task.await;
+        let failed = outcome
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.as_ref().err())
+            .map(|e| e.to_string());
+        match failed {
+            Some(e) => Err(WalError::Failed {
+                cause: format!("finishing the previous segment: {e}"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// End of everything logged: the position a head snapshot taken after a flush names.
@@ -544,6 +660,44 @@ mod tests {
         let (got, err) = read_all(dir.path());
         assert!(err.is_none(), "{err:?}");
         assert_eq!(got, records);
+    }
+
+    #[test]
+    fn a_detached_switch_fsyncs_the_old_segment_in_a_task_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().to_path_buf();
+        run(move || async move {
+            let (fs, faults) = FaultFs::new(PageCacheFs);
+            let mut wal = Wal::open(fs, &p, small()).await.unwrap();
+            wal.log(&[b"a"]).unwrap();
+            wal.flush().await.unwrap();
+            let (segment, outcome) = wal.next_segment_detached().await.unwrap();
+            assert_eq!((segment, faults.syncs()), (1, 0));
+            // Records are acknowledged in the new segment before the old one is fsynced.
+            wal.log(&[b"b"]).unwrap();
+            wal.flush().await.unwrap();
+            // A sync waits for the switch's fsync before its own.
+            wal.sync().await.unwrap();
+            assert!(matches!(*outcome.borrow(), Some(Ok(()))));
+            assert_eq!(faults.syncs(), 2);
+            // A failed fsync lands in the outcome and fails the next sync.
+            faults.fail_syncs(libc::EIO);
+            let (_, outcome) = wal.next_segment_detached().await.unwrap();
+            assert!(wal.sync().await.is_err());
+            assert!(matches!(*outcome.borrow(), Some(Err(WalError::Io { .. }))));
+            faults.heal();
+            wal.log(&[b"c"]).unwrap();
+            wal.close().await.unwrap();
+        });
+        let (got, err) = read_all(dir.path());
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        let segments: Vec<u64> = list_segments(dir.path())
+            .unwrap()
+            .iter()
+            .map(|s| s.index)
+            .collect();
+        assert_eq!(segments, [0, 1, 2]);
     }
 
     /// A crash (the writer dropped without close) loses only what was not flushed; the torn
