@@ -181,6 +181,36 @@ impl<'a> Querier<'a> {
         Ok(merge(parts, |p| p.0))
     }
 
+    /// As `samples_with_starts`, each sample handed to `push` instead: a series with one
+    /// source, the usual case, is decoded straight into the caller's buffers with no list
+    /// of its own.
+    pub fn for_each_sample(
+        &self,
+        s: &QuerySeries,
+        mut push: impl FnMut(i64, f64, i64),
+    ) -> Result<(), QueryError> {
+        match s.sources.as_slice() {
+            [Source::Block(i, r, metas)] => {
+                let mut it = self.blocks[*i].samples(*r, metas, self.mint, self.maxt)?;
+                while let Some((t, v)) = it.next_checked()? {
+                    push(t, v, 0);
+                }
+            }
+            [Source::Head(r)] => {
+                let mut it = self.head.samples(*r, self.mint, self.maxt)?;
+                while let Some((t, v)) = it.next_checked()? {
+                    push(t, v, it.start_timestamp());
+                }
+            }
+            _ => {
+                for (t, v, st) in self.samples_with_starts(s)? {
+                    push(t, v, st);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sorted label names of the series matching `matchers` in the head and the blocks
     /// overlapping the range (Prometheus does not look at chunk times here); with no
     /// matcher, read from the indexes' label tables, no series visited.

@@ -14,6 +14,8 @@ use shards::labels::Labels;
 
 use super::error::QueryError;
 use super::eval::agg_state::{AggOp, AggState};
+use super::eval::aggregate::GroupStates;
+use super::eval::group_fold::GroupFold;
 use super::eval::{prefetch, Evaluator, PushedLeaf, Shared};
 use super::plan::Combine;
 use super::source::RawSeries;
@@ -144,31 +146,114 @@ impl LeafQuery {
                 let input = ev.eval_vector(&a.expr)?;
                 ev.aggregate_states(op, without, &grouping, &input)
             })?;
-        let mut out = LeafResult {
-            annotations: part.annotations,
-            held_below: held,
-            ..LeafResult::default()
-        };
-        out.annotations.merge(annotations);
-        for g in groups {
-            out.order.push(g.first_input);
-            out.states.push(g.points.iter().map(|p| p.1).collect());
-            out.series.push(Series {
-                points: g
-                    .points
-                    .iter()
-                    .map(|&(t, st)| FPoint {
-                        t,
-                        f: st.finish(op),
-                    })
-                    .collect(),
-                labels: g.labels,
-                drop_name: g.drop_name,
-            });
-        }
-        Ok(out)
+        let mut annotations_all = part.annotations;
+        annotations_all.merge(annotations);
+        Ok(partial_states(op, groups, annotations_all, held))
     }
 
+    /// Where the answers of the per-series part go batch by batch (see `LeafParts`).
+    pub fn parts(&self) -> LeafParts {
+        let fold = match (&self.expr, self.combine) {
+            (Expr::Aggregate(a), Combine::Merge(op)) => {
+                let (without, grouping) = grouping_of(a);
+                Some((op, GroupFold::new(op, without, &grouping, 1)))
+            }
+            _ => None,
+        };
+        LeafParts {
+            fold,
+            reselect: self.combine == Combine::Reselect,
+            part: LeafResult::default(),
+        }
+    }
+
+    /// The leaf's answer from all its batches' answers, `held` samples held in all: what
+    /// `finish` gives for the batches' answers concatenated.
+    pub fn finish_parts(&self, parts: LeafParts, held: usize) -> Result<LeafResult, QueryError> {
+        let Some((op, fold)) = parts.fold else {
+            return self.finish(parts.part, held);
+        };
+        let groups = fold.finish();
+        let n: usize = groups.iter().map(|g| g.points.len()).sum();
+        // Charged as `finish` charges the groups, over what the batches held.
+        self.run(&HashMap::new(), HashMap::new(), held, |ev| {
+            ev.sh.check_deadline()?;
+            ev.sh.charge(n)
+        })?;
+        Ok(partial_states(op, groups, parts.part.annotations, held))
+    }
+}
+
+/// Series kept for a selecting aggregation (`topk`, ...) before they are picked from.
+const RESELECT_AT: usize = 2048;
+
+/// A leaf's answers over batches of series in label order, as they come: a partial
+/// aggregation's states are folded at once (the batch's series are dropped); a selecting
+/// aggregation picks from what it holds whenever that grows past `RESELECT_AT` series and
+/// keeps only the picks; anything else is kept whole for `finish`.
+///
+/// Picking early gives the same picks: what a subset of the series does not pick at a step is
+/// not picked from the whole either (more series only add competitors for `topk`/`bottomk`,
+/// and `limitk`/`limit_ratio` pick by input order or by each series alone), and the picks
+/// taken again in label order before the next batch's series keep the input order that
+/// breaks ties. Each pick is charged no more than picking once from everything charges.
+pub struct LeafParts {
+    fold: Option<(AggOp, GroupFold)>,
+    reselect: bool,
+    part: LeafResult,
+}
+
+impl LeafParts {
+    /// The answer of the per-series part of `q` over the next batch.
+    pub fn add(&mut self, q: &LeafQuery, part: LeafResult) -> Result<(), QueryError> {
+        self.part.annotations.merge(part.annotations);
+        match &mut self.fold {
+            Some((_, fold)) => fold.add(&part.series),
+            None => self.part.series.extend(part.series),
+        }
+        if self.reselect && self.part.series.len() > RESELECT_AT {
+            let (mut picks, annotations) = q.reselect(std::mem::take(&mut self.part.series))?;
+            picks.sort_by(|a, b| a.labels.cmp(&b.labels));
+            self.part.series = picks;
+            self.part.annotations.merge(annotations);
+        }
+        Ok(())
+    }
+}
+
+/// A partial aggregation's answer: each group's states, with each state finished as the
+/// group's value where this part is the only one.
+fn partial_states(
+    op: AggOp,
+    groups: Vec<GroupStates>,
+    annotations: Annotations,
+    held: usize,
+) -> LeafResult {
+    let mut out = LeafResult {
+        annotations,
+        held_below: held,
+        ..LeafResult::default()
+    };
+    for g in groups {
+        out.order.push(g.first_input);
+        out.states.push(g.points.iter().map(|p| p.1).collect());
+        out.series.push(Series {
+            points: g
+                .points
+                .iter()
+                .map(|&(t, st)| FPoint {
+                    t,
+                    f: st.finish(op),
+                })
+                .collect(),
+            labels: g.labels,
+            drop_name: g.drop_name,
+        });
+    }
+    out
+}
+
+impl LeafQuery {
     /// The leaf's aggregation over the shards' picks (in label order, the router-only input
     /// order): the router's half of `Combine::Reselect`.
     fn reselect(&self, picks: Matrix) -> Result<(Matrix, Annotations), QueryError> {

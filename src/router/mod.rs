@@ -8,6 +8,7 @@
 pub mod append_outbox;
 pub mod protocol;
 pub mod shard_admin;
+pub mod shard_leaf;
 pub mod shard_link;
 pub mod shard_service;
 

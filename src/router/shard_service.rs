@@ -28,13 +28,10 @@ use super::protocol::{
     TsdbStatus,
 };
 use super::shard_admin;
+use super::shard_leaf::{eval_leaf, head_alone_from};
 use crate::flags::LogLevel;
 use crate::log::log;
-use crate::promql::error::QueryError;
-use crate::promql::leaf::{LeafQuery, LeafResult};
-use crate::promql::source::RawSeries;
 use crate::promql::value::FPoint;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Batches taken from the queue for one WAL write at most (more when one message holds
@@ -380,68 +377,6 @@ impl ShardService {
             }
         }
     }
-}
-
-/// Series a leaf is evaluated over between two yields: evaluation is synchronous, so the
-/// shard's appends wait at most this many series' worth of it.
-const LEAF_BATCH: usize = 256;
-
-/// A PromQL leaf over this shard's series: its selections read like `Select`, then the
-/// evaluator runs its per-series part over batches of series with a yield between them
-/// (batches are independent and their answers concatenate in label order), then the partial
-/// aggregation if the leaf is one. Its deadline and sample limit hold across batches.
-async fn eval_leaf(shard: &Shard, q: &LeafQuery) -> Result<LeafResult, QueryError> {
-    let selections = q.selections()?;
-    let mut data = HashMap::with_capacity(selections.len());
-    for r in &selections {
-        let selected = if head_alone_from(shard, r.mint) {
-            select(shard.head(), &r.matchers, r.mint, r.maxt).await
-        } else {
-            merged_select(shard, &r.matchers, r.mint, r.maxt).await
-        }
-        .map_err(QueryError::Storage)?;
-        let mut series: Vec<RawSeries> = selected
-            .into_iter()
-            .map(|s| RawSeries {
-                labels: s.labels,
-                points: s.points,
-                start_timestamps: s.start_timestamps,
-            })
-            .collect();
-        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        data.insert(r.node, series);
-    }
-    // Only a leaf reading one selection can be cut into batches of series.
-    let [only] = selections.as_slice() else {
-        return q.evaluate_all(&data);
-    };
-    let all = data.remove(&only.node).unwrap_or_default();
-    if all.len() <= LEAF_BATCH {
-        data.insert(only.node, all);
-        return q.evaluate_all(&data);
-    }
-    let mut part = LeafResult::default();
-    let mut held = 0;
-    let mut rest = all.into_iter();
-    loop {
-        let batch: Vec<RawSeries> = rest.by_ref().take(LEAF_BATCH).collect();
-        if batch.is_empty() {
-            break;
-        }
-        data.insert(only.node, batch);
-        let (batch_part, now_held) = q.evaluate(&data, held)?;
-        held = now_held;
-        part.series.extend(batch_part.series);
-        part.annotations.merge(batch_part.annotations);
-        glommio::executor().yield_if_needed().await;
-    }
-    q.finish(part, held)
-}
-
-/// Whether every block ends before `t` (block max times are exclusive), so a read from `t`
-/// on needs the head alone: the common case, which keeps the head's cheaper paths.
-fn head_alone_from(shard: &Shard, t: i64) -> bool {
-    shard.blocks().iter().all(|b| b.meta().max_time <= t)
 }
 
 /// Label sets of the matching series in head and blocks with samples in `[mint, maxt]`.

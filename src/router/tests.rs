@@ -317,3 +317,89 @@ fn a_delete_covers_the_appends_still_in_the_outboxes() {
         assert!(selected.iter().all(|s| s.points.is_empty()), "{selected:?}");
     });
 }
+
+/// Leaves over more series than a shard evaluates in one batch (`shard_leaf`), and more than
+/// a selecting aggregation holds before picking early (`LeafParts`): the shards' batches,
+/// folded, picked from and concatenated, give exactly what the router computes from the
+/// selected series, ties in picks and sums' bits included.
+#[test]
+fn leaves_over_many_batches_give_the_router_only_answers() {
+    use crate::promql::{Engine, EngineOptions, QueryParams};
+    with_router(|router| async move {
+        const SERIES: usize = 5_000;
+        const STEP: i64 = 15_000;
+        let mut per_shard: Vec<AppendBatch> = (0..router.shards())
+            .map(|_| AppendBatch::default())
+            .collect();
+        for i in 0..SERIES {
+            let l = Labels::from_pairs([
+                ("__name__", "c".to_string()),
+                ("g", (i % 7).to_string()),
+                ("i", i.to_string()),
+            ])
+            .unwrap();
+            let batch = &mut per_shard[router.shard_of(l.hash())];
+            batch.new_series.push(l);
+            let key = SeriesKey::New(batch.new_series.len() as u32 - 1);
+            for k in 0..40 {
+                // Few distinct rates (ties for topk) and a fraction that makes sums inexact.
+                let v = ((i % 5) as f64 + 1.0) * k as f64 + (i % 3) as f64 / 3.0;
+                batch.samples.push(BatchSample {
+                    series: key,
+                    t: k * STEP,
+                    v,
+                });
+            }
+        }
+        for (shard, batch) in per_shard.into_iter().enumerate() {
+            let p = router.send_append(shard, batch).await.unwrap();
+            Router::appended(shard, p).await.unwrap();
+        }
+        let pushed = Engine::new(EngineOptions::default());
+        let router_only = Engine::new(EngineOptions {
+            pushdown: false,
+            ..EngineOptions::default()
+        });
+        let params = QueryParams::default();
+        let end = 39 * STEP;
+        for q in [
+            "c",
+            "sum by (g) (rate(c[5m]))",
+            "avg(rate(c[2m]))",
+            "topk(7, rate(c[5m]))",
+            "bottomk by (g) (2, c)",
+            "count without (i) (c)",
+        ] {
+            let a = pushed
+                .instant_query(&*router, q, end, &params)
+                .await
+                .unwrap();
+            let b = router_only
+                .instant_query(&*router, q, end, &params)
+                .await
+                .unwrap();
+            assert_eq!(a.value, b.value, "{q}");
+            let a = pushed
+                .range_query(&*router, q, 10 * STEP, end, 60_000, &params)
+                .await
+                .unwrap();
+            let b = router_only
+                .range_query(&*router, q, 10 * STEP, end, 60_000, &params)
+                .await
+                .unwrap();
+            assert_eq!(a.value, b.value, "{q}");
+        }
+        let all = pushed
+            .instant_query(&*router, "c", end, &params)
+            .await
+            .unwrap();
+        let crate::promql::value::Value::Vector(v) = all.value else {
+            panic!("an instant vector");
+        };
+        assert_eq!(
+            v.len(),
+            SERIES,
+            "every series, over several batches per shard"
+        );
+    });
+}

@@ -133,34 +133,40 @@ impl Block {
     pub fn samples<'a>(
         &'a self,
         r: u32,
-        chunks: &[ChunkMeta],
+        chunks: &'a [ChunkMeta],
         mint: i64,
         maxt: i64,
     ) -> Result<BlockSamples<'a>, BlockError> {
-        let mut data = Vec::new();
+        // Chunks in range are looked up as the iteration reaches them (a query reads one or
+        // two per series: a list of them would be an allocation per series), but checked
+        // here, so that an unreadable chunk fails the call as before.
         for c in chunks {
-            if c.max_time < mint || c.min_time > maxt {
-                continue;
+            if c.max_time >= mint && c.min_time <= maxt {
+                self.xor_chunk(r, c.chunk_ref)?;
             }
-            let (enc, bytes) = self.chunks.chunk(c.chunk_ref)?;
-            if enc != Encoding::Xor {
-                return Err(BlockError::Unsupported(format!(
-                    "{}: series {r} has a chunk of encoding {enc:?}; only XOR float chunks are \
-                     read",
-                    self.dir.display()
-                )));
-            }
-            data.push(bytes);
         }
         Ok(BlockSamples {
-            dir: &self.dir,
-            chunks: data,
+            block: self,
+            series: r,
+            chunks,
             next_chunk: 0,
             cur: None,
             mint,
             maxt,
             deleted: self.tombstones.get(u64::from(r)),
         })
+    }
+
+    /// The bytes of an XOR chunk of series `r`; any other encoding is unsupported.
+    fn xor_chunk(&self, r: u32, chunk_ref: u64) -> Result<&[u8], BlockError> {
+        let (enc, bytes) = self.chunks.chunk(chunk_ref)?;
+        if enc != Encoding::Xor {
+            return Err(BlockError::Unsupported(format!(
+                "{}: series {r} has a chunk of encoding {enc:?}; only XOR float chunks are read",
+                self.dir.display()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// Every series with all its samples in `[mint, maxt]`, in label order: for tests and
@@ -181,10 +187,12 @@ impl Block {
 
 /// The samples of one series of a block, chunk after chunk.
 pub struct BlockSamples<'a> {
-    /// The block's directory; the chunks path is formed only for an error (this is made
-    /// once per selected series).
-    dir: &'a Path,
-    chunks: Vec<&'a [u8]>,
+    /// The block; its chunks path is formed only for an error (this is made once per
+    /// selected series).
+    block: &'a Block,
+    series: u32,
+    /// The series' chunk metas; those outside `[mint, maxt]` are passed over.
+    chunks: &'a [ChunkMeta],
     next_chunk: usize,
     cur: Option<XorIterator<'a>>,
     mint: i64,
@@ -207,7 +215,7 @@ impl BlockSamples<'_> {
                     None => {
                         if let Some(e) = it.err() {
                             return Err(BlockError::Corrupt {
-                                path: self.dir.join("chunks"),
+                                path: self.block.dir.join("chunks"),
                                 reason: format!("undecodable chunk: {e}"),
                             });
                         }
@@ -220,7 +228,12 @@ impl BlockSamples<'_> {
                 return Ok(None);
             };
             self.next_chunk += 1;
-            self.cur = Some(XorIterator::new(c));
+            if c.max_time < self.mint || c.min_time > self.maxt {
+                continue;
+            }
+            self.cur = Some(XorIterator::new(
+                self.block.xor_chunk(self.series, c.chunk_ref)?,
+            ));
         }
     }
 

@@ -12,19 +12,23 @@ use promql_parser::parser::token::{
     T_BOTTOMK, T_COUNT_VALUES, T_LIMITK, T_LIMIT_RATIO, T_QUANTILE, T_TOPK,
 };
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
-use shards::labels::{shard_for, Labels};
+use shards::labels::Labels;
 
 use super::agg_state::{AggOp, AggState};
+use super::group_fold::{GroupFold, GroupKeys};
 use super::{unparen, Evaluated, Evaluator, Result};
 use crate::promql::annotations;
 use crate::promql::error::QueryError;
 use crate::promql::functions::quantile::quantile;
-use crate::promql::labelset::{signature, signature_into, LabelsBuilder};
+use crate::promql::labelset::{signature, LabelsBuilder};
 use crate::promql::value::{FPoint, Matrix, Sample, Series};
 
 /// The largest and smallest floats convertible to an int64 (Prometheus's bounds for `k`).
 const MAX_INT64: f64 = 9_223_372_036_854_774_784.0;
 const MIN_INT64: f64 = -9_223_372_036_854_775_808.0;
+
+/// Input series folded between two deadline checks.
+const FOLD_PART: usize = 4096;
 
 /// Labels and key of the group a series falls in.
 pub(crate) fn group_of(labels: &Labels, without: bool, grouping: &[String]) -> (String, Labels) {
@@ -44,6 +48,36 @@ pub(crate) fn group_of(labels: &Labels, without: bool, grouping: &[String]) -> (
         let mut b = LabelsBuilder::new(labels);
         b.keep(grouping);
         (key, b.build())
+    }
+}
+
+/// The groups of an aggregation's input: each series' group, numbered in the order of their
+/// first series, and that first series of each group (whose labels give the group's).
+pub(crate) struct Groups {
+    pub of_series: Vec<usize>,
+    pub first_series: Vec<usize>,
+}
+
+impl Groups {
+    pub(crate) fn of(input: &Matrix, without: bool, grouping: &[String]) -> Groups {
+        let mut keys = GroupKeys::new(without, grouping);
+        let mut of_series = Vec::with_capacity(input.len());
+        let mut first_series = Vec::new();
+        for (si, s) in input.iter().enumerate() {
+            let (gi, new) = keys.group(&s.labels);
+            if new {
+                first_series.push(si);
+            }
+            of_series.push(gi);
+        }
+        Groups {
+            of_series,
+            first_series,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.first_series.len()
     }
 }
 
@@ -125,8 +159,9 @@ impl Evaluator<'_, '_> {
     /// The merged state of every group at every step: the input is partitioned by the shard
     /// each series lives on (its label hash), each partition folded in input order, and the
     /// partitions merged in shard order, which is what the router does with the states the
-    /// shards send when the aggregation is pushed down (see `agg_state`). Groups come in the
-    /// order of their first input series; the output's samples are charged.
+    /// shards send when the aggregation is pushed down (see `agg_state`, `group_fold`).
+    /// Groups come in the order of their first input series; the output's samples are
+    /// charged.
     pub fn aggregate_states(
         &mut self,
         op: AggOp,
@@ -134,77 +169,12 @@ impl Evaluator<'_, '_> {
         grouping: &[String],
         input: &Matrix,
     ) -> Result<Vec<GroupStates>> {
-        let shards = self.sh.shards.max(1);
-        let mut keys: HashMap<String, usize> = HashMap::new();
-        let mut result: Vec<GroupStates> = Vec::new();
-        let mut slot_of = Vec::with_capacity(input.len());
-        // The group key of each series goes into one reused buffer; the group's labels are
-        // built once, for its first series.
-        let mut without_names = grouping.to_vec();
-        without_names.push(METRIC_NAME.to_string());
-        let mut key = String::new();
-        for s in input {
-            key.clear();
-            if without {
-                signature_into(&s.labels, false, &without_names, &mut key);
-            } else if !grouping.is_empty() {
-                signature_into(&s.labels, true, grouping, &mut key);
-            }
-            let gi = match keys.get(key.as_str()) {
-                Some(&gi) => gi,
-                None => {
-                    let next = result.len();
-                    keys.insert(key.clone(), next);
-                    result.push(GroupStates {
-                        labels: group_of(&s.labels, without, grouping).1,
-                        first_input: s.labels.clone(),
-                        drop_name: false,
-                        points: Vec::new(),
-                    });
-                    next
-                }
-            };
-            let shard = if shards == 1 {
-                0
-            } else {
-                shard_for(s.labels.hash(), shards)
-            };
-            slot_of.push(gi * shards + shard);
-        }
-        let mut slots: Vec<Option<AggState>> = vec![None; result.len() * shards];
-        let mut cursors = vec![0usize; input.len()];
-        for step in 0..self.steps() {
-            let ts = self.start + step as i64 * self.interval;
+        let mut fold = GroupFold::new(op, without, grouping, self.sh.shards);
+        for part in input.chunks(FOLD_PART) {
             self.sh.check_deadline()?;
-            slots.iter_mut().for_each(|s| *s = None);
-            for (si, s) in input.iter().enumerate() {
-                let Some(p) = s.points.get(cursors[si]) else {
-                    continue;
-                };
-                if p.t != ts {
-                    continue;
-                }
-                cursors[si] += 1;
-                match &mut slots[slot_of[si]] {
-                    Some(st) => st.add(op, p.f),
-                    empty => *empty = Some(AggState::first(op, p.f)),
-                }
-                result[slot_of[si] / shards].drop_name |= s.drop_name;
-            }
-            for (gi, g) in result.iter_mut().enumerate() {
-                let mut merged: Option<AggState> = None;
-                for st in slots[gi * shards..(gi + 1) * shards].iter().flatten() {
-                    match &mut merged {
-                        Some(m) => m.merge(op, st),
-                        None => merged = Some(*st),
-                    }
-                }
-                if let Some(m) = merged {
-                    g.points.push((ts, m));
-                }
-            }
+            fold.add(part);
         }
-        result.retain(|g| !g.points.is_empty());
+        let result = fold.finish();
         let n: usize = result.iter().map(|g| g.points.len()).sum();
         self.sh.charge(n)?;
         Ok(result)
@@ -218,22 +188,17 @@ impl Evaluator<'_, '_> {
         input: &Matrix,
         param: Option<&[f64]>,
     ) -> Result<Matrix> {
-        let mut keys: HashMap<String, usize> = HashMap::new();
-        let mut result: Matrix = Vec::new();
-        let mut series_group = Vec::with_capacity(input.len());
-        for s in input {
-            let (key, labels) = group_of(&s.labels, without, grouping);
-            let next = result.len();
-            let gi = *keys.entry(key).or_insert(next);
-            if gi == next {
-                result.push(Series {
-                    labels,
-                    points: Vec::new(),
-                    drop_name: false,
-                });
-            }
-            series_group.push(gi);
-        }
+        let groups = Groups::of(input, without, grouping);
+        let mut result: Matrix = groups
+            .first_series
+            .iter()
+            .map(|&si| Series {
+                labels: group_of(&input[si].labels, without, grouping).1,
+                points: Vec::new(),
+                drop_name: false,
+            })
+            .collect();
+        let series_group = groups.of_series;
         if let Some(q) = param {
             for &q in q {
                 if q.is_nan() || !(0.0..=1.0).contains(&q) {
@@ -293,14 +258,9 @@ impl Evaluator<'_, '_> {
         input: &Matrix,
         param: Option<&[f64]>,
     ) -> Result<Matrix> {
-        let mut keys: HashMap<String, usize> = HashMap::new();
-        let mut series_group = Vec::with_capacity(input.len());
-        for s in input {
-            let (key, _) = group_of(&s.labels, without, grouping);
-            let next = keys.len();
-            series_group.push(*keys.entry(key).or_insert(next));
-        }
-        let ngroups = keys.len();
+        let groups = Groups::of(input, without, grouping);
+        let ngroups = groups.len();
+        let series_group = groups.of_series;
         let mut cursors = vec![0usize; input.len()];
         let mut out: Matrix = Vec::new();
         let mut index: HashMap<usize, usize> = HashMap::new();
@@ -362,15 +322,9 @@ impl Evaluator<'_, '_> {
             }
             for m in &mut members {
                 let chosen: Vec<(usize, f64)> = match op {
-                    T_TOPK => {
-                        // NaN counts as the smallest; ties keep input order.
-                        m.sort_by(|a, b| cmp_desc_nan_last(a.1, b.1));
-                        m.iter().take(k).copied().collect()
-                    }
-                    T_BOTTOMK => {
-                        m.sort_by(|a, b| cmp_asc_nan_last(a.1, b.1));
-                        m.iter().take(k).copied().collect()
-                    }
+                    // NaN counts as the smallest; ties keep input order.
+                    T_TOPK => first_k(m, k, cmp_desc_nan_last),
+                    T_BOTTOMK => first_k(m, k, cmp_asc_nan_last),
                     T_LIMITK => m.iter().take(k).copied().collect(),
                     _ => m
                         .iter()
@@ -461,6 +415,28 @@ impl Evaluator<'_, '_> {
     }
 }
 
+/// The first `k` of `members` (series index, value; in input order) as a stable sort by
+/// `cmp` would order them. Only those are sorted: the rest is partitioned off in linear time,
+/// which for `topk(10, ...)` over many series is most of the work. Ties are broken by the
+/// series index, which is the input order, so the answer is the stable sort's.
+fn first_k(
+    members: &mut [(usize, f64)],
+    k: usize,
+    cmp: fn(f64, f64) -> std::cmp::Ordering,
+) -> Vec<(usize, f64)> {
+    let by = |a: &(usize, f64), b: &(usize, f64)| cmp(a.1, b.1).then(a.0.cmp(&b.0));
+    let k = k.min(members.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < members.len() {
+        members.select_nth_unstable_by(k - 1, by);
+    }
+    let chosen = &mut members[..k];
+    chosen.sort_unstable_by(by);
+    chosen.to_vec()
+}
+
 fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     match (a.is_nan(), b.is_nan()) {
@@ -486,4 +462,31 @@ fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
 fn ratio_selects(ratio: f64, labels: &Labels) -> bool {
     let offset = labels.hash() as f64 / u64::MAX as f64;
     (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `first_k` picks what a stable sort's first k are, NaNs and ties included.
+        #[test]
+        fn first_k_is_the_stable_sorts_prefix(
+            values in proptest::collection::vec(
+                prop_oneof![Just(f64::NAN), Just(1.0), Just(-0.0), Just(0.0), -3.0..3.0f64],
+                0..40,
+            ),
+            k in 0usize..45,
+            desc in any::<bool>(),
+        ) {
+            let cmp = if desc { cmp_desc_nan_last } else { cmp_asc_nan_last };
+            let mut members: Vec<(usize, f64)> = values.iter().copied().enumerate().collect();
+            let mut sorted = members.clone();
+            sorted.sort_by(|a, b| cmp(a.1, b.1));
+            let want: Vec<usize> = sorted.iter().take(k).map(|m| m.0).collect();
+            let got: Vec<usize> = first_k(&mut members, k, cmp).iter().map(|m| m.0).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod agg_state;
 pub mod aggregate;
 pub mod binary;
 pub mod call;
+pub mod group_fold;
 pub mod prefetch;
 pub mod selectors;
 

@@ -5,7 +5,10 @@
 //! Staleness markers are seen here and nowhere else: an instant selector whose newest
 //! sample is a marker yields nothing, and range windows never contain one.
 
+use std::borrow::Cow;
+
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
+use shards::labels::Labels;
 use shards::value::is_stale_nan;
 
 use super::{duration_ms, offset_ms, Evaluator, Result};
@@ -13,11 +16,21 @@ use crate::promql::functions::edge_values;
 use crate::promql::range_modifier::{self, RangeModifier};
 use crate::promql::value::{FPoint, Matrix, Series};
 
+/// One series of a range-vector argument. A selector's points are borrowed from the fetched
+/// data unless staleness markers had to be taken out: copying every series' points would be
+/// an allocation per series for nothing in the usual case.
+#[derive(Debug, Clone)]
+pub struct RangeSeries<'p> {
+    pub labels: Labels,
+    pub points: Cow<'p, [FPoint]>,
+    pub drop_name: bool,
+}
+
 /// A range-vector argument: series with their points (no staleness markers) and how to cut
 /// the window of a step out of them.
 #[derive(Debug, Clone)]
-pub struct RangeInput {
-    pub series: Matrix,
+pub struct RangeInput<'p> {
+    pub series: Vec<RangeSeries<'p>>,
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
@@ -27,10 +40,10 @@ pub struct RangeInput {
     pub lookback: i64,
     /// Each series' start timestamps aligned with its points (empty when unknown; always
     /// for subqueries, which do not propagate them).
-    pub start_timestamps: Vec<Vec<i64>>,
+    pub start_timestamps: Vec<Cow<'p, [i64]>>,
 }
 
-impl RangeInput {
+impl RangeInput<'_> {
     /// The window's end (inclusive) at step `ts`.
     pub fn window_end(&self, ts: i64) -> i64 {
         self.at.unwrap_or(ts) - self.offset
@@ -102,7 +115,7 @@ pub fn lookback_sample(points: &[FPoint], reference: i64, lookback: i64) -> Opti
     (p.t > reference - lookback && !is_stale_nan(p.f)).then_some(p)
 }
 
-impl Evaluator<'_, '_> {
+impl<'a> Evaluator<'_, 'a> {
     /// An instant vector selector at every step. With `raw_timestamps` each value is the
     /// sample's own timestamp in seconds (what `timestamp(selector)` returns).
     pub fn vector_selector(&mut self, vs: &VectorSelector, raw_timestamps: bool) -> Result<Matrix> {
@@ -146,25 +159,33 @@ impl Evaluator<'_, '_> {
     }
 
     /// A range selector's series, staleness markers removed.
-    pub fn matrix_selector(&mut self, ms: &MatrixSelector) -> Result<RangeInput> {
+    pub fn matrix_selector(&mut self, ms: &MatrixSelector) -> Result<RangeInput<'a>> {
         let vs = &ms.vs;
         let data = self.sh.series_of(vs as *const VectorSelector as usize);
         let mut series = Vec::with_capacity(data.len());
         let mut start_timestamps = Vec::with_capacity(data.len());
         for s in data {
-            let mut points = Vec::with_capacity(s.points.len());
-            let mut sts = Vec::new();
-            for (k, p) in s.points.iter().enumerate() {
-                if is_stale_nan(p.f) {
-                    continue;
+            let (points, sts) = if s.points.iter().any(|p| is_stale_nan(p.f)) {
+                let mut points = Vec::with_capacity(s.points.len());
+                let mut sts = Vec::new();
+                for (k, p) in s.points.iter().enumerate() {
+                    if is_stale_nan(p.f) {
+                        continue;
+                    }
+                    points.push(*p);
+                    if let Some(st) = s.start_timestamps.get(k) {
+                        sts.push(*st);
+                    }
                 }
-                points.push(*p);
-                if let Some(st) = s.start_timestamps.get(k) {
-                    sts.push(*st);
-                }
-            }
+                (Cow::Owned(points), Cow::Owned(sts))
+            } else {
+                (
+                    Cow::Borrowed(s.points.as_slice()),
+                    Cow::Borrowed(s.start_timestamps.as_slice()),
+                )
+            };
             if !points.is_empty() {
-                series.push(Series {
+                series.push(RangeSeries {
                     labels: s.labels.clone(),
                     points,
                     drop_name: false,
@@ -185,7 +206,7 @@ impl Evaluator<'_, '_> {
 
     /// Evaluates a subquery's inner expression over its absolute step grid: steps are the
     /// multiples of the subquery step after `start - offset - range`, up to `end - offset`.
-    pub fn subquery(&mut self, sq: &SubqueryExpr) -> Result<RangeInput> {
+    pub fn subquery(&mut self, sq: &SubqueryExpr) -> Result<RangeInput<'static>> {
         let offset = offset_ms(&sq.offset);
         let range = duration_ms(&sq.range);
         let step = sq
@@ -211,7 +232,14 @@ impl Evaluator<'_, '_> {
             self.sub(sub_start, sub_end, step).eval_vector(&sq.expr)?
         };
         Ok(RangeInput {
-            series,
+            series: series
+                .into_iter()
+                .map(|s| RangeSeries {
+                    labels: s.labels,
+                    points: Cow::Owned(s.points),
+                    drop_name: s.drop_name,
+                })
+                .collect(),
             range,
             offset,
             at,
