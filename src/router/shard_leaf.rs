@@ -146,12 +146,7 @@ impl<'s> Pending<'s> {
             if i % LIST_YIELD_SERIES == LIST_YIELD_SERIES - 1 {
                 glommio::executor().yield_if_needed().await;
             }
-            // The series' time bounds rule most series in or out without touching a chunk.
-            let in_range = head
-                .series(r)
-                .and_then(|s| Some((s.min_time()?, s.max_time()?)))
-                .is_some_and(|(lo, hi)| lo <= maxt && hi >= mint);
-            if !in_range {
+            if !head.series(r).is_some_and(|s| s.overlaps(mint, maxt)) {
                 continue;
             }
             if let Some(labels) = head.series_labels(r) {

@@ -551,12 +551,7 @@ async fn select(
             since_yield = (0, 0);
         }
         since_yield.0 += 1;
-        // The series' time bounds rule most series in or out without touching a chunk.
-        let in_range = head
-            .series(r)
-            .and_then(|s| Some((s.min_time()?, s.max_time()?)))
-            .is_some_and(|(lo, hi)| lo <= maxt && hi >= mint);
-        if !in_range {
+        if !head.series(r).is_some_and(|s| s.overlaps(mint, maxt)) {
             continue;
         }
         let mut it = head.samples(r, mint, maxt).map_err(|e| e.to_string())?;

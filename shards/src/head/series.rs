@@ -102,6 +102,12 @@ impl MemSeries {
         }
     }
 
+    /// Whether the series holds samples that may fall in `[mint, maxt]`: its time bounds
+    /// rule most series in or out of a query without touching a chunk.
+    pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        matches!((self.min_time(), self.max_time()), (Some(lo), Some(hi)) if lo <= maxt && hi >= mint)
+    }
+
     /// Prometheus's `memSeries.appendable` for in-order samples.
     pub fn appendable(&self, t: i64, v: f64, min_valid_time: i64) -> Appendable {
         if t < min_valid_time {
