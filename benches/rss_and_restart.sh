@@ -17,7 +17,7 @@ PORT=$((20000 + RANDOM % 20000))
 start() { $BIN --config.file=$D/p.yml --storage.tsdb.path=$D/data --web.listen-address=127.0.0.1:$PORT >> $D/log 2>&1 & echo $! > $D/pid; }
 ready() { local t0=$(date +%s.%N); for i in $(seq 1 600); do curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:$PORT/-/ready | grep -q 200 && break; sleep 0.05; done; echo "$(date +%s.%N) - $t0" | bc; }
 start; ready > /dev/null
-for i in $(seq 1 24); do sleep 5; n=$(curl -s -m 60 http://127.0.0.1:$PORT/metrics | awk '/^prometheus_tsdb_head_series /{print $2}'); echo "t=$((i*5)) series=$n rss=$(awk '/VmRSS/{print $2}' /proc/$(cat $D/pid)/status)kB"; [ "${n%.*}" -ge 1005000 ] 2>/dev/null && [ $i -ge 12 ] && break; done
+for i in $(seq 1 24); do sleep 5; n=$(curl -s -m 60 http://127.0.0.1:$PORT/metrics | awk '/^prometheus_tsdb_head_series /{printf "%d", $2}'); echo "t=$((i*5)) series=$n rss=$(awk '/VmRSS/{print $2}' /proc/$(cat $D/pid)/status)kB"; [ "$n" -ge 1005000 ] 2>/dev/null && [ $i -ge 12 ] && break; done
 RSS=$(awk '/VmRSS/{print $2}' /proc/$(cat $D/pid)/status)
 curl -s -m 60 http://127.0.0.1:$PORT/metrics | grep -E "^promcore_shard_head_heap_bytes|^prometheus_tsdb_head_series "
 echo "RSS_KB=$RSS"
