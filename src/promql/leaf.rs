@@ -591,6 +591,64 @@ mod tests {
         assert_eq!(got, vec![("4", 9.0), ("2", 7.0)]);
     }
 
+    /// The leaf over `held` in batches of the given sizes, as a shard's service feeds it.
+    fn on_shard_in_batches(q: &LeafQuery, held: &[Series], sizes: &[usize]) -> LeafResult {
+        let node = q.selections().unwrap()[0].node;
+        let mut parts = q.parts();
+        let mut total = 0;
+        let mut rest = held;
+        for &n in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, after) = rest.split_at(n.clamp(1, rest.len()));
+            rest = after;
+            let raw = batch
+                .iter()
+                .map(|s| RawSeries {
+                    labels: s.labels.clone(),
+                    points: s.points.clone(),
+                    start_timestamps: Vec::new(),
+                })
+                .collect();
+            let (part, now) = q.evaluate(&HashMap::from([(node, raw)]), total).unwrap();
+            total = now;
+            parts.add(q, part).unwrap();
+        }
+        q.finish_parts(parts, total).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+        /// Picking early (whenever more than `RESELECT_AT` series are held) picks what picking
+        /// once from every series picks, ties included: values come from a small set, so at
+        /// every step a later series ties with earlier picks, and a pick of one step competes
+        /// with the picks of the others in label order.
+        #[test]
+        fn early_picks_are_the_picks_of_all_series(
+            values in proptest::collection::vec(0u8..4, (RESELECT_AT + 200) * 3..(RESELECT_AT * 2 + 500) * 3),
+            sizes in proptest::collection::vec(1usize..1500, 1..6),
+            which in 0usize..3,
+        ) {
+            let text = ["topk(3, x)", "bottomk(2, x)", "topk by (g) (2, x)"][which];
+            let q = query(text, 0, 120, 60);
+            let mut held: Vec<Series> = values
+                .chunks_exact(3)
+                .enumerate()
+                .map(|(i, v)| {
+                    let (i, g) = (format!("{i:05}"), format!("{}", i % 3));
+                    let points: Vec<(i64, f64)> =
+                        v.iter().enumerate().map(|(t, &f)| (t as i64 * 60, f64::from(f))).collect();
+                    series(&[("__name__", "x"), ("g", g.as_str()), ("i", i.as_str())], &points)
+                })
+                .collect();
+            held.sort_by(|a, b| a.labels.cmp(&b.labels));
+            let want = on_shard(&q, &held);
+            let got = on_shard_in_batches(&q, &held, &sizes);
+            proptest::prop_assert_eq!(got.series, want.series);
+        }
+    }
+
     #[test]
     fn per_series_answers_are_ordered_by_labels_and_the_first_error_wins() {
         let q = query("abs(x)", 0, 0, 1);
