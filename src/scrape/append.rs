@@ -207,12 +207,20 @@ impl ScrapeAppender {
                     seen_now += usize::from(e.seen != self.scrape);
                     e.seen = self.scrape;
                 }
-                if self.last_ok != 0 && self.stale_through != self.last_ok {
+                // Staleness markers and eviction each scan every entry. Only entries this
+                // scrape did not see can need either, and the synthetic series need neither
+                // while they are written after every scrape: when those are all the unseen
+                // entries (a target that answered with the same series as before), the scans
+                // would find nothing and are skipped.
+                let unseen = self.cache.len().saturating_sub(seen_now);
+                let (synthetic, synthetic_kept) = match unseen {
+                    0 => (0, 0),
+                    _ => self.synthetic_entries(self.last_ok),
+                };
+                if self.last_ok != 0 && self.stale_through != self.last_ok && unseen > synthetic {
                     push_stale(self.cache.stale_candidates(self.last_ok, false), t, out);
                 }
-                // Eviction scans every entry; when every entry is kept anyway (a target that
-                // answered with the same series as before), the scan is skipped.
-                if seen_now + self.synthetic_kept(self.last_ok) < self.cache.len() {
+                if unseen > synthetic_kept {
                     self.cache.evict_older_than(self.last_ok);
                 }
                 self.last_ok = self.scrape;
@@ -225,17 +233,18 @@ impl ScrapeAppender {
         }
     }
 
-    /// How many synthetic series' entries `evict_older_than(keep_since)` would keep. They
-    /// are never in a body, so never among the entries a body touched.
-    fn synthetic_kept(&self, keep_since: u64) -> usize {
-        REPORT_SERIES
-            .iter()
-            .filter(|(_, key)| {
-                self.cache
-                    .get(key)
-                    .is_some_and(|id| self.cache.entry(id).seen >= keep_since)
-            })
-            .count()
+    /// How many entries of synthetic series there are, and how many of them
+    /// `evict_older_than(keep_since)` would keep. They are never in a body, so never among
+    /// the entries a body touched, and never staleness candidates of a scrape.
+    fn synthetic_entries(&self, keep_since: u64) -> (usize, usize) {
+        let (mut live, mut kept) = (0, 0);
+        for (_, key) in REPORT_SERIES {
+            if let Some(id) = self.cache.get(key) {
+                live += 1;
+                kept += usize::from(self.cache.entry(id).seen >= keep_since);
+            }
+        }
+        (live, kept)
     }
 
     /// A failed scrape at `t`: every series of the last successful scrape gets its staleness
@@ -843,7 +852,8 @@ mod tests {
     }
 
     /// The cache forgets exactly the series absent from the last two successful scrapes
-    /// (keeping everything until the first success), whether or not the eviction scan is
+    /// (keeping everything until the first success), and a successful scrape marks stale
+    /// exactly the series of the previous one it lacks, whether or not the scans are
     /// skipped: over bodies that repeat series, drop them, bring them back and fail, with
     /// and without the synthetic series.
     #[test]
@@ -874,6 +884,9 @@ mod tests {
                 let ok = a.append_body(body.as_bytes(), Format::PrometheusText, t, &mut out).is_ok();
                 prop_assert_eq!(ok, !fail);
                 if ok {
+                    let stale = samples(&out).iter().filter(|s| is_stale_nan(s.2)).count();
+                    let vanished = previous_ok.as_ref().map_or(0, |before| before.difference(&now).count());
+                    prop_assert_eq!(stale, vanished);
                     let kept = match &previous_ok {
                         None => ever.len(),
                         Some(before) => before.union(&now).count(),
