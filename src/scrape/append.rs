@@ -353,23 +353,16 @@ impl ScrapeAppender {
             let Some(entry) = parser.next_expecting(expected, || lines.expected()) else {
                 break;
             };
-            let entry = entry?;
-            if !matches!(entry, Entry::Sample { .. }) {
-                let mut md = self.metadata.borrow_mut();
-                if parser.took_expected() {
-                    self.metadata_lines.took_expected(&mut md);
-                } else {
-                    self.metadata_lines
-                        .read(parser.comment_line(), &entry, &mut md);
+            let (series, value, timestamp_ms) = match entry? {
+                Entry::Sample {
+                    series,
+                    value,
+                    timestamp_ms,
+                } => (series, value, timestamp_ms),
+                other => {
+                    self.metadata_line(&parser, &other);
+                    continue;
                 }
-            }
-            let Entry::Sample {
-                series,
-                value,
-                timestamp_ms,
-            } = entry
-            else {
-                continue;
             };
             report.scraped += 1;
             let sample_t = match timestamp_ms {
@@ -407,6 +400,19 @@ impl ScrapeAppender {
             self.push_sample(id, sample_t, value, out);
         }
         Ok(report)
+    }
+
+    /// A `#` line of the body: passed over (`took_expected`) or recorded. Out of line, so
+    /// that the entries of the sample path never need a place in memory.
+    #[inline(never)]
+    fn metadata_line(&mut self, parser: &Parser<'_>, entry: &Entry<'_>) {
+        let mut md = self.metadata.borrow_mut();
+        if parser.took_expected() {
+            self.metadata_lines.took_expected(&mut md);
+        } else {
+            self.metadata_lines
+                .read(parser.comment_line(), entry, &mut md);
+        }
     }
 
     // Inlined: it runs once per sample, and as a call its register saves cost a third of it.
