@@ -200,7 +200,8 @@ impl<'a> Parser<'a> {
                         Some(_) => match known_series_end(body, start, expected) {
                             Some(end) => {
                                 self.took_expected = true;
-                                text_sample_after_series(body, start, end)
+                                // `known_series_end` saw the one space before the value.
+                                text_sample_value(body, start, end, end + 1)
                             }
                             None => text_sample(body, start),
                         },
@@ -329,10 +330,11 @@ fn known_series_end(body: &[u8], start: usize, expected: &[u8]) -> Option<usize>
     if expected.is_empty() {
         return None;
     }
-    let end = start + expected.len();
-    let same = body.get(start..end)? == expected;
-    match body.get(end..end + 2) {
-        Some(&[b' ', c]) if same && !matches!(c, b' ' | b'\t' | b'{') => Some(end),
+    let (series, after) = body.get(start..)?.split_at_checked(expected.len())?;
+    match after {
+        [b' ', c, ..] if !matches!(c, b' ' | b'\t' | b'{') && series == expected => {
+            Some(start + expected.len())
+        }
         _ => None,
     }
 }
@@ -351,11 +353,23 @@ fn known_line_end(body: &[u8], pos: usize, expected: &[u8]) -> Option<usize> {
 /// The rest of a text sample whose series is `body[start..end]`.
 #[inline(always)]
 fn text_sample_after_series(body: &[u8], start: usize, end: usize) -> SampleResult<'_> {
-    let series = &body[start..end];
     let value_start = match body.get(end..end + 2) {
         Some(&[b' ', c]) if !matches!(c, b' ' | b'\t') => end + 1,
         _ => skip_blanks(body, end),
     };
+    text_sample_value(body, start, end, value_start)
+}
+
+/// The rest of a text sample whose series is `body[start..end]` and whose value would start
+/// at `value_start`, after the blanks.
+#[inline(always)]
+fn text_sample_value(
+    body: &[u8],
+    start: usize,
+    end: usize,
+    value_start: usize,
+) -> SampleResult<'_> {
+    let series = &body[start..end];
     if value_start == end || at_line_end(body, value_start) {
         return Err(ParseErrorKind::syntax(
             "blank then value after metric",
