@@ -19,6 +19,7 @@ use crate::config::label_builder::LabelBuilder;
 use crate::config::relabel::{self, RelabelConfig, RelabelScratch};
 use crate::scrape::cache::{CacheEntry, EntryId, ScrapeCache};
 use crate::scrape::metadata::SharedMetadata;
+use crate::scrape::metadata_lines::MetadataLines;
 use crate::scrape::parser::{Entry, Format, LabelPairs, ParseError, Parser};
 
 /// What a miss needs to build a series' labels, and the limits of the job.
@@ -157,6 +158,8 @@ pub struct ScrapeAppender {
     text_keys_only: bool,
     /// TYPE/HELP/UNIT of the target's families, read by the metadata API.
     pub metadata: SharedMetadata,
+    /// The `#` lines of the last scrape, so that unchanged ones are passed over.
+    metadata_lines: MetadataLines,
 }
 
 impl ScrapeAppender {
@@ -172,6 +175,7 @@ impl ScrapeAppender {
             relabel_scratch: RelabelScratch::default(),
             text_keys_only: true,
             metadata: SharedMetadata::default(),
+            metadata_lines: MetadataLines::default(),
         }
     }
 
@@ -191,15 +195,34 @@ impl ScrapeAppender {
         out.clear();
         self.scrape += 1;
         self.touched.clear();
-        match self.parse_into(body, format, t, out) {
+        let result = self.parse_into(body, format, t, out);
+        self.metadata_lines
+            .end(&mut self.metadata.borrow_mut(), result.is_ok());
+        match result {
             Ok(report) => {
+                // Entries seen in this scrape, each once (a body may repeat a series).
+                let mut seen_now = 0;
                 for &id in &self.touched {
-                    self.cache.entry_mut(id).seen = self.scrape;
+                    let e = self.cache.entry_mut(id);
+                    seen_now += usize::from(e.seen != self.scrape);
+                    e.seen = self.scrape;
                 }
-                if self.last_ok != 0 && self.stale_through != self.last_ok {
+                // Staleness markers and eviction each scan every entry. Only entries this
+                // scrape did not see can need either, and the synthetic series need neither
+                // while they are written after every scrape: when those are all the unseen
+                // entries (a target that answered with the same series as before), the scans
+                // would find nothing and are skipped.
+                let unseen = self.cache.len().saturating_sub(seen_now);
+                let (synthetic, synthetic_kept) = match unseen {
+                    0 => (0, 0),
+                    _ => self.synthetic_entries(self.last_ok),
+                };
+                if self.last_ok != 0 && self.stale_through != self.last_ok && unseen > synthetic {
                     push_stale(self.cache.stale_candidates(self.last_ok, false), t, out);
                 }
-                self.cache.evict_older_than(self.last_ok);
+                if unseen > synthetic_kept {
+                    self.cache.evict_older_than(self.last_ok);
+                }
                 self.last_ok = self.scrape;
                 Ok(report)
             }
@@ -208,6 +231,20 @@ impl ScrapeAppender {
                 Err(e)
             }
         }
+    }
+
+    /// How many entries of synthetic series there are, and how many of them
+    /// `evict_older_than(keep_since)` would keep. They are never in a body, so never among
+    /// the entries a body touched, and never staleness candidates of a scrape.
+    fn synthetic_entries(&self, keep_since: u64) -> (usize, usize) {
+        let (mut live, mut kept) = (0, 0);
+        for (_, key) in REPORT_SERIES {
+            if let Some(id) = self.cache.get(key) {
+                live += 1;
+                kept += usize::from(self.cache.entry(id).seen >= keep_since);
+            }
+        }
+        (live, kept)
     }
 
     /// A failed scrape at `t`: every series of the last successful scrape gets its staleness
@@ -300,27 +337,32 @@ impl ScrapeAppender {
         if format != Format::PrometheusText {
             self.text_keys_only = false;
         }
-        self.metadata.borrow_mut().begin_scrape();
+        let sample_limit = match self.rules.sample_limit {
+            0 => u64::MAX,
+            limit => limit,
+        };
+        let forgot = self.metadata.borrow_mut().begin_scrape();
+        self.metadata_lines.begin(format, forgot);
         loop {
             let expected = if hint_parser {
                 self.cache.key(hint)
             } else {
                 &[]
             };
-            let Some(entry) = parser.next_expecting(expected) else {
+            let lines = &self.metadata_lines;
+            let Some(entry) = parser.next_expecting(expected, || lines.expected()) else {
                 break;
             };
-            let entry = entry?;
-            if !matches!(entry, Entry::Sample { .. }) {
-                self.metadata.borrow_mut().observe(&entry);
-            }
-            let Entry::Sample {
-                series,
-                value,
-                timestamp_ms,
-            } = entry
-            else {
-                continue;
+            let (series, value, timestamp_ms) = match entry? {
+                Entry::Sample {
+                    series,
+                    value,
+                    timestamp_ms,
+                } => (series, value, timestamp_ms),
+                other => {
+                    self.metadata_line(&parser, &other);
+                    continue;
+                }
             };
             report.scraped += 1;
             let sample_t = match timestamp_ms {
@@ -352,7 +394,7 @@ impl ScrapeAppender {
                 continue;
             }
             report.post_relabel += 1;
-            if self.rules.sample_limit > 0 && report.post_relabel > self.rules.sample_limit {
+            if report.post_relabel > sample_limit {
                 return Err(AppendError::SampleLimit);
             }
             self.push_sample(id, sample_t, value, out);
@@ -360,7 +402,21 @@ impl ScrapeAppender {
         Ok(report)
     }
 
-    #[inline]
+    /// A `#` line of the body: passed over (`took_expected`) or recorded. Out of line, so
+    /// that the entries of the sample path never need a place in memory.
+    #[inline(never)]
+    fn metadata_line(&mut self, parser: &Parser<'_>, entry: &Entry<'_>) {
+        let mut md = self.metadata.borrow_mut();
+        if parser.took_expected() {
+            self.metadata_lines.took_expected(&mut md);
+        } else {
+            self.metadata_lines
+                .read(parser.comment_line(), entry, &mut md);
+        }
+    }
+
+    // Inlined: it runs once per sample, and as a call its register saves cost a third of it.
+    #[inline(always)]
     fn push_sample(&mut self, id: EntryId, t: i64, v: f64, out: &mut ShardBatches) {
         let scrape = self.scrape;
         let e = self.cache.entry_mut(id);
@@ -799,6 +855,75 @@ mod tests {
             5,
             "the synthetic series when the target goes"
         );
+    }
+
+    /// The cache forgets exactly the series absent from the last two successful scrapes
+    /// (keeping everything until the first success), and a successful scrape marks stale
+    /// exactly the series of the previous one it lacks, whether or not the scans are
+    /// skipped: over bodies that repeat series, drop them, bring them back and fail, with
+    /// and without the synthetic series.
+    #[test]
+    fn eviction_keeps_what_the_last_two_successful_scrapes_saw() {
+        use proptest::prelude::*;
+        use std::collections::BTreeSet;
+        const LINES: [&str; 5] = ["a 1\n", "b 2\n", "c{x=\"y\"} 3\n", "a 4\n", "d 5\n"];
+        let scrape = (
+            proptest::collection::vec(0..LINES.len(), 0..6),
+            any::<bool>(),
+        );
+        let scrapes = proptest::collection::vec(scrape, 1..12);
+        proptest!(|(scrapes in scrapes, with_report: bool)| {
+            let mut a = appender(SeriesRules::default());
+            let mut out = ShardBatches::new(2);
+            let mut next = 0;
+            let mut ever: BTreeSet<&str> = BTreeSet::new();
+            let mut previous_ok: Option<BTreeSet<&str>> = None;
+            let mut reported = false;
+            for (t, (picked, fail)) in scrapes.into_iter().enumerate() {
+                let mut body: String = picked.iter().map(|&i| LINES[i]).collect();
+                if fail {
+                    body += "not a sample\n";
+                }
+                let now: BTreeSet<&str> = picked.iter().map(|&i| &LINES[i][..1]).collect();
+                ever.extend(&now);
+                let t = t as i64 * 1000;
+                let ok = a.append_body(body.as_bytes(), Format::PrometheusText, t, &mut out).is_ok();
+                prop_assert_eq!(ok, !fail);
+                if ok {
+                    let stale = samples(&out).iter().filter(|s| is_stale_nan(s.2)).count();
+                    let vanished = previous_ok.as_ref().map_or(0, |before| before.difference(&now).count());
+                    prop_assert_eq!(stale, vanished);
+                    let kept = match &previous_ok {
+                        None => ever.len(),
+                        Some(before) => before.union(&now).count(),
+                    };
+                    let synthetic = if reported { REPORT_SERIES.len() } else { 0 };
+                    prop_assert_eq!(a.cache_len(), kept + synthetic);
+                    previous_ok = Some(now);
+                }
+                if with_report {
+                    let report = Report { up: ok, duration_seconds: 0.0, body: BodyReport::default() };
+                    a.append_report(t, &report, &mut out);
+                    reported = true;
+                }
+                ack(&mut a, &out, &mut next);
+            }
+        });
+    }
+
+    #[test]
+    fn metadata_of_unchanged_and_changed_bodies() {
+        let mut a = appender(SeriesRules::default());
+        let mut out = ShardBatches::new(1);
+        let body =
+            |help: &str| format!("# HELP a {help}\n# TYPE a counter\na 1\n# HELP b B.\nb 2\n");
+        for help in ["A.", "A.", "A.", "Changed.", "Changed."] {
+            a.append_body(body(help).as_bytes(), Format::PrometheusText, 1, &mut out)
+                .unwrap();
+            let md = a.metadata.borrow();
+            assert_eq!(md.get("a").unwrap().help, help);
+            assert_eq!(md.get("b").unwrap().help, "B.");
+        }
     }
 
     #[test]

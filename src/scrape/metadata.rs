@@ -56,28 +56,33 @@ pub type SharedMetadata = Rc<RefCell<TargetMetadata>>;
 
 impl TargetMetadata {
     /// A new scrape starts: forgets families whose metadata was not seen for too long.
-    pub fn begin_scrape(&mut self) {
+    /// Returns whether any was forgotten (its slot may then be reused by another family).
+    pub fn begin_scrape(&mut self) -> bool {
         self.scrape += 1;
         let now = self.scrape;
+        let mut forgot = false;
         for slot in 0..self.names.len() {
             let stale = now.saturating_sub(self.families[slot].last_scrape) > KEEP_SCRAPES;
             if stale && !self.names[slot].is_empty() {
                 let name = std::mem::take(&mut self.names[slot]);
                 self.index.remove(&name);
                 self.free.push(slot as u32);
+                forgot = true;
             }
         }
         // The first family of a scrape is the slab's first, as it was last time.
         self.last = 0;
+        forgot
     }
 
-    /// Records a `# TYPE`, `# HELP` or `# UNIT` line; other entries are ignored.
-    pub fn observe(&mut self, entry: &Entry<'_>) {
+    /// Records a `# TYPE`, `# HELP` or `# UNIT` line and returns its family's slot; other
+    /// entries are ignored.
+    pub fn observe(&mut self, entry: &Entry<'_>) -> Option<u32> {
         let metric = match entry {
             Entry::Type { metric, .. }
             | Entry::Help { metric, .. }
             | Entry::Unit { metric, .. } => *metric,
-            _ => return,
+            _ => return None,
         };
         let slot = self.slot(metric);
         let family = &mut self.families[slot];
@@ -87,6 +92,17 @@ impl TargetMetadata {
             Entry::Help { text, .. } if family.help != **text => family.help = text.to_string(),
             Entry::Unit { unit, .. } if family.unit != *unit => family.unit = unit.to_string(),
             _ => {}
+        }
+        Some(slot as u32)
+    }
+
+    /// A metadata line of family `slot` that changes nothing was seen again in this scrape
+    /// (see `MetadataLines`): the family stays listed, and is the hint for the next line.
+    #[inline]
+    pub fn seen_again(&mut self, slot: u32) {
+        if let Some(family) = self.families.get_mut(slot as usize) {
+            family.last_scrape = self.scrape;
+            self.last = slot;
         }
     }
 

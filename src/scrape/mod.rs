@@ -10,6 +10,7 @@ pub mod client;
 pub mod file_discovery;
 pub mod manager;
 pub mod metadata;
+pub mod metadata_lines;
 pub mod metrics;
 pub mod parser;
 pub mod scrape_loop;

@@ -79,7 +79,7 @@ pub fn parse_float(s: &[u8]) -> Result<f64, NumberError> {
 /// The caller checks that the token ends there; `None` (or a token going on) sends the
 /// text to `parse_float`, which also reports the errors. Digits are read eight at a time
 /// and may be read past the token, so callers pass the whole body, not a token slice.
-#[inline]
+#[inline(always)]
 pub(crate) fn decimal_prefix(s: &[u8], start: usize) -> Option<(f64, usize)> {
     // A lone `0` (counters of errors, drops, gauges at rest) is the most frequent value of
     // all: settled before the digit-run machinery.
@@ -139,17 +139,28 @@ pub(crate) fn decimal_prefix(s: &[u8], start: usize) -> Option<(f64, usize)> {
         }
         exponent += if negative_exp { -e } else { e };
     }
-    if mantissa > (1 << 53) {
-        return None;
+    if mantissa > (1 << 53) || !(-22..=22).contains(&exponent) {
+        return exact_decimal(&s[start..i]).map(|v| (v, i));
     }
     let m = mantissa as f64;
     let v = match exponent {
         0 => m,
-        1..=22 => m * POW10[exponent as usize],
-        -22..=-1 => m / POW10[(-exponent) as usize],
-        _ => return None,
+        1.. => m * POW10[exponent as usize],
+        _ => m / POW10[(-exponent) as usize],
     };
     Some((if negative { -v } else { v }, i))
+}
+
+/// A plain decimal of at most 19 significant digits that Clinger's fast path cannot settle
+/// (a mantissa beyond 2^53, as in the 17 digits of a shortest round-trip float, or a power
+/// of ten beyond 10^22): Rust's parser, which is exact (Eisel–Lemire, then a big-number
+/// fallback for the rare ties), on the token already checked to be ASCII digits, dot,
+/// exponent and signs. It is the parse that `parse_float_slow` ends in, without that
+/// function's token search and checks; a value beyond f64's range is left to it, to report.
+#[inline(never)]
+fn exact_decimal(token: &[u8]) -> Option<f64> {
+    let v: f64 = utf8(token)?.parse().ok()?;
+    v.is_finite().then_some(v)
 }
 
 #[cold]
@@ -393,6 +404,24 @@ mod tests {
             let text = format!("{}{}.{}e{}", if neg { "-" } else { "" }, &digits[..split], &digits[split..], exp);
             let expected: f64 = text.parse().unwrap();
             prop_assert_eq!(parse_float(text.as_bytes()).unwrap().to_bits(), expected.to_bits(), "{}", text);
+        }
+
+        /// Up to 19 significant digits and a short exponent, the value is read without the
+        /// general parser, and exactly.
+        #[test]
+        fn nineteen_digits_stay_off_the_general_parser(mantissa in 0u64..10_000_000_000_000_000_000, frac in 0usize..20, exp in -400i32..400, neg: bool) {
+            let digits = mantissa.to_string();
+            let split = digits.len().saturating_sub(frac);
+            let text = format!("{}{}.{}e{}", if neg { "-" } else { "" }, &digits[..split], &digits[split..], exp);
+            let slow = parse_float_slow(text.as_bytes()).map(f64::to_bits);
+            match decimal_prefix(text.as_bytes(), 0) {
+                Some((v, end)) => {
+                    prop_assert_eq!(end, text.len());
+                    prop_assert_eq!(Ok(v.to_bits()), slow, "{}", text);
+                }
+                // Only what the general parser reports as out of range is left to it.
+                None => prop_assert_eq!(slow, Err(NumberError::Range), "{}", text),
+            }
         }
 
         /// Every finite f64, written by Rust's shortest round-trip formatting (plain and

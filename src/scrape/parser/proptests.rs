@@ -220,7 +220,7 @@ fn check_expecting(body: &[u8], shift: usize) {
     let mut k = 0;
     loop {
         let expected = accepted.get(k + shift).copied().unwrap_or_default();
-        let Some(entry) = parser.next_expecting(expected) else {
+        let Some(entry) = parser.next_expecting(expected, || &[]) else {
             break;
         };
         if let Ok(Entry::Sample { series, .. }) = &entry {
@@ -235,13 +235,80 @@ fn check_expecting(body: &[u8], shift: usize) {
     assert_eq!(format!("{plain:?}"), format!("{hinted:?}"));
 }
 
+/// Parses `body` as text twice, the second time expecting at the k-th `#` line the line of
+/// the `k + shift`-th `#` entry of the first parse: every entry and error is the same, a
+/// line taken as expected standing for the entry its expected line yields alone.
+fn check_expecting_lines(body: &[u8], shift: usize) {
+    let mut parser = Parser::new(body, Format::PrometheusText);
+    let mut plain = Vec::new();
+    let mut lines: Vec<&[u8]> = Vec::new();
+    while let Some(entry) = parser.next() {
+        if matches!(entry, Ok(ref e) if !matches!(e, Entry::Sample { .. })) {
+            lines.push(parser.comment_line());
+        }
+        plain.push(entry);
+    }
+    let mut parser = Parser::new(body, Format::PrometheusText);
+    let mut hinted = Vec::new();
+    let mut k = 0;
+    loop {
+        let expected = lines.get(k + shift).copied().unwrap_or_default();
+        let Some(entry) = parser.next_expecting(&[], || expected) else {
+            break;
+        };
+        match entry {
+            Ok(Entry::Sample { .. }) | Err(_) => hinted.push(entry),
+            Ok(entry) => {
+                k += 1;
+                if parser.took_expected() {
+                    assert_eq!(entry, Entry::Comment);
+                    let alone = Parser::new(expected, Format::PrometheusText).next();
+                    hinted.push(alone.expect("an accepted line parses alone"));
+                } else {
+                    hinted.push(Ok(entry));
+                }
+            }
+        }
+    }
+    assert_eq!(format!("{plain:?}"), format!("{hinted:?}"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Metadata lines that repeat, change by a byte, lose their newline or gain blanks:
+    /// expecting any accepted `#` line changes no answer.
+    #[test]
+    fn expecting_a_metadata_line_changes_no_answer(
+        lines in proptest::collection::vec(
+            proptest::sample::select(&[
+                "# HELP a x", "# HELP a xy", "# HELP a x ", "# HELP a", "# TYPE a gauge",
+                "# TYPE a gauges", " # TYPE a gauge", "# TYPE a counter", "# HELP b a\\b",
+                "# HELP b a\\", "# comment", "#", "a 1", "a{b=\"c\"} 2", "", "# HELP a x\\n",
+            ][..]),
+            0..12,
+        ),
+        soup in proptest::collection::vec(proptest::sample::select(SOUP), 0..12),
+        shift in 0usize..3,
+        newline_at_end: bool,
+    ) {
+        let mut body = lines.join("\n").into_bytes();
+        if newline_at_end {
+            body.push(b'\n');
+        }
+        check_expecting_lines(&body, shift);
+        body.extend(soup.concat());
+        check_expecting_lines(&body, shift);
+    }
+}
+
 /// A name-only series is not a prefix of the same name with a label set after a blank.
 #[test]
 fn expected_name_is_not_taken_for_a_longer_series() {
     let body = b"foo 1\nfoo {a=\"b\"} 2\nfoo  3\nfoo\t4\n";
     let mut parser = Parser::new(body, Format::PrometheusText);
     let mut got = Vec::new();
-    while let Some(entry) = parser.next_expecting(b"foo") {
+    while let Some(entry) = parser.next_expecting(b"foo", || &[]) {
         if let Ok(Entry::Sample { series, value, .. }) = entry {
             got.push((
                 String::from_utf8_lossy(series).into_owned(),
