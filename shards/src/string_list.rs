@@ -113,6 +113,11 @@ impl StringList {
     pub fn byte_len(&self) -> usize {
         self.bytes.len()
     }
+
+    /// All strings together, one after the other: for a look at every byte at once.
+    pub fn concatenated(&self) -> &str {
+        &self.bytes
+    }
 }
 
 /// The strings of a [`StringList`] in order; each one's start is the previous one's end.
@@ -179,6 +184,27 @@ impl<'a, I: Iterator<Item = &'a str>> Iterator for Merged<'a, I> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
+        if let [(a, _), (b, _)] = self.heads.as_slice() {
+            // Two sources, the usual case on the router (a shard's list each, two shards):
+            // one comparison, no scan.
+            let (a, b) = (*a, *b);
+            return Some(match compare(a, b) {
+                std::cmp::Ordering::Less => {
+                    self.advance(0, a);
+                    a
+                }
+                std::cmp::Ordering::Greater => {
+                    self.advance(1, b);
+                    b
+                }
+                std::cmp::Ordering::Equal => {
+                    // The higher index first: `swap_remove` then never moves source 0.
+                    self.advance(1, b);
+                    self.advance(0, a);
+                    a
+                }
+            });
+        }
         let mut min = 0;
         let mut s = self.heads.first()?.0;
         // Sources after `min` showing `s` too, ascending.

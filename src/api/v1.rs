@@ -143,12 +143,21 @@ fn metadata_params(req: &Request) -> Result<MetadataParams, Response> {
 /// an answer can hold a million values.
 fn string_list(lists: Vec<StringList>, limit: usize) -> Vec<u8> {
     let limit = if limit == 0 { usize::MAX } else { limit };
-    // Values average a few bytes: reserve once rather than grow through the doubling.
-    let largest = lists.iter().map(|l| l.byte_len() + 3 * l.len()).max();
-    let mut out = Vec::with_capacity(64 + largest.unwrap_or(0));
+    // Reserved once for the largest the union can be (every list's strings, quoted and
+    // comma-separated, none escaped), rather than grown through the doubling: the lists
+    // overlap, but copying a large answer on each growth cost more than the room.
+    let most: usize = lists.iter().map(|l| l.byte_len() + 3 * l.len()).sum();
+    let mut out = Vec::with_capacity(64 + most);
+    let plain = lists
+        .iter()
+        .all(|l| json::copied_as_is(l.concatenated().as_bytes()));
     let mut merged = Merged::new(lists.iter().map(StringList::iter));
     json::success_then_warnings(&mut out, |out| {
-        json::write_string_list(out, merged.by_ref().take(limit));
+        if plain {
+            json::write_plain_string_list(out, merged.by_ref().take(limit));
+        } else {
+            json::write_string_list(out, merged.by_ref().take(limit));
+        }
         match merged.next() {
             Some(_) => vec![json::TRUNCATED_WARNING],
             None => Vec::new(),

@@ -61,7 +61,7 @@ impl LabelAnswerCache {
                     .zip(current)
                     .all(|(a, b)| a.generation == b.generation);
             if !live {
-                dropped += e.answer.len();
+                dropped += e.answer.capacity();
             }
             live
         });
@@ -82,9 +82,10 @@ impl LabelAnswerCache {
     }
 
     /// Keeps `answer` for `key`, read from `sources` (one per shard, in shard order). An
-    /// answer larger than a quarter of the budget is not kept.
+    /// answer larger than a quarter of the budget is not kept. Answers count by the room
+    /// they hold (their capacity), not only their length.
     pub fn insert(&mut self, key: &str, sources: Vec<LabelSources>, answer: Rc<Vec<u8>>) {
-        let size = answer.len();
+        let size = answer.capacity();
         if size > MAX_BYTES / 4 {
             return;
         }
@@ -92,14 +93,14 @@ impl LabelAnswerCache {
         let kept = self.entries.entry(key.to_string()).or_default();
         if let Some(i) = kept.iter().position(|e| e.sources == sources) {
             let old = kept.remove(i);
-            self.bytes -= old.answer.len();
+            self.bytes -= old.answer.capacity();
             self.count -= 1;
         }
         if kept.len() >= PER_KEY {
             // The least recently used of this request's answers makes room.
             if let Some(i) = (0..kept.len()).min_by_key(|&i| kept[i].used) {
                 let old = kept.remove(i);
-                self.bytes -= old.answer.len();
+                self.bytes -= old.answer.capacity();
                 self.count -= 1;
             }
         }
@@ -135,7 +136,7 @@ impl LabelAnswerCache {
         };
         if let Some(kept) = self.entries.get_mut(&key) {
             let old = kept.remove(i);
-            self.bytes -= old.answer.len();
+            self.bytes -= old.answer.capacity();
             self.count -= 1;
             if kept.is_empty() {
                 self.entries.remove(&key);
