@@ -184,27 +184,6 @@ impl<'a, I: Iterator<Item = &'a str>> Iterator for Merged<'a, I> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        if let [(a, _), (b, _)] = self.heads.as_slice() {
-            // Two sources, the usual case on the router (a shard's list each, two shards):
-            // one comparison, no scan.
-            let (a, b) = (*a, *b);
-            return Some(match compare(a, b) {
-                std::cmp::Ordering::Less => {
-                    self.advance(0, a);
-                    a
-                }
-                std::cmp::Ordering::Greater => {
-                    self.advance(1, b);
-                    b
-                }
-                std::cmp::Ordering::Equal => {
-                    // The higher index first: `swap_remove` then never moves source 0.
-                    self.advance(1, b);
-                    self.advance(0, a);
-                    a
-                }
-            });
-        }
         let mut min = 0;
         let mut s = self.heads.first()?.0;
         // Sources after `min` showing `s` too, ascending.
