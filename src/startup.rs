@@ -125,7 +125,12 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         let builder =
             LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
         let spawned = builder.spawn(move || async move {
-            let channels = (req_rx, rep_tx, opened, labels);
+            let channels = ShardEnds {
+                requests: req_rx,
+                replies: rep_tx,
+                opened,
+                labels,
+            };
             shard_main(i, &dir, opts, channels, control, failures).await
         });
         match spawned {
@@ -238,16 +243,21 @@ fn wait_for_stop(
     }
 }
 
+/// A shard's ends of its link to the router, and what it publishes once open.
+struct ShardEnds {
+    requests: SharedReceiver<Envelope>,
+    replies: SharedSender<Reply>,
+    /// Set once the head is rebuilt, just before the shard connects: see `ShardChannels`.
+    opened: Arc<OnceLock<u64>>,
+    /// Set before `opened`: what the shard publishes for the router's label answers.
+    labels: Arc<OnceLock<Arc<LabelGeneration>>>,
+}
+
 async fn shard_main(
     i: usize,
     dir: &Path,
     opts: ShardOptions,
-    channels: (
-        SharedReceiver<Envelope>,
-        SharedSender<Reply>,
-        Arc<OnceLock<u64>>,
-        Arc<OnceLock<Arc<LabelGeneration>>>,
-    ),
+    channels: ShardEnds,
     control: Arc<Control>,
     failures: mpsc::Sender<StartupError>,
 ) {
@@ -312,7 +322,12 @@ async fn shard_main(
             return;
         }
     };
-    let (req_rx, rep_tx, opened, labels) = channels;
+    let ShardEnds {
+        requests: req_rx,
+        replies: rep_tx,
+        opened,
+        labels,
+    } = channels;
     let _ = labels.set(shard.label_generation());
     // The router connects its ends only after this (see `server::connect_shards`).
     let _ = opened.set(shard.wal_position().segment);

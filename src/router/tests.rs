@@ -544,7 +544,7 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
 
         // A delete leaves label values as they are until the block is rewritten without the
         // series (as in Prometheus, whose index readers ignore tombstones).
-        let gone = vec![Matcher::new(MatchType::Equal, "x", &x(&one)).unwrap()];
+        let gone = vec![Matcher::new(MatchType::Equal, "x", x(&one)).unwrap()];
         let selectors = vec![gone];
         router
             .admin(|| super::protocol::ShardRequest::DeleteSeries {
