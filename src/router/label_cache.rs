@@ -23,6 +23,17 @@ pub const MAX_ENTRIES: usize = 512;
 /// Answers of one request kept at most, each for other sources (other time ranges).
 const PER_KEY: usize = 4;
 
+/// What `/metrics` and tests see of the kept answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelAnswerStats {
+    /// Answers given from the cache, and computed by the shards.
+    pub hits: u64,
+    pub misses: u64,
+    /// Answers kept now, and the bytes they hold.
+    pub kept: usize,
+    pub bytes: usize,
+}
+
 struct Entry {
     sources: Vec<LabelSources>,
     answer: Rc<Vec<u8>>,
@@ -121,6 +132,15 @@ impl LabelAnswerCache {
     /// Answers kept, and their bytes.
     pub fn size(&self) -> (usize, usize) {
         (self.count, self.bytes)
+    }
+
+    pub fn stats(&self) -> LabelAnswerStats {
+        LabelAnswerStats {
+            hits: self.hits,
+            misses: self.misses,
+            kept: self.count,
+            bytes: self.bytes,
+        }
     }
 
     /// Drops the least recently used answer; false when there is none.

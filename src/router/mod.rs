@@ -1,9 +1,10 @@
 //! The router's view of the shards: which shard owns a series, and fan-out/merge of requests
 //! over every shard.
 //!
-//! It owns the links to the shards (one per shard, see `shard_link`) and nothing else: no
-//! storage, no parsing. Every exchange is one of the messages in `protocol`. Fan-outs send to
-//! every shard first and then collect, so shards work on one query in parallel.
+//! It owns the links to the shards (one per shard, see `shard_link`) and the label answers it
+//! keeps while the shards are unchanged (`label_cache`), nothing else: no storage, no parsing.
+//! Every exchange is one of the messages in `protocol`. Fan-outs send to every shard first and
+//! then collect, so shards work on one query in parallel.
 
 pub mod append_outbox;
 pub mod label_cache;
@@ -238,10 +239,9 @@ impl Router {
         Ok(answer)
     }
 
-    /// Label answers given from the cache and computed, so far.
-    pub fn label_answer_counts(&self) -> (u64, u64) {
-        let c = self.label_answers.borrow();
-        (c.hits, c.misses)
+    /// Label answers given from the cache and computed so far, and those kept now.
+    pub fn label_answer_stats(&self) -> label_cache::LabelAnswerStats {
+        self.label_answers.borrow().stats()
     }
 
     /// The newest non-stale sample in `(at - lookback, at]` of each matching series, sorted by

@@ -464,9 +464,10 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
 
         append_histories(&router, &[(one.clone(), vec![(100, 1.0)])]).await;
         assert_eq!(label_answer(&router, Values("x"), all).await, [x(&one)]);
-        let counts = router.label_answer_counts();
+        let counts = router.label_answer_stats();
         assert_eq!(label_answer(&router, Values("x"), all).await, [x(&one)]);
-        assert_eq!(router.label_answer_counts(), (counts.0 + 1, counts.1));
+        let now = router.label_answer_stats();
+        assert_eq!((now.hits, now.misses), (counts.hits + 1, counts.misses));
 
         // A new label value, then a new label name, show at once.
         append_histories(&router, &[(two.clone(), vec![(200, 2.0)])]).await;
@@ -492,7 +493,7 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
         before.sort();
         assert_eq!(label_answer(&router, Values("x"), range).await, before);
         // New samples of a known series: the same answer, from the router.
-        let counts = router.label_answer_counts();
+        let counts = router.label_answer_stats();
         let p = router
             .send_append(
                 shard,
@@ -510,7 +511,8 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
             .unwrap();
         Router::appended(shard, p).await.unwrap();
         assert_eq!(label_answer(&router, Values("x"), range).await, before);
-        assert_eq!(router.label_answer_counts(), (counts.0 + 1, counts.1));
+        let now = router.label_answer_stats();
+        assert_eq!((now.hits, now.misses), (counts.hits + 1, counts.misses));
 
         // Head compaction: blocks [0, 1000) … [3000, 4000) written, the head truncated to
         // 4000, and the series with no sample since gone from it. Over the range only the
