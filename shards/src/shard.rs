@@ -342,7 +342,8 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     /// when the head created or removed series or the block list changed, else the head's
     /// span when it moved. Every method that can change either calls it before it returns,
     /// so that no reader of the shard (they wait for those methods) sees a change that is
-    /// not published yet.
+    /// not published yet. It compares the state itself, not what a method says it did, so
+    /// the next append or compaction step would also publish a change made elsewhere.
     fn publish_label_state(&mut self) {
         let head = (self.head.last_series_ref(), self.head.num_series());
         let span = self.head.time_range();
