@@ -36,6 +36,7 @@ use crate::rules::router_storage::RouterStorage;
 use crate::scrape::manager::{ScrapeManager, DISCOVERY_POLL};
 use crate::scrape::metrics::ScrapeMetrics;
 use crate::startup::StartupError;
+use shards::label_generation::LabelGeneration;
 
 /// How often the router looks at the process-wide flags (signals, quit).
 const CONTROL_POLL: Duration = Duration::from_millis(50);
@@ -56,6 +57,8 @@ pub struct ShardChannels {
     /// Set by the shard once its head is rebuilt, just before it connects its ends: the
     /// WAL segment it writes next.
     pub opened: Arc<OnceLock<u64>>,
+    /// Set by the shard before `opened`: what it publishes for the router's label answers.
+    pub labels: Arc<OnceLock<Arc<LabelGeneration>>>,
 }
 
 /// The configuration in force and how the last reload went.
@@ -385,6 +388,14 @@ async fn connect_shards(
             continue;
         };
         let (i, ch) = pending.swap_remove(pos);
+        // Set before `opened`, so always there. A signal of our own instead would never
+        // match what the shard tags its answers with once it changed: answers would be
+        // asked for every time, never wrong.
+        let labels = ch
+            .labels
+            .get()
+            .cloned()
+            .unwrap_or_else(LabelGeneration::new);
         let connect = async {
             let requests = ch.requests.connect().await;
             let replies = ch.replies.connect().await;
@@ -397,7 +408,7 @@ async fn connect_shards(
             None
         };
         let (requests, replies) = future::or(connect, cancelled).await?;
-        links[i] = Some(ShardLink::start(i, requests, replies));
+        links[i] = Some(ShardLink::start(i, requests, replies, labels));
     }
     links.into_iter().collect()
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 use shards::data_dir::DataDir;
+use shards::label_generation::LabelGeneration;
 use shards::retention::RetentionOptions;
 use shards::shard::{OpenProgress, Shard, ShardOptions};
 use shards::wal::PageCacheFs;
@@ -102,10 +103,12 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         let (req_tx, req_rx) = shared_channel::new_bounded::<Envelope>(SHARD_QUEUE);
         let (rep_tx, rep_rx) = shared_channel::new_bounded::<Reply>(SHARD_QUEUE);
         let opened = Arc::new(OnceLock::new());
+        let labels = Arc::new(OnceLock::new());
         router_ends.push(ShardChannels {
             requests: req_tx,
             replies: rep_rx,
             opened: opened.clone(),
+            labels: labels.clone(),
         });
         let dir = data.shard_dir(i);
         let (control, failures) = (control.clone(), fail_tx.clone());
@@ -122,7 +125,13 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         let builder =
             LocalExecutorBuilder::new(Placement::Fixed(i % cores)).name(&format!("shard-{i:03}"));
         let spawned = builder.spawn(move || async move {
-            shard_main(i, &dir, opts, (req_rx, rep_tx, opened), control, failures).await
+            let channels = ShardEnds {
+                requests: req_rx,
+                replies: rep_tx,
+                opened,
+                labels,
+            };
+            shard_main(i, &dir, opts, channels, control, failures).await
         });
         match spawned {
             Ok(h) => handles.push(h),
@@ -234,15 +243,21 @@ fn wait_for_stop(
     }
 }
 
+/// A shard's ends of its link to the router, and what it publishes once open.
+struct ShardEnds {
+    requests: SharedReceiver<Envelope>,
+    replies: SharedSender<Reply>,
+    /// Set once the head is rebuilt, just before the shard connects: see `ShardChannels`.
+    opened: Arc<OnceLock<u64>>,
+    /// Set before `opened`: what the shard publishes for the router's label answers.
+    labels: Arc<OnceLock<Arc<LabelGeneration>>>,
+}
+
 async fn shard_main(
     i: usize,
     dir: &Path,
     opts: ShardOptions,
-    channels: (
-        SharedReceiver<Envelope>,
-        SharedSender<Reply>,
-        Arc<OnceLock<u64>>,
-    ),
+    channels: ShardEnds,
     control: Arc<Control>,
     failures: mpsc::Sender<StartupError>,
 ) {
@@ -307,7 +322,13 @@ async fn shard_main(
             return;
         }
     };
-    let (req_rx, rep_tx, opened) = channels;
+    let ShardEnds {
+        requests: req_rx,
+        replies: rep_tx,
+        opened,
+        labels,
+    } = channels;
+    let _ = labels.set(shard.label_generation());
     // The router connects its ends only after this (see `server::connect_shards`).
     let _ = opened.set(shard.wal_position().segment);
     let connect = async {

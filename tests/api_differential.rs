@@ -513,6 +513,20 @@ fn cases(t: i64) -> Vec<Case> {
     ] {
         c.push(get(format!("/api/v1/label/{name}/values?{extra}"), Exact));
     }
+    // Ranges the head does not overlap: Prometheus reads label names and values only from
+    // the blocks and head overlapping `[start, end]`, so these are empty.
+    let (past, future) = ("start=1&end=100".to_string(), format!("start={}", t + 3600));
+    for extra in [&past, &future] {
+        c.push(get(format!("/api/v1/labels?{extra}"), Exact));
+        c.push(get(format!("/api/v1/label/job/values?{extra}"), Exact));
+        c.push(get(
+            format!(
+                "/api/v1/label/room/values?match[]={}&{extra}",
+                urlencode("g_temp")
+            ),
+            Exact,
+        ));
+    }
     c.push(get("/api/v1/label/0abc/values", Exact).prom3(
         200,
         "Prometheus 3 accepts any UTF-8 label name; 2.42 refuses names that are not legacy-valid",

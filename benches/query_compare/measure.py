@@ -10,6 +10,12 @@ each server's CPU time per request (all its threads, /proc/PID/task/*/schedstat,
 runs, background work included): on a machine shared with other work, wall times swing with
 the load, CPU times much less.
 
+promcore keeps label-name and label-value answers while its shards are unchanged, so a repeated
+metadata request is a cache hit. METADATA_COLD=1 measures the first request after a change
+instead: every labels / label values request then carries its own `limit` (10^9 + a counter,
+never reached, so the answer is the same; Prometheus 2.42 ignores the parameter), which promcore
+keeps answers by, so none is ever given from its cache.
+
 Each server is asked over one kept-alive HTTP/1.1 connection (the same client code for both), and
 a request's time covers sending it and reading its whole body: a new connection per request, and
 urllib's per-request overhead (~0.5 ms), would swamp the sub-millisecond requests.
@@ -35,6 +41,8 @@ QUERIES = [
 ]
 RANGE_S = int(os.environ.get("RANGE_S", "86400"))
 METADATA_RUNS = int(os.environ.get("METADATA_RUNS", "21"))
+METADATA_COLD = os.environ.get("METADATA_COLD") == "1"
+COLD_LIMIT = [10**9]
 
 # Issue 6: (what, path, parameters); start/end are filled in as the data's last RANGE_S.
 METADATA = [
@@ -95,6 +103,9 @@ CLIENTS = {}
 
 
 def fetch(base, path, params):
+    if METADATA_COLD and "/label" in path:
+        COLD_LIMIT[0] += 1
+        params = dict(params, limit=str(COLD_LIMIT[0]))
     client = CLIENTS.setdefault(base, Client(base))
     status, elapsed, body = client.get(path + "?" + urllib.parse.urlencode(params))
     doc = json.loads(body)

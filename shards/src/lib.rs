@@ -1,7 +1,8 @@
 //! promcore's storage engine: everything one shard owns, in Prometheus's on-disk formats.
 //!
 //! A shard is owned by exactly one executor; nothing in this crate is shared between
-//! threads or locked. It knows nothing of HTTP, scraping or PromQL syntax: it stores
+//! threads or locked, except the signal a shard publishes for the router's label answers
+//! (`label_generation`). It knows nothing of HTTP, scraping or PromQL syntax: it stores
 //! series and samples, selects series by label matchers, and reads samples back.
 
 pub mod backfill;
@@ -20,6 +21,7 @@ pub mod encoding;
 pub mod head;
 pub mod import;
 pub mod index;
+pub mod label_generation;
 pub mod labels;
 pub mod querier;
 pub mod retention;

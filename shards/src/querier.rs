@@ -17,6 +17,7 @@ use crate::block::{Block, BlockError};
 use crate::head::{Head, HeadError};
 use crate::index::matcher::Matcher;
 use crate::index::writer::ChunkMeta;
+use crate::label_generation::head_overlaps;
 use crate::labels::Labels;
 use crate::string_list::StringList;
 
@@ -211,9 +212,15 @@ impl<'a> Querier<'a> {
         Ok(())
     }
 
-    /// Sorted label names of the series matching `matchers` in the head and the blocks
-    /// overlapping the range (Prometheus does not look at chunk times here); with no
-    /// matcher, read from the indexes' label tables, no series visited.
+    /// The head, when label requests over the range read it (`label_generation::head_overlaps`:
+    /// its samples' span overlaps the range).
+    fn label_head(&self) -> Option<&'a Head> {
+        head_overlaps(self.head.time_range(), self.mint, self.maxt).then_some(self.head)
+    }
+
+    /// Sorted label names of the series matching `matchers` in the blocks overlapping the
+    /// range and in the head if it does (Prometheus does not look at chunk times here); with
+    /// no matcher, read from the indexes' label tables, no series visited.
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<StringList, QueryError> {
         let mut lists: Vec<Vec<&str>> = Vec::with_capacity(self.blocks.len() + 1);
         // As Prometheus's block and head index readers answer it: the series the matchers
@@ -225,12 +232,15 @@ impl<'a> Querier<'a> {
                 b.index().label_names_for(&b.select(matchers)?)?
             });
         }
-        lists.push(self.head.label_names(matchers));
+        if let Some(head) = self.label_head() {
+            lists.push(head.label_names(matchers));
+        }
         Ok(StringList::merge(lists.iter().map(|l| l.iter().copied())))
     }
 
-    /// Sorted values of label `name` among the series matching `matchers` in the head and the
-    /// blocks overlapping the range; with no matcher, from the label tables. Every source is
+    /// Sorted values of label `name` among the series matching `matchers` in the blocks
+    /// overlapping the range and in the head if it does; with no matcher, from the label
+    /// tables. Every source is
     /// sorted and borrowed: the answer is their merge, one copy of each value.
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<StringList, QueryError> {
         if matchers.is_empty() {
@@ -240,7 +250,9 @@ impl<'a> Querier<'a> {
         for b in &self.blocks {
             lists.push(b.index().label_values_matching(name, matchers)?);
         }
-        lists.push(self.head.label_values(name, matchers));
+        if let Some(head) = self.label_head() {
+            lists.push(head.label_values(name, matchers));
+        }
         let strings = lists.iter().map(Vec::len).max().unwrap_or(0);
         Ok(StringList::merge_with_capacity(
             lists.iter().map(|l| l.iter().copied()),
@@ -254,7 +266,10 @@ impl<'a> Querier<'a> {
     /// room for the union is reserved once from the largest source.
     fn all_label_values(&self, name: &str) -> Result<StringList, QueryError> {
         let failed: Cell<Option<BlockError>> = Cell::new(None);
-        let head = self.head.label_values(name, &[]);
+        let head = match self.label_head() {
+            Some(head) => head.label_values(name, &[]),
+            None => Vec::new(),
+        };
         let (mut strings, mut bytes) = (head.len(), 0);
         let mut sources: Vec<Box<dyn Iterator<Item = &str> + '_>> =
             Vec::with_capacity(self.blocks.len() + 1);
@@ -429,5 +444,23 @@ mod tests {
             ["a", "b", "c"]
         );
         assert_eq!(strings(q.label_values("job", &[]).unwrap()), ["q"]);
+
+        // As Prometheus's querier: a block `[0, 20)` is read for ranges from before 20, the
+        // head (samples at 30 only) for ranges reaching 30, whatever the matchers.
+        let q = Querier::new(&head, &blocks, 20, 29);
+        assert!(q.label_values("__name__", &[]).unwrap().is_empty());
+        assert!(q.label_names(&[]).unwrap().is_empty());
+        let q = Querier::new(&head, &blocks, 19, 30);
+        assert_eq!(
+            strings(q.label_values("__name__", &[]).unwrap()),
+            ["a", "b", "c"]
+        );
+        let q = Querier::new(&head, &blocks, 20, 30);
+        assert_eq!(strings(q.label_values("__name__", &[]).unwrap()), ["c"]);
+        assert_eq!(strings(q.label_names(&[]).unwrap()), ["__name__", "zone"]);
+        let zone = [Matcher::new(MatchType::Equal, "zone", "z1").unwrap()];
+        assert_eq!(strings(q.label_values("__name__", &zone).unwrap()), ["c"]);
+        let q = Querier::new(&head, &blocks, 31, 40);
+        assert!(q.label_values("__name__", &zone).unwrap().is_empty());
     }
 }

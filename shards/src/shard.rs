@@ -28,6 +28,7 @@
 //! append is refused with the WAL's error, naming the original cause.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -46,6 +47,7 @@ use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
 };
 use crate::index::matcher::Matcher;
+use crate::label_generation::{LabelGeneration, LabelSources};
 use crate::retention::{self, BlockExtent, RetentionOptions, RetentionStats};
 use crate::wal::{
     self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
@@ -159,6 +161,22 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     /// While on, no head compaction or merge starts (one under way finishes): an admin
     /// operation is working on the blocks between slices of its own.
     compactions_paused: bool,
+    /// Published for the router's label answers (see `label_generation`), and what was
+    /// published last.
+    labels: Arc<LabelGeneration>,
+    label_state: LabelState,
+}
+
+/// What `publish_label_state` published last.
+#[derive(Debug, Default)]
+struct LabelState {
+    generation: u64,
+    /// The head's highest series ref handed out and its live series: a series created or
+    /// removed changes one of them.
+    head: (u64, usize),
+    /// The ULIDs of the blocks, in order: a block added, removed or rewritten changes them.
+    blocks: Vec<String>,
+    head_span: Option<(i64, i64)>,
 }
 
 impl<F: SegmentFs + Clone + 'static> Shard<F> {
@@ -293,10 +311,65 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
             merger,
             opened: Instant::now(),
             compactions_paused: false,
+            labels: LabelGeneration::new(),
+            label_state: LabelState::default(),
         };
         // As Prometheus's open does: blocks already beyond retention go before serving.
         shard.apply_retention()?;
         Ok((shard, report))
+    }
+
+    /// The signal this shard publishes for label answers kept elsewhere (the router's).
+    pub fn label_generation(&self) -> Arc<LabelGeneration> {
+        self.labels.clone()
+    }
+
+    /// The sources a label-name or label-value request over `[mint, maxt]` reads now, with
+    /// the generation they are at: what an answer computed now is exact for.
+    pub fn label_sources(&self, mint: i64, maxt: i64) -> LabelSources {
+        LabelSources::pick(
+            self.label_state.generation,
+            self.blocks
+                .iter()
+                .map(|b| (b.meta().min_time, b.meta().max_time)),
+            self.head.time_range(),
+            mint,
+            maxt,
+        )
+    }
+
+    /// Publishes what changed for label answers (see `label_generation`): a new generation
+    /// when the head created or removed series or the block list changed, else the head's
+    /// span when it moved. Every method that can change either calls it before it returns,
+    /// so that no reader of the shard (they wait for those methods) sees a change that is
+    /// not published yet. It compares the state itself, not what a method says it did, so
+    /// the next append or compaction step would also publish a change made elsewhere.
+    fn publish_label_state(&mut self) {
+        let head = (self.head.last_series_ref(), self.head.num_series());
+        let span = self.head.time_range();
+        let state = &mut self.label_state;
+        let same_blocks = self.blocks.len() == state.blocks.len()
+            && self
+                .blocks
+                .iter()
+                .zip(&state.blocks)
+                .all(|(b, ulid)| b.meta().ulid == *ulid);
+        if head != state.head || !same_blocks {
+            if !same_blocks {
+                state.blocks = self.blocks.iter().map(|b| b.meta().ulid.clone()).collect();
+            }
+            state.head = head;
+            state.head_span = span;
+            let spans = self
+                .blocks
+                .iter()
+                .map(|b| (b.meta().min_time, b.meta().max_time))
+                .collect();
+            state.generation = self.labels.advance(spans, span);
+        } else if span != state.head_span {
+            state.head_span = span;
+            self.labels.set_head_span(span);
+        }
     }
 
     pub fn head(&self) -> &Head {
@@ -367,6 +440,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
             self.retention.failures += 1;
             self.retention.last_error = Some(e.to_string());
         }
+        self.publish_label_state();
         r
     }
 
@@ -415,6 +489,12 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     /// One bounded step of head compaction (see `compact`); `Idle` when there is nothing
     /// to do. Retention runs after each block written.
     pub async fn compact_step(&mut self) -> Result<Progress, ShardError> {
+        let p = self.compact_step_unpublished().await;
+        self.publish_label_state();
+        p
+    }
+
+    async fn compact_step_unpublished(&mut self) -> Result<Progress, ShardError> {
         if self.compactions_paused && !self.is_compacting_or_merging() {
             return Ok(Progress::Idle);
         }
@@ -509,6 +589,19 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         mint: i64,
         maxt: i64,
     ) -> Result<(), ShardError> {
+        // Tombstones change no label answer (Prometheus's index readers ignore them), but
+        // the WAL recovery below may commit batches.
+        let r = self.delete_in_head_unpublished(selectors, mint, maxt).await;
+        self.publish_label_state();
+        r
+    }
+
+    async fn delete_in_head_unpublished(
+        &mut self,
+        selectors: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(), ShardError> {
         self.recover_wal().await?;
         for matchers in selectors {
             let stones = deletion::head_stones(&self.head, matchers, mint, maxt);
@@ -580,6 +673,16 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         old: &str,
         new: Option<&block::BlockMeta>,
     ) -> Result<bool, ShardError> {
+        let r = self.replace_rewritten_unpublished(old, new);
+        self.publish_label_state();
+        r
+    }
+
+    fn replace_rewritten_unpublished(
+        &mut self,
+        old: &str,
+        new: Option<&block::BlockMeta>,
+    ) -> Result<bool, ShardError> {
         let Some(i) = self.blocks.iter().position(|b| b.meta().ulid == old) else {
             if let Some(meta) = new {
                 retention::delete_block(&self.dir.join(&meta.ulid))?;
@@ -641,6 +744,15 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     /// Appends several batches with one WAL write (group commit): all are acknowledged
     /// together, or none is.
     pub async fn append_many(
+        &mut self,
+        batches: &[AppendBatch],
+    ) -> Result<Vec<AppendOutcome>, ShardError> {
+        let r = self.append_many_unpublished(batches).await;
+        self.publish_label_state();
+        r
+    }
+
+    async fn append_many_unpublished(
         &mut self,
         batches: &[AppendBatch],
     ) -> Result<Vec<AppendOutcome>, ShardError> {

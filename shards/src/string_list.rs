@@ -113,6 +113,11 @@ impl StringList {
     pub fn byte_len(&self) -> usize {
         self.bytes.len()
     }
+
+    /// All strings together, one after the other: for a look at every byte at once.
+    pub fn concatenated(&self) -> &str {
+        &self.bytes
+    }
 }
 
 /// The strings of a [`StringList`] in order; each one's start is the previous one's end.

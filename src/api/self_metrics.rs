@@ -10,6 +10,7 @@ use std::time::Instant;
 use shards::compaction_timings::{DurationHistogram, DurationSum};
 
 use crate::metrics::{Kind, MetricsWriter, ProcessStats};
+use crate::router::label_cache::LabelAnswerStats;
 use crate::router::protocol::ShardStats;
 use crate::server::App;
 
@@ -70,9 +71,39 @@ pub async fn render(app: &App) -> String {
             );
         }
     }
+    if let Some(router) = app.router.get() {
+        write_label_answer_metrics(router.label_answer_stats(), &mut w);
+    }
     write_scrape_metrics(app, &mut w);
     write_notifier_metrics(app, &mut w);
     w.finish()
+}
+
+/// The router's kept label answers (`router::label_cache`).
+fn write_label_answer_metrics(s: LabelAnswerStats, w: &mut MetricsWriter) {
+    let counters = [
+        (
+            "promcore_label_answers_kept_hits_total",
+            "Label name and value requests answered from the router's kept answers.",
+            s.hits,
+        ),
+        (
+            "promcore_label_answers_kept_misses_total",
+            "Label name and value requests the shards were asked for.",
+            s.misses,
+        ),
+    ];
+    for (name, help, v) in counters {
+        w.family(name, help, Kind::Counter);
+        w.sample(name, &[], v as f64);
+    }
+    let name = "promcore_label_answers_kept_bytes";
+    w.family(
+        name,
+        "Bytes of the label answers the router keeps.",
+        Kind::Gauge,
+    );
+    w.sample(name, &[], s.bytes as f64);
 }
 
 /// Compaction and head GC durations, summed across shards, typed as Prometheus 2.42 has

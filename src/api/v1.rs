@@ -7,6 +7,7 @@ use shards::labels::Labels;
 use shards::string_list::{Merged, StringList};
 
 use crate::http::{Request, Response, StatusCode};
+use crate::router::LabelRequest;
 use crate::server::App;
 
 use std::collections::BTreeMap;
@@ -101,79 +102,103 @@ pub async fn series(app: &App, req: &Request) -> Response {
     success(&warnings, |out| json::write_label_sets(out, &all))
 }
 
-/// What `labels` and `label/<name>/values` share: their `match[]` selectors (one empty
-/// selector, meaning every series, when there is none), `limit`, and checked `start`/`end`.
-fn metadata_params(req: &Request) -> Result<(Vec<Vec<Matcher>>, usize), Response> {
+/// What `labels` and `label/<name>/values` share.
+struct MetadataParams {
+    /// The `match[]` selectors; one empty selector, meaning every series, when there is none.
+    selectors: Vec<Vec<Matcher>>,
+    limit: usize,
+    /// `start` and `end` (ms): the answer comes from the blocks and head overlapping them.
+    range: (i64, i64),
+    /// Everything besides the range and the label name that the answer depends on, for the
+    /// router's kept answers: the selectors' text and the limit.
+    key: String,
+}
+
+fn metadata_params(req: &Request) -> Result<MetadataParams, Response> {
     let (mut selectors, limit) = match (match_params(req), limit_param(req)) {
         (Ok(s), Ok(l)) => (s, l),
         (Err(e), _) | (_, Err(e)) => return Err(bad_data(e)),
     };
-    time_param(req, "start", params::MIN_TIME)
-        .and_then(|_| time_param(req, "end", params::MAX_TIME))
+    let range = time_param(req, "start", params::MIN_TIME)
+        .and_then(|start| Ok((start, time_param(req, "end", params::MAX_TIME)?)))
         .map_err(bad_data)?;
     if selectors.is_empty() {
         selectors.push(Vec::new());
     }
-    Ok((selectors, limit))
+    let mut key = format!("limit={limit}");
+    for s in req.params().get_all("match[]") {
+        key.push('\0');
+        key.push_str(s);
+    }
+    Ok(MetadataParams {
+        selectors,
+        limit,
+        range,
+        key,
+    })
 }
 
 /// The answer of the metadata endpoints: the union of `lists` (each sorted: one per shard
 /// and `match[]`), cut to `limit`. The union is written as it is merged, never collected:
 /// an answer can hold a million values.
-fn string_list(lists: Vec<StringList>, limit: usize) -> Response {
+fn string_list(lists: Vec<StringList>, limit: usize) -> Vec<u8> {
     let limit = if limit == 0 { usize::MAX } else { limit };
-    // Values average a few bytes: reserve once rather than grow through the doubling.
-    let largest = lists.iter().map(|l| l.byte_len() + 3 * l.len()).max();
-    let mut out = Vec::with_capacity(64 + largest.unwrap_or(0));
+    // Reserved once for the largest the union can be (every list's strings, quoted and
+    // comma-separated, none escaped), rather than grown through the doubling: the lists
+    // overlap, but copying a large answer on each growth cost more than the room.
+    let most: usize = lists.iter().map(|l| l.byte_len() + 3 * l.len()).sum();
+    let mut out = Vec::with_capacity(64 + most);
+    let plain = lists
+        .iter()
+        .all(|l| json::copied_as_is(l.concatenated().as_bytes()));
     let mut merged = Merged::new(lists.iter().map(StringList::iter));
     json::success_then_warnings(&mut out, |out| {
-        json::write_string_list(out, merged.by_ref().take(limit));
+        if plain {
+            json::write_plain_string_list(out, merged.by_ref().take(limit));
+        } else {
+            json::write_string_list(out, merged.by_ref().take(limit));
+        }
         match merged.next() {
             Some(_) => vec![json::TRUNCATED_WARNING],
             None => Vec::new(),
         }
     });
-    Response::json(StatusCode::OK, out)
+    out
 }
 
-pub async fn labels(app: &App, req: &Request) -> Response {
+/// `labels` and `label/<name>/values`: answered by the router, from the answers it keeps
+/// when the shards have not changed since.
+async fn label_answer(app: &App, req: &Request, request: LabelRequest<'_>) -> Response {
     let Some(router) = app.router.get() else {
         return unavailable();
     };
-    let (selectors, limit) = match metadata_params(req) {
+    let p = match metadata_params(req) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let mut names = Vec::new();
-    for matchers in &selectors {
-        match router.label_names(matchers).await {
-            Ok(n) => names.extend(n),
-            Err(e) => return error_response(ErrorType::Execution, &e.to_string()),
-        }
+    let encode = |lists| string_list(lists, p.limit);
+    match router
+        .label_answer(request, &p.selectors, p.range, &p.key, encode)
+        .await
+    {
+        Ok(body) => Response::json_shared(StatusCode::OK, body),
+        Err(e) => error_response(ErrorType::Execution, &e.to_string()),
     }
-    string_list(names, limit)
+}
+
+pub async fn labels(app: &App, req: &Request) -> Response {
+    label_answer(app, req, LabelRequest::Names).await
 }
 
 pub async fn label_values(app: &App, req: &Request, name: &str) -> Response {
-    let Some(router) = app.router.get() else {
+    if app.router.get().is_none() {
         return unavailable();
-    };
+    }
     let name = match params::decode_label_name(name) {
         Ok(n) => n,
         Err(e) => return bad_data(e),
     };
-    let (selectors, limit) = match metadata_params(req) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let mut values = Vec::new();
-    for matchers in &selectors {
-        match router.label_values(&name, matchers).await {
-            Ok(v) => values.extend(v),
-            Err(e) => return error_response(ErrorType::Execution, &e.to_string()),
-        }
-    }
-    string_list(values, limit)
+    label_answer(app, req, LabelRequest::Values(&name)).await
 }
 
 pub fn targets(app: &App, req: &Request) -> Response {

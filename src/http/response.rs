@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::io::Write as _;
+use std::rc::Rc;
 
 use super::compression::{Compressor, ContentCoding};
 use super::date;
@@ -103,8 +104,26 @@ type Field = (Cow<'static, str>, Cow<'static, str>);
 pub struct Response {
     status: StatusCode,
     headers: Vec<Field>,
-    body: Vec<u8>,
+    body: Body,
     compressible: bool,
+}
+
+/// A body of its own, or one shared with others (an answer the router keeps and gives to
+/// every client asking the same): sent as it is, never copied.
+#[derive(Debug, Clone)]
+enum Body {
+    Owned(Vec<u8>),
+    Shared(Rc<Vec<u8>>),
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Body::Owned(b) => b,
+            Body::Shared(b) => b,
+        }
+    }
 }
 
 impl Response {
@@ -113,7 +132,7 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Body::Owned(Vec::new()),
             compressible: true,
         }
     }
@@ -127,10 +146,18 @@ impl Response {
         Response::new(status).with_body("application/json", body)
     }
 
+    /// A JSON response whose body is shared with others (see `Body`).
+    pub fn json_shared(status: StatusCode, body: Rc<Vec<u8>>) -> Response {
+        let mut r = Response::new(status);
+        r.set_header("Content-Type", "application/json");
+        r.body = Body::Shared(body);
+        r
+    }
+
     /// Sets the body and its `Content-Type`.
     pub fn with_body(mut self, content_type: impl Into<Cow<'static, str>>, body: Vec<u8>) -> Self {
         self.set_header("Content-Type", content_type);
-        self.body = body;
+        self.body = Body::Owned(body);
         self
     }
 

@@ -6,10 +6,12 @@
 //! caller needs no glommio of its own.
 
 use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
 
 use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder};
 use shards::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
+use shards::label_generation::LabelGeneration;
 use shards::shard::{Shard, ShardOptions};
 use shards::wal::PageCacheFs;
 
@@ -64,7 +66,9 @@ impl ShardStorage {
         for i in 0..self.shards {
             let (req_tx, req_rx) = shared_channel::new_bounded::<Envelope>(QUEUE);
             let (rep_tx, rep_rx) = shared_channel::new_bounded::<Reply>(QUEUE);
-            ends.push((req_tx, rep_rx));
+            // Set by the shard before it connects, read by the router once connected.
+            let labels = Arc::new(OnceLock::new());
+            ends.push((req_tx, rep_rx, labels.clone()));
             let path = dir.path().join(format!("shard-{i:03}"));
             let opts = ShardOptions {
                 // Test files give start timestamps (`@st` lines); the shards keep them as
@@ -98,6 +102,7 @@ impl ShardStorage {
                     if trace {
                         eprintln!("promqltest: shard {i} open");
                     }
+                    let _ = labels.set(shard.label_generation());
                     let requests = keep_awake(req_rx.connect()).await;
                     if trace {
                         eprintln!("promqltest: shard {i} requests connected");
@@ -116,7 +121,7 @@ impl ShardStorage {
         }
         let trace = std::env::var_os("PROMQLTEST_TRACE").is_some();
         let mut links = Vec::new();
-        for (i, (req_tx, rep_rx)) in ends.into_iter().enumerate() {
+        for (i, (req_tx, rep_rx, labels)) in ends.into_iter().enumerate() {
             if trace {
                 eprintln!("promqltest: connecting shard {i}");
             }
@@ -125,7 +130,8 @@ impl ShardStorage {
                 eprintln!("promqltest: connected requests of shard {i}");
             }
             let replies = keep_awake(rep_rx.connect()).await;
-            links.push(ShardLink::start(i, requests, replies));
+            let labels = labels.get().cloned().unwrap_or_else(LabelGeneration::new);
+            links.push(ShardLink::start(i, requests, replies, labels));
         }
         self.cluster = Some(Cluster {
             _dir: dir,

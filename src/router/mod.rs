@@ -1,17 +1,20 @@
 //! The router's view of the shards: which shard owns a series, and fan-out/merge of requests
 //! over every shard.
 //!
-//! It owns the links to the shards (one per shard, see `shard_link`) and nothing else: no
-//! storage, no parsing. Every exchange is one of the messages in `protocol`. Fan-outs send to
-//! every shard first and then collect, so shards work on one query in parallel.
+//! It owns the links to the shards (one per shard, see `shard_link`) and the label answers it
+//! keeps while the shards are unchanged (`label_cache`), nothing else: no storage, no parsing.
+//! Every exchange is one of the messages in `protocol`. Fan-outs send to every shard first and
+//! then collect, so shards work on one query in parallel.
 
 pub mod append_outbox;
+pub mod label_cache;
 pub mod protocol;
 pub mod shard_admin;
 pub mod shard_leaf;
 pub mod shard_link;
 pub mod shard_service;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use shards::head::{AppendBatch, AppendOutcome};
@@ -21,7 +24,10 @@ use shards::string_list::StringList;
 use thiserror::Error;
 
 use append_outbox::{AppendOutbox, PendingAppend, APPEND_WINDOW};
-use protocol::{LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats, TsdbStatus};
+use label_cache::LabelAnswerCache;
+use protocol::{
+    LabelList, LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats, TsdbStatus,
+};
 use shard_link::{LinkError, ShardLink};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -37,6 +43,14 @@ pub enum RouterError {
 pub struct Router {
     links: Vec<Rc<ShardLink>>,
     outboxes: Vec<Rc<AppendOutbox>>,
+    label_answers: RefCell<LabelAnswerCache>,
+}
+
+/// What a label request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelRequest<'a> {
+    Names,
+    Values(&'a str),
 }
 
 impl Router {
@@ -46,7 +60,11 @@ impl Router {
             .iter()
             .map(|l| AppendOutbox::start(l.clone(), APPEND_WINDOW))
             .collect();
-        Router { links, outboxes }
+        Router {
+            links,
+            outboxes,
+            label_answers: RefCell::new(LabelAnswerCache::default()),
+        }
     }
 
     pub fn shards(&self) -> usize {
@@ -119,12 +137,20 @@ impl Router {
         Ok(out)
     }
 
-    /// The label names of the matching series: one sorted, deduplicated list per shard,
-    /// left unmerged so that the caller walks their union once, while writing its answer.
-    pub async fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<StringList>, RouterError> {
+    /// The label names of the matching series in the sources overlapping `[mint, maxt]`:
+    /// one sorted, deduplicated list per shard, left unmerged so that the caller walks their
+    /// union once, while writing its answer; each with the sources it was read from.
+    pub async fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<LabelList>, RouterError> {
         let replies = self
             .fan_out(|| ShardRequest::LabelNames {
                 matchers: matchers.to_vec(),
+                mint,
+                maxt,
             })
             .await?;
         shard_lists(replies, |r| match r {
@@ -133,23 +159,89 @@ impl Router {
         })
     }
 
-    /// The values of label `name` over the matching series: one sorted, deduplicated list
-    /// per shard, unmerged (see `label_names`).
+    /// The values of label `name` over the matching series in the sources overlapping
+    /// `[mint, maxt]`: one list per shard, unmerged (see `label_names`).
     pub async fn label_values(
         &self,
         name: &str,
         matchers: &[Matcher],
-    ) -> Result<Vec<StringList>, RouterError> {
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<LabelList>, RouterError> {
         let replies = self
             .fan_out(|| ShardRequest::LabelValues {
                 name: name.to_string(),
                 matchers: matchers.to_vec(),
+                mint,
+                maxt,
             })
             .await?;
         shard_lists(replies, |r| match r {
             ShardResponse::LabelValues(result) => Some(result),
             _ => None,
         })
+    }
+
+    /// The answer to a label request over the series matching any of `selectors` (one empty
+    /// selector: every series) in the sources overlapping `[mint, maxt]`: `encode` turns
+    /// the shards' lists (per selector, per shard; each sorted) into the answer's bytes.
+    /// `key` names everything besides `request` and the range that those bytes depend on
+    /// (the selectors' text, a limit).
+    ///
+    /// While every shard's published sources for the range are those a kept answer was
+    /// read from, that answer is given without asking the shards (see `label_cache`).
+    pub async fn label_answer(
+        &self,
+        request: LabelRequest<'_>,
+        selectors: &[Vec<Matcher>],
+        (mint, maxt): (i64, i64),
+        key: &str,
+        encode: impl FnOnce(Vec<StringList>) -> Vec<u8>,
+    ) -> Result<Rc<Vec<u8>>, RouterError> {
+        let key = match request {
+            LabelRequest::Names => format!("names\0{key}"),
+            LabelRequest::Values(name) => format!("values\0{name}\0{key}"),
+        };
+        let current: Vec<_> = self
+            .links
+            .iter()
+            .map(|l| l.label_sources(mint, maxt))
+            .collect();
+        if let Some(answer) = self.label_answers.borrow_mut().get(&key, &current) {
+            return Ok(answer);
+        }
+        let mut lists = Vec::with_capacity(selectors.len() * self.links.len());
+        // Each shard's sources, while all its replies agree (a change between two
+        // selectors' fan-outs leaves the answer uncached).
+        let mut read: Vec<Option<shards::label_generation::LabelSources>> =
+            vec![None; self.links.len()];
+        let mut agree = true;
+        for matchers in selectors {
+            let replies = match request {
+                LabelRequest::Names => self.label_names(matchers, mint, maxt).await?,
+                LabelRequest::Values(name) => self.label_values(name, matchers, mint, maxt).await?,
+            };
+            for (shard, reply) in replies.into_iter().enumerate() {
+                match &read[shard] {
+                    Some(s) => agree &= *s == reply.sources,
+                    None => read[shard] = Some(reply.sources),
+                }
+                lists.push(reply.list);
+            }
+        }
+        let answer = Rc::new(encode(lists));
+        let read: Option<Vec<_>> = read.into_iter().collect();
+        if let Some(read) = read.filter(|_| agree) {
+            self.label_answers
+                .borrow_mut()
+                .insert(&key, read, answer.clone());
+        }
+        Ok(answer)
+    }
+
+    /// Label answers given from the cache and computed so far, and those kept now.
+    pub fn label_answer_stats(&self) -> label_cache::LabelAnswerStats {
+        self.label_answers.borrow().stats()
     }
 
     /// The newest non-stale sample in `(at - lookback, at]` of each matching series, sorted by
@@ -325,8 +417,8 @@ fn collect_results<T>(
 /// value can be on several shards, so the caller merges them (`StringList::merge`).
 fn shard_lists(
     replies: Vec<ShardResponse>,
-    take: impl Fn(ShardResponse) -> Option<Result<StringList, String>>,
-) -> Result<Vec<StringList>, RouterError> {
+    take: impl Fn(ShardResponse) -> Option<Result<LabelList, String>>,
+) -> Result<Vec<LabelList>, RouterError> {
     let mut lists = Vec::with_capacity(replies.len());
     for (shard, r) in replies.into_iter().enumerate() {
         match take(r) {

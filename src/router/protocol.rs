@@ -11,6 +11,7 @@ use shards::block_compaction::BlockCompactionStats;
 use shards::compact::CompactionStats;
 use shards::head::{AppendBatch, AppendOutcome, HeadStats};
 use shards::index::matcher::Matcher;
+use shards::label_generation::LabelSources;
 use shards::labels::Labels;
 use shards::retention::RetentionStats;
 use shards::string_list::StringList;
@@ -42,12 +43,20 @@ pub enum ShardRequest {
         mint: i64,
         maxt: i64,
     },
-    /// Label names of the series matching every matcher (all series when none).
-    LabelNames { matchers: Vec<Matcher> },
-    /// Values of label `name` over the series matching every matcher.
+    /// Label names of the series matching every matcher (all series when none), in the
+    /// sources (blocks, head) overlapping `[mint, maxt]`.
+    LabelNames {
+        matchers: Vec<Matcher>,
+        mint: i64,
+        maxt: i64,
+    },
+    /// Values of label `name` over the series matching every matcher, in the sources
+    /// overlapping `[mint, maxt]`.
     LabelValues {
         name: String,
         matchers: Vec<Matcher>,
+        mint: i64,
+        maxt: i64,
     },
     /// Per matching series, its newest sample in `(at - lookback, at]` unless that sample is a
     /// staleness marker: what federation and an instant selector see.
@@ -94,8 +103,8 @@ pub enum ShardResponse {
     AppendedGroup(Result<Vec<AppendOutcome>, String>),
     /// `Err`: a block's index could not be read (as for the two below).
     Series(Result<Vec<Labels>, String>),
-    LabelNames(Result<StringList, String>),
-    LabelValues(Result<StringList, String>),
+    LabelNames(Result<LabelList, String>),
+    LabelValues(Result<LabelList, String>),
     /// `Err`: a chunk could not be read.
     Latest(Result<Vec<LatestSample>, String>),
     /// `Err`: a chunk could not be read.
@@ -106,6 +115,15 @@ pub enum ShardResponse {
     TsdbStatus(Box<TsdbStatus>),
     /// The outcome of an admin request; `Err` holds the storage error's text.
     Admin(Result<(), String>),
+}
+
+/// A label-name or label-value answer of one shard, and the sources it was read from: the
+/// router may give the same list again while the shard's published sources for the same
+/// range are equal (see `shards::label_generation`).
+#[derive(Debug, Clone)]
+pub struct LabelList {
+    pub list: StringList,
+    pub sources: LabelSources,
 }
 
 /// A shard's head as `/api/v1/status/tsdb` needs it: every label pair with its number of

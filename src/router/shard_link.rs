@@ -10,9 +10,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use shards::label_generation::{LabelGeneration, LabelSources};
 use thiserror::Error;
 
 use super::protocol::{Envelope, Reply, ShardRequest, ShardResponse};
@@ -35,6 +37,8 @@ pub struct LinkStats {
 
 pub struct ShardLink {
     shard: usize,
+    /// What the shard publishes for label answers (read without a round trip).
+    labels: Arc<LabelGeneration>,
     requests: ConnectedSender<Envelope>,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_id: Cell<u64>,
@@ -54,14 +58,17 @@ impl PendingReply {
 }
 
 impl ShardLink {
-    /// Takes connected channel ends and starts the reply dispatcher on this executor.
+    /// Takes connected channel ends and the shard's published label generation, and starts
+    /// the reply dispatcher on this executor.
     pub fn start(
         shard: usize,
         requests: ConnectedSender<Envelope>,
         replies: ConnectedReceiver<Reply>,
+        labels: Arc<LabelGeneration>,
     ) -> Rc<ShardLink> {
         let link = Rc::new(ShardLink {
             shard,
+            labels,
             requests,
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
@@ -88,6 +95,11 @@ impl ShardLink {
 
     pub fn shard(&self) -> usize {
         self.shard
+    }
+
+    /// The shard's label sources over `[mint, maxt]` as it last published them.
+    pub fn label_sources(&self, mint: i64, maxt: i64) -> LabelSources {
+        self.labels.sources(mint, maxt)
     }
 
     /// Sends `request` (waiting while the channel is full) and returns the reply to await.

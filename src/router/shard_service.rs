@@ -20,12 +20,11 @@ use shards::head::{AppendBatch, Head};
 use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 use shards::shard::Shard;
-use shards::string_list::StringList;
 use shards::value::is_stale_nan;
 
 use super::protocol::{
-    Envelope, LatestSample, Reply, SelectedSeries, ShardRequest, ShardResponse, ShardStats,
-    TsdbStatus,
+    Envelope, LabelList, LatestSample, Reply, SelectedSeries, ShardRequest, ShardResponse,
+    ShardStats, TsdbStatus,
 };
 use super::shard_admin;
 use super::shard_leaf::{eval_leaf, head_alone_from};
@@ -319,22 +318,35 @@ impl ShardService {
             } else {
                 merged_series(shard, &matchers, mint, maxt)
             }),
-            ShardRequest::LabelNames { matchers } => {
-                ShardResponse::LabelNames(if shard.blocks().is_empty() {
-                    Ok(StringList::from_sorted(head.label_names(&matchers)))
-                } else {
-                    let q = shard.querier(i64::MIN, i64::MAX);
-                    q.label_names(&matchers).map_err(|e| e.to_string())
-                })
-            }
-            ShardRequest::LabelValues { name, matchers } => {
-                ShardResponse::LabelValues(if shard.blocks().is_empty() {
-                    Ok(StringList::from_sorted(head.label_values(&name, &matchers)))
-                } else {
-                    let q = shard.querier(i64::MIN, i64::MAX);
-                    q.label_values(&name, &matchers).map_err(|e| e.to_string())
-                })
-            }
+            ShardRequest::LabelNames {
+                matchers,
+                mint,
+                maxt,
+            } => ShardResponse::LabelNames(
+                shard
+                    .querier(mint, maxt)
+                    .label_names(&matchers)
+                    .map(|list| LabelList {
+                        list,
+                        sources: shard.label_sources(mint, maxt),
+                    })
+                    .map_err(|e| e.to_string()),
+            ),
+            ShardRequest::LabelValues {
+                name,
+                matchers,
+                mint,
+                maxt,
+            } => ShardResponse::LabelValues(
+                shard
+                    .querier(mint, maxt)
+                    .label_values(&name, &matchers)
+                    .map(|list| LabelList {
+                        list,
+                        sources: shard.label_sources(mint, maxt),
+                    })
+                    .map_err(|e| e.to_string()),
+            ),
             ShardRequest::Latest {
                 matchers,
                 at,

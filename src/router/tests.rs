@@ -2,6 +2,7 @@
 //! another, talking over the shared channels.
 
 use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
 
 use glommio::channels::shared_channel;
 use glommio::LocalExecutorBuilder;
@@ -31,21 +32,30 @@ where
     F: FnOnce(Rc<Router>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
+    with_router_over(ShardOptions::default(), test)
+}
+
+/// `with_router` with shards opened with `opts`.
+fn with_router_over<F, Fut>(opts: ShardOptions, test: F)
+where
+    F: FnOnce(Rc<Router>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
     let mut shard_threads = Vec::new();
     let mut ends = Vec::new();
     for i in 0..SHARDS {
         let (req_tx, req_rx) = shared_channel::new_bounded::<Envelope>(4);
         let (rep_tx, rep_rx) = shared_channel::new_bounded::<Reply>(4);
-        ends.push((req_tx, rep_rx));
+        let labels = Arc::new(OnceLock::new());
+        ends.push((req_tx, rep_rx, labels.clone()));
         let path = dir.path().join(format!("shard-{i:03}"));
+        let opts = opts.clone();
         shard_threads.push(
             LocalExecutorBuilder::default()
                 .spawn(move || async move {
-                    let (shard, _) =
-                        Shard::open(&path, ShardOptions::default(), PageCacheFs, |_| {})
-                            .await
-                            .unwrap();
+                    let (shard, _) = Shard::open(&path, opts, PageCacheFs, |_| {}).await.unwrap();
+                    labels.set(shard.label_generation()).unwrap();
                     let requests = req_rx.connect().await;
                     let replies = rep_tx.connect().await;
                     let shard = ShardService::new(shard).serve(requests, replies).await;
@@ -57,12 +67,10 @@ where
     let router_thread = LocalExecutorBuilder::default()
         .spawn(move || async move {
             let mut links = Vec::new();
-            for (i, (req_tx, rep_rx)) in ends.into_iter().enumerate() {
-                links.push(ShardLink::start(
-                    i,
-                    req_tx.connect().await,
-                    rep_rx.connect().await,
-                ));
+            for (i, (req_tx, rep_rx, labels)) in ends.into_iter().enumerate() {
+                let (requests, replies) = (req_tx.connect().await, rep_rx.connect().await);
+                let labels = labels.get().unwrap().clone();
+                links.push(ShardLink::start(i, requests, replies, labels));
             }
             let router = Rc::new(Router::new(links));
             test(router.clone()).await;
@@ -103,14 +111,17 @@ fn appends_land_on_their_shards_and_fan_out_reads_merge() {
         let mut want = series.clone();
         want.sort();
         assert_eq!(found, want);
-        let values = router.label_values("i", &all).await.unwrap();
-        let values = StringList::merge(values.iter().map(StringList::iter));
+        let values = router
+            .label_values("i", &all, i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        let values = StringList::merge(values.iter().map(|l| l.list.iter()));
         assert_eq!(values.len(), 50);
         let values: Vec<&str> = values.iter().collect();
         assert!(values.windows(2).all(|w| w[0] < w[1]));
-        let names = router.label_names(&[]).await.unwrap();
+        let names = router.label_names(&[], i64::MIN, i64::MAX).await.unwrap();
         assert_eq!(
-            StringList::merge(names.iter().map(StringList::iter))
+            StringList::merge(names.iter().map(|l| l.list.iter()))
                 .iter()
                 .collect::<Vec<_>>(),
             ["__name__", "i"]
@@ -402,4 +413,188 @@ fn leaves_over_many_batches_give_the_router_only_answers() {
             "every series, over several batches per shard"
         );
     });
+}
+
+/// The label request `request` over every series in `range`, through the router's kept
+/// answers: the merged list, one string per line.
+async fn label_answer(
+    router: &Router,
+    request: super::LabelRequest<'_>,
+    range: (i64, i64),
+) -> Vec<String> {
+    let body = router
+        .label_answer(request, &[Vec::new()], range, "", |lists| {
+            let merged = StringList::merge(lists.iter().map(StringList::iter));
+            merged.iter().collect::<Vec<_>>().join("\n").into_bytes()
+        })
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+/// The first label set `make(i)` whose series lives on `shard`.
+fn on_shard(router: &Router, shard: usize, make: impl Fn(usize) -> Labels) -> Labels {
+    (0..)
+        .map(make)
+        .find(|l| router.shard_of(l.hash()) == shard)
+        .unwrap()
+}
+
+/// A kept label answer is given again only while it is exactly what the shards would
+/// answer: a new series, a new label name or value, a head truncation and a block rewritten
+/// without deleted series each show in the next answer, while new samples of known series do
+/// not make the shards be asked again.
+#[test]
+fn kept_label_answers_follow_every_change_of_the_shards() {
+    use super::LabelRequest::{Names, Values};
+    let mut opts = ShardOptions::default();
+    // Blocks of 1 s of sample time: a few seconds of samples make the head compactable.
+    opts.head.chunk_range = 1_000;
+    with_router_over(opts, |router| async move {
+        let pair = |n: &str, v: String| Labels::from_pairs([("__name__", "m".into()), (n, v)]);
+        let late = pair("x", "late".into()).unwrap();
+        let shard = router.shard_of(late.hash());
+        // Every series on the shard that compacts, so that its head holds them all.
+        let one = on_shard(&router, shard, |i| pair("x", format!("1-{i}")).unwrap());
+        let two = on_shard(&router, shard, |i| pair("x", format!("2-{i}")).unwrap());
+        let y = on_shard(&router, shard, |i| pair("y", format!("{i}")).unwrap());
+        let all = (i64::MIN, i64::MAX);
+        let x = |l: &Labels| l.get("x").unwrap().to_string();
+
+        append_histories(&router, &[(one.clone(), vec![(100, 1.0)])]).await;
+        assert_eq!(label_answer(&router, Values("x"), all).await, [x(&one)]);
+        let counts = router.label_answer_stats();
+        assert_eq!(label_answer(&router, Values("x"), all).await, [x(&one)]);
+        let now = router.label_answer_stats();
+        assert_eq!((now.hits, now.misses), (counts.hits + 1, counts.misses));
+
+        // A new label value, then a new label name, show at once.
+        append_histories(&router, &[(two.clone(), vec![(200, 2.0)])]).await;
+        let mut xs = vec![x(&one), x(&two)];
+        xs.sort();
+        assert_eq!(label_answer(&router, Values("x"), all).await, xs);
+        assert_eq!(label_answer(&router, Names, all).await, ["__name__", "x"]);
+        append_histories(&router, &[(y.clone(), vec![(300, 3.0)])]).await;
+        assert_eq!(
+            label_answer(&router, Names, all).await,
+            ["__name__", "x", "y"]
+        );
+        // Sources that do not overlap the range are not read: nothing before the first
+        // sample.
+        assert!(label_answer(&router, Values("x"), (0, 99)).await.is_empty());
+
+        // `late` keeps the head going until it spans 1.3 s: not compactable yet.
+        let history = |from: i64, to: i64| (from..=to).step_by(100).map(|t| (t, 1.0)).collect();
+        append_histories(&router, &[(late.clone(), history(100, 1400))]).await;
+        let range = (1_350, 5_000);
+        let mut before = xs.clone();
+        before.push("late".into());
+        before.sort();
+        assert_eq!(label_answer(&router, Values("x"), range).await, before);
+        // New samples of a known series: the same answer, from the router.
+        let counts = router.label_answer_stats();
+        let p = router
+            .send_append(
+                shard,
+                AppendBatch {
+                    new_series: vec![],
+                    samples: vec![BatchSample {
+                        series: SeriesKey::Ref(router_ref(&router, &late).await),
+                        t: 1_450,
+                        v: 1.0,
+                    }],
+                    start_timestamps: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+        Router::appended(shard, p).await.unwrap();
+        assert_eq!(label_answer(&router, Values("x"), range).await, before);
+        let now = router.label_answer_stats();
+        assert_eq!((now.hits, now.misses), (counts.hits + 1, counts.misses));
+
+        // Head compaction: blocks [0, 1000) … [3000, 4000) written, the head truncated to
+        // 4000, and the series with no sample since gone from it. Over the range only the
+        // blocks from 1000 on and the head are read: `late` alone.
+        let more: Vec<(i64, f64)> = history(1500, 5000);
+        append_to(&router, &late, &more).await;
+        let compacted = async {
+            loop {
+                let stats = router.stats().await.unwrap();
+                if stats[shard].blocks == 4 && stats[shard].time_range.is_some_and(|r| r.0 >= 4000)
+                {
+                    return;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        let waited = futures_lite::future::or(
+            async {
+                compacted.await;
+                true
+            },
+            async {
+                glommio::timer::sleep(std::time::Duration::from_secs(60)).await;
+                false
+            },
+        )
+        .await;
+        assert!(waited, "the head was never compacted");
+        assert_eq!(label_answer(&router, Values("x"), range).await, ["late"]);
+        assert_eq!(label_answer(&router, Values("x"), all).await, before);
+
+        // A delete leaves label values as they are until the block is rewritten without the
+        // series (as in Prometheus, whose index readers ignore tombstones).
+        let gone = vec![Matcher::new(MatchType::Equal, "x", x(&one)).unwrap()];
+        let selectors = vec![gone];
+        router
+            .admin(|| super::protocol::ShardRequest::DeleteSeries {
+                selectors: selectors.clone(),
+                mint: i64::MIN,
+                maxt: i64::MAX,
+            })
+            .await
+            .unwrap();
+        assert_eq!(label_answer(&router, Values("x"), all).await, before);
+        router
+            .admin(|| super::protocol::ShardRequest::CleanTombstones)
+            .await
+            .unwrap();
+        let after: Vec<String> = before.into_iter().filter(|v| *v != x(&one)).collect();
+        assert_eq!(label_answer(&router, Values("x"), all).await, after);
+    });
+}
+
+/// The shard's ref of series `l` (created by an earlier append).
+async fn router_ref(router: &Router, l: &Labels) -> u64 {
+    let shard = router.shard_of(l.hash());
+    let batch = AppendBatch {
+        new_series: vec![l.clone()],
+        samples: vec![],
+        start_timestamps: Vec::new(),
+    };
+    let p = router.send_append(shard, batch).await.unwrap();
+    Router::appended(shard, p).await.unwrap().series_refs[0]
+}
+
+/// Appends `samples` to the existing series `l`.
+async fn append_to(router: &Router, l: &Labels, samples: &[(i64, f64)]) {
+    let shard = router.shard_of(l.hash());
+    let r = router_ref(router, l).await;
+    let batch = AppendBatch {
+        new_series: vec![],
+        samples: samples
+            .iter()
+            .map(|&(t, v)| BatchSample {
+                series: SeriesKey::Ref(r),
+                t,
+                v,
+            })
+            .collect(),
+        start_timestamps: Vec::new(),
+    };
+    let p = router.send_append(shard, batch).await.unwrap();
+    let out = Router::appended(shard, p).await.unwrap();
+    assert_eq!(out.appended as usize, samples.len(), "{out:?}");
 }

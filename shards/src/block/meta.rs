@@ -134,7 +134,7 @@ impl BlockMeta {
 
     /// Whether the block holds samples of `[mint, maxt]` (closed).
     pub fn overlaps_closed(&self, mint: i64, maxt: i64) -> bool {
-        self.min_time <= maxt && mint < self.max_time
+        crate::label_generation::block_overlaps(self.min_time, self.max_time, mint, maxt)
     }
 }
 

@@ -1,0 +1,240 @@
+//! Answers to label-name and label-value requests kept by the router while the shards they
+//! came from are unchanged, so that a repeated request (Grafana's label browser, a
+//! dashboard's variables, a script polling `labels`) is answered without a round trip.
+//!
+//! An answer is kept with the `LabelSources` each shard read it from, and given again only
+//! when, for the new request's range, every shard's published sources are equal to those: the
+//! same generation (nothing a source answers changed) and the same blocks and head overlapping
+//! the range. It is then exactly what the shards would answer (see
+//! `shards::label_generation`). This module never reads shard state and never decides what an
+//! answer holds: answers are bytes encoded by the caller, keyed by the caller's description of
+//! the request. It is bounded in entries and bytes; the least recently used entry goes first.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use shards::label_generation::LabelSources;
+
+/// Bytes of answers kept at most: the largest answers (a value per series, as `instance`
+/// at a million series) are several MB.
+pub const MAX_BYTES: usize = 64 << 20;
+/// Answers kept at most.
+pub const MAX_ENTRIES: usize = 512;
+/// Answers of one request kept at most, each for other sources (other time ranges).
+const PER_KEY: usize = 4;
+
+/// What `/metrics` and tests see of the kept answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelAnswerStats {
+    /// Answers given from the cache, and computed by the shards.
+    pub hits: u64,
+    pub misses: u64,
+    /// Answers kept now, and the bytes they hold.
+    pub kept: usize,
+    pub bytes: usize,
+}
+
+struct Entry {
+    sources: Vec<LabelSources>,
+    answer: Rc<Vec<u8>>,
+    /// When it was last given or kept (`LabelAnswerCache::clock`).
+    used: u64,
+}
+
+/// Kept answers by request, and their hits and misses for self-monitoring and tests.
+#[derive(Default)]
+pub struct LabelAnswerCache {
+    entries: HashMap<String, Vec<Entry>>,
+    count: usize,
+    bytes: usize,
+    clock: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl LabelAnswerCache {
+    /// The answer kept for `key` read from `current` (each shard's published sources for
+    /// the request's range, in shard order), if any. Answers of `key` from older generations
+    /// go: a shard's generation never goes back, so they can never be given again.
+    pub fn get(&mut self, key: &str, current: &[LabelSources]) -> Option<Rc<Vec<u8>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let Some(kept) = self.entries.get_mut(key) else {
+            self.misses += 1;
+            return None;
+        };
+        let before = kept.len();
+        let mut dropped = 0;
+        kept.retain(|e| {
+            let live = e.sources.len() == current.len()
+                && e.sources
+                    .iter()
+                    .zip(current)
+                    .all(|(a, b)| a.generation == b.generation);
+            if !live {
+                dropped += e.answer.capacity();
+            }
+            live
+        });
+        self.count -= before - kept.len();
+        self.bytes -= dropped;
+        let found = kept.iter_mut().find(|e| e.sources == current).map(|e| {
+            e.used = clock;
+            e.answer.clone()
+        });
+        if kept.is_empty() {
+            self.entries.remove(key);
+        }
+        match found {
+            Some(_) => self.hits += 1,
+            None => self.misses += 1,
+        }
+        found
+    }
+
+    /// Keeps `answer` for `key`, read from `sources` (one per shard, in shard order). An
+    /// answer larger than a quarter of the budget is not kept. Answers count by the room
+    /// they hold (their capacity), not only their length.
+    pub fn insert(&mut self, key: &str, sources: Vec<LabelSources>, answer: Rc<Vec<u8>>) {
+        let size = answer.capacity();
+        if size > MAX_BYTES / 4 {
+            return;
+        }
+        self.clock += 1;
+        let kept = self.entries.entry(key.to_string()).or_default();
+        if let Some(i) = kept.iter().position(|e| e.sources == sources) {
+            let old = kept.remove(i);
+            self.bytes -= old.answer.capacity();
+            self.count -= 1;
+        }
+        if kept.len() >= PER_KEY {
+            // The least recently used of this request's answers makes room.
+            if let Some(i) = (0..kept.len()).min_by_key(|&i| kept[i].used) {
+                let old = kept.remove(i);
+                self.bytes -= old.answer.capacity();
+                self.count -= 1;
+            }
+        }
+        kept.push(Entry {
+            sources,
+            answer,
+            used: self.clock,
+        });
+        self.bytes += size;
+        self.count += 1;
+        while self.count > MAX_ENTRIES || self.bytes > MAX_BYTES {
+            if !self.evict_oldest() {
+                break;
+            }
+        }
+    }
+
+    /// Answers kept, and their bytes.
+    pub fn size(&self) -> (usize, usize) {
+        (self.count, self.bytes)
+    }
+
+    pub fn stats(&self) -> LabelAnswerStats {
+        LabelAnswerStats {
+            hits: self.hits,
+            misses: self.misses,
+            kept: self.count,
+            bytes: self.bytes,
+        }
+    }
+
+    /// Drops the least recently used answer; false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        let oldest = self
+            .entries
+            .iter()
+            .flat_map(|(k, v)| v.iter().enumerate().map(move |(i, e)| (e.used, k, i)))
+            .min()
+            .map(|(_, k, i)| (k.clone(), i));
+        let Some((key, i)) = oldest else {
+            return false;
+        };
+        if let Some(kept) = self.entries.get_mut(&key) {
+            let old = kept.remove(i);
+            self.bytes -= old.answer.capacity();
+            self.count -= 1;
+            if kept.is_empty() {
+                self.entries.remove(&key);
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(generation: u64, head: bool, blocks: &[u32]) -> LabelSources {
+        LabelSources {
+            generation,
+            head,
+            blocks: blocks.to_vec(),
+        }
+    }
+
+    fn answer(s: &str) -> Rc<Vec<u8>> {
+        Rc::new(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn gives_an_answer_only_for_the_same_sources_and_generations() {
+        let mut c = LabelAnswerCache::default();
+        let read = vec![at(1, true, &[0]), at(4, true, &[])];
+        c.insert("names", read.clone(), answer("a"));
+        assert_eq!(c.get("names", &read).as_deref(), Some(&b"a".to_vec()));
+        assert!(c.get("values\0job", &read).is_none());
+        // Another range reading other sources of the same generations: not this answer.
+        assert!(c
+            .get("names", &[at(1, false, &[0]), at(4, true, &[])])
+            .is_none());
+        assert!(c
+            .get("names", &[at(1, true, &[]), at(4, true, &[])])
+            .is_none());
+        assert_eq!(c.size().0, 1);
+        // A shard moved on: the answer is gone for good.
+        assert!(c
+            .get("names", &[at(1, true, &[0]), at(5, true, &[])])
+            .is_none());
+        assert_eq!(c.size(), (0, 0));
+        assert!(c.get("names", &read).is_none());
+        assert_eq!((c.hits, c.misses), (1, 5));
+    }
+
+    #[test]
+    fn keeps_answers_for_several_ranges_and_evicts_the_least_recently_used() {
+        let mut c = LabelAnswerCache::default();
+        for i in 0..PER_KEY as u32 + 1 {
+            c.insert("k", vec![at(1, true, &[i])], answer("x"));
+        }
+        // The first range's answer made room for the last.
+        assert!(c.get("k", &[at(1, true, &[0])]).is_none());
+        assert!(c.get("k", &[at(1, true, &[PER_KEY as u32])]).is_some());
+        assert_eq!(c.size(), (PER_KEY, PER_KEY));
+
+        let mut c = LabelAnswerCache::default();
+        let big = Rc::new(vec![b'x'; MAX_BYTES / 4]);
+        for k in ["a", "b", "c", "d"] {
+            c.insert(k, vec![at(1, true, &[])], big.clone());
+        }
+        assert!(c.get("a", &[at(1, true, &[])]).is_some());
+        c.insert("e", vec![at(1, true, &[])], answer("e"));
+        // Over budget: "b", the least recently used, went.
+        assert!(c.get("b", &[at(1, true, &[])]).is_none());
+        assert!(c.get("a", &[at(1, true, &[])]).is_some());
+        assert!(c.get("e", &[at(1, true, &[])]).is_some());
+        assert_eq!(c.size(), (4, 3 * (MAX_BYTES / 4) + 1));
+        // Too large to keep at all.
+        c.insert(
+            "f",
+            vec![at(1, true, &[])],
+            Rc::new(vec![0; MAX_BYTES / 4 + 1]),
+        );
+        assert!(c.get("f", &[at(1, true, &[])]).is_none());
+    }
+}
