@@ -12,5 +12,6 @@ pub mod manager;
 pub mod metadata;
 pub mod metrics;
 pub mod parser;
+pub mod scrape_buffers;
 pub mod scrape_loop;
 pub mod target_status;
