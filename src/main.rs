@@ -12,7 +12,20 @@ use promcore::{log, startup};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc asks for transparent huge pages on its arenas (`madvise(MADV_HUGEPAGE)`), and a
+/// huge page is resident as a whole once any byte of it is touched: at 1 M scraped series
+/// that held ~108 MB (10 % of the process) in partly used 2 MiB pages, and zeroing them was
+/// a third of a head rebuild's CPU. Turned off for the whole process before the first arena
+/// fills; a kernel without the switch just keeps its default.
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("promqltest") {
         return ExitCode::from(promcore::promqltest::main(&args[1..]) as u8);

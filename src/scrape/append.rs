@@ -427,9 +427,10 @@ impl ScrapeAppender {
             SeriesKey::New(e.pending)
         } else {
             // Created by an earlier scrape whose append failed: send the labels again.
-            let Some(labels) = e.labels.clone() else {
+            let Some(labels) = self.cache.labels(id).cloned() else {
                 return;
             };
+            let e = self.cache.entry_mut(id);
             let batch = &mut out.batches[shard];
             e.pending = batch.new_series.len() as u32;
             e.pending_scrape = scrape;
@@ -459,7 +460,6 @@ impl ScrapeAppender {
                 dropped: false,
                 shard: shard as u32,
                 series_ref: 0,
-                labels: Some(labels),
                 seen: 0,
                 pending,
                 pending_scrape: self.scrape,
@@ -467,6 +467,7 @@ impl ScrapeAppender {
                 synthetic: false,
             },
         );
+        self.cache.keep_labels(id, labels);
         out.new_entries[shard].push(id);
         id
     }
@@ -535,7 +536,6 @@ fn dropped_entry() -> CacheEntry {
         dropped: true,
         shard: 0,
         series_ref: 0,
-        labels: None,
         seen: 0,
         pending: 0,
         pending_scrape: 0,

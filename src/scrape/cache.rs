@@ -9,7 +9,7 @@
 //! with refs. Series a successful scrape no longer contains get a staleness marker once; entries
 //! not seen in two successful scrapes are forgotten. The cache never talks to a shard itself.
 
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 
 use shards::labels::Labels;
 
@@ -22,10 +22,9 @@ pub struct CacheEntry {
     /// Relabeling dropped the series: its samples are skipped.
     pub dropped: bool,
     pub shard: u32,
-    /// The shard's ref; 0 until the shard answered (refs start at 1).
+    /// The shard's ref; 0 until the shard answered (refs start at 1). Until then the cache
+    /// also keeps the series' labels (`labels`).
     pub series_ref: u64,
-    /// Kept until the ref is known, so a series whose first append failed is sent again.
-    pub labels: Option<Labels>,
     /// The last successful scrape (its number) that contained the series.
     pub seen: u64,
     /// In scrape `pending_scrape`, the series is `new_series[pending]` of its shard's batch.
@@ -50,6 +49,11 @@ pub struct ScrapeCache {
     /// The key of each slab slot, for eviction; empty for a free slot.
     keys: Vec<Box<[u8]>>,
     free: Vec<EntryId>,
+    /// The labels of entries whose ref is not known yet, so that a series whose first
+    /// append failed is sent again. Beside the slab rather than in each entry: after the
+    /// first scrape almost no entry needs them, and an `Option<Labels>` per entry cost 16
+    /// bytes a series.
+    labels: HashMap<EntryId, Labels, ahash::RandomState>,
 }
 
 impl ScrapeCache {
@@ -132,11 +136,28 @@ impl ScrapeCache {
         id
     }
 
+    /// Keeps the labels of entry `id` until its ref is known.
+    pub fn keep_labels(&mut self, id: EntryId, labels: Labels) {
+        self.labels.insert(id, labels);
+    }
+
+    /// The labels of entry `id` while its ref is not known.
+    pub fn labels(&self, id: EntryId) -> Option<&Labels> {
+        self.labels.get(&id)
+    }
+
     /// Records the ref a shard gave to a series this cache created.
     pub fn set_ref(&mut self, id: EntryId, series_ref: u64) {
-        let e = &mut self.entries[id as usize];
-        e.series_ref = series_ref;
-        e.labels = None;
+        self.entries[id as usize].series_ref = series_ref;
+        self.forget_labels(id);
+    }
+
+    fn forget_labels(&mut self, id: EntryId) {
+        if self.labels.remove(&id).is_some() && self.labels.is_empty() {
+            // A first scrape filled the map with every series: free its table rather than
+            // keep it for the few new series of later scrapes.
+            self.labels.shrink_to(0);
+        }
     }
 
     /// Entries whose series were in successful scrape `scrape` and are neither dropped nor
@@ -168,7 +189,7 @@ impl ScrapeCache {
                 e.remove();
             }
             self.keys[id] = Box::default();
-            self.entries[id].labels = None;
+            self.forget_labels(id as EntryId);
             self.free.push(id as EntryId);
         }
     }
@@ -179,6 +200,7 @@ impl ScrapeCache {
         self.entries.clear();
         self.keys.clear();
         self.free.clear();
+        self.labels = HashMap::default();
     }
 
     fn live(&self) -> impl Iterator<Item = &CacheEntry> {
@@ -208,13 +230,35 @@ mod tests {
             dropped: false,
             shard: 0,
             series_ref: 0,
-            labels: None,
             seen: 0,
             pending: 0,
             pending_scrape: 0,
             explicit_timestamps: false,
             synthetic: false,
         }
+    }
+
+    #[test]
+    fn labels_are_kept_until_the_ref_is_known_or_the_entry_evicted() {
+        let mut c = ScrapeCache::new();
+        let x = Labels::from_pairs([("__name__", "x")]).unwrap();
+        let a = c.insert(b"a", entry());
+        let b = c.insert(b"b", entry());
+        c.keep_labels(a, x.clone());
+        c.keep_labels(b, x.clone());
+        assert_eq!(c.labels(a), Some(&x));
+        c.set_ref(a, 7);
+        assert_eq!(c.entry(a).series_ref, 7);
+        assert!(c.labels(a).is_none());
+        assert_eq!(c.labels(b), Some(&x));
+        // Evicted before its ref came: its labels go with it, and a reused slot has none.
+        c.entry_mut(a).seen = 5;
+        c.evict_older_than(1);
+        assert!(c.labels(b).is_none());
+        let d = c.insert(b"d", entry());
+        assert_eq!(d, b);
+        assert!(c.labels(d).is_none());
+        assert_eq!(c.get(b"a"), Some(a));
     }
 
     #[test]

@@ -13,5 +13,6 @@ pub mod metadata;
 pub mod metadata_lines;
 pub mod metrics;
 pub mod parser;
+pub mod scrape_buffers;
 pub mod scrape_loop;
 pub mod target_status;

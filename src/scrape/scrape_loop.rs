@@ -2,9 +2,10 @@
 //! the body into per-shard batches (`append`), sends them to the owning shards and waits for
 //! their acknowledgement, and records how it went for the API and `/metrics`.
 //!
-//! The loop owns the target's HTTP connection, scrape cache and buffers; nothing else touches
-//! them. It never blocks the executor: the fetch is bounded by `scrape_timeout`, and a slow
-//! shard slows only this loop's next send (back-pressure), never another target.
+//! The loop owns the target's HTTP connection and scrape cache; nothing else touches them.
+//! Its byte buffers are lent for each scrape (`scrape_buffers`). It never blocks the
+//! executor: the fetch is bounded by `scrape_timeout`, and a slow shard slows only this
+//! loop's next send (back-pressure), never another target.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -20,6 +21,7 @@ use crate::scrape::append::{AppendError, BodyReport, Report, ScrapeAppender, Sha
 use crate::scrape::client::{ScrapeClient, ScrapeError, ScrapeRequest};
 use crate::scrape::metrics::ScrapeMetrics;
 use crate::scrape::parser::format_for_content_type;
+use crate::scrape::scrape_buffers::Lent;
 use crate::scrape::target_status::{Health, TargetStatus};
 use crate::tls::TlsClient;
 
@@ -60,8 +62,10 @@ pub struct ScrapeLoop {
     path_and_query: String,
     appender: ScrapeAppender,
     client: ScrapeClient,
-    body: Vec<u8>,
     batches: ShardBatches,
+    /// Samples each shard's batch held last scrape: the next batch is allocated for as many
+    /// when the scrape starts instead of being kept allocated in between.
+    last_samples: Vec<usize>,
     router: Rc<Router>,
     status: Rc<RefCell<TargetStatus>>,
     metrics: Rc<ScrapeMetrics>,
@@ -87,8 +91,8 @@ impl ScrapeLoop {
             path_and_query,
             appender,
             client: ScrapeClient::new(),
-            body: Vec::new(),
             batches: ShardBatches::new(shards),
+            last_samples: vec![0; shards],
             router,
             status,
             metrics,
@@ -173,11 +177,15 @@ impl ScrapeLoop {
                     user_agent: USER_AGENT,
                     tls,
                 };
-                match self.client.get(&req, &mut self.body).await {
+                let mut bufs = Lent::take();
+                match self.client.get(&req, &mut bufs).await {
                     Ok(resp) => {
                         let format = format_for_content_type(&resp.content_type);
+                        for (batch, &n) in self.batches.batches.iter_mut().zip(&self.last_samples) {
+                            batch.samples.reserve(n);
+                        }
                         self.appender
-                            .append_body(&self.body, format, t, &mut self.batches)
+                            .append_body(&bufs.body, format, t, &mut self.batches)
                             .map_err(|e: AppendError| {
                                 if e == AppendError::SampleLimit {
                                     self.metrics.exceeded_sample_limit.inc();
@@ -240,15 +248,8 @@ impl ScrapeLoop {
             if batch.samples.is_empty() && batch.new_series.is_empty() {
                 continue;
             }
-            let samples = batch.samples.len();
-            let batch = std::mem::replace(
-                batch,
-                shards::head::AppendBatch {
-                    new_series: Vec::new(),
-                    samples: Vec::with_capacity(samples),
-                    start_timestamps: Vec::new(),
-                },
-            );
+            self.last_samples[shard] = batch.samples.len();
+            let batch = std::mem::take(batch);
             match self.router.send_append(shard, batch).await {
                 Ok(p) => pending.push((shard, p)),
                 Err(e) => {

@@ -107,7 +107,7 @@ impl Head {
             let (r, created) = self.get_or_create(labels)?;
             p.outcome.series_created += u32::from(created);
             p.outcome.series_refs.push(r);
-            if self.series(r).is_some_and(|s| !s.logged) {
+            if self.unlogged.contains(&r) {
                 if p.series_record.is_empty() {
                     record::begin_series_record(&mut p.series_record);
                 }
@@ -142,7 +142,7 @@ impl Head {
             // never reached the WAL (its batch's write failed) gets its record now; that is
             // rare, so the linear search stays off the hot path.
             let by_ref = matches!(s.series, SeriesKey::Ref(_));
-            if by_ref && !series.logged && !p.unlogged_series.contains(&r) {
+            if by_ref && self.unlogged.contains(&r) && !p.unlogged_series.contains(&r) {
                 if let Some(labels) = self.series_labels(r) {
                     if p.series_record.is_empty() {
                         record::begin_series_record(&mut p.series_record);
@@ -178,10 +178,8 @@ impl Head {
 
     /// Applies a prepared batch whose records are in the WAL.
     pub fn commit(&mut self, p: &mut Prepared) -> Result<AppendOutcome, HeadError> {
-        for &r in &p.unlogged_series {
-            if let Some(s) = self.series_mut(r) {
-                s.logged = true;
-            }
+        for r in &p.unlogged_series {
+            self.unlogged.remove(r);
         }
         let mut outcome = std::mem::take(&mut p.outcome);
         let before = self.stats.clone();

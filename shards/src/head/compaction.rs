@@ -62,9 +62,10 @@ impl Head {
             }
         }
         if let (Some(c), Some(last)) = (s.head_chunk(), s.max_time()) {
-            if last >= mint && s.head_chunk_min_time <= maxt {
+            let first = s.head_chunk_min_time();
+            if last >= mint && first <= maxt {
                 views.push(HeadChunkView {
-                    min_time: s.head_chunk_min_time,
+                    min_time: first,
                     max_time: last,
                     encoding: c.encoding(),
                     data: c.bytes(),
@@ -156,6 +157,7 @@ impl Head {
                 self.by_hash.remove(hash, r as SeriesId);
             }
             self.series.remove(r);
+            self.unlogged.remove(&r);
             self.tombstones.remove(&r);
             t.stats.series_removed += 1;
         }

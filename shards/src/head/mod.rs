@@ -25,7 +25,7 @@ pub use read::SeriesSamples;
 pub use replay::ReplayStats;
 pub use series::{AppendRefusal, MemSeries, MmappedChunk};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use thiserror::Error;
@@ -142,6 +142,11 @@ pub struct Head {
     chunks: ChunkDiskMapper,
     /// Deleted intervals per series ref, closed `[mint, maxt]`, applied when reading.
     tombstones: HashMap<u64, Vec<Interval>, ahash::RandomState>,
+    /// Series created by appends whose record has not reached the WAL yet (a failed WAL
+    /// write leaves them here, so the record goes with the next successful batch). Beside
+    /// the series rather than a flag in each: it holds at most a batch's new series, and the
+    /// flag's byte made every `MemSeries` 8 bytes larger.
+    unlogged: HashSet<u64, ahash::RandomState>,
     min_time: i64,
     max_time: i64,
     /// Nothing older is accepted or replayed: it belongs to a block already (Prometheus's
@@ -163,6 +168,7 @@ impl Head {
             by_hash: SeriesIndex::default(),
             chunks,
             tombstones: HashMap::default(),
+            unlogged: HashSet::default(),
             min_time: i64::MAX,
             max_time: i64::MIN,
             min_valid_time: i64::MIN,
@@ -273,6 +279,7 @@ impl Head {
         }
         let r = self.series.last_ref() + 1;
         self.create_hashed(r, labels, hash)?;
+        self.unlogged.insert(r);
         Ok((r, true))
     }
 

@@ -54,7 +54,7 @@ impl Head {
                 }
             }
             if let Some(c) = s.head_chunk() {
-                if c.last_time().is_some_and(|t| t >= mint) && s.head_chunk_min_time <= maxt {
+                if c.last_time().is_some_and(|t| t >= mint) && s.head_chunk_min_time() <= maxt {
                     chunks.push((c.encoding(), c.bytes()));
                 }
             }

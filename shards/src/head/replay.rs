@@ -147,7 +147,6 @@ impl<'h> Replayer<'h> {
         if let Some(ms) = self.head.series_mut(r) {
             self.like.clear();
             self.like.extend_from_slice(ms.labels());
-            ms.logged = true;
             let mut chunks = sorted_in_order(chunks);
             chunks.retain(|c| c.max_time >= floor);
             ms.set_mmapped(chunks);

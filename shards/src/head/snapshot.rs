@@ -122,8 +122,9 @@ pub fn encode_series(head: &Head, r: u64, buf: &mut Vec<u8>) {
     match s.head_chunk() {
         Some(c) if c.num_samples() > 0 => {
             e.put_uvarint(1);
-            e.put_be_i64(s.head_chunk_min_time);
-            e.put_be_i64(c.last_time().unwrap_or(s.head_chunk_min_time));
+            let min_time = s.head_chunk_min_time();
+            e.put_be_i64(min_time);
+            e.put_be_i64(c.last_time().unwrap_or(min_time));
             e.put_u8(c.encoding().as_u8());
             e.put_uvarint_bytes(c.bytes());
             for _ in 0..3 {

@@ -69,6 +69,9 @@ impl BodyDecoder {
         if gzip {
             bufs.gunzip.start();
         }
+        // The buffers are lent from scrape to scrape, also across targets: whatever a body
+        // that failed half-way left behind must not reach this one.
+        bufs.chunk.clear();
         let decoder = BodyDecoder {
             remaining,
             gzip,
@@ -213,6 +216,27 @@ mod tests {
 
     fn text() -> Vec<u8> {
         b"# TYPE up gauge\nup{job=\"node\"} 1\n".repeat(300)
+    }
+
+    #[test]
+    fn a_body_that_failed_half_way_leaves_nothing_for_the_next() {
+        let plain = text();
+        let zipped = gzip(&plain);
+        let mut bufs = BodyBuffers::default();
+        // A first chunk of gzip data, then a chunk size that is not hex.
+        let mut broken = format!("{:x}\r\n", 40).into_bytes();
+        broken.extend_from_slice(&zipped[..40]);
+        broken.extend_from_slice(b"\r\nzz\r\n");
+        let mut body = Vec::new();
+        let mut d = BodyDecoder::new(Framing::Chunked, true, 0, &mut bufs).unwrap();
+        assert!(d.feed(&broken, &mut bufs, &mut body).is_err());
+        // The same buffers, lent to the next scrape.
+        let wire = encode_chunked(&zipped, &[1000, 7]);
+        let mut body = Vec::new();
+        let mut d = BodyDecoder::new(Framing::Chunked, true, 0, &mut bufs).unwrap();
+        d.feed(&wire, &mut bufs, &mut body).unwrap();
+        assert!(d.is_done());
+        assert_eq!(body, plain);
     }
 
     #[test]

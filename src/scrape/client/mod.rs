@@ -3,7 +3,9 @@
 //! caller's body buffer (gunzipped, under the body size limit) and bounds the whole exchange,
 //! connect and body included, by the scrape timeout.
 //!
-//! It owns its connection and buffers and reuses both from scrape to scrape. A reused
+//! It owns its connection and reuses it from scrape to scrape; the buffers of an exchange
+//! (socket reads, gunzip state, the body) are the caller's, lent for one scrape (see
+//! `scrape_buffers`), so that idle targets hold none. A reused
 //! connection that the server closed while idle is noticed when the request gets no byte
 //! back, and the request is sent once more on a new connection, as Go's client retries an
 //! idempotent request. After any error or timeout the connection is dropped, never reused
@@ -31,6 +33,7 @@ use glommio::net::TcpStream;
 
 use self::request::RequestHead;
 use self::response::Parsed;
+use crate::scrape::scrape_buffers::ScrapeBuffers;
 use crate::tls::{ClientStream, TlsClient};
 
 pub use self::address::resolve;
@@ -163,13 +166,11 @@ enum HeadFailure {
 /// The HTTP client of one target.
 pub struct ScrapeClient {
     conn: Option<Connection>,
-    /// Received bytes not yet used are `buf[start..end]`.
-    buf: Vec<u8>,
+    /// Received bytes not yet used are `read[start..end]` of the lent buffers.
     start: usize,
     end: usize,
     /// The encoded request.
     out: Vec<u8>,
-    bodies: BodyBuffers,
 }
 
 impl Default for ScrapeClient {
@@ -183,11 +184,9 @@ impl ScrapeClient {
     pub fn new() -> Self {
         ScrapeClient {
             conn: None,
-            buf: Vec::new(),
             start: 0,
             end: 0,
             out: Vec::new(),
-            bodies: BodyBuffers::default(),
         }
     }
 
@@ -196,17 +195,17 @@ impl ScrapeClient {
         self.conn.is_some()
     }
 
-    /// Scrapes once: writes the (decompressed) body into `body`, which is cleared first and
-    /// keeps its capacity. Must run inside a glommio executor.
+    /// Scrapes once: writes the (decompressed) body into `bufs.body`, which is cleared first
+    /// and keeps its capacity. Must run inside a glommio executor.
     pub async fn get(
         &mut self,
         req: &ScrapeRequest<'_>,
-        body: &mut Vec<u8>,
+        bufs: &mut ScrapeBuffers,
     ) -> Result<ScrapeResponse, ScrapeError> {
-        body.clear();
+        bufs.body.clear();
         // Which error a timeout is depends on how far the exchange got.
         let head_received = Cell::new(false);
-        let exchange = self.exchange(req, body, &head_received);
+        let exchange = self.exchange(req, bufs, &head_received);
         let expired = async {
             glommio::timer::sleep(req.timeout).await;
             Err(if head_received.get() {
@@ -223,7 +222,7 @@ impl ScrapeClient {
     async fn exchange(
         &mut self,
         req: &ScrapeRequest<'_>,
-        body: &mut Vec<u8>,
+        bufs: &mut ScrapeBuffers,
         head_received: &Cell<bool>,
     ) -> Result<ScrapeResponse, ScrapeError> {
         let head = RequestHead {
@@ -236,8 +235,8 @@ impl ScrapeClient {
             timeout: req.timeout,
         };
         request::encode(&head, &mut self.out).map_err(|e| req.failed(e))?;
-        if self.buf.len() < READ_BUFFER {
-            self.buf.resize(READ_BUFFER, 0);
+        if bufs.read.len() < READ_BUFFER {
+            bufs.read.resize(READ_BUFFER, 0);
         }
         let mut kept = self.conn.take().filter(|c| c.address == req.address);
         let (mut conn, head) = loop {
@@ -248,7 +247,7 @@ impl ScrapeClient {
                     .await
                     .map_err(|e| req.failed(e))?,
             };
-            match self.round_trip(&mut conn).await {
+            match self.round_trip(&mut conn, &mut bufs.read).await {
                 Ok(head) => break (conn, head),
                 // The stale connection is dropped here; the retry opens a new one.
                 Err(HeadFailure::NoResponse(_)) if reused => continue,
@@ -262,7 +261,7 @@ impl ScrapeClient {
             // Prometheus does not read an error's body; its connection is not reused either.
             return Err(ScrapeError::Status(head.status_text));
         }
-        let reusable = self.read_body(&mut conn, &head, req, body).await?;
+        let reusable = self.read_body(&mut conn, &head, req, bufs).await?;
         if reusable {
             self.conn = Some(conn);
         }
@@ -272,7 +271,11 @@ impl ScrapeClient {
     }
 
     /// Sends the request and reads up to the end of the response head.
-    async fn round_trip(&mut self, conn: &mut Connection) -> Result<ResponseHead, HeadFailure> {
+    async fn round_trip(
+        &mut self,
+        conn: &mut Connection,
+        buf: &mut Vec<u8>,
+    ) -> Result<ResponseHead, HeadFailure> {
         self.start = 0;
         self.end = 0;
         // TLS buffers records: the flush puts the request on the wire.
@@ -284,7 +287,7 @@ impl ScrapeClient {
             return Err(HeadFailure::NoResponse(io_error("write", conn, &e)));
         }
         loop {
-            match response::parse(&self.buf[self.start..self.end]).map_err(HeadFailure::Failed)? {
+            match response::parse(&buf[self.start..self.end]).map_err(HeadFailure::Failed)? {
                 Parsed::Complete(head) => {
                     self.start += head.len;
                     return Ok(head);
@@ -295,10 +298,10 @@ impl ScrapeClient {
                 }
                 Parsed::Partial => {}
             }
-            if self.end == self.buf.len() {
-                self.make_room().map_err(HeadFailure::Failed)?;
+            if self.end == buf.len() {
+                self.make_room(buf).map_err(HeadFailure::Failed)?;
             }
-            let read = conn.stream.read(&mut self.buf[self.end..]).await;
+            let read = conn.stream.read(&mut buf[self.end..]).await;
             let nothing_yet = self.end == 0;
             match read {
                 Ok(0) if nothing_yet => return Err(HeadFailure::NoResponse(RequestError::Eof)),
@@ -317,47 +320,44 @@ impl ScrapeClient {
     }
 
     /// Frees buffer space for a head that does not fit yet.
-    fn make_room(&mut self) -> Result<(), RequestError> {
+    fn make_room(&mut self, buf: &mut Vec<u8>) -> Result<(), RequestError> {
         if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
+            buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-        } else if self.buf.len() >= MAX_HEAD {
+        } else if buf.len() >= MAX_HEAD {
             return Err(RequestError::HeadTooLarge(MAX_HEAD));
         } else {
-            let len = (self.buf.len() * 2).min(MAX_HEAD);
-            self.buf.resize(len, 0);
+            let len = (buf.len() * 2).min(MAX_HEAD);
+            buf.resize(len, 0);
         }
         Ok(())
     }
 
-    /// Reads the body into `body`; returns whether the connection can carry the next scrape.
+    /// Reads the body into `bufs.body`; returns whether the connection can carry the next
+    /// scrape.
     async fn read_body(
         &mut self,
         conn: &mut Connection,
         head: &ResponseHead,
         req: &ScrapeRequest<'_>,
-        body: &mut Vec<u8>,
+        bufs: &mut ScrapeBuffers,
     ) -> Result<bool, ScrapeError> {
-        let mut decoder = BodyDecoder::new(
-            head.framing,
-            head.gzip,
-            req.body_size_limit,
-            &mut self.bodies,
-        )?;
+        let ScrapeBuffers { read, bodies, body } = bufs;
+        let mut decoder = BodyDecoder::new(head.framing, head.gzip, req.body_size_limit, bodies)?;
         let mut closed = false;
         if self.start < self.end && !decoder.is_done() {
-            let fed = decoder.feed(&self.buf[self.start..self.end], &mut self.bodies, body)?;
+            let fed = decoder.feed(&read[self.start..self.end], bodies, body)?;
             self.start += fed.consumed;
         }
         while !decoder.is_done() {
-            match conn.stream.read(&mut self.buf).await {
+            match conn.stream.read(&mut read[..]).await {
                 Ok(0) => {
-                    decoder.end_of_stream(&mut self.bodies)?;
+                    decoder.end_of_stream(bodies)?;
                     closed = true;
                 }
                 Ok(n) => {
-                    let fed = decoder.feed(&self.buf[..n], &mut self.bodies, body)?;
+                    let fed = decoder.feed(&read[..n], bodies, body)?;
                     (self.start, self.end) = (fed.consumed, n);
                 }
                 Err(e) => {

@@ -16,6 +16,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use super::*;
 use crate::http::chunked::encode_chunked;
+use crate::scrape::scrape_buffers::ScrapeBuffers;
 
 const POLL: Duration = Duration::from_millis(5);
 
@@ -241,13 +242,13 @@ fn scrape(
     on_executor(move || async move {
         let mut client = ScrapeClient::new();
         let mut out = Vec::new();
-        let mut body = Vec::new();
+        let mut bufs = ScrapeBuffers::default();
         for _ in 0..gets {
-            let r = client.get(&req(&address), &mut body).await;
+            let r = client.get(&req(&address), &mut bufs).await;
             if r.is_err() {
                 assert!(!client.is_connected(), "connection kept after an error");
             }
-            out.push((r.map_err(|e| e.to_string()), body.clone()));
+            out.push((r.map_err(|e| e.to_string()), bufs.body.clone()));
         }
         out
     })
