@@ -46,7 +46,7 @@ use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
 };
 use crate::index::matcher::Matcher;
-use crate::retention::{self, BlockExtent, RetentionOptions, RetentionStats};
+use crate::retention::{self, BlockExtent, Deletions, RetentionOptions, RetentionStats};
 use crate::wal::{
     self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
 };
@@ -154,6 +154,8 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     compactor: HeadCompactor<F>,
     retention: RetentionStats,
     retention_checked: Instant,
+    /// Blocks beyond retention being removed off the executor.
+    deletions: Deletions,
     merger: BlockCompactor,
     opened: Instant,
     /// While on, no head compaction or merge starts (one under way finishes): an admin
@@ -276,6 +278,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 opts.compaction.max_block_duration,
             ),
             opts.compaction.series_per_step,
+            opts.compaction.step_budget,
             opts.compaction.retry_after,
         );
         let mut shard = Shard {
@@ -290,12 +293,14 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
             compactor,
             retention: RetentionStats::default(),
             retention_checked: Instant::now(),
+            deletions: Deletions::default(),
             merger,
             opened: Instant::now(),
             compactions_paused: false,
         };
         // As Prometheus's open does: blocks already beyond retention go before serving.
         shard.apply_retention()?;
+        shard.finish_deletions().await;
         Ok((shard, report))
     }
 
@@ -357,17 +362,37 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         &self.retention
     }
 
-    /// Deletes the blocks beyond retention (see `retention`), their mmaps first, and
-    /// returns the ULIDs deleted. A block that cannot be removed stays open and listed;
-    /// the failure is counted and returned, and the next run tries again.
+    /// Deletes the blocks beyond retention (see `retention`) and returns their ULIDs: they
+    /// leave the shard now, and their files are unmapped and removed on the blocking thread
+    /// (`retention::Deletions`). A block that cannot be renamed for deletion stays open and
+    /// listed; the failure is counted and returned, and the next run tries again.
     pub fn apply_retention(&mut self) -> Result<Vec<String>, ShardError> {
         self.retention_checked = Instant::now();
+        self.reap_deletions();
         let r = self.delete_beyond_retention();
         if let Err(e) = &r {
             self.retention.failures += 1;
             self.retention.last_error = Some(e.to_string());
         }
         r
+    }
+
+    /// Forgets the finished removals of blocks beyond retention, counting a failed one
+    /// (its renamed directory is left for start-up to remove).
+    fn reap_deletions(&mut self) {
+        if let Err(e) = self.deletions.reap() {
+            self.retention.failures += 1;
+            self.retention.last_error = Some(e.to_string());
+        }
+    }
+
+    /// Waits for the removals of blocks beyond retention under way.
+    async fn finish_deletions(&mut self) {
+        self.reap_deletions();
+        while !self.deletions.is_empty() {
+            glommio::timer::sleep(OFFLOAD_POLL).await;
+            self.reap_deletions();
+        }
     }
 
     fn delete_beyond_retention(&mut self) -> Result<Vec<String>, ShardError> {
@@ -394,16 +419,10 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         // Highest index first, so that the indices left to remove stay valid.
         for &i in doomed.blocks.iter().rev() {
             let block = self.blocks.remove(i);
-            let dir = block.dir().to_path_buf();
             let ulid = block.meta().ulid.clone();
-            // Unmapped before the files go, so that their space is freed now.
-            drop(block);
-            if let Err(e) = retention::delete_block(&dir) {
-                // Still whole on disk (or already renamed away, which start-up finishes):
-                // reopen it so that reads keep seeing what is there.
-                if let Ok(b) = Block::open(&dir) {
-                    self.blocks.insert(i, b);
-                }
+            if let Err((block, e)) = self.deletions.start(block) {
+                // Still whole on disk and open: reads keep seeing what is there.
+                self.blocks.insert(i, *block);
                 return Err(e.into());
             }
             deleted.push(ulid);
@@ -415,6 +434,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     /// One bounded step of head compaction (see `compact`); `Idle` when there is nothing
     /// to do. Retention runs after each block written.
     pub async fn compact_step(&mut self) -> Result<Progress, ShardError> {
+        self.reap_deletions();
         if self.compactions_paused && !self.is_compacting_or_merging() {
             return Ok(Progress::Idle);
         }
@@ -457,12 +477,16 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     }
 
     /// Runs head compaction until the head is no longer compactable and the WAL checkpoint
-    /// is written; returns what each finished phase did.
+    /// is written, and the blocks retention deleted meanwhile are gone; returns what each
+    /// finished phase did.
     pub async fn compact(&mut self) -> Result<Vec<Progress>, ShardError> {
         let mut done = Vec::new();
         loop {
             match self.compact_step().await? {
-                Progress::Idle => return Ok(done),
+                Progress::Idle => {
+                    self.finish_deletions().await;
+                    return Ok(done);
+                }
                 Progress::Working => {}
                 Progress::Waiting => glommio::timer::sleep(OFFLOAD_POLL).await,
                 p => done.push(p),
@@ -724,6 +748,8 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 Err(_) => break,
             }
         }
+        // No renamed block is left for the next start to remove.
+        self.finish_deletions().await;
         self.head.chunk_disk_mapper().sync()?;
         let pos = self.wal.position();
         self.wal.close().await?;
