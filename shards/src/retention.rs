@@ -298,6 +298,26 @@ mod tests {
     }
 
     #[test]
+    fn a_block_that_cannot_be_renamed_is_handed_back_open() {
+        use crate::block::{write_block, NewBlock};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write_block(dir.path(), NewBlock::level1(0, 1000), &[]).unwrap();
+        let path = dir.path().join(&meta.ulid);
+        let block = Block::open(&path).unwrap();
+        // Gone from under it: the rename fails before anything is handed to the blocking
+        // thread (none runs here).
+        std::fs::remove_dir_all(&path).unwrap();
+        let mut d = Deletions::default();
+        let Err((back, e)) = d.start(block) else {
+            panic!("the rename of a missing directory succeeded")
+        };
+        assert_eq!(back.meta().ulid, meta.ulid);
+        assert!(e.to_string().starts_with("rename"), "{e}");
+        assert!(d.is_empty());
+        assert!(d.reap().is_ok());
+    }
+
+    #[test]
     fn head_bytes_include_checkpoints_and_chunks_head() {
         let dir = tempfile::tempdir().unwrap();
         let wal = dir.path().join("wal");
