@@ -13,10 +13,16 @@
 //! compactions the bench used to span: their stalls would land among the batches outside
 //! head compaction and flatter the ratio.
 //!
+//! `--merges` turns block merges on (Prometheus's default maximum block duration): the
+//! 10-minute blocks of 100,000 series are merged three at a time into 30-minute blocks,
+//! and three of those into a 90-minute block, while batches keep arriving. "During" then
+//! means during a head compaction or a block merge (the removal of its parents included),
+//! and the batches during merges alone are also reported apart.
+//!
 //! `--inline` runs the old way instead, a compaction step after each append batch (no
 //! queue), for comparison on the same schedule.
 //!
-//! `cargo bench --bench compaction_latency [-- --inline]`
+//! `cargo bench --bench compaction_latency [-- --inline] [-- --merges]`
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -70,6 +76,7 @@ fn main() {
         return;
     }
     let inline = std::env::args().any(|a| a == "--inline");
+    let merges = std::env::args().any(|a| a == "--merges");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     glommio::LocalExecutorBuilder::default()
@@ -80,7 +87,11 @@ fn main() {
                     ..Default::default()
                 },
                 compaction: CompactionOptions {
-                    max_block_duration: RANGE,
+                    max_block_duration: if merges {
+                        CompactionOptions::default().max_block_duration
+                    } else {
+                        RANGE
+                    },
                     ..Default::default()
                 },
                 ..Default::default()
@@ -105,7 +116,7 @@ fn main() {
             shard.set_compaction_after_appends(inline);
             let shard = Rc::new(RwLock::new(shard));
             let queue = (!inline).then(|| CompactionQueue::spawn(shard.clone()).unwrap());
-            let (mut quiet, mut busy) = (Vec::new(), Vec::new());
+            let (mut quiet, mut busy, mut merging) = (Vec::new(), Vec::new(), Vec::new());
             let begin = Instant::now();
             let mut n = 0u32;
             for k in 1..STEPS {
@@ -128,12 +139,19 @@ fn main() {
                     if let Some(wait) = arrival.checked_duration_since(Instant::now()) {
                         glommio::timer::sleep(wait).await;
                     }
-                    let before = shard.read().await.unwrap().is_compacting();
+                    let state =
+                        |s: &Shard<PageCacheFs>| (s.is_compacting(), s.is_compacting_or_merging());
+                    let before = state(&shard.read().await.unwrap());
                     let mut s = shard.write().await.unwrap();
                     s.append(&b).await.unwrap();
                     let took = arrival.elapsed();
-                    if before || s.is_compacting() {
+                    let after = state(&s);
+                    let (head, any) = (before.0 || after.0, before.1 || after.1);
+                    if head || any {
                         busy.push(took);
+                        if !head {
+                            merging.push(took);
+                        }
                     } else {
                         quiet.push(took);
                     }
@@ -147,15 +165,17 @@ fn main() {
             };
             let shard = shard.into_inner().unwrap();
             let stats = shard.compaction_stats().clone();
+            let merged = shard.block_compaction_stats().clone();
             shard.close().await.unwrap();
             let (q99, b99) = (pct(&mut quiet, 0.99), pct(&mut busy, 0.99));
             println!(
-                "mode: {}, one batch of {BATCH} samples every {INTERVAL:?}",
+                "mode: {}, merges {}, one batch of {BATCH} samples every {INTERVAL:?}",
                 if inline {
                     "inline (a step after each append)"
                 } else {
                     "compaction queue"
-                }
+                },
+                if merges { "on" } else { "off" }
             );
             println!(
                 "batches outside compaction: {} (p50 {:?}, p99 {q99:?}, max {:?})",
@@ -169,6 +189,20 @@ fn main() {
                 pct(&mut busy, 0.5),
                 busy.last().copied().unwrap_or_default()
             );
+            if merges {
+                let m99 = pct(&mut merging, 0.99);
+                println!(
+                    "  of which during merges alone: {} (p50 {:?}, p99 {m99:?}, max {:?}); \
+                     merges {}, parents deleted {}, merge failures {}, merging took {:.1} s in all",
+                    merging.len(),
+                    pct(&mut merging, 0.5),
+                    merging.last().copied().unwrap_or_default(),
+                    merged.compactions,
+                    merged.parents_deleted,
+                    merged.failures,
+                    merged.durations.sum_seconds,
+                );
+            }
             println!(
                 "p99 ratio during/outside: {:.2}; blocks written {}, checkpoints {}, failures {}",
                 b99.as_secs_f64() / q99.as_secs_f64().max(1e-9),

@@ -5,11 +5,13 @@
 //!
 //! The shard is shared with its request loop through a glommio `RwLock`: a step takes the
 //! write lock for one bounded slice of work (`CompactionOptions::step_budget`) and the
-//! task pauses briefly after each one, so an append waits for at most one slice. What
-//! waits for the disk (closing block files, removing old chunks_head files, reading WAL
-//! segments for a checkpoint and closing it) runs on the executor's blocking thread or in
-//! a task of its own (`compact`'s `offload` and `offload_local`) without the lock held. It
-//! never decides what to compact: that is `compact` and `block_compaction`.
+//! task pauses briefly after each one, so an append waits for at most one slice; block
+//! merges (`block_compaction`) are sliced the same way. What waits for the disk (creating
+//! and closing block files, removing old chunks_head files, reading WAL segments for a
+//! checkpoint and closing it, unmapping and removing merged or expired blocks) runs on the
+//! executor's blocking thread or in a task of its own (`compact`'s `offload` and
+//! `offload_local`) without the lock held. It never decides what to compact: that is
+//! `compact` and `block_compaction`.
 //!
 //! Stopping waits for the step under way and leaves the rest to `Shard::close`, which
 //! finishes a compaction before the shard closes, so no partial block is left behind.

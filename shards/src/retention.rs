@@ -9,15 +9,19 @@
 //! block go. Each rule that deletes anything counts once, as Prometheus's
 //! `prometheus_tsdb_{time,size}_retentions_total` do.
 //!
-//! `choose` is pure; `delete_block` is the I/O: a block is renamed to
+//! `choose` is pure; `Deletions` and `delete_block` are the I/O: a block is renamed to
 //! `<ulid>.tmp-for-deletion` (which start-up removes if a crash interrupts the removal) and
-//! then removed. This module never decides anything about the head, and never deletes a
-//! block its caller still has open: the caller drops the `Block` (its mmaps) first, so the
-//! disk space is released at once.
+//! then removed. `Deletions` renames on the caller's thread (the executor), so that nothing
+//! finds the block under its name any more, and leaves the rest to the executor's blocking
+//! thread: the directory fsync, the unmapping of the block's files and their removal took
+//! up to 94 ms for one block, which the shard's appends must not wait for. This module
+//! never decides anything about the head, and never removes the files of a block that is
+//! still mapped: the `Block` is dropped first, so the disk space is released at once.
 
 use std::path::{Path, PathBuf};
 
-use crate::block::{sync_dir, BlockError, TMP_FOR_DELETION_SUFFIX};
+use crate::block::{sync_dir, Block, BlockError, TMP_FOR_DELETION_SUFFIX};
+use crate::compact::{offload, Offloaded};
 
 /// Limits; zero turns a rule off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,19 +137,76 @@ fn dir_bytes(dir: &Path) -> Result<u64, BlockError> {
     Ok(total)
 }
 
-/// Removes a block directory that nothing has open any more: renamed first, so that a crash
-/// leaves either the whole block or a leftover start-up removes, never a partial block.
+/// Removes a block directory that nothing has open any more, in one call (start-up, and
+/// the rare paths that undo a block just written): renamed first, so that a crash leaves
+/// either the whole block or a leftover start-up removes, never a partial block.
 pub fn delete_block(block_dir: &Path) -> Result<(), BlockError> {
+    let doomed = doomed_name(block_dir);
+    std::fs::rename(block_dir, &doomed).map_err(BlockError::io("rename", block_dir))?;
+    remove_renamed(block_dir, &doomed)
+}
+
+/// `<block_dir>.tmp-for-deletion`.
+fn doomed_name(block_dir: &Path) -> PathBuf {
     let mut doomed = block_dir.as_os_str().to_owned();
     doomed.push(TMP_FOR_DELETION_SUFFIX);
-    let doomed = PathBuf::from(doomed);
-    std::fs::rename(block_dir, &doomed).map_err(BlockError::io("rename", block_dir))?;
+    PathBuf::from(doomed)
+}
+
+/// After the rename: made durable before any file goes (as Prometheus's `fileutil.Replace`
+/// does), then removed.
+fn remove_renamed(block_dir: &Path, doomed: &Path) -> Result<(), BlockError> {
     if let Some(parent) = block_dir.parent() {
         sync_dir(parent)?;
     }
     crate::crash_point::reached(crate::crash_point::BLOCK_DELETE_AFTER_RENAME);
-    std::fs::remove_dir_all(&doomed).map_err(BlockError::io("remove", &doomed))?;
-    Ok(())
+    std::fs::remove_dir_all(doomed).map_err(BlockError::io("remove", doomed))
+}
+
+/// Blocks being removed on the executor's blocking thread (see the module doc).
+#[derive(Default)]
+pub struct Deletions {
+    pending: Vec<Offloaded<()>>,
+}
+
+impl Deletions {
+    /// Renames `block`'s directory for deletion, here, then unmaps and removes it on the
+    /// blocking thread. A failed rename hands the block back, open and untouched.
+    pub fn start(&mut self, block: Block) -> Result<(), (Box<Block>, BlockError)> {
+        let dir = block.dir().to_path_buf();
+        let doomed = doomed_name(&dir);
+        if let Err(e) = std::fs::rename(&dir, &doomed) {
+            return Err((Box::new(block), BlockError::io("rename", &dir)(e)));
+        }
+        self.pending.push(offload(move || {
+            // Unmapped before the files go, so that their space is freed with them; a big
+            // block's munmap is not free either.
+            drop(block);
+            remove_renamed(&dir, &doomed)
+        }));
+        Ok(())
+    }
+
+    /// Forgets the deletions that have finished; the first error among them, if any (the
+    /// renamed directory is left for start-up to remove).
+    pub fn reap(&mut self) -> Result<(), BlockError> {
+        let mut first_err = None;
+        self.pending.retain(|p| match p.take() {
+            None => true,
+            Some(r) => {
+                if let Err(e) = r {
+                    first_err.get_or_insert(e);
+                }
+                false
+            }
+        });
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Whether no deletion is under way.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +295,26 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["keep"]);
+    }
+
+    #[test]
+    fn a_block_that_cannot_be_renamed_is_handed_back_open() {
+        use crate::block::{write_block, NewBlock};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write_block(dir.path(), NewBlock::level1(0, 1000), &[]).unwrap();
+        let path = dir.path().join(&meta.ulid);
+        let block = Block::open(&path).unwrap();
+        // Gone from under it: the rename fails before anything is handed to the blocking
+        // thread (none runs here).
+        std::fs::remove_dir_all(&path).unwrap();
+        let mut d = Deletions::default();
+        let Err((back, e)) = d.start(block) else {
+            panic!("the rename of a missing directory succeeded")
+        };
+        assert_eq!(back.meta().ulid, meta.ulid);
+        assert!(e.to_string().starts_with("rename"), "{e}");
+        assert!(d.is_empty());
+        assert!(d.reap().is_ok());
     }
 
     #[test]

@@ -48,7 +48,7 @@ use crate::head::{
 };
 use crate::index::matcher::Matcher;
 use crate::label_generation::{LabelGeneration, LabelSources};
-use crate::retention::{self, BlockExtent, RetentionOptions, RetentionStats};
+use crate::retention::{self, BlockExtent, Deletions, RetentionOptions, RetentionStats};
 use crate::wal::{
     self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
 };
@@ -156,6 +156,8 @@ pub struct Shard<F: SegmentFs = PageCacheFs> {
     compactor: HeadCompactor<F>,
     retention: RetentionStats,
     retention_checked: Instant,
+    /// Blocks beyond retention being removed off the executor.
+    deletions: Deletions,
     merger: BlockCompactor,
     opened: Instant,
     /// While on, no head compaction or merge starts (one under way finishes): an admin
@@ -294,6 +296,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 opts.compaction.max_block_duration,
             ),
             opts.compaction.series_per_step,
+            opts.compaction.step_budget,
             opts.compaction.retry_after,
         );
         let mut shard = Shard {
@@ -308,6 +311,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
             compactor,
             retention: RetentionStats::default(),
             retention_checked: Instant::now(),
+            deletions: Deletions::default(),
             merger,
             opened: Instant::now(),
             compactions_paused: false,
@@ -316,6 +320,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         };
         // As Prometheus's open does: blocks already beyond retention go before serving.
         shard.apply_retention()?;
+        shard.finish_deletions().await;
         Ok((shard, report))
     }
 
@@ -430,11 +435,13 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         &self.retention
     }
 
-    /// Deletes the blocks beyond retention (see `retention`), their mmaps first, and
-    /// returns the ULIDs deleted. A block that cannot be removed stays open and listed;
-    /// the failure is counted and returned, and the next run tries again.
+    /// Deletes the blocks beyond retention (see `retention`) and returns their ULIDs: they
+    /// leave the shard now, and their files are unmapped and removed on the blocking thread
+    /// (`retention::Deletions`). A block that cannot be renamed for deletion stays open and
+    /// listed; the failure is counted and returned, and the next run tries again.
     pub fn apply_retention(&mut self) -> Result<Vec<String>, ShardError> {
         self.retention_checked = Instant::now();
+        self.reap_deletions();
         let r = self.delete_beyond_retention();
         if let Err(e) = &r {
             self.retention.failures += 1;
@@ -442,6 +449,24 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         }
         self.publish_label_state();
         r
+    }
+
+    /// Forgets the finished removals of blocks beyond retention, counting a failed one
+    /// (its renamed directory is left for start-up to remove).
+    fn reap_deletions(&mut self) {
+        if let Err(e) = self.deletions.reap() {
+            self.retention.failures += 1;
+            self.retention.last_error = Some(e.to_string());
+        }
+    }
+
+    /// Waits for the removals of blocks beyond retention under way.
+    async fn finish_deletions(&mut self) {
+        self.reap_deletions();
+        while !self.deletions.is_empty() {
+            glommio::timer::sleep(OFFLOAD_POLL).await;
+            self.reap_deletions();
+        }
     }
 
     fn delete_beyond_retention(&mut self) -> Result<Vec<String>, ShardError> {
@@ -468,16 +493,10 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         // Highest index first, so that the indices left to remove stay valid.
         for &i in doomed.blocks.iter().rev() {
             let block = self.blocks.remove(i);
-            let dir = block.dir().to_path_buf();
             let ulid = block.meta().ulid.clone();
-            // Unmapped before the files go, so that their space is freed now.
-            drop(block);
-            if let Err(e) = retention::delete_block(&dir) {
-                // Still whole on disk (or already renamed away, which start-up finishes):
-                // reopen it so that reads keep seeing what is there.
-                if let Ok(b) = Block::open(&dir) {
-                    self.blocks.insert(i, b);
-                }
+            if let Err((block, e)) = self.deletions.start(block) {
+                // Still whole on disk and open: reads keep seeing what is there.
+                self.blocks.insert(i, *block);
                 return Err(e.into());
             }
             deleted.push(ulid);
@@ -495,6 +514,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     }
 
     async fn compact_step_unpublished(&mut self) -> Result<Progress, ShardError> {
+        self.reap_deletions();
         if self.compactions_paused && !self.is_compacting_or_merging() {
             return Ok(Progress::Idle);
         }
@@ -537,12 +557,16 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     }
 
     /// Runs head compaction until the head is no longer compactable and the WAL checkpoint
-    /// is written; returns what each finished phase did.
+    /// is written, and the blocks retention deleted meanwhile are gone; returns what each
+    /// finished phase did.
     pub async fn compact(&mut self) -> Result<Vec<Progress>, ShardError> {
         let mut done = Vec::new();
         loop {
             match self.compact_step().await? {
-                Progress::Idle => return Ok(done),
+                Progress::Idle => {
+                    self.finish_deletions().await;
+                    return Ok(done);
+                }
                 Progress::Working => {}
                 Progress::Waiting => glommio::timer::sleep(OFFLOAD_POLL).await,
                 p => done.push(p),
@@ -836,6 +860,8 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 Err(_) => break,
             }
         }
+        // No renamed block is left for the next start to remove.
+        self.finish_deletions().await;
         self.head.chunk_disk_mapper().sync()?;
         let pos = self.wal.position();
         self.wal.close().await?;
