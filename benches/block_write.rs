@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shards::block::{write_block, BlockChunk, NewBlock};
-use shards::chunkenc::{Encoding, XorChunk};
+use shards::chunkenc::XorChunk;
 use shards::labels::Labels;
 
 const SERIES: usize = 10_000;
@@ -40,15 +40,7 @@ fn bench(c: &mut Criterion) {
     series.sort_by(|a, b| a.0.cmp(&b.0));
     let input: Vec<(Labels, Vec<BlockChunk<'_>>)> = series
         .iter()
-        .map(|(l, ch)| {
-            let chunk = BlockChunk {
-                min_time: ch.first_time().unwrap(),
-                max_time: ch.last_time().unwrap(),
-                encoding: Encoding::Xor,
-                data: ch.bytes(),
-            };
-            (l.clone(), vec![chunk])
-        })
+        .map(|(l, ch)| (l.clone(), vec![BlockChunk::of_xor(ch).unwrap()]))
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let mut g = c.benchmark_group("block");

@@ -769,15 +769,7 @@ mod tests {
             .collect();
         let mut series: Vec<(Labels, Vec<BlockChunk<'_>>)> = chunks
             .iter()
-            .map(|(l, c)| {
-                let chunk = BlockChunk {
-                    min_time: c.first_time().unwrap(),
-                    max_time: c.last_time().unwrap(),
-                    encoding: Encoding::Xor,
-                    data: c.bytes(),
-                };
-                (l.clone(), vec![chunk])
-            })
+            .map(|(l, c)| (l.clone(), vec![BlockChunk::of_xor(c).unwrap()]))
             .collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));
         let meta = crate::block::write_block(dir, NewBlock::level1(min, max), &series).unwrap();

@@ -132,7 +132,7 @@ pub fn rewrite_block(dir: &Path, block: &Block) -> Result<Option<BlockMeta>, Blo
 mod tests {
     use super::*;
     use crate::block::{write_block, BlockChunk};
-    use crate::chunkenc::{Encoding, XorChunk};
+    use crate::chunkenc::XorChunk;
     use crate::index::matcher::MatchType;
     use crate::labels::Labels;
 
@@ -156,15 +156,7 @@ mod tests {
             .collect();
         let input: Vec<(Labels, Vec<BlockChunk<'_>>)> = encoded
             .iter()
-            .map(|(l, c)| {
-                let chunk = BlockChunk {
-                    min_time: c.first_time().unwrap(),
-                    max_time: c.last_time().unwrap(),
-                    encoding: Encoding::Xor,
-                    data: c.bytes(),
-                };
-                (l.clone(), vec![chunk])
-            })
+            .map(|(l, c)| (l.clone(), vec![BlockChunk::of_xor(c).unwrap()]))
             .collect();
         let meta = write_block(dir, NewBlock::level1(0, 1000), &input).unwrap();
         Block::open(&dir.join(meta.ulid)).unwrap()

@@ -312,7 +312,7 @@ fn merge<S>(mut parts: Vec<Vec<S>>, t: fn(&S) -> i64) -> Vec<S> {
 mod tests {
     use super::*;
     use crate::block::{write_block, BlockChunk, NewBlock};
-    use crate::chunkenc::{Encoding, XorChunk};
+    use crate::chunkenc::XorChunk;
     use crate::head::{AppendBatch, BatchSample, HeadOptions, SeriesKey};
     use crate::index::MatchType;
 
@@ -333,15 +333,7 @@ mod tests {
             .collect();
         let input: Vec<(Labels, Vec<BlockChunk<'_>>)> = chunks
             .iter()
-            .map(|(l, c)| {
-                let bc = BlockChunk {
-                    min_time: c.first_time().unwrap(),
-                    max_time: c.last_time().unwrap(),
-                    encoding: Encoding::Xor,
-                    data: c.bytes(),
-                };
-                (l.clone(), vec![bc])
-            })
+            .map(|(l, c)| (l.clone(), vec![BlockChunk::of_xor(c).unwrap()]))
             .collect();
         write_block(dir, NewBlock::level1(mint, maxt), &input).unwrap();
     }

@@ -486,15 +486,17 @@ mod tests {
     /// A leaf evaluated over the series `[(labels, points)]` one shard holds.
     fn on_shard(q: &LeafQuery, held: &[Series]) -> LeafResult {
         let node = q.selections().unwrap()[0].node;
-        let raw = held
-            .iter()
+        q.evaluate_all(&HashMap::from([(node, raw(held))])).unwrap()
+    }
+
+    fn raw(held: &[Series]) -> Vec<RawSeries> {
+        held.iter()
             .map(|s| RawSeries {
                 labels: s.labels.clone(),
                 points: s.points.clone(),
                 start_timestamps: Vec::new(),
             })
-            .collect();
-        q.evaluate_all(&HashMap::from([(node, raw)])).unwrap()
+            .collect()
     }
 
     fn count_state(n: f64) -> AggState {
@@ -603,15 +605,9 @@ mod tests {
             }
             let (batch, after) = rest.split_at(n.clamp(1, rest.len()));
             rest = after;
-            let raw = batch
-                .iter()
-                .map(|s| RawSeries {
-                    labels: s.labels.clone(),
-                    points: s.points.clone(),
-                    start_timestamps: Vec::new(),
-                })
-                .collect();
-            let (part, now) = q.evaluate(&HashMap::from([(node, raw)]), total).unwrap();
+            let (part, now) = q
+                .evaluate(&HashMap::from([(node, raw(batch))]), total)
+                .unwrap();
             total = now;
             parts.add(q, part).unwrap();
         }

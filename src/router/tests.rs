@@ -310,15 +310,7 @@ fn a_delete_covers_the_appends_still_in_the_outboxes() {
             pending.push((shard, router.send_append(shard, batch).await.unwrap(), idx));
         }
         let all = vec![Matcher::new(MatchType::Equal, "__name__", "d").unwrap()];
-        let selectors = vec![all.clone()];
-        router
-            .admin(|| super::protocol::ShardRequest::DeleteSeries {
-                selectors: selectors.clone(),
-                mint: i64::MIN,
-                maxt: i64::MAX,
-            })
-            .await
-            .unwrap();
+        delete_all_time(&router, vec![all.clone()]).await;
         for (shard, p, idx) in pending {
             let out = Router::appended(shard, p).await.unwrap();
             assert_eq!(out.appended as usize, idx.len());
@@ -547,15 +539,7 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
         // A delete leaves label values as they are until the block is rewritten without the
         // series (as in Prometheus, whose index readers ignore tombstones).
         let gone = vec![Matcher::new(MatchType::Equal, "x", x(&one)).unwrap()];
-        let selectors = vec![gone];
-        router
-            .admin(|| super::protocol::ShardRequest::DeleteSeries {
-                selectors: selectors.clone(),
-                mint: i64::MIN,
-                maxt: i64::MAX,
-            })
-            .await
-            .unwrap();
+        delete_all_time(&router, vec![gone]).await;
         assert_eq!(label_answer(&router, Values("x"), all).await, before);
         router
             .admin(|| super::protocol::ShardRequest::CleanTombstones)
@@ -567,6 +551,18 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
 }
 
 /// The shard's ref of series `l` (created by an earlier append).
+/// Deletes the series of `selectors` on every shard, over all time.
+async fn delete_all_time(router: &Router, selectors: Vec<Vec<Matcher>>) {
+    router
+        .admin(|| super::protocol::ShardRequest::DeleteSeries {
+            selectors: selectors.clone(),
+            mint: i64::MIN,
+            maxt: i64::MAX,
+        })
+        .await
+        .unwrap();
+}
+
 async fn router_ref(router: &Router, l: &Labels) -> u64 {
     let shard = router.shard_of(l.hash());
     let batch = AppendBatch {

@@ -351,17 +351,7 @@ mod tests {
         let series: Vec<(Labels, Vec<BlockChunk<'_>>)> = pop
             .iter()
             .zip(chunks)
-            .map(|(l, c)| {
-                (
-                    l.clone(),
-                    vec![BlockChunk {
-                        min_time: c.first_time().unwrap(),
-                        max_time: c.last_time().unwrap(),
-                        encoding: Encoding::Xor,
-                        data: c.bytes(),
-                    }],
-                )
-            })
+            .map(|(l, c)| (l.clone(), vec![BlockChunk::of_xor(c).unwrap()]))
             .collect();
         write_block(dir, NewBlock::level1(0, 1_000_000), &series).unwrap()
     }

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::chunkenc::Encoding;
+use crate::chunkenc::{Encoding, XorChunk};
 use crate::index::writer::{ChunkMeta, IndexWriter};
 use crate::labels::Labels;
 use crate::tombstones::Tombstones;
@@ -32,7 +32,18 @@ pub struct BlockChunk<'a> {
     pub data: &'a [u8],
 }
 
-impl BlockChunk<'_> {
+impl<'a> BlockChunk<'a> {
+    /// An XOR chunk as it stands, to be written into a block; `None` when it holds no
+    /// sample.
+    pub fn of_xor(c: &'a XorChunk) -> Option<BlockChunk<'a>> {
+        Some(BlockChunk {
+            min_time: c.first_time()?,
+            max_time: c.last_time()?,
+            encoding: Encoding::Xor,
+            data: c.bytes(),
+        })
+    }
+
     pub fn num_samples(&self) -> u64 {
         match self.data {
             [a, b, ..] => u64::from(u16::from_be_bytes([*a, *b])),
@@ -279,14 +290,7 @@ mod tests {
         a.append(1_015_000, 2.0);
         let mut b = XorChunk::new();
         b.append(1_000_000, f64::from_bits(GO_NAN));
-        fn chunk(c: &XorChunk) -> BlockChunk<'_> {
-            BlockChunk {
-                min_time: c.first_time().unwrap(),
-                max_time: c.last_time().unwrap(),
-                encoding: Encoding::Xor,
-                data: c.bytes(),
-            }
-        }
+        let chunk = |c| BlockChunk::of_xor(c).unwrap();
         let series = vec![
             (
                 Labels::from_pairs([("__name__", "a_total"), ("job", "j")]).unwrap(),
