@@ -32,7 +32,7 @@ use crate::block::{
     Block, BlockChunk, BlockError, BlockMeta, BlockWriter, Compaction, NewBlock, Ulid,
 };
 use crate::chunkenc::{Encoding, XorChunk};
-use crate::compact::{offload, Offloaded};
+use crate::compact::{offload, slices_within, Offloaded};
 use crate::labels::Labels;
 use crate::retention::{delete_block, Deletions};
 
@@ -447,12 +447,7 @@ impl BlockCompactor {
                 mut listing,
             } => {
                 let parents = find(blocks, &names)?;
-                let done = loop {
-                    let done = listing.list(&parents, per_step)?;
-                    if done || started.elapsed() >= budget {
-                        break done;
-                    }
-                };
+                let done = slices_within(started, budget, || listing.list(&parents, per_step))?;
                 if !done {
                     self.job = Some(Merge::Listing {
                         parents: names,
@@ -508,13 +503,9 @@ impl BlockCompactor {
                 mut series,
             } => {
                 let parents = find(blocks, &names)?;
-                let done = loop {
-                    let done =
-                        write_some(&mut writer, &parents, overlapping, &mut series, per_step)?;
-                    if done || started.elapsed() >= budget {
-                        break done;
-                    }
-                };
+                let done = slices_within(started, budget, || {
+                    write_some(&mut writer, &parents, overlapping, &mut series, per_step)
+                })?;
                 if !done {
                     self.job = Some(Merge::Writing {
                         parents: names,

@@ -250,6 +250,21 @@ enum Job<F: SegmentFs> {
 /// Work handed to the executor's blocking thread; its result lands here for a later step.
 pub(crate) type Offloaded<T, E = BlockError> = Rc<RefCell<Option<Result<T, E>>>>;
 
+/// Runs `slice` until it reports that the work is done or the step's `budget`, counted
+/// from `started`, is spent; whether the work is done.
+pub(crate) fn slices_within<E>(
+    started: Instant,
+    budget: Duration,
+    mut slice: impl FnMut() -> Result<bool, E>,
+) -> Result<bool, E> {
+    loop {
+        let done = slice()?;
+        if done || started.elapsed() >= budget {
+            return Ok(done);
+        }
+    }
+}
+
 /// Runs `f` on the executor's blocking thread pool, so that its fsyncs and bulk writes
 /// never stall the executor's appends and queries. One local task awaits it: steps only
 /// look at the slot, because every poll of glommio's blocking future keeps a waker (whose
@@ -415,16 +430,14 @@ impl<F: SegmentFs + Clone + 'static> HeadCompactor<F> {
                 mut writer,
                 mut series,
             } => {
-                let done = loop {
+                let done = slices_within(started, budget, || {
                     let mut n = 0;
                     for (labels, r) in series.by_ref().take(per_step) {
                         write_series(ctx.head, &mut writer, &labels, r, mint, maxt - 1)?;
                         n += 1;
                     }
-                    if n < per_step || started.elapsed() >= budget {
-                        break n < per_step;
-                    }
-                };
+                    Ok::<_, CompactionError>(n < per_step)
+                })?;
                 if !done {
                     self.job = Some(Job::Write {
                         mint,
@@ -520,12 +533,11 @@ impl<F: SegmentFs + Clone + 'static> HeadCompactor<F> {
                 mut truncation,
                 started: gc,
             } => {
-                let done = loop {
-                    let done = ctx.head.truncate_slice(&mut truncation, per_step as u64);
-                    if done || started.elapsed() >= budget {
-                        break done;
-                    }
-                };
+                let done = slices_within(started, budget, || {
+                    Ok::<_, CompactionError>(
+                        ctx.head.truncate_slice(&mut truncation, per_step as u64),
+                    )
+                })?;
                 if !done {
                     self.job = Some(Job::TruncateHead {
                         maxt,
