@@ -17,10 +17,11 @@ use thiserror::Error;
 
 use crate::config::label_builder::LabelBuilder;
 use crate::config::relabel::{self, RelabelConfig, RelabelScratch};
-use crate::scrape::cache::{CacheEntry, EntryId, ScrapeCache};
+use crate::scrape::cache::{CacheEntry, EntryId, ScrapeCache, Unacknowledged};
 use crate::scrape::metadata::SharedMetadata;
 use crate::scrape::metadata_lines::MetadataLines;
 use crate::scrape::parser::{Entry, Format, LabelPairs, ParseError, Parser};
+use crate::scrape::series_hash::{series_hash, KnownSeries};
 
 /// What a miss needs to build a series' labels, and the limits of the job.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +91,9 @@ pub struct ShardBatches {
 }
 
 impl ShardBatches {
+    /// At most 65,536 shards (a cache entry keeps its shard in 16 bits).
     pub fn new(shards: usize) -> Self {
+        assert!(shards <= 1 << 16, "{shards} shards: at most 65,536");
         ShardBatches {
             batches: vec![AppendBatch::default(); shards],
             new_entries: vec![Vec::new(); shards],
@@ -142,12 +145,13 @@ pub struct Report {
 pub struct ScrapeAppender {
     pub rules: SeriesRules,
     cache: ScrapeCache,
-    /// Number of the scrape being appended (starts at 1).
-    scrape: u64,
+    /// Number of the scrape being appended (starts at 1). Scrape numbers are 32-bit, as in
+    /// every cache entry (4 bytes a series fewer); `next_scrape` renumbers before they wrap.
+    scrape: u32,
     /// The last scrape whose samples were stored (0: none yet).
-    last_ok: u64,
+    last_ok: u32,
     /// The successful scrape whose series already got staleness markers (after a failure).
-    stale_through: u64,
+    stale_through: u32,
     /// Entries this scrape touched, marked seen only if it succeeds.
     touched: Vec<EntryId>,
     label_buf: LabelBuilder,
@@ -193,7 +197,7 @@ impl ScrapeAppender {
         out: &mut ShardBatches,
     ) -> Result<BodyReport, AppendError> {
         out.clear();
-        self.scrape += 1;
+        self.next_scrape();
         self.touched.clear();
         let result = self.parse_into(body, format, t, out);
         self.metadata_lines
@@ -218,7 +222,11 @@ impl ScrapeAppender {
                     _ => self.synthetic_entries(self.last_ok),
                 };
                 if self.last_ok != 0 && self.stale_through != self.last_ok && unseen > synthetic {
-                    push_stale(self.cache.stale_candidates(self.last_ok, false), t, out);
+                    push_stale(
+                        self.cache.stale_candidates(Some(self.last_ok), false),
+                        t,
+                        out,
+                    );
                 }
                 if unseen > synthetic_kept {
                     self.cache.evict_older_than(self.last_ok);
@@ -233,13 +241,42 @@ impl ScrapeAppender {
         }
     }
 
+    /// Moves on to the next scrape number. After 2³² − 1 scrapes (136 years at one a second)
+    /// every number is renumbered first, keeping all that the appender ever compares: a
+    /// number against the last successful scrape (`<`, `==`, `>`, and 0 for never) and the
+    /// pending series against the current scrape (none is pending between scrapes).
+    fn next_scrape(&mut self) {
+        if self.scrape == u32::MAX {
+            let last_ok = self.last_ok;
+            let renumber = move |n: u32| match n {
+                0 => 0,
+                n if n < last_ok => 1,
+                n if n == last_ok => 2,
+                _ => 3,
+            };
+            self.cache.renumber_scrapes(renumber);
+            self.stale_through = renumber(self.stale_through);
+            self.last_ok = renumber(self.last_ok);
+            self.scrape = 3;
+        }
+        self.scrape += 1;
+    }
+
+    /// Starts the appender as if it had made `scrape` scrapes already (none successful), to
+    /// test the renumbering.
+    #[cfg(test)]
+    fn with_scrape_number(mut self, scrape: u32) -> Self {
+        self.scrape = scrape;
+        self
+    }
+
     /// How many entries of synthetic series there are, and how many of them
     /// `evict_older_than(keep_since)` would keep. They are never in a body, so never among
     /// the entries a body touched, and never staleness candidates of a scrape.
-    fn synthetic_entries(&self, keep_since: u64) -> (usize, usize) {
+    fn synthetic_entries(&self, keep_since: u32) -> (usize, usize) {
         let (mut live, mut kept) = (0, 0);
         for (_, key) in REPORT_SERIES {
-            if let Some(id) = self.cache.get(key) {
+            if let Some(id) = self.cache.get(series_hash(key)) {
                 live += 1;
                 kept += usize::from(self.cache.entry(id).seen >= keep_since);
             }
@@ -252,7 +289,7 @@ impl ScrapeAppender {
     pub fn append_failure(&mut self, t: i64, out: &mut ShardBatches) {
         out.clear();
         self.touched.clear();
-        self.scrape += 1;
+        self.next_scrape();
         self.stale_markers_for_last_scrape(t, false, out);
     }
 
@@ -265,12 +302,16 @@ impl ScrapeAppender {
 
     fn stale_markers_for_last_scrape(&mut self, t: i64, synthetic: bool, out: &mut ShardBatches) {
         if synthetic {
-            push_stale(self.cache.stale_candidates(u64::MAX, true), t, out);
+            push_stale(self.cache.stale_candidates(None, true), t, out);
         }
         if self.last_ok == 0 || self.stale_through == self.last_ok {
             return;
         }
-        push_stale(self.cache.stale_candidates(self.last_ok, false), t, out);
+        push_stale(
+            self.cache.stale_candidates(Some(self.last_ok), false),
+            t,
+            out,
+        );
         self.stale_through = self.last_ok;
     }
 
@@ -285,7 +326,7 @@ impl ScrapeAppender {
             report.body.series_added as f64,
         ];
         for ((name, key), v) in REPORT_SERIES.iter().zip(values) {
-            let id = match self.cache.get(key) {
+            let id = match self.cache.get(series_hash(key)) {
                 Some(id) => id,
                 None => {
                     let mut lb = LabelBuilder::from_labels(&self.rules.target_labels);
@@ -293,7 +334,7 @@ impl ScrapeAppender {
                     // Target labels and a fixed valid name: this cannot fail.
                     let Ok(labels) = lb.to_labels() else { continue };
                     let id = self.new_entry(key, labels, false, out);
-                    self.cache.entry_mut(id).synthetic = true;
+                    self.cache.entry_mut(id).set_synthetic();
                     id
                 }
             };
@@ -331,7 +372,7 @@ impl ScrapeAppender {
         let mut pairs: LabelPairs<'_> = Vec::new();
         // The entry after the previous line's: see `ScrapeCache::get_hinted`.
         let mut hint: EntryId = 0;
-        // The parser may skip re-checking a line whose series is the hinted entry's key only
+        // The parser may skip re-checking a line whose series is the hinted entry's only
         // if every key was accepted by the text grammar (see `text_keys_only`).
         let hint_parser = format == Format::PrometheusText && self.text_keys_only;
         if format != Format::PrometheusText {
@@ -345,9 +386,9 @@ impl ScrapeAppender {
         self.metadata_lines.begin(format, forgot);
         loop {
             let expected = if hint_parser {
-                self.cache.key(hint)
+                self.cache.known(hint)
             } else {
-                &[]
+                KnownSeries::NONE
             };
             let lines = &self.metadata_lines;
             let Some(entry) = parser.next_expecting(expected, || lines.expected()) else {
@@ -372,7 +413,7 @@ impl ScrapeAppender {
             let cached = if parser.took_expected() {
                 Some(hint)
             } else {
-                self.cache.get_hinted(series, hint)
+                self.cache.get_hinted(series_hash(series), hint)
             };
             let id = match cached {
                 Some(id) => id,
@@ -384,13 +425,13 @@ impl ScrapeAppender {
                             report.series_added += 1;
                             self.new_entry(series, labels, explicit, out)
                         }
-                        None => self.cache.insert(series, dropped_entry()),
+                        None => self.cache.insert(series, CacheEntry::dropped()),
                     }
                 }
             };
             hint = id.wrapping_add(1);
             self.touched.push(id);
-            if self.cache.entry(id).dropped {
+            if self.cache.entry(id).is_dropped() {
                 continue;
             }
             report.post_relabel += 1;
@@ -418,29 +459,35 @@ impl ScrapeAppender {
     // Inlined: it runs once per sample, and as a call its register saves cost a third of it.
     #[inline(always)]
     fn push_sample(&mut self, id: EntryId, t: i64, v: f64, out: &mut ShardBatches) {
-        let scrape = self.scrape;
-        let e = self.cache.entry_mut(id);
-        let shard = e.shard as usize;
-        let series = if e.series_ref != 0 {
-            SeriesKey::Ref(e.series_ref)
-        } else if e.pending_scrape == scrape {
-            SeriesKey::New(e.pending)
-        } else {
-            // Created by an earlier scrape whose append failed: send the labels again.
-            let Some(labels) = self.cache.labels(id).cloned() else {
-                return;
-            };
-            let e = self.cache.entry_mut(id);
-            let batch = &mut out.batches[shard];
-            e.pending = batch.new_series.len() as u32;
-            e.pending_scrape = scrape;
-            batch.new_series.push(labels);
-            out.new_entries[shard].push(id);
-            SeriesKey::New(e.pending)
+        let e = self.cache.entry(id);
+        let shard = e.shard();
+        let series = match e.series_ref {
+            0 => match self.unacknowledged(id, shard, out) {
+                Some(pending) => SeriesKey::New(pending),
+                None => return,
+            },
+            series_ref => SeriesKey::Ref(series_ref),
         };
         out.batches[shard]
             .samples
             .push(BatchSample { series, t, v });
+    }
+
+    /// Where in this scrape's batch the unacknowledged series of entry `id` is: sent already
+    /// by this scrape, or created by an earlier one whose append failed and sent again now.
+    /// Out of line: only a series' first scrapes come here.
+    #[inline(never)]
+    fn unacknowledged(&mut self, id: EntryId, shard: usize, out: &mut ShardBatches) -> Option<u32> {
+        let scrape = self.scrape;
+        let u = self.cache.unacknowledged_mut(id)?;
+        if u.pending_scrape != scrape {
+            let batch = &mut out.batches[shard];
+            u.pending = batch.new_series.len() as u32;
+            u.pending_scrape = scrape;
+            batch.new_series.push(u.labels.clone());
+            out.new_entries[shard].push(id);
+        }
+        Some(u.pending)
     }
 
     fn new_entry(
@@ -454,20 +501,17 @@ impl ScrapeAppender {
         let batch = &mut out.batches[shard];
         let pending = batch.new_series.len() as u32;
         batch.new_series.push(labels.clone());
-        let id = self.cache.insert(
-            key,
-            CacheEntry {
-                dropped: false,
-                shard: shard as u32,
-                series_ref: 0,
-                seen: 0,
+        let id = self
+            .cache
+            .insert(key, CacheEntry::series(shard, explicit_timestamps));
+        self.cache.keep_unacknowledged(
+            id,
+            Unacknowledged {
+                labels,
                 pending,
                 pending_scrape: self.scrape,
-                explicit_timestamps,
-                synthetic: false,
             },
         );
-        self.cache.keep_labels(id, labels);
         out.new_entries[shard].push(id);
         id
     }
@@ -520,27 +564,14 @@ impl ScrapeAppender {
 }
 
 /// A staleness marker at `t` for each `(shard, series ref)`.
-fn push_stale(series: impl Iterator<Item = (u32, u64)>, t: i64, out: &mut ShardBatches) {
+fn push_stale(series: impl Iterator<Item = (usize, u64)>, t: i64, out: &mut ShardBatches) {
     let marker = stale_nan();
     for (shard, series_ref) in series {
-        out.batches[shard as usize].samples.push(BatchSample {
+        out.batches[shard].samples.push(BatchSample {
             series: SeriesKey::Ref(series_ref),
             t,
             v: marker,
         });
-    }
-}
-
-fn dropped_entry() -> CacheEntry {
-    CacheEntry {
-        dropped: true,
-        shard: 0,
-        series_ref: 0,
-        seen: 0,
-        pending: 0,
-        pending_scrape: 0,
-        explicit_timestamps: false,
-        synthetic: false,
     }
 }
 

@@ -1,59 +1,137 @@
-//! The per-target scrape cache: raw series bytes of an exposition line → the shard and series
-//! ref its samples go to, plus what staleness needs to know about the series.
+//! The per-target scrape cache: the identity of a series as an exposition line writes it → the
+//! shard and series ref its samples go to, plus what staleness needs to know about the series.
 //!
-//! A hit costs one comparison when the line's series follows the previous line's in the slab,
-//! as it does when a target answers in the same order as last time (`get_hinted`), or else
-//! one hash and one probe; only a miss decodes labels, applies target labels and
-//! metric relabeling, and computes the owning shard. Entries live in a slab (`Vec`) indexed by
-//! the map, so a scrape can refer to "the entries it created" by index until the shards answer
-//! with refs. Series a successful scrape no longer contains get a staleness marker once; entries
-//! not seen in two successful scrapes are forgotten. The cache never talks to a shard itself.
+//! A series is known by the 128-bit hash of its raw bytes (`series_hash`, where the argument
+//! that a collision can be ignored is), not by the bytes: at a thousand series a target the
+//! text cost ~100 bytes a series, more than all the rest of an entry. A hit costs one hash
+//! comparison when the line's series follows the previous line's in the slab, as it does when
+//! a target answers in the same order as last time (`get_hinted`), or else one probe; only a
+//! miss decodes labels, applies target labels and metric relabeling, and computes the owning
+//! shard. Entries live in a slab (`Vec`) indexed by the map, so a scrape can refer to "the
+//! entries it created" by index until the shards answer with refs. Series a successful scrape
+//! no longer contains get a staleness marker once; entries not seen in two successful scrapes
+//! are forgotten. The cache never talks to a shard itself, and never needs a series' text
+//! again once it has its hash.
+//!
+//! Memory per series (a target of 1,000 series): the entry 32 bytes, the table ~5–10 (a
+//! 4-byte id and a control byte per bucket, buckets a power of two at most 7/8 full), the
+//! appender's list of touched entries 4; the free list 4 bytes per slot evicted and not yet
+//! reused; the side map of unacknowledged series only between a series' first scrape and the
+//! shard's answer.
 
 use hashbrown::{HashMap, HashTable};
 
 use shards::labels::Labels;
 
+use crate::scrape::series_hash::{series_hash, KnownSeries, SeriesHash};
+
 /// Index of an entry in the slab.
 pub type EntryId = u32;
 
-/// Where a series' samples go.
+/// The longest series (in bytes) whose length an entry keeps for the parser's hint
+/// (`KnownSeries`); a longer one is still cached, only looked up the long way.
+const KEY_LEN_MAX: usize = 0x0fff;
+const KEY_LEN: u16 = 0x0fff;
+/// Relabeling dropped the series: its samples are skipped.
+const DROPPED: u16 = 1 << 12;
+/// The series came with its own timestamps: it gets no staleness markers, as in Prometheus
+/// (its time is the exporter's, not the scrape's).
+const EXPLICIT_TIMESTAMPS: u16 = 1 << 13;
+/// One of the synthetic series (`up`, ...): written after every scrape, stale only when the
+/// target goes away.
+const SYNTHETIC: u16 = 1 << 14;
+/// A free slot of the slab.
+const FREE: u16 = 1 << 15;
+
+/// Where a series' samples go: 32 bytes, 8-aligned.
 #[derive(Debug, Clone)]
 pub struct CacheEntry {
-    /// Relabeling dropped the series: its samples are skipped.
-    pub dropped: bool,
-    pub shard: u32,
+    key: SeriesHash,
     /// The shard's ref; 0 until the shard answered (refs start at 1). Until then the cache
-    /// also keeps the series' labels (`labels`).
+    /// also keeps the series' labels (`Unacknowledged`).
     pub series_ref: u64,
     /// The last successful scrape (its number) that contained the series.
-    pub seen: u64,
+    pub seen: u32,
+    shard: u16,
+    /// The key's length (`KEY_LEN`, 0 when longer than `KEY_LEN_MAX`) and the flags above.
+    len_flags: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<CacheEntry>() == 32);
+
+impl CacheEntry {
+    /// A series whose samples go to `shard`.
+    pub fn series(shard: usize, explicit_timestamps: bool) -> Self {
+        let flags = if explicit_timestamps {
+            EXPLICIT_TIMESTAMPS
+        } else {
+            0
+        };
+        CacheEntry {
+            key: SeriesHash::default(),
+            series_ref: 0,
+            seen: 0,
+            // `ShardBatches` never has more shards than a u16 counts.
+            shard: shard as u16,
+            len_flags: flags,
+        }
+    }
+
+    /// A series relabeling dropped.
+    pub fn dropped() -> Self {
+        CacheEntry {
+            len_flags: DROPPED,
+            ..CacheEntry::series(0, false)
+        }
+    }
+
+    #[inline(always)]
+    pub fn shard(&self) -> usize {
+        usize::from(self.shard)
+    }
+
+    #[inline(always)]
+    pub fn is_dropped(&self) -> bool {
+        self.len_flags & DROPPED != 0
+    }
+
+    pub fn is_synthetic(&self) -> bool {
+        self.len_flags & SYNTHETIC != 0
+    }
+
+    pub fn set_synthetic(&mut self) {
+        self.len_flags |= SYNTHETIC;
+    }
+
+    fn has_explicit_timestamps(&self) -> bool {
+        self.len_flags & EXPLICIT_TIMESTAMPS != 0
+    }
+
+    #[inline(always)]
+    fn is_free(&self) -> bool {
+        self.len_flags & FREE != 0
+    }
+}
+
+/// A series the shard has not given a ref yet: its labels, so that a series whose first
+/// append failed is sent again, and where in the scrape's batch it is.
+#[derive(Debug, Clone)]
+pub struct Unacknowledged {
+    pub labels: Labels,
     /// In scrape `pending_scrape`, the series is `new_series[pending]` of its shard's batch.
     pub pending: u32,
-    pub pending_scrape: u64,
-    /// The series came with its own timestamps: it gets no staleness markers, as in
-    /// Prometheus (its time is the exporter's, not the scrape's).
-    pub explicit_timestamps: bool,
-    /// One of the synthetic series (`up`, ...): written after every scrape, stale only when
-    /// the target goes away.
-    pub synthetic: bool,
+    pub pending_scrape: u32,
 }
 
 #[derive(Default)]
 pub struct ScrapeCache {
-    /// Slab ids keyed by the hash of their key, compared against `keys`: each key is held
-    /// once (with a thousand series a target, a second copy in the map cost ~100 bytes a
-    /// series).
+    /// Slab ids filed under their key's hash, compared against the entries' keys.
     index: HashTable<EntryId>,
-    hasher: ahash::RandomState,
     entries: Vec<CacheEntry>,
-    /// The key of each slab slot, for eviction; empty for a free slot.
-    keys: Vec<Box<[u8]>>,
     free: Vec<EntryId>,
-    /// The labels of entries whose ref is not known yet, so that a series whose first
-    /// append failed is sent again. Beside the slab rather than in each entry: after the
-    /// first scrape almost no entry needs them, and an `Option<Labels>` per entry cost 16
-    /// bytes a series.
-    labels: HashMap<EntryId, Labels, ahash::RandomState>,
+    /// Beside the slab rather than in each entry: after the first scrape almost no entry
+    /// needs them, and labels and batch position in every entry cost 28 bytes a series.
+    unacknowledged: HashMap<EntryId, Unacknowledged, ahash::RandomState>,
 }
 
 impl ScrapeCache {
@@ -69,32 +147,39 @@ impl ScrapeCache {
         self.index.is_empty()
     }
 
+    /// The entry of the series whose bytes `series` hashes to.
     #[inline]
-    pub fn get(&self, key: &[u8]) -> Option<EntryId> {
-        let keys = &self.keys;
+    pub fn get(&self, series: SeriesHash) -> Option<EntryId> {
+        let entries = &self.entries;
         self.index
-            .find(self.hasher.hash_one(key), |&id| *keys[id as usize] == *key)
+            .find(series.short(), |&id| entries[id as usize].key == series)
             .copied()
     }
 
     /// `get`, trying `hint` first. Targets list their series in the same order every time and
     /// a first scrape fills the slab in that order, so the entry after the previous line's is
-    /// usually this line's: comparing its key is cheaper than hashing the line and probing
-    /// the table (whose buckets, with thousands of targets, are rarely in the CPU cache).
+    /// usually this line's: comparing its key is cheaper than probing the table (whose
+    /// buckets, with thousands of targets, are rarely in the CPU cache).
     #[inline]
-    pub fn get_hinted(&self, key: &[u8], hint: EntryId) -> Option<EntryId> {
-        // A live entry's key is never empty and is unique, so equal keys mean the entry the
-        // map would return.
-        match self.keys.get(hint as usize) {
-            Some(k) if !k.is_empty() && **k == *key => Some(hint),
-            _ => self.get(key),
+    pub fn get_hinted(&self, series: SeriesHash, hint: EntryId) -> Option<EntryId> {
+        // A live entry's key is unique, so equal keys mean the entry the map would return.
+        match self.entries.get(hint as usize) {
+            Some(e) if e.key == series && !e.is_free() => Some(hint),
+            _ => self.get(series),
         }
     }
 
-    /// The series bytes of entry `id`; empty for a free slot or past the end.
+    /// What the parser may expect of a line whose series is entry `id`'s; nothing for a free
+    /// slot, past the end, or a series too long to keep the length of.
     #[inline]
-    pub fn key(&self, id: EntryId) -> &[u8] {
-        self.keys.get(id as usize).map_or(&[], |k| k)
+    pub fn known(&self, id: EntryId) -> KnownSeries {
+        match self.entries.get(id as usize) {
+            Some(e) if !e.is_free() => KnownSeries {
+                len: usize::from(e.len_flags & KEY_LEN),
+                hash: e.key,
+            },
+            _ => KnownSeries::NONE,
+        }
     }
 
     #[inline]
@@ -107,90 +192,106 @@ impl ScrapeCache {
         &mut self.entries[id as usize]
     }
 
-    pub fn insert(&mut self, key: &[u8], entry: CacheEntry) -> EntryId {
+    /// Caches `entry` for the series whose bytes are `series`.
+    pub fn insert(&mut self, series: &[u8], mut entry: CacheEntry) -> EntryId {
+        entry.key = series_hash(series);
+        entry.len_flags &= !(KEY_LEN | FREE);
+        if series.len() <= KEY_LEN_MAX {
+            entry.len_flags |= series.len() as u16;
+        }
+        let key = entry.key;
         let id = match self.free.pop() {
             Some(id) => {
                 self.entries[id as usize] = entry;
-                self.keys[id as usize] = key.into();
                 id
             }
             None => {
                 self.entries.push(entry);
-                self.keys.push(key.into());
                 (self.entries.len() - 1) as EntryId
             }
         };
-        let (keys, hasher) = (&self.keys, &self.hasher);
-        let hash = hasher.hash_one(key);
+        let entries = &self.entries;
         match self
             .index
-            .find_mut(hash, |&old| *keys[old as usize] == *key)
+            .find_mut(key.short(), |&old| entries[old as usize].key == key)
         {
-            // As a map insert would: the key now names the new slot.
+            // As a map insert would: the key now names the new slot. (The appender looks a
+            // series up before inserting it, so the old slot is one the index forgot.)
             Some(old) => *old = id,
             None => {
                 self.index
-                    .insert_unique(hash, id, |&i| hasher.hash_one(&*keys[i as usize]));
+                    .insert_unique(key.short(), id, |&i| entries[i as usize].key.short());
             }
         }
         id
     }
 
-    /// Keeps the labels of entry `id` until its ref is known.
-    pub fn keep_labels(&mut self, id: EntryId, labels: Labels) {
-        self.labels.insert(id, labels);
+    /// Keeps what entry `id` needs until its ref is known.
+    pub fn keep_unacknowledged(&mut self, id: EntryId, u: Unacknowledged) {
+        self.unacknowledged.insert(id, u);
     }
 
-    /// The labels of entry `id` while its ref is not known.
-    pub fn labels(&self, id: EntryId) -> Option<&Labels> {
-        self.labels.get(&id)
+    /// What entry `id` needs while its ref is not known.
+    pub fn unacknowledged_mut(&mut self, id: EntryId) -> Option<&mut Unacknowledged> {
+        self.unacknowledged.get_mut(&id)
     }
 
     /// Records the ref a shard gave to a series this cache created.
     pub fn set_ref(&mut self, id: EntryId, series_ref: u64) {
         self.entries[id as usize].series_ref = series_ref;
-        self.forget_labels(id);
+        self.forget_unacknowledged(id);
     }
 
-    fn forget_labels(&mut self, id: EntryId) {
-        if self.labels.remove(&id).is_some() && self.labels.is_empty() {
+    fn forget_unacknowledged(&mut self, id: EntryId) {
+        if self.unacknowledged.remove(&id).is_some() && self.unacknowledged.is_empty() {
             // A first scrape filled the map with every series: free its table rather than
             // keep it for the few new series of later scrapes.
-            self.labels.shrink_to(0);
+            self.unacknowledged.shrink_to(0);
         }
     }
 
-    /// Entries whose series were in successful scrape `scrape` and are neither dropped nor
-    /// timestamped by the exporter: the ones that need a staleness marker when they vanish.
-    /// The synthetic series only when `synthetic` (the target is gone).
+    /// Entries whose series were in successful scrape `scrape` (none when `None`) and are
+    /// neither dropped nor timestamped by the exporter: the ones that need a staleness marker
+    /// when they vanish. The synthetic series only when `synthetic` (the target is gone).
     pub fn stale_candidates(
         &self,
-        scrape: u64,
+        scrape: Option<u32>,
         synthetic: bool,
-    ) -> impl Iterator<Item = (u32, u64)> + '_ {
+    ) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.live().filter_map(move |e| {
-            let wanted = if e.synthetic {
+            let wanted = if e.is_synthetic() {
                 synthetic
             } else {
-                e.seen == scrape && !e.explicit_timestamps
+                Some(e.seen) == scrape && !e.has_explicit_timestamps()
             };
-            (wanted && !e.dropped && e.series_ref != 0).then_some((e.shard, e.series_ref))
+            (wanted && !e.is_dropped() && e.series_ref != 0).then_some((e.shard(), e.series_ref))
         })
     }
 
     /// Forgets entries not seen since before successful scrape `keep_since`.
-    pub fn evict_older_than(&mut self, keep_since: u64) {
+    pub fn evict_older_than(&mut self, keep_since: u32) {
         for id in 0..self.entries.len() {
-            if self.keys[id].is_empty() || self.entries[id].seen >= keep_since {
+            let e = &mut self.entries[id];
+            if e.is_free() || e.seen >= keep_since {
                 continue;
             }
-            let hash = self.hasher.hash_one(&*self.keys[id]);
-            if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == id) {
-                e.remove();
+            e.len_flags = FREE;
+            if let Ok(found) = self.index.find_entry(e.key.short(), |&i| i as usize == id) {
+                found.remove();
             }
-            self.keys[id] = Box::default();
-            self.forget_labels(id as EntryId);
+            self.forget_unacknowledged(id as EntryId);
             self.free.push(id as EntryId);
+        }
+    }
+
+    /// Rewrites every entry's `seen` with `renumber`, and forgets in which scrape an
+    /// unacknowledged series was last sent (see `ScrapeAppender`'s scrape numbers).
+    pub fn renumber_scrapes(&mut self, renumber: impl Fn(u32) -> u32) {
+        for e in &mut self.entries {
+            e.seen = renumber(e.seen);
+        }
+        for u in self.unacknowledged.values_mut() {
+            u.pending_scrape = 0;
         }
     }
 
@@ -198,17 +299,12 @@ impl ScrapeCache {
     pub fn clear(&mut self) {
         self.index.clear();
         self.entries.clear();
-        self.keys.clear();
         self.free.clear();
-        self.labels = HashMap::default();
+        self.unacknowledged = HashMap::default();
     }
 
     fn live(&self) -> impl Iterator<Item = &CacheEntry> {
-        self.entries
-            .iter()
-            .zip(&self.keys)
-            .filter(|(_, k)| !k.is_empty())
-            .map(|(e, _)| e)
+        self.entries.iter().filter(|e| !e.is_free())
     }
 }
 
@@ -225,16 +321,15 @@ impl std::fmt::Debug for ScrapeCache {
 mod tests {
     use super::*;
 
-    fn entry() -> CacheEntry {
-        CacheEntry {
-            dropped: false,
-            shard: 0,
-            series_ref: 0,
-            seen: 0,
+    fn h(series: &[u8]) -> SeriesHash {
+        series_hash(series)
+    }
+
+    fn unacknowledged(labels: &Labels) -> Unacknowledged {
+        Unacknowledged {
+            labels: labels.clone(),
             pending: 0,
-            pending_scrape: 0,
-            explicit_timestamps: false,
-            synthetic: false,
+            pending_scrape: 1,
         }
     }
 
@@ -242,44 +337,79 @@ mod tests {
     fn labels_are_kept_until_the_ref_is_known_or_the_entry_evicted() {
         let mut c = ScrapeCache::new();
         let x = Labels::from_pairs([("__name__", "x")]).unwrap();
-        let a = c.insert(b"a", entry());
-        let b = c.insert(b"b", entry());
-        c.keep_labels(a, x.clone());
-        c.keep_labels(b, x.clone());
-        assert_eq!(c.labels(a), Some(&x));
+        let a = c.insert(b"a", CacheEntry::series(0, false));
+        let b = c.insert(b"b", CacheEntry::series(0, false));
+        c.keep_unacknowledged(a, unacknowledged(&x));
+        c.keep_unacknowledged(b, unacknowledged(&x));
+        assert_eq!(
+            c.unacknowledged_mut(a).map(|u| u.labels.clone()),
+            Some(x.clone())
+        );
         c.set_ref(a, 7);
         assert_eq!(c.entry(a).series_ref, 7);
-        assert!(c.labels(a).is_none());
-        assert_eq!(c.labels(b), Some(&x));
+        assert!(c.unacknowledged_mut(a).is_none());
+        assert!(c.unacknowledged_mut(b).is_some());
         // Evicted before its ref came: its labels go with it, and a reused slot has none.
         c.entry_mut(a).seen = 5;
         c.evict_older_than(1);
-        assert!(c.labels(b).is_none());
-        let d = c.insert(b"d", entry());
+        assert!(c.unacknowledged_mut(b).is_none());
+        let d = c.insert(b"d", CacheEntry::series(1, true));
         assert_eq!(d, b);
-        assert!(c.labels(d).is_none());
-        assert_eq!(c.get(b"a"), Some(a));
+        assert!(c.unacknowledged_mut(d).is_none());
+        assert_eq!(c.get(h(b"a")), Some(a));
+        assert_eq!(c.get(h(b"b")), None);
+        assert_eq!(c.entry(d).shard(), 1);
     }
 
     #[test]
     fn hinted_lookups_agree_with_the_map() {
         let mut c = ScrapeCache::new();
-        let a = c.insert(b"a{x=\"1\"}", entry());
-        let b = c.insert(b"b", entry());
+        let a = c.insert(b"a{x=\"1\"}", CacheEntry::series(0, false));
+        let b = c.insert(b"b", CacheEntry::series(0, false));
         // Right hint, wrong hint, hint past the end: always the map's answer.
-        assert_eq!(c.get_hinted(b"b", a + 1), Some(b));
-        assert_eq!(c.get_hinted(b"b", a), Some(b));
-        assert_eq!(c.get_hinted(b"a{x=\"1\"}", 99), Some(a));
-        assert_eq!(c.get_hinted(b"c", b), None);
+        assert_eq!(c.get_hinted(h(b"b"), a + 1), Some(b));
+        assert_eq!(c.get_hinted(h(b"b"), a), Some(b));
+        assert_eq!(c.get_hinted(h(b"a{x=\"1\"}"), 99), Some(a));
+        assert_eq!(c.get_hinted(h(b"c"), b), None);
         // An evicted entry's slot is not a hit, and a reused slot answers for its new key.
         c.entry_mut(a).seen = 0;
         c.entry_mut(b).seen = 5;
         c.evict_older_than(1);
-        assert_eq!(c.get_hinted(b"a{x=\"1\"}", a), None);
-        assert_eq!(c.get_hinted(b"", a), None);
-        let d = c.insert(b"d", entry());
+        assert_eq!(c.get_hinted(h(b"a{x=\"1\"}"), a), None);
+        assert_eq!(c.known(a), KnownSeries::NONE);
+        let d = c.insert(b"d", CacheEntry::series(0, false));
         assert_eq!(d, a);
-        assert_eq!(c.get_hinted(b"d", a), Some(d));
-        assert_eq!(c.get_hinted(b"a{x=\"1\"}", a), None);
+        assert_eq!(c.get_hinted(h(b"d"), a), Some(d));
+        assert_eq!(c.get_hinted(h(b"a{x=\"1\"}"), a), None);
+    }
+
+    #[test]
+    fn entries_know_their_series_length_and_flags_apart() {
+        let mut c = ScrapeCache::new();
+        let long = vec![b'a'; KEY_LEN_MAX + 1];
+        let at_max = vec![b'b'; KEY_LEN_MAX];
+        let l = c.insert(&long, CacheEntry::dropped());
+        let m = c.insert(&at_max, CacheEntry::series(65_535, true));
+        c.entry_mut(m).set_synthetic();
+        // Too long for the parser's hint, still cached; the flags untouched by the length.
+        assert_eq!(c.known(l).len, 0);
+        assert_eq!(c.get(h(&long)), Some(l));
+        assert!(c.entry(l).is_dropped() && !c.entry(l).is_synthetic());
+        assert_eq!(c.known(m), KnownSeries::of(&at_max));
+        let e = c.entry(m);
+        assert!(!e.is_dropped() && e.is_synthetic() && e.has_explicit_timestamps());
+        assert_eq!(e.shard(), 65_535);
+    }
+
+    #[test]
+    fn renumbering_keeps_the_order_of_scrapes() {
+        let mut c = ScrapeCache::new();
+        let x = Labels::from_pairs([("__name__", "x")]).unwrap();
+        let a = c.insert(b"a", CacheEntry::series(0, false));
+        c.keep_unacknowledged(a, unacknowledged(&x));
+        c.entry_mut(a).seen = 7;
+        c.renumber_scrapes(|n| n - 5);
+        assert_eq!(c.entry(a).seen, 2);
+        assert_eq!(c.unacknowledged_mut(a).map(|u| u.pending_scrape), Some(0));
     }
 }

@@ -155,6 +155,7 @@ impl MetadataLines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scrape::series_hash::KnownSeries;
     use proptest::prelude::*;
 
     /// Reads `body` as the appender does, with the hints; returns how many `#` lines were
@@ -171,7 +172,7 @@ mod tests {
         let mut skipped = 0;
         let ok = loop {
             let known = &*lines;
-            let Some(entry) = parser.next_expecting(&[], || known.expected()) else {
+            let Some(entry) = parser.next_expecting(KnownSeries::NONE, || known.expected()) else {
                 break true;
             };
             let Ok(entry) = entry else {

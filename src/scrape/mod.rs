@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod parser;
 pub mod scrape_buffers;
 pub mod scrape_loop;
+pub mod series_hash;
 pub mod target_status;

@@ -22,6 +22,7 @@ use super::number::{
 };
 use super::swar;
 use super::utf8::ascii_str;
+use crate::scrape::series_hash::KnownSeries;
 
 /// A metadata or comment line, and where it ends. (Blank lines and `# EOF` never get
 /// here.)
@@ -62,10 +63,11 @@ impl<'a> Parser<'a> {
     /// the next metadata line most likely is; in the text format only (OpenMetrics bodies
     /// ignore both hints).
     ///
-    /// `series` is the series bytes of a line this target's parser accepted before (the
-    /// scrape cache's next key). A line that starts with exactly those bytes, then one space
-    /// and no label set, has that series: its grammar was checked when it was first seen,
-    /// so the name and label set are not scanned again.
+    /// `series` is the length and hash of the series bytes of a line this target's parser
+    /// accepted before (the scrape cache's next entry). A line whose first `series.len`
+    /// bytes hash to `series.hash`, followed by one space and no label set, has that series
+    /// (`series_hash` argues why equal hashes are taken for equal bytes): its grammar was
+    /// checked when it was first seen, so the name and label set are not scanned again.
     ///
     /// `metadata_line` gives, only when the next line is a `#` line, the whole of a `#`
     /// line (as `comment_line` returned it) that the text parser accepted before. A line
@@ -77,7 +79,7 @@ impl<'a> Parser<'a> {
     #[inline]
     pub fn next_expecting<'e>(
         &mut self,
-        series: &[u8],
+        series: KnownSeries,
         metadata_line: impl Fn() -> &'e [u8],
     ) -> Option<Result<Entry<'a>, ParseError>> {
         self.step(series, metadata_line)
@@ -139,7 +141,7 @@ impl<'a> Iterator for Parser<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        self.step(&[], || &[])
+        self.step(KnownSeries::NONE, || &[])
     }
 }
 
@@ -147,7 +149,7 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn step<'e>(
         &mut self,
-        expected: &[u8],
+        expected: KnownSeries,
         metadata_line: impl Fn() -> &'e [u8],
     ) -> Option<Result<Entry<'a>, ParseError>> {
         self.took_expected = false;
@@ -323,17 +325,17 @@ fn text_sample(body: &[u8], start: usize) -> SampleResult<'_> {
 }
 
 /// Where the text sample at `body[start..]` would end its series if that series is
-/// `expected`: its bytes, then one space and a byte that starts no label set nor blank
-/// (`name {l="v"} 1` is the series `name {l="v"}`, not `name`).
+/// `expected`: bytes of its length and hash, then one space and a byte that starts no label
+/// set nor blank (`name {l="v"} 1` is the series `name {l="v"}`, not `name`).
 #[inline(always)]
-fn known_series_end(body: &[u8], start: usize, expected: &[u8]) -> Option<usize> {
-    if expected.is_empty() {
+fn known_series_end(body: &[u8], start: usize, expected: KnownSeries) -> Option<usize> {
+    if expected.len == 0 {
         return None;
     }
-    let (series, after) = body.get(start..)?.split_at_checked(expected.len())?;
+    let (series, after) = body.get(start..)?.split_at_checked(expected.len)?;
     match after {
-        [b' ', c, ..] if !matches!(c, b' ' | b'\t' | b'{') && series == expected => {
-            Some(start + expected.len())
+        [b' ', c, ..] if !matches!(c, b' ' | b'\t' | b'{') && expected.is(series) => {
+            Some(start + expected.len)
         }
         _ => None,
     }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use crate::scrape::series_hash::KnownSeries;
+
 use super::*;
 
 #[derive(Debug, Clone)]
@@ -220,7 +222,7 @@ fn check_expecting(body: &[u8], shift: usize) {
     let mut k = 0;
     loop {
         let expected = accepted.get(k + shift).copied().unwrap_or_default();
-        let Some(entry) = parser.next_expecting(expected, || &[]) else {
+        let Some(entry) = parser.next_expecting(KnownSeries::of(expected), || &[]) else {
             break;
         };
         if let Ok(Entry::Sample { series, .. }) = &entry {
@@ -253,7 +255,7 @@ fn check_expecting_lines(body: &[u8], shift: usize) {
     let mut k = 0;
     loop {
         let expected = lines.get(k + shift).copied().unwrap_or_default();
-        let Some(entry) = parser.next_expecting(&[], || expected) else {
+        let Some(entry) = parser.next_expecting(KnownSeries::NONE, || expected) else {
             break;
         };
         match entry {
@@ -308,7 +310,7 @@ fn expected_name_is_not_taken_for_a_longer_series() {
     let body = b"foo 1\nfoo {a=\"b\"} 2\nfoo  3\nfoo\t4\n";
     let mut parser = Parser::new(body, Format::PrometheusText);
     let mut got = Vec::new();
-    while let Some(entry) = parser.next_expecting(b"foo", || &[]) {
+    while let Some(entry) = parser.next_expecting(KnownSeries::of(b"foo"), || &[]) {
         if let Ok(Entry::Sample { series, value, .. }) = entry {
             got.push((
                 String::from_utf8_lossy(series).into_owned(),
