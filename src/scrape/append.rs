@@ -986,4 +986,199 @@ mod tests {
         assert!(out.batches[0].new_series.is_empty());
         assert_eq!(out.samples(), 5);
     }
+
+    /// The series of `appends_are_those_of_a_text_keyed_cache`: (line's series, its labels
+    /// besides the target's, relabeling drops it, the line carries its own timestamp).
+    const MODEL_SERIES: [(&str, &[(&str, &str)], bool, bool); 7] = [
+        ("a", &[("__name__", "a")], false, false),
+        ("b{x=\"1\"}", &[("__name__", "b"), ("x", "1")], false, false),
+        ("b{x=\"2\"}", &[("__name__", "b"), ("x", "2")], false, false),
+        // The same series as the one before, written differently: two cache entries.
+        (
+            "b{x=\"2\",}",
+            &[("__name__", "b"), ("x", "2")],
+            false,
+            false,
+        ),
+        (
+            "drop_me{y=\"z\"}",
+            &[("__name__", "drop_me"), ("y", "z")],
+            true,
+            false,
+        ),
+        ("c_total", &[("__name__", "c_total")], false, true),
+        (
+            "d{l=\"a b}\"}",
+            &[("__name__", "d"), ("l", "a b}")],
+            false,
+            false,
+        ),
+    ];
+
+    /// What a scrape does: the body's lines (indices into `MODEL_SERIES`, in order, repeats
+    /// allowed), and how it ends.
+    #[derive(Debug, Clone)]
+    enum ModelScrape {
+        Ok(Vec<usize>),
+        /// A line that is no sample after this many of the lines.
+        ParseError(Vec<usize>, usize),
+        FetchFailed,
+    }
+
+    /// A stored sample: labels, time, value bits (staleness markers are one NaN).
+    type Stored = (Labels, i64, u64);
+
+    /// Over scrapes that reorder, repeat, drop, bring back and fail series, whose shards
+    /// sometimes fail to answer, and that cross the renumbering of scrape numbers: every
+    /// scrape stores exactly what a cache keyed by the series' text (the model below) gives:
+    /// the body's samples, then one staleness marker for each stored series of the last
+    /// successful scrape this one lacks (after a failure, at the failure), the series told
+    /// apart by their text as before (`b{x="2"}` and `b{x="2",}` are two).
+    #[test]
+    fn appends_are_those_of_a_text_keyed_cache() {
+        use proptest::prelude::*;
+        use std::collections::{BTreeSet, HashMap};
+        let drop_rule = "- source_labels: [__name__]\n  regex: drop_.*\n  action: drop\n";
+        let metric_relabel: Vec<RelabelConfig> = serde_yaml::from_str(drop_rule).unwrap();
+        let lines = || proptest::collection::vec(0..MODEL_SERIES.len(), 0..10);
+        let scrape = prop_oneof![
+            4 => lines().prop_map(ModelScrape::Ok),
+            1 => (lines(), 0usize..10).prop_map(|(l, at)| ModelScrape::ParseError(l, at)),
+            1 => Just(ModelScrape::FetchFailed),
+        ];
+        let scrapes = proptest::collection::vec((scrape, any::<bool>()), 1..14);
+        let start = prop_oneof![Just(0u32), (u32::MAX - 8..=u32::MAX)];
+        let labels_of = |i: usize| {
+            let mut lb = LabelBuilder::from_labels(&target());
+            for (n, v) in MODEL_SERIES[i].1 {
+                lb.set(n, v);
+            }
+            lb.to_labels().unwrap()
+        };
+        let stale = stale_nan().to_bits();
+        proptest!(|(scrapes in scrapes, start in start, shards in 1usize..4)| {
+            let mut a = appender(SeriesRules {
+                metric_relabel: metric_relabel.clone(),
+                ..Default::default()
+            })
+            .with_scrape_number(start);
+            let mut out = ShardBatches::new(shards);
+            // The shards: a ref per label set, as a head gives.
+            let mut refs: HashMap<Labels, u64> = HashMap::new();
+            let mut by_ref: Vec<Labels> = vec![Labels::default()];
+            // The model, keyed by the series' text: its cache (the last successful scrape
+            // that saw a series, 0 for none, and whether the shards gave it a ref: a series
+            // never stored gets no marker), the last successful scrape and those of its
+            // series that can go stale, and whether they got their markers already.
+            let mut cache: HashMap<usize, (usize, bool)> = HashMap::new();
+            let mut last_ok: Option<(usize, BTreeSet<usize>)> = None;
+            let mut marked = false;
+            let stale_markers = |cache: &HashMap<usize, (usize, bool)>, last_ok: &Option<(usize, BTreeSet<usize>)>, now: &BTreeSet<usize>, t: i64| {
+                let gone = last_ok.iter().flat_map(|(_, s)| s).filter(|i| !now.contains(*i) && cache[*i].1);
+                gone.map(|&i| (labels_of(i), t, stale)).collect::<Vec<Stored>>()
+            };
+            for (k, (scrape, shards_answer)) in scrapes.iter().enumerate() {
+                let t = (k as i64 + 1) * 10_000;
+                let value = |j: usize| (k * 100 + j) as f64;
+                let render = |picked: &[usize]| {
+                    let mut body = String::from("# TYPE a counter\n");
+                    for (j, &i) in picked.iter().enumerate() {
+                        let ts = if MODEL_SERIES[i].3 { " 5" } else { "" };
+                        body += &format!("{} {}{ts}\n", MODEL_SERIES[i].0, value(j));
+                    }
+                    body
+                };
+                let mut expected: Vec<Stored> = Vec::new();
+                let ok = match scrape {
+                    ModelScrape::Ok(picked) => {
+                        let r = a.append_body(render(picked).as_bytes(), Format::PrometheusText, t, &mut out);
+                        let r = r.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        prop_assert_eq!(r.scraped, picked.len() as u64);
+                        let mut now = BTreeSet::new();
+                        for (j, &i) in picked.iter().enumerate() {
+                            cache.entry(i).or_insert((0, false)).0 = k + 1;
+                            let (_, _, dropped, explicit) = MODEL_SERIES[i];
+                            if dropped {
+                                continue;
+                            }
+                            expected.push((labels_of(i), if explicit { 5 } else { t }, value(j).to_bits()));
+                            if !explicit {
+                                now.insert(i);
+                            }
+                        }
+                        prop_assert_eq!(r.post_relabel, expected.len() as u64);
+                        if !marked {
+                            expected.extend(stale_markers(&cache, &last_ok, &now, t));
+                        }
+                        if let Some((before, _)) = last_ok {
+                            cache.retain(|_, (seen, _)| *seen >= before);
+                        }
+                        if *shards_answer {
+                            for &i in picked {
+                                cache.entry(i).or_default().1 |= !MODEL_SERIES[i].2;
+                            }
+                        }
+                        last_ok = Some((k + 1, now));
+                        marked = false;
+                        true
+                    }
+                    ModelScrape::ParseError(picked, at) => {
+                        let mut body = render(picked);
+                        let cut = body.match_indices('\n').nth(*at).map_or(body.len(), |(i, _)| i + 1);
+                        body.insert_str(cut, "not a sample\n");
+                        let r = a.append_body(body.as_bytes(), Format::PrometheusText, t, &mut out);
+                        prop_assert!(r.is_err());
+                        prop_assert_eq!(out.samples(), 0);
+                        // The lines before the error were cached, though nothing was stored.
+                        for &i in picked.iter().take(*at) {
+                            cache.entry(i).or_insert((0, false));
+                        }
+                        false
+                    }
+                    ModelScrape::FetchFailed => false,
+                };
+                if !ok {
+                    a.append_failure(t, &mut out);
+                    if !marked {
+                        expected.extend(stale_markers(&cache, &last_ok, &BTreeSet::new(), t));
+                    }
+                    marked = true;
+                }
+                let report = Report { up: ok, duration_seconds: 0.0, body: BodyReport::default() };
+                a.append_report(t, &report, &mut out);
+                // What was stored, in label sets, without the synthetic series.
+                let mut stored: Vec<Stored> = Vec::new();
+                for (shard, b) in out.batches.iter().enumerate() {
+                    for s in &b.samples {
+                        let l = match s.series {
+                            SeriesKey::Ref(r) => by_ref[r as usize].clone(),
+                            SeriesKey::New(i) => b.new_series[i as usize].clone(),
+                        };
+                        prop_assert_eq!(shard_for(l.hash(), shards), shard);
+                        if !REPORT_SERIES.iter().any(|(name, _)| l.metric_name() == Some(name)) {
+                            stored.push((l, s.t, s.v.to_bits()));
+                        }
+                    }
+                }
+                stored.sort();
+                expected.sort();
+                prop_assert_eq!(stored, expected, "scrape {}: {:?}", k, scrape);
+                let outcomes: Vec<Option<AppendOutcome>> = out
+                    .batches
+                    .iter()
+                    .map(|b| {
+                        let series_refs = b.new_series.iter().map(|l| {
+                            let next = by_ref.len() as u64;
+                            *refs.entry(l.clone()).or_insert_with(|| {
+                                by_ref.push(l.clone());
+                                next
+                            })
+                        }).collect();
+                        shards_answer.then_some(AppendOutcome { series_refs, ..Default::default() })
+                    })
+                    .collect();
+                a.commit(&out, &outcomes);
+            }
+        });
+    }
 }
