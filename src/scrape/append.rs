@@ -989,7 +989,13 @@ mod tests {
 
     /// The series of `appends_are_those_of_a_text_keyed_cache`: (line's series, its labels
     /// besides the target's, relabeling drops it, the line carries its own timestamp).
-    const MODEL_SERIES: [(&str, &[(&str, &str)], bool, bool); 7] = [
+    type ModelSeries = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        bool,
+        bool,
+    );
+    const MODEL_SERIES: [ModelSeries; 7] = [
         ("a", &[("__name__", "a")], false, false),
         ("b{x=\"1\"}", &[("__name__", "b"), ("x", "1")], false, false),
         ("b{x=\"2\"}", &[("__name__", "b"), ("x", "2")], false, false),
