@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use shards::head::{AppendBatch, AppendOutcome};
 use shards::index::matcher::Matcher;
+use shards::label_generation::LabelScope;
 use shards::labels::{shard_for, Labels};
 use shards::string_list::StringList;
 use thiserror::Error;
@@ -202,10 +203,17 @@ impl Router {
             LabelRequest::Names => format!("names\0{key}"),
             LabelRequest::Values(name) => format!("values\0{name}\0{key}"),
         };
+        // Over every series (no `match[]`), an answer reads only the sources' name set or one
+        // name's value set, and stays valid while those are unchanged.
+        let every_series = matches!(selectors, [only] if only.is_empty());
+        let scope = match request {
+            LabelRequest::Names => LabelScope::of(None, every_series),
+            LabelRequest::Values(name) => LabelScope::of(Some(name), every_series),
+        };
         let current: Vec<_> = self
             .links
             .iter()
-            .map(|l| l.label_sources(mint, maxt))
+            .map(|l| l.label_sources(scope, mint, maxt))
             .collect();
         if let Some(answer) = self.label_answers.borrow_mut().get(&key, &current) {
             return Ok(answer);
