@@ -198,7 +198,7 @@ impl Router {
         (mint, maxt): (i64, i64),
         key: &str,
         encode: impl FnOnce(Vec<StringList>) -> Vec<u8>,
-    ) -> Result<Rc<Vec<u8>>, RouterError> {
+    ) -> Result<Rc<crate::http::SharedBody>, RouterError> {
         let key = match request {
             LabelRequest::Names => format!("names\0{key}"),
             LabelRequest::Values(name) => format!("values\0{name}\0{key}"),
@@ -237,7 +237,7 @@ impl Router {
                 lists.push(reply.list);
             }
         }
-        let answer = Rc::new(encode(lists));
+        let answer = Rc::new(crate::http::SharedBody::new(encode(lists)));
         let read: Option<Vec<_>> = read.into_iter().collect();
         if let Some(read) = read.filter(|_| agree) {
             self.label_answers

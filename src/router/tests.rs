@@ -421,7 +421,7 @@ async fn label_answer(
         })
         .await
         .unwrap();
-    let text = String::from_utf8(body.to_vec()).unwrap();
+    let text = String::from_utf8(body.bytes().to_vec()).unwrap();
     text.lines().map(str::to_owned).collect()
 }
 
