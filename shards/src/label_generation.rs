@@ -22,7 +22,8 @@
 //!
 //! This is a signal, not shard data: the router never reads the head or the blocks through
 //! it. It is the only thing a shard shares with another thread, behind one short mutex taken
-//! once per append (when the head's span moved) and once per cached request on the router.
+//! once per append (when the head's span moved), once per label request on the router and
+//! once per label answer on the shard (which tags its answer with what it published).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
