@@ -12,11 +12,54 @@
 //! tagged with the shard's `LabelSources` at the time it was computed is then exact for any
 //! later request whose sources, computed from what is published, are equal.
 //!
+//! An answer to a request without `match[]` reads less than the whole source: `labels` reads
+//! its name set, `label/<n>/values` the value set of `n`. So beside the generation the shard
+//! publishes at which generation its name set last changed and at which each name's value
+//! set last changed (a (name, value) posting list created or emptied in the head), from a
+//! floor: the generation at which the block list last changed, when every table may have.
+//! `LabelScope` says which of these a request depends on; new series made only of existing
+//! (name, value) pairs, the common churn, leave `labels` and `job` values answers valid.
+//!
 //! This is a signal, not shard data: the router never reads the head or the blocks through
 //! it. It is the only thing a shard shares with another thread, behind one short mutex taken
-//! once per append (when the head's span moved) and once per cached request on the router.
+//! once per append (when the head's span moved), once per label request on the router and
+//! once per label answer on the shard (which tags its answer with what it published).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// What a label answer depends on in a source: everything (a request with `match[]`, which
+/// reads series), its label names, or the values of one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelScope<'a> {
+    All,
+    Names,
+    Values(&'a str),
+}
+
+impl<'a> LabelScope<'a> {
+    /// What an answer reads for label names (`values_of: None`) or the values of
+    /// `values_of`: their tables alone when it is over every series (no matchers), else
+    /// the series too.
+    pub fn of(values_of: Option<&'a str>, every_series: bool) -> LabelScope<'a> {
+        match (values_of, every_series) {
+            (_, false) => LabelScope::All,
+            (None, true) => LabelScope::Names,
+            (Some(name), true) => LabelScope::Values(name),
+        }
+    }
+}
+
+/// What changed in a shard's label sources, for `LabelGeneration::advance`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LabelChange<'a> {
+    /// The block list changed, or the shard cannot tell what did: every table may have.
+    pub everything: bool,
+    /// The head's name set changed.
+    pub names: bool,
+    /// Names whose value set in the head changed.
+    pub values: &'a [&'a str],
+}
 
 /// Which of a shard's sources answer label requests over a time range, at which generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +114,27 @@ pub fn head_overlaps(span: Option<(i64, i64)>, mint: i64, maxt: i64) -> bool {
 #[derive(Debug, Default)]
 struct Published {
     generation: u64,
+    /// The generation at which every table last changed (the block list changed).
+    floor: u64,
+    /// The generation at which the name set last changed.
+    names: u64,
+    /// The generation at which each name's value set last changed, for the names changed
+    /// since `floor` (a name not here is at `floor`). Emptied when `floor` moves, so it
+    /// holds at most the names created or changed between two block-list changes.
+    values: HashMap<String, u64>,
     /// `[min, max)` of each block, in the shard's order.
     blocks: Vec<(i64, i64)>,
     head: Option<(i64, i64)>,
+}
+
+impl Published {
+    fn scope_generation(&self, scope: LabelScope<'_>) -> u64 {
+        match scope {
+            LabelScope::All => self.generation,
+            LabelScope::Names => self.floor.max(self.names),
+            LabelScope::Values(name) => self.floor.max(self.values.get(name).copied().unwrap_or(0)),
+        }
+    }
 }
 
 /// The published generation and spans of one shard. The shard writes it (`advance`,
@@ -88,10 +149,17 @@ impl LabelGeneration {
         Arc::new(LabelGeneration::default())
     }
 
-    /// The shard's sources for `[mint, maxt]` as last published.
-    pub fn sources(&self, mint: i64, maxt: i64) -> LabelSources {
+    /// The shard's sources for `[mint, maxt]` as last published, at the generation of what
+    /// `scope` reads.
+    pub fn sources(&self, scope: LabelScope<'_>, mint: i64, maxt: i64) -> LabelSources {
         let p = self.lock();
-        LabelSources::pick(p.generation, p.blocks.iter().copied(), p.head, mint, maxt)
+        LabelSources::pick(
+            p.scope_generation(scope),
+            p.blocks.iter().copied(),
+            p.head,
+            mint,
+            maxt,
+        )
     }
 
     /// The generation last published.
@@ -99,14 +167,41 @@ impl LabelGeneration {
         self.lock().generation
     }
 
-    /// A new generation: the shard's label sources may answer differently from now on.
-    /// `blocks` is the new block list's spans, in the shard's order. Returns the generation.
-    pub fn advance(&self, blocks: Vec<(i64, i64)>, head: Option<(i64, i64)>) -> u64 {
+    /// The generation at which what `scope` reads last changed.
+    pub fn scope_generation(&self, scope: LabelScope<'_>) -> u64 {
+        self.lock().scope_generation(scope)
+    }
+
+    /// A new generation: the shard's label sources may answer differently from now on, in
+    /// what `change` names. `blocks` is the new block list's spans, in the shard's order.
+    /// Returns the generation.
+    pub fn advance(
+        &self,
+        blocks: Vec<(i64, i64)>,
+        head: Option<(i64, i64)>,
+        change: LabelChange<'_>,
+    ) -> u64 {
         let mut p = self.lock();
         p.generation += 1;
+        let g = p.generation;
+        if change.everything {
+            p.floor = g;
+            p.values.clear();
+        }
+        if change.names {
+            p.names = g;
+        }
+        for &name in change.values {
+            match p.values.get_mut(name) {
+                Some(at) => *at = g,
+                None => {
+                    p.values.insert(name.to_string(), g);
+                }
+            }
+        }
         p.blocks = blocks;
         p.head = head;
-        p.generation
+        g
     }
 
     /// The head's samples now span `head`; what it answers is unchanged.
@@ -150,13 +245,61 @@ mod tests {
     #[test]
     fn advancing_republishes_spans_under_a_new_generation() {
         let g = LabelGeneration::new();
-        assert_eq!(g.sources(0, 10).generation, 0);
-        assert_eq!(g.advance(vec![(0, 5)], None), 1);
-        let s = g.sources(0, 10);
+        assert_eq!(g.sources(LabelScope::All, 0, 10).generation, 0);
+        let everything = LabelChange {
+            everything: true,
+            ..LabelChange::default()
+        };
+        assert_eq!(g.advance(vec![(0, 5)], None, everything), 1);
+        let s = g.sources(LabelScope::All, 0, 10);
         assert_eq!((s.generation, s.head, s.blocks), (1, false, vec![0]));
         g.set_head_span(Some((5, 8)));
-        let s = g.sources(0, 10);
+        let s = g.sources(LabelScope::All, 0, 10);
         assert_eq!((s.generation, s.head), (1, true));
-        assert!(!g.sources(9, 10).head);
+        assert!(!g.sources(LabelScope::All, 9, 10).head);
+    }
+
+    #[test]
+    fn each_scope_moves_only_with_what_it_reads() {
+        let g = LabelGeneration::new();
+        let at = |scope| g.scope_generation(scope);
+        let (all, names, job, instance) = (
+            LabelScope::All,
+            LabelScope::Names,
+            LabelScope::Values("job"),
+            LabelScope::Values("instance"),
+        );
+        let everything = LabelChange {
+            everything: true,
+            ..LabelChange::default()
+        };
+        g.advance(vec![], None, everything);
+        assert_eq!([at(all), at(names), at(job), at(instance)], [1; 4]);
+        // Series of existing pairs only.
+        g.advance(vec![], None, LabelChange::default());
+        assert_eq!([at(all), at(names), at(job), at(instance)], [2, 1, 1, 1]);
+        let change = LabelChange {
+            values: &["instance"],
+            ..LabelChange::default()
+        };
+        g.advance(vec![], None, change);
+        assert_eq!([at(all), at(names), at(job), at(instance)], [3, 1, 1, 3]);
+        let change = LabelChange {
+            names: true,
+            values: &["zone"],
+            ..LabelChange::default()
+        };
+        g.advance(vec![], None, change);
+        assert_eq!(at(names), 4);
+        assert_eq!(at(LabelScope::Values("zone")), 4);
+        assert_eq!([at(job), at(instance)], [1, 3]);
+        // A block-list change moves every scope and forgets the per-name generations.
+        g.advance(vec![(0, 1)], None, everything);
+        assert_eq!([at(all), at(names), at(job), at(instance)], [5; 4]);
+        assert!(g.lock().values.is_empty());
+        // Requests with matchers read series: the whole generation.
+        assert_eq!(LabelScope::of(Some("job"), false), all);
+        assert_eq!(LabelScope::of(None, true), names);
+        assert_eq!(LabelScope::of(Some("job"), true), job);
     }
 }

@@ -47,7 +47,7 @@ use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
 };
 use crate::index::matcher::Matcher;
-use crate::label_generation::{LabelGeneration, LabelSources};
+use crate::label_generation::{LabelChange, LabelGeneration, LabelScope, LabelSources};
 use crate::retention::{self, BlockExtent, Deletions, RetentionOptions, RetentionStats};
 use crate::wal::{
     self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
@@ -330,10 +330,11 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     }
 
     /// The sources a label-name or label-value request over `[mint, maxt]` reads now, with
-    /// the generation they are at: what an answer computed now is exact for.
-    pub fn label_sources(&self, mint: i64, maxt: i64) -> LabelSources {
+    /// the generation of what `scope` reads in them: what an answer computed now is exact
+    /// for. (What the shard published is its own state: it publishes before any reader runs.)
+    pub fn label_sources(&self, scope: LabelScope<'_>, mint: i64, maxt: i64) -> LabelSources {
         LabelSources::pick(
-            self.label_state.generation,
+            self.labels.scope_generation(scope),
             self.blocks
                 .iter()
                 .map(|b| (b.meta().min_time, b.meta().max_time)),
@@ -349,9 +350,14 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
     /// so that no reader of the shard (they wait for those methods) sees a change that is
     /// not published yet. It compares the state itself, not what a method says it did, so
     /// the next append or compaction step would also publish a change made elsewhere.
+    ///
+    /// With the generation go which of the head's label tables changed (its postings record
+    /// them where a list is created or emptied); a block-list change, or the first
+    /// publication, changes every table.
     fn publish_label_state(&mut self) {
         let head = (self.head.last_series_ref(), self.head.num_series());
         let span = self.head.time_range();
+        let changes = self.head.take_label_changes();
         let state = &mut self.label_state;
         let same_blocks = self.blocks.len() == state.blocks.len()
             && self
@@ -359,7 +365,8 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 .iter()
                 .zip(&state.blocks)
                 .all(|(b, ulid)| b.meta().ulid == *ulid);
-        if head != state.head || !same_blocks {
+        if head != state.head || !same_blocks || !changes.is_empty() {
+            let everything = !same_blocks || state.generation == 0;
             if !same_blocks {
                 state.blocks = self.blocks.iter().map(|b| b.meta().ulid.clone()).collect();
             }
@@ -370,7 +377,14 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 .iter()
                 .map(|b| (b.meta().min_time, b.meta().max_time))
                 .collect();
-            state.generation = self.labels.advance(spans, span);
+            let symbols = self.head.symbols();
+            let values: Vec<&str> = changes.values.iter().map(|&n| symbols.resolve(n)).collect();
+            let change = LabelChange {
+                everything,
+                names: changes.names,
+                values: &values,
+            };
+            state.generation = self.labels.advance(spans, span, change);
         } else if span != state.head_span {
             state.head_span = span;
             self.labels.set_head_span(span);

@@ -15,6 +15,7 @@ pub(crate) mod form;
 mod head;
 mod request;
 mod response;
+mod shared_body;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub use self::{
     head::Headers,
     request::{Method, ParseRequestError, Request, TargetError, Version},
     response::{Response, StatusCode},
+    shared_body::SharedBody,
 };
 
 /// Answers requests. Implementations are executor-local (they hold `Rc` state, never cross

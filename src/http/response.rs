@@ -15,6 +15,7 @@ use std::rc::Rc;
 use super::compression::{Compressor, ContentCoding};
 use super::date;
 use super::request::Version;
+use super::shared_body::SharedBody;
 
 /// Bodies up to this size are sent as they are: compressing them saves less than it costs.
 pub const MIN_COMPRESS_LEN: usize = 1024;
@@ -113,7 +114,7 @@ pub struct Response {
 #[derive(Debug, Clone)]
 enum Body {
     Owned(Vec<u8>),
-    Shared(Rc<Vec<u8>>),
+    Shared(Rc<SharedBody>),
 }
 
 impl std::ops::Deref for Body {
@@ -121,7 +122,7 @@ impl std::ops::Deref for Body {
     fn deref(&self) -> &[u8] {
         match self {
             Body::Owned(b) => b,
-            Body::Shared(b) => b,
+            Body::Shared(b) => b.bytes(),
         }
     }
 }
@@ -147,7 +148,7 @@ impl Response {
     }
 
     /// A JSON response whose body is shared with others (see `Body`).
-    pub fn json_shared(status: StatusCode, body: Rc<Vec<u8>>) -> Response {
+    pub fn json_shared(status: StatusCode, body: Rc<SharedBody>) -> Response {
         let mut r = Response::new(status);
         r.set_header("Content-Type", "application/json");
         r.body = Body::Shared(body);
@@ -250,7 +251,22 @@ pub fn encode_head(
     if let (true, Some(c)) = (negotiable && resp.body.len() > MIN_COMPRESS_LEN, ex.coding) {
         scratch.clear();
         // Incompressible bodies (a failure, or no gain) go out as they are.
-        if compressor.compress(c, &resp.body, scratch).is_ok() && scratch.len() < resp.body.len() {
+        let compressed = match (&resp.body, c) {
+            // A shared body's gzip is made once and copied from then on.
+            (Body::Shared(shared), ContentCoding::Gzip) => {
+                let gzip = shared.gzip(|bytes| {
+                    let mut out = Vec::new();
+                    let ok = compressor.compress(c, bytes, &mut out).is_ok();
+                    (ok && out.len() < bytes.len()).then_some(out)
+                });
+                gzip.inspect(|g| scratch.extend_from_slice(g)).is_some()
+            }
+            _ => {
+                compressor.compress(c, &resp.body, scratch).is_ok()
+                    && scratch.len() < resp.body.len()
+            }
+        };
+        if compressed {
             body = BodySource::Compressed;
             coding = Some(c);
         }
@@ -376,6 +392,32 @@ mod tests {
             BodySource::Compressed => scratch,
         };
         (head, body)
+    }
+
+    #[test]
+    fn a_shared_body_is_gzipped_once_and_given_again() {
+        let payload = b"{\"status\":\"success\"}".repeat(200);
+        let shared = Rc::new(SharedBody::new(payload.clone()));
+        let r = Response::json_shared(StatusCode::OK, shared.clone());
+        let (head, plain) = encode(&r, exchange(None));
+        assert!(!head.contains("Content-Encoding"));
+        assert_eq!(plain, payload);
+        assert!(!shared.has_gzip(), "made only when a client asks for it");
+        let (head, first) = encode(&r, exchange(Some(ContentCoding::Gzip)));
+        assert!(head.contains("Content-Encoding: gzip\r\n"), "{head}");
+        assert!(head.contains(&format!("Content-Length: {}\r\n", first.len())));
+        assert!(shared.has_gzip());
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&first[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, payload);
+        // Another response sharing the body gives the kept stream.
+        let again = Response::json_shared(StatusCode::OK, shared.clone());
+        assert_eq!(encode(&again, exchange(Some(ContentCoding::Gzip))).1, first);
+        // Deflate is not kept: made per response, as for any body.
+        let (head, _) = encode(&again, exchange(Some(ContentCoding::Deflate)));
+        assert!(head.contains("Content-Encoding: deflate\r\n"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::rc::Rc;
 
 use shards::label_generation::LabelSources;
 
+use crate::http::SharedBody;
+
 /// Bytes of answers kept at most: the largest answers (a value per series, as `instance`
 /// at a million series) are several MB.
 pub const MAX_BYTES: usize = 64 << 20;
@@ -36,7 +38,7 @@ pub struct LabelAnswerStats {
 
 struct Entry {
     sources: Vec<LabelSources>,
-    answer: Rc<Vec<u8>>,
+    answer: Rc<SharedBody>,
     /// When it was last given or kept (`LabelAnswerCache::clock`).
     used: u64,
 }
@@ -56,7 +58,7 @@ impl LabelAnswerCache {
     /// The answer kept for `key` read from `current` (each shard's published sources for
     /// the request's range, in shard order), if any. Answers of `key` from older generations
     /// go: a shard's generation never goes back, so they can never be given again.
-    pub fn get(&mut self, key: &str, current: &[LabelSources]) -> Option<Rc<Vec<u8>>> {
+    pub fn get(&mut self, key: &str, current: &[LabelSources]) -> Option<Rc<SharedBody>> {
         self.clock += 1;
         let clock = self.clock;
         let Some(kept) = self.entries.get_mut(key) else {
@@ -94,8 +96,9 @@ impl LabelAnswerCache {
 
     /// Keeps `answer` for `key`, read from `sources` (one per shard, in shard order). An
     /// answer larger than a quarter of the budget is not kept. Answers count by the room
-    /// they hold (their capacity), not only their length.
-    pub fn insert(&mut self, key: &str, sources: Vec<LabelSources>, answer: Rc<Vec<u8>>) {
+    /// they hold (their capacity), not only their length; the gzip encoding an answer keeps
+    /// once a client asked for it (smaller than the answer) is not counted.
+    pub fn insert(&mut self, key: &str, sources: Vec<LabelSources>, answer: Rc<SharedBody>) {
         let size = answer.capacity();
         if size > MAX_BYTES / 4 {
             return;
@@ -178,8 +181,8 @@ mod tests {
         }
     }
 
-    fn answer(s: &str) -> Rc<Vec<u8>> {
-        Rc::new(s.as_bytes().to_vec())
+    fn answer(s: &str) -> Rc<SharedBody> {
+        Rc::new(SharedBody::new(s.as_bytes().to_vec()))
     }
 
     #[test]
@@ -187,7 +190,7 @@ mod tests {
         let mut c = LabelAnswerCache::default();
         let read = vec![at(1, true, &[0]), at(4, true, &[])];
         c.insert("names", read.clone(), answer("a"));
-        assert_eq!(c.get("names", &read).as_deref(), Some(&b"a".to_vec()));
+        assert_eq!(c.get("names", &read).unwrap().bytes(), b"a");
         assert!(c.get("values\0job", &read).is_none());
         // Another range reading other sources of the same generations: not this answer.
         assert!(c
@@ -218,7 +221,7 @@ mod tests {
         assert_eq!(c.size(), (PER_KEY, PER_KEY));
 
         let mut c = LabelAnswerCache::default();
-        let big = Rc::new(vec![b'x'; MAX_BYTES / 4]);
+        let big = Rc::new(SharedBody::new(vec![b'x'; MAX_BYTES / 4]));
         for k in ["a", "b", "c", "d"] {
             c.insert(k, vec![at(1, true, &[])], big.clone());
         }
@@ -233,7 +236,7 @@ mod tests {
         c.insert(
             "f",
             vec![at(1, true, &[])],
-            Rc::new(vec![0; MAX_BYTES / 4 + 1]),
+            Rc::new(SharedBody::new(vec![0; MAX_BYTES / 4 + 1])),
         );
         assert!(c.get("f", &[at(1, true, &[])]).is_none());
     }

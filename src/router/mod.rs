@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use shards::head::{AppendBatch, AppendOutcome};
 use shards::index::matcher::Matcher;
+use shards::label_generation::LabelScope;
 use shards::labels::{shard_for, Labels};
 use shards::string_list::StringList;
 use thiserror::Error;
@@ -197,15 +198,22 @@ impl Router {
         (mint, maxt): (i64, i64),
         key: &str,
         encode: impl FnOnce(Vec<StringList>) -> Vec<u8>,
-    ) -> Result<Rc<Vec<u8>>, RouterError> {
+    ) -> Result<Rc<crate::http::SharedBody>, RouterError> {
         let key = match request {
             LabelRequest::Names => format!("names\0{key}"),
             LabelRequest::Values(name) => format!("values\0{name}\0{key}"),
         };
+        // Over every series (no `match[]`), an answer reads only the sources' name set or one
+        // name's value set, and stays valid while those are unchanged.
+        let every_series = matches!(selectors, [only] if only.is_empty());
+        let scope = match request {
+            LabelRequest::Names => LabelScope::of(None, every_series),
+            LabelRequest::Values(name) => LabelScope::of(Some(name), every_series),
+        };
         let current: Vec<_> = self
             .links
             .iter()
-            .map(|l| l.label_sources(mint, maxt))
+            .map(|l| l.label_sources(scope, mint, maxt))
             .collect();
         if let Some(answer) = self.label_answers.borrow_mut().get(&key, &current) {
             return Ok(answer);
@@ -229,7 +237,7 @@ impl Router {
                 lists.push(reply.list);
             }
         }
-        let answer = Rc::new(encode(lists));
+        let answer = Rc::new(crate::http::SharedBody::new(encode(lists)));
         let read: Option<Vec<_>> = read.into_iter().collect();
         if let Some(read) = read.filter(|_| agree) {
             self.label_answers

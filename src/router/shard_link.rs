@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
-use shards::label_generation::{LabelGeneration, LabelSources};
+use shards::label_generation::{LabelGeneration, LabelScope, LabelSources};
 use thiserror::Error;
 
 use super::protocol::{Envelope, Reply, ShardRequest, ShardResponse};
@@ -97,9 +97,10 @@ impl ShardLink {
         self.shard
     }
 
-    /// The shard's label sources over `[mint, maxt]` as it last published them.
-    pub fn label_sources(&self, mint: i64, maxt: i64) -> LabelSources {
-        self.labels.sources(mint, maxt)
+    /// The shard's label sources over `[mint, maxt]` as it last published them, at the
+    /// generation of what `scope` reads.
+    pub fn label_sources(&self, scope: LabelScope<'_>, mint: i64, maxt: i64) -> LabelSources {
+        self.labels.sources(scope, mint, maxt)
     }
 
     /// Sends `request` (waiting while the channel is full) and returns the reply to await.

@@ -18,6 +18,7 @@ use glommio::sync::RwLock;
 use shards::compaction_queue::CompactionQueue;
 use shards::head::{AppendBatch, Head};
 use shards::index::matcher::Matcher;
+use shards::label_generation::LabelScope;
 use shards::labels::Labels;
 use shards::shard::Shard;
 use shards::value::is_stale_nan;
@@ -328,7 +329,11 @@ impl ShardService {
                     .label_names(&matchers)
                     .map(|list| LabelList {
                         list,
-                        sources: shard.label_sources(mint, maxt),
+                        sources: shard.label_sources(
+                            LabelScope::of(None, matchers.is_empty()),
+                            mint,
+                            maxt,
+                        ),
                     })
                     .map_err(|e| e.to_string()),
             ),
@@ -343,7 +348,11 @@ impl ShardService {
                     .label_values(&name, &matchers)
                     .map(|list| LabelList {
                         list,
-                        sources: shard.label_sources(mint, maxt),
+                        sources: shard.label_sources(
+                            LabelScope::of(Some(&name), matchers.is_empty()),
+                            mint,
+                            maxt,
+                        ),
                     })
                     .map_err(|e| e.to_string()),
             ),

@@ -421,7 +421,7 @@ async fn label_answer(
         })
         .await
         .unwrap();
-    let text = String::from_utf8(body.to_vec()).unwrap();
+    let text = String::from_utf8(body.bytes().to_vec()).unwrap();
     text.lines().map(str::to_owned).collect()
 }
 
@@ -547,6 +547,148 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
             .unwrap();
         let after: Vec<String> = before.into_iter().filter(|v| *v != x(&one)).collect();
         assert_eq!(label_answer(&router, Values("x"), all).await, after);
+    });
+}
+
+/// Over every series (no `match[]`), a kept `labels` or `label/<n>/values` answer depends
+/// only on the name set or on `n`'s value set: new series made of existing (name, value)
+/// pairs leave all three answers kept and right, a new `instance` value recomputes only
+/// `instance` values, and the series with that value leaving the head at its truncation
+/// takes it out of the next `instance` answer.
+#[test]
+fn label_answers_over_every_series_survive_series_of_known_pairs() {
+    use super::LabelRequest::{Names, Values};
+    let mut opts = ShardOptions::default();
+    opts.head.chunk_range = 1_000;
+    with_router_over(opts, |router| async move {
+        let series = |job: &str, instance: String| {
+            Labels::from_pairs([
+                ("__name__", "m".to_string()),
+                ("instance", instance),
+                ("job", job.to_string()),
+            ])
+            .unwrap()
+        };
+        let shard = router.shard_of(series("a", "x".into()).hash());
+        let here = |l: &Labels| router.shard_of(l.hash()) == shard;
+        // `known` is made only of pairs that `first` and `second` bring to the shard.
+        let first = series("a", "x".into());
+        let (second, known) = (0..)
+            .map(|i| (series("b", format!("{i}")), series("a", format!("{i}"))))
+            .find(|(b, a)| here(b) && here(a))
+            .unwrap();
+        let fresh = on_shard(&router, shard, |i| series("a", format!("new-{i}")));
+        let all = (i64::MIN, i64::MAX);
+        let requests = [Names, Values("job"), Values("instance")];
+        let answers = async || {
+            let mut out = Vec::new();
+            for r in requests {
+                out.push(label_answer(&router, r, all).await);
+            }
+            out
+        };
+        let instance = |l: &Labels| l.get("instance").unwrap().to_string();
+        let mut instances = vec![instance(&first), instance(&second)];
+        instances.sort();
+        let names = ["__name__", "instance", "job"];
+
+        append_histories(
+            &router,
+            &[
+                (first.clone(), vec![(100, 1.0)]),
+                (second.clone(), vec![(100, 1.0)]),
+            ],
+        )
+        .await;
+        let want = vec![
+            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            vec!["a".to_string(), "b".to_string()],
+            instances.clone(),
+        ];
+        assert_eq!(answers().await, want);
+
+        // A new series of known pairs: the shard's generation moves, the answers stay.
+        let counts = router.label_answer_stats();
+        append_histories(&router, &[(known.clone(), vec![(200, 1.0)])]).await;
+        assert_eq!(answers().await, want);
+        let now = router.label_answer_stats();
+        assert_eq!((now.hits, now.misses), (counts.hits + 3, counts.misses));
+
+        // A new `instance` value: only that answer is recomputed, and shows it.
+        append_histories(&router, &[(fresh.clone(), vec![(300, 1.0)])]).await;
+        let counts = router.label_answer_stats();
+        let mut with_fresh = want.clone();
+        with_fresh[2].push(instance(&fresh));
+        with_fresh[2].sort();
+        assert_eq!(answers().await, with_fresh);
+        let now = router.label_answer_stats();
+        assert_eq!((now.hits, now.misses), (counts.hits + 2, counts.misses + 1));
+
+        // The head compacts up to 4000 and is truncated there: `fresh`, with no sample
+        // since, leaves it; the others carry on. Over a range that reads the head and the
+        // blocks from 1000 on (`fresh` is only in the first), its value goes.
+        // Step by step across the series, each step's batches in one window of the outbox:
+        // the head takes nothing older than half a chunk range before its newest sample.
+        let carry = async |from: i64, to: i64| {
+            for t in (from..=to).step_by(400) {
+                let mut pending = Vec::new();
+                for l in [&first, &second, &known] {
+                    let batch = AppendBatch {
+                        new_series: vec![l.clone()],
+                        samples: (t..=to.min(t + 300))
+                            .step_by(100)
+                            .map(|t| BatchSample {
+                                series: SeriesKey::New(0),
+                                t,
+                                v: 1.0,
+                            })
+                            .collect(),
+                        start_timestamps: Vec::new(),
+                    };
+                    pending.push(router.send_append(shard, batch).await.unwrap());
+                }
+                for p in pending {
+                    let out = Router::appended(shard, p).await.unwrap();
+                    assert_eq!(out.out_of_bounds, 0, "{out:?}");
+                }
+            }
+        };
+        // Spanning 1.3 s, the head is not compactable yet.
+        carry(400, 1400).await;
+        let later = (1_350, 5_000);
+        assert_eq!(
+            label_answer(&router, Values("instance"), later).await,
+            with_fresh[2]
+        );
+        carry(1500, 5000).await;
+        // Compaction goes a step after each append: keep appending until it is done.
+        let truncated = async {
+            for t in (5100..).step_by(100) {
+                let stats = router.stats().await.unwrap();
+                if stats[shard].time_range.is_some_and(|r| r.0 >= 4000) {
+                    return;
+                }
+                append_to(&router, &first, &[(t, 1.0)]).await;
+            }
+        };
+        let waited = futures_lite::future::or(
+            async {
+                truncated.await;
+                true
+            },
+            async {
+                glommio::timer::sleep(std::time::Duration::from_secs(60)).await;
+                false
+            },
+        )
+        .await;
+        assert!(waited, "the head was never truncated");
+        assert_eq!(
+            label_answer(&router, Values("instance"), later).await,
+            want[2]
+        );
+        assert_eq!(label_answer(&router, Values("job"), later).await, want[1]);
+        assert_eq!(label_answer(&router, Names, later).await, want[0]);
     });
 }
 

@@ -203,6 +203,11 @@ impl Head {
         &self.postings
     }
 
+    /// Which label tables changed since the last call (see `MemPostings::take_changes`).
+    pub fn take_label_changes(&mut self) -> crate::index::mem_postings::LabelChanges {
+        self.postings.take_changes()
+    }
+
     pub fn chunk_disk_mapper(&mut self) -> &mut ChunkDiskMapper {
         &mut self.chunks
     }

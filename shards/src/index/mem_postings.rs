@@ -29,6 +29,33 @@ pub struct MemPostings {
     all: Vec<u32>,
     /// name -> value -> ids. A name or value with no series has no entry.
     by_name: HashMap<SymbolId, Values, ahash::RandomState>,
+    /// What changed in the label tables since `take_changes` (see `LabelChanges`).
+    changes: LabelChanges,
+}
+
+/// Which label tables changed: names whose value set changed (a (name, value) list was
+/// created or emptied), and whether the name set changed (a name's first list appeared or
+/// its last went). Recorded only where a list is created or removed, the slow path of an
+/// append or a truncation; the shard publishes it for the router's kept label answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelChanges {
+    pub names: bool,
+    pub values: HashSet<SymbolId, ahash::RandomState>,
+}
+
+impl Default for LabelChanges {
+    fn default() -> Self {
+        LabelChanges {
+            names: false,
+            values: HashSet::with_hasher(hasher()),
+        }
+    }
+}
+
+impl LabelChanges {
+    pub fn is_empty(&self) -> bool {
+        !self.names && self.values.is_empty()
+    }
 }
 
 impl Default for MemPostings {
@@ -42,7 +69,16 @@ impl MemPostings {
         MemPostings {
             all: Vec::new(),
             by_name: HashMap::with_hasher(hasher()),
+            changes: LabelChanges::default(),
         }
+    }
+
+    /// What changed in the label tables since the last call, and starts recording afresh.
+    pub fn take_changes(&mut self) -> LabelChanges {
+        if self.changes.is_empty() {
+            return LabelChanges::default();
+        }
+        std::mem::take(&mut self.changes)
     }
 
     /// Indexes series `id` under each of its (name, value) pairs. The head assigns ids
@@ -53,12 +89,16 @@ impl MemPostings {
             self.all.insert(pos, id);
         }
         for &(name, value) in labels {
-            let list = self
+            let values = self
                 .by_name
                 .entry(name)
-                .or_insert_with(|| HashMap::with_hasher(hasher()))
-                .entry(value)
-                .or_default();
+                .or_insert_with(|| HashMap::with_hasher(hasher()));
+            self.changes.names |= values.is_empty();
+            let list = values.entry(value).or_default();
+            // Lists are never left empty, so an empty one was just created.
+            if list.is_empty() {
+                self.changes.values.insert(name);
+            }
             if let Some(pos) = insert_position(list, id) {
                 list.insert(pos, id);
             }
@@ -95,12 +135,14 @@ impl MemPostings {
                 list.truncate(kept);
                 if list.is_empty() {
                     values.remove(&value);
+                    self.changes.values.insert(name);
                 } else if list.spilled() && list.len() * 4 < list.capacity() {
                     list.shrink_to_fit();
                 }
             }
             if values.is_empty() {
                 self.by_name.remove(&name);
+                self.changes.names = true;
             }
         }
     }
@@ -550,6 +592,42 @@ mod tests {
             .delete(&[1, 2, 3], |id| labels[id as usize].as_slice());
         assert!(h.postings.is_empty());
         assert_eq!(h.postings.label_names(&h.symbols), Vec::<String>::new());
+    }
+
+    #[test]
+    fn records_which_label_tables_changed() {
+        let mut h = Head::default();
+        h.add(&[("job", "a"), ("instance", "1")]);
+        let changes = h.postings.take_changes();
+        let sym = |h: &Head, s: &str| h.symbols.lookup(s).unwrap();
+        assert!(changes.names);
+        let job = sym(&h, "job");
+        let instance = sym(&h, "instance");
+        assert_eq!(changes.values, [job, instance].into_iter().collect());
+        assert!(h.postings.take_changes().is_empty());
+        // Existing pairs only: nothing a label request reads changed.
+        h.add(&[("job", "a"), ("instance", "1")]);
+        assert!(h.postings.take_changes().is_empty());
+        // A new value of an existing name.
+        h.add(&[("job", "a"), ("instance", "2")]);
+        let changes = h.postings.take_changes();
+        assert!(!changes.names);
+        assert_eq!(changes.values, [instance].into_iter().collect());
+        // Removing a series whose values other series still carry changes nothing;
+        // removing the last series with a value, and the last with a name, does.
+        h.add(&[("job", "a"), ("zone", "x")]);
+        h.postings.take_changes();
+        let labels = h.series.clone();
+        h.postings.delete(&[1], |id| labels[id as usize].as_slice());
+        assert!(h.postings.take_changes().is_empty());
+        h.postings.delete(&[2], |id| labels[id as usize].as_slice());
+        let changes = h.postings.take_changes();
+        assert!(!changes.names);
+        assert_eq!(changes.values, [instance].into_iter().collect());
+        h.postings.delete(&[3], |id| labels[id as usize].as_slice());
+        let changes = h.postings.take_changes();
+        assert!(changes.names);
+        assert_eq!(changes.values, [sym(&h, "zone")].into_iter().collect());
     }
 
     #[test]
