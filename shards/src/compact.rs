@@ -793,7 +793,7 @@ impl HeadBlockWrite {
 /// Adds series `r` (with a chunk in the block's range) and its symbols to `found`.
 fn collect_series(head: &Head, r: u64, found: &mut Collected) {
     let Some(s) = head.series(r) else { return };
-    for &(n, v) in s.labels() {
+    for (n, v) in s.labels() {
         for id in [n, v] {
             if found.seen.insert(id) {
                 found.symbols.insert(head.symbols().resolve(id).into());

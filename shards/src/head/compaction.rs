@@ -12,6 +12,7 @@
 //! misattributed. (Symbols of removed series stay interned until restart.)
 
 use super::{Head, HeadError, Interval, SeriesId};
+use crate::labels::interned::Pairs;
 
 /// One chunk of a head series: in chunks_head (mmapped) or the open chunk.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +149,9 @@ impl Head {
             let ids: Vec<SeriesId> = emptied.iter().map(|&r| r as SeriesId).collect();
             let series = &self.series;
             self.postings.delete(&ids, |id| {
-                series.get(u64::from(id)).map_or(&[], |s| s.labels())
+                series
+                    .get(u64::from(id))
+                    .map_or_else(Pairs::default, |s| s.labels().iter())
             });
         }
         for &r in &emptied {

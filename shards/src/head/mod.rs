@@ -35,8 +35,10 @@ use series_set::SeriesSet;
 
 use crate::chunks_head::{ChunkDiskMapper, ChunksHeadError, OpenReport};
 use crate::index::mem_postings::MemPostings;
+use crate::labels::interned::InternedLabels;
 use crate::labels::symbols::{SymbolId, SymbolTable};
 use crate::labels::{Label, Labels, LabelsError};
+use smallvec::SmallVec;
 
 /// A deleted time range of a series, closed: `[mint, maxt]`.
 pub type Interval = (i64, i64);
@@ -231,7 +233,7 @@ impl Head {
         let labels = s
             .labels()
             .iter()
-            .map(|&(n, v)| Label::new(self.symbols.resolve(n), self.symbols.resolve(v)))
+            .map(|(n, v)| Label::new(self.symbols.resolve(n), self.symbols.resolve(v)))
             .collect();
         Labels::from_sorted_unchecked(labels).ok()
     }
@@ -269,10 +271,12 @@ impl Head {
         s: &MemSeries,
         pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
     ) -> bool {
-        s.labels().len() == pairs.len()
-            && s.labels().iter().zip(pairs).all(|(&(n, v), (ln, lv))| {
+        let mut mine = s.labels().iter();
+        pairs.into_iter().all(|(ln, lv)| {
+            mine.next().is_some_and(|(n, v)| {
                 self.symbols.resolve(n) == ln && self.symbols.resolve(v) == lv
             })
+        }) && mine.next().is_none()
     }
 
     /// Returns the ref of the series with these labels, creating it (with the next ref) if
@@ -325,7 +329,7 @@ impl Head {
             Some(id) if symbols.get(id) == Some(s) => id,
             _ => symbols.intern(s),
         };
-        let pairs: Box<[(SymbolId, SymbolId)]> = pairs
+        let pairs: SmallVec<[(SymbolId, SymbolId); 16]> = pairs
             .enumerate()
             .map(|(j, (n, v))| {
                 let hint = like.get(j);
@@ -333,7 +337,10 @@ impl Head {
             })
             .collect();
         self.postings.add(id, &pairs);
-        self.series.insert(r, MemSeries::new(pairs));
+        self.series.insert(
+            r,
+            MemSeries::new(InternedLabels::from_pairs(pairs.iter().copied())),
+        );
         self.by_hash.insert(hash, id);
         self.stats.series_created += 1;
         Ok(())
@@ -450,7 +457,7 @@ impl Head {
             ..HeadMemory::default()
         };
         for (_, s) in self.series.iter() {
-            m.label_sets += std::mem::size_of_val(s.labels());
+            m.label_sets += s.labels().heap_bytes();
             m.mmapped_lists += std::mem::size_of_val(s.mmapped_chunks());
             m.open_chunks += s.head_chunk().map_or(0, |c| c.heap_bytes());
         }

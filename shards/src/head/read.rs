@@ -3,6 +3,7 @@
 
 use crate::chunkenc::{Encoding, FloatIterator};
 use crate::index::matcher::Matcher;
+use crate::labels::interned::Pairs;
 
 use super::{Head, HeadError};
 
@@ -39,8 +40,9 @@ impl Head {
             .label_values_for(&self.symbols, name, &ids, |id| self.labels_of(id))
     }
 
-    fn labels_of(&self, id: u32) -> &[(u32, u32)] {
-        self.series(u64::from(id)).map_or(&[], |s| s.labels())
+    fn labels_of(&self, id: u32) -> Pairs<'_> {
+        self.series(u64::from(id))
+            .map_or_else(Pairs::default, |s| s.labels().iter())
     }
 
     /// The samples of series `r` with `mint <= t <= maxt`, oldest first.

@@ -146,7 +146,7 @@ impl<'h> Replayer<'h> {
         let floor = self.head.min_valid_time;
         if let Some(ms) = self.head.series_mut(r) {
             self.like.clear();
-            self.like.extend_from_slice(ms.labels());
+            self.like.extend(ms.labels());
             let mut chunks = sorted_in_order(chunks);
             chunks.retain(|c| c.max_time >= floor);
             ms.set_mmapped(chunks);

@@ -8,7 +8,7 @@
 
 use crate::chunkenc::FloatChunk;
 use crate::chunks_head::ChunkDiskRef;
-use crate::labels::symbols::SymbolId;
+use crate::labels::interned::InternedLabels;
 
 /// Prometheus's target number of samples per chunk.
 pub const SAMPLES_PER_CHUNK: usize = 120;
@@ -45,8 +45,8 @@ pub enum Appendable {
 /// record reached the WAL (`Head`'s unlogged set), the XOR2 state (boxed in `FloatChunk`).
 /// The open chunk's first timestamp is read from the chunk rather than kept.
 pub struct MemSeries {
-    /// Sorted (name, value) symbol pairs of the head's symbol table.
-    pub(crate) labels: Box<[(SymbolId, SymbolId)]>,
+    /// Sorted (name, value) symbol pairs of the head's symbol table, packed.
+    pub(crate) labels: InternedLabels,
     /// Exactly sized: it grows by one chunk every ~120 samples, so reallocating then is
     /// cheap, while a `Vec` would keep a header word and up to half its capacity unused.
     pub(crate) mmapped: Box<[MmappedChunk]>,
@@ -57,7 +57,7 @@ pub struct MemSeries {
 }
 
 impl MemSeries {
-    pub fn new(labels: Box<[(SymbolId, SymbolId)]>) -> Self {
+    pub fn new(labels: InternedLabels) -> Self {
         MemSeries {
             labels,
             mmapped: Box::default(),
@@ -76,7 +76,7 @@ impl MemSeries {
             .unwrap_or(i64::MIN)
     }
 
-    pub fn labels(&self) -> &[(SymbolId, SymbolId)] {
+    pub fn labels(&self) -> &InternedLabels {
         &self.labels
     }
 
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn the_open_chunks_min_time_is_its_first_sample() {
-        let mut s = MemSeries::new(Box::new([]));
+        let mut s = MemSeries::new(InternedLabels::default());
         assert_eq!(s.head_chunk_min_time(), i64::MIN);
         let mut cut = Vec::new();
         for i in 0..300 {
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn cuts_about_every_120_samples_at_15s() {
-        let mut s = MemSeries::new(Box::new([]));
+        let mut s = MemSeries::new(InternedLabels::default());
         let mut sizes = Vec::new();
         // Start on a range boundary: 480 samples at 15 s fill the 2 h range.
         for i in 0..480 {
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn never_crosses_a_range_boundary() {
-        let mut s = MemSeries::new(Box::new([]));
+        let mut s = MemSeries::new(InternedLabels::default());
         let mut cut_at = Vec::new();
         for i in 0..100 {
             let t = RANGE - 50 * 1000 + i * 1000;
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn hard_cut_at_240_samples() {
-        let mut s = MemSeries::new(Box::new([]));
+        let mut s = MemSeries::new(InternedLabels::default());
         // 1 ms apart: the time prediction alone would allow far more than 240.
         let mut first_cut = None;
         for i in 0..300 {
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn appendable_rules() {
-        let mut s = MemSeries::new(Box::new([]));
+        let mut s = MemSeries::new(InternedLabels::default());
         assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Yes);
         s.append(0, 10, 1.0, RANGE);
         assert_eq!(s.appendable(10, 1.0, i64::MIN), Appendable::Duplicate);

@@ -87,7 +87,10 @@ mod tests {
     fn refs_across_pages() {
         let mut set = SeriesSet::default();
         for r in [1u64, 2, 4096, 4097, 10_000] {
-            set.insert(r, MemSeries::new(Box::new([])));
+            set.insert(
+                r,
+                MemSeries::new(crate::labels::interned::InternedLabels::default()),
+            );
         }
         assert_eq!(set.live(), 5);
         assert_eq!(set.last_ref(), 10_000);

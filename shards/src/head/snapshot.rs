@@ -114,7 +114,7 @@ pub fn encode_series(head: &Head, r: u64, buf: &mut Vec<u8>) {
     e.put_u8(SERIES_RECORD);
     e.put_be_u64(r);
     e.put_uvarint(s.labels().len() as u64);
-    for &(n, v) in s.labels() {
+    for (n, v) in s.labels() {
         e.put_uvarint_str(head.symbols().resolve(n));
         e.put_uvarint_str(head.symbols().resolve(v));
     }

@@ -108,19 +108,16 @@ impl MemPostings {
     /// Removes the series `ids` (sorted, as garbage collection produces them) from every
     /// list. `series_labels` gives each one's label pairs, so only the lists they are in are
     /// touched; lists, values and names left empty are dropped.
-    pub fn delete<'a>(
+    pub fn delete<I: IntoIterator<Item = (SymbolId, SymbolId)>>(
         &mut self,
         ids: &[u32],
-        series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
+        series_labels: impl Fn(u32) -> I,
     ) {
         if ids.is_empty() {
             return;
         }
-        let mut affected: Vec<(SymbolId, SymbolId)> = ids
-            .iter()
-            .flat_map(|&id| series_labels(id))
-            .copied()
-            .collect();
+        let mut affected: Vec<(SymbolId, SymbolId)> =
+            ids.iter().flat_map(|&id| series_labels(id)).collect();
         affected.sort_unstable();
         affected.dedup();
 
@@ -268,15 +265,15 @@ impl MemPostings {
 
     /// The label names carried by at least one of the series `ids` (sorted, e.g. from
     /// `select`), sorted. `series_labels` gives a series' label pairs.
-    pub fn label_names_for<'a, 's>(
+    pub fn label_names_for<'s, I: IntoIterator<Item = (SymbolId, SymbolId)>>(
         &self,
         symbols: &'s SymbolTable,
         ids: &[u32],
-        series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
+        series_labels: impl Fn(u32) -> I,
     ) -> Vec<&'s str> {
         let mut seen: HashSet<SymbolId, ahash::RandomState> = HashSet::with_hasher(hasher());
         for &id in ids {
-            seen.extend(series_labels(id).iter().map(|&(n, _)| n));
+            seen.extend(series_labels(id).into_iter().map(|(n, _)| n));
             // Names are few; once every one is seen, no further series can add any.
             if seen.len() >= self.by_name.len() {
                 break;
@@ -287,12 +284,12 @@ impl MemPostings {
 
     /// The values of label `name` carried by at least one of the series `ids` (sorted),
     /// sorted. `series_labels` gives a series' label pairs.
-    pub fn label_values_for<'a, 's>(
+    pub fn label_values_for<'s, I: IntoIterator<Item = (SymbolId, SymbolId)>>(
         &self,
         symbols: &'s SymbolTable,
         name: &str,
         ids: &[u32],
-        series_labels: impl Fn(u32) -> &'a [(SymbolId, SymbolId)],
+        series_labels: impl Fn(u32) -> I,
     ) -> Vec<&'s str> {
         let Some(name) = symbols.lookup(name) else {
             return Vec::new();
@@ -312,9 +309,9 @@ impl MemPostings {
             // Many values (`instance`) for few series: read the series' own labels.
             let found = ids.iter().filter_map(|&id| {
                 series_labels(id)
-                    .iter()
-                    .find(|&&(n, _)| n == name)
-                    .map(|&(_, v)| v)
+                    .into_iter()
+                    .find(|&(n, _)| n == name)
+                    .map(|(_, v)| v)
             });
             let set: HashSet<SymbolId, ahash::RandomState> = {
                 let mut s = HashSet::with_hasher(hasher());
@@ -465,8 +462,11 @@ mod tests {
             self.postings.select(&self.symbols, ms)
         }
 
-        fn labels_of<'s>(&'s self) -> impl Fn(u32) -> &'s [(SymbolId, SymbolId)] + 's {
-            |id| self.series[id as usize].as_slice()
+        fn labels_of<'s>(
+            &'s self,
+        ) -> impl Fn(u32) -> std::iter::Copied<std::slice::Iter<'s, (SymbolId, SymbolId)>> + 's
+        {
+            |id| self.series[id as usize].iter().copied()
         }
     }
 
@@ -582,14 +582,14 @@ mod tests {
         let before = h.postings.heap_bytes();
         let labels: Vec<_> = h.series.clone();
         h.postings
-            .delete(&[0, 4], |id| labels[id as usize].as_slice());
+            .delete(&[0, 4], |id| labels[id as usize].iter().copied());
         assert_eq!(h.postings.all(), [1, 2, 3]);
         assert_eq!(h.postings.label_names(&h.symbols), ["a", "b"]);
         assert_eq!(h.select(&[m(EQ, "a", "1")]), [1]);
         assert_eq!(h.select(&[m(EQ, "a", "")]), [3]);
         assert!(h.postings.heap_bytes() <= before);
         h.postings
-            .delete(&[1, 2, 3], |id| labels[id as usize].as_slice());
+            .delete(&[1, 2, 3], |id| labels[id as usize].iter().copied());
         assert!(h.postings.is_empty());
         assert_eq!(h.postings.label_names(&h.symbols), Vec::<String>::new());
     }
@@ -738,7 +738,7 @@ mod tests {
             }
             let deleted: Vec<u32> = deleted.into_iter().filter(|&d| (d as usize) < series.len()).collect();
             let labels = h.series.clone();
-            h.postings.delete(&deleted, |id| labels[id as usize].as_slice());
+            h.postings.delete(&deleted, |id| labels[id as usize].iter().copied());
             let live: Vec<u32> = (0..series.len() as u32).filter(|id| !deleted.contains(id)).collect();
             prop_assert_eq!(h.postings.all(), live.as_slice());
             for ms in &selectors {

@@ -6,6 +6,7 @@
 //! Validation follows Prometheus's legacy name rules; label values are any UTF-8.
 
 mod hash;
+pub mod interned;
 pub mod symbols;
 
 pub use hash::{series_hash, shard_for};

@@ -93,7 +93,7 @@ pub fn test_series(n: usize, samples: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
 
 /// Cuts each series' samples into chunks as the head does (2 h chunk range).
 pub fn cut_chunks(samples: &[(i64, f64)]) -> Vec<(i64, XorChunk)> {
-    let mut s = MemSeries::new(Box::new([]));
+    let mut s = MemSeries::new(shards::labels::interned::InternedLabels::default());
     let mut out = Vec::new();
     for &(t, v) in samples {
         if let Some((min_time, FloatChunk::Xor(c))) = s.append(0, t, v, 2 * 3600 * 1000) {
