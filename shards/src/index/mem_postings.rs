@@ -618,13 +618,16 @@ mod tests {
         h.add(&[("job", "a"), ("zone", "x")]);
         h.postings.take_changes();
         let labels = h.series.clone();
-        h.postings.delete(&[1], |id| labels[id as usize].as_slice());
+        h.postings
+            .delete(&[1], |id| labels[id as usize].iter().copied());
         assert!(h.postings.take_changes().is_empty());
-        h.postings.delete(&[2], |id| labels[id as usize].as_slice());
+        h.postings
+            .delete(&[2], |id| labels[id as usize].iter().copied());
         let changes = h.postings.take_changes();
         assert!(!changes.names);
         assert_eq!(changes.values, [instance].into_iter().collect());
-        h.postings.delete(&[3], |id| labels[id as usize].as_slice());
+        h.postings
+            .delete(&[3], |id| labels[id as usize].iter().copied());
         let changes = h.postings.take_changes();
         assert!(changes.names);
         assert_eq!(changes.values, [sym(&h, "zone")].into_iter().collect());
