@@ -57,9 +57,10 @@ pub struct ReplayCarry {
 
 impl ReplayCarry {
     /// Reads every chunk record of the head's chunks_head, to be attached to series as
-    /// their records arrive.
-    pub fn read(head: &Head) -> Result<Self, ChunksHeadError> {
-        let mut chunks = Vec::new();
+    /// their records arrive. `records` is how many chunks_head's open found (a capacity
+    /// hint: the list is made once, not grown by doubling).
+    pub fn read(head: &Head, records: usize) -> Result<Self, ChunksHeadError> {
+        let mut chunks = Vec::with_capacity(records);
         head.chunks.iterate(|c| {
             chunks.push((
                 c.series_ref,
@@ -85,7 +86,8 @@ impl ReplayCarry {
 /// ascending ref order, so a cursor finds most refs without searching; WAL series records
 /// (any order) fall back to a binary search.
 struct PendingChunks {
-    /// (series ref, chunk), sorted by ref, then a series' chunks by (min time, chunk ref).
+    /// (series ref, chunk), sorted by ref; a series' chunks in chunks_head's order until
+    /// taken, then by (min time, chunk ref).
     chunks: Vec<(u64, MmappedChunk)>,
     /// Per entry of `chunks`: already handed to its series.
     taken: Vec<bool>,
@@ -97,7 +99,9 @@ struct PendingChunks {
 
 impl PendingChunks {
     fn new(mut chunks: Vec<(u64, MmappedChunk)>) -> Self {
-        chunks.sort_unstable_by_key(|&(r, c)| (r, c.min_time, c.chunk_ref));
+        // Stable, so that runs of ascending refs (the chunks one scrape round cut) are
+        // merged rather than sorted again, and each series' chunks stay in file order.
+        chunks.sort_by_key(|&(r, _)| r);
         let total = chunks.len() as u64;
         PendingChunks {
             taken: vec![false; chunks.len()],
@@ -130,7 +134,12 @@ impl PendingChunks {
         }
         self.taken[start..end].fill(true);
         self.taken_count += (end - start) as u64;
-        &self.chunks[start..end]
+        let chunks = &mut self.chunks[start..end];
+        // File order is time order but after a crash that rewrote chunks.
+        if !chunks.is_sorted_by_key(|&(_, c)| (c.min_time, c.chunk_ref)) {
+            chunks.sort_unstable_by_key(|&(_, c)| (c.min_time, c.chunk_ref));
+        }
+        chunks
     }
 
     fn not_taken(&self) -> u64 {
@@ -440,7 +449,7 @@ mod tests {
         ) {
             let dir = tempfile::tempdir().unwrap();
             let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
-            let carry = ReplayCarry::read(&head).unwrap();
+            let carry = ReplayCarry::read(&head, 0).unwrap();
             let mut replayer = Replayer::new(&mut head, carry);
             let mut want = Vec::new();
             for (i, set) in sets.iter().enumerate() {
