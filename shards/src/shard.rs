@@ -221,7 +221,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         };
         let (mut head, chunks_report) = open_head()?;
         // chunks_head is read once: what the snapshot does not attach, the WAL may.
-        let mut carry = ReplayCarry::read(&head)?;
+        let mut carry = ReplayCarry::read(&head, chunks_report.records)?;
         wal::remove_unfinished_checkpoints(&wal_dir)?;
         let checkpoint = wal::last_checkpoint(&wal_dir)?;
         let mut snapshot_used = None;
@@ -247,7 +247,7 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                             reason: e.to_string(),
                         });
                         head = open_head()?.0;
-                        carry = ReplayCarry::read(&head)?;
+                        carry = ReplayCarry::read(&head, chunks_report.records)?;
                     }
                 }
             } else {

@@ -271,12 +271,7 @@ impl Head {
         s: &MemSeries,
         pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
     ) -> bool {
-        let mut mine = s.labels().iter();
-        pairs.into_iter().all(|(ln, lv)| {
-            mine.next().is_some_and(|(n, v)| {
-                self.symbols.resolve(n) == ln && self.symbols.resolve(v) == lv
-            })
-        }) && mine.next().is_none()
+        same_labels(&self.symbols, s, pairs)
     }
 
     /// Returns the ref of the series with these labels, creating it (with the next ref) if
@@ -292,38 +287,55 @@ impl Head {
         Ok((r, true))
     }
 
-    /// Creates a series with a given ref (replay), from label pairs borrowed from the
-    /// record and their `series_hash`. Refs between the last one and `r` are left empty.
+    fn create_hashed(&mut self, r: u64, labels: &Labels, hash: u64) -> Result<(), HeadError> {
+        let id = series_id(r)?;
+        self.create_unindexed(r, id, label_pairs(labels), &[]);
+        self.by_hash.insert(hash, id);
+        Ok(())
+    }
+
+    /// Replay's declaration of series `r` (which must be free) from label pairs borrowed
+    /// from the record and their `series_hash`: the ref of the series that already has
+    /// these labels, or else `None` with `r` created. Looking up and filing the label set
+    /// is one probe of the hash index. Refs between the last one and `r` are left empty.
     ///
     /// `like` is the symbol pairs of the series declared just before: replayed series come
     /// in creation order, so neighbours share most names and many values (job, instance,
     /// metric name), which are then taken from it by comparing strings instead of
     /// interning (a hash and a probe of a table much larger than the cache).
-    pub(crate) fn create_with_ref<'a>(
+    pub(crate) fn find_or_create_with_ref(
         &mut self,
         r: u64,
-        pairs: &[(&'a str, &'a str)],
+        pairs: &[(&str, &str)],
         hash: u64,
         like: &[(SymbolId, SymbolId)],
-    ) -> Result<(), HeadError> {
-        self.create_pairs_hashed(r, pairs.iter().copied(), hash, like)
-    }
-
-    fn create_hashed(&mut self, r: u64, labels: &Labels, hash: u64) -> Result<(), HeadError> {
-        self.create_pairs_hashed(r, label_pairs(labels), hash, &[])
-    }
-
-    fn create_pairs_hashed<'a>(
-        &mut self,
-        r: u64,
-        pairs: impl Iterator<Item = (&'a str, &'a str)>,
-        hash: u64,
-        like: &[(SymbolId, SymbolId)],
-    ) -> Result<(), HeadError> {
-        let id = SeriesId::try_from(r).map_err(|_| HeadError::TooManySeries(r))?;
-        if id == 0 || id == SeriesId::MAX {
-            return Err(HeadError::TooManySeries(r));
+    ) -> Result<Option<u64>, HeadError> {
+        let id = match series_id(r) {
+            Ok(id) => id,
+            Err(e) => return self.lookup_pairs(pairs, hash).map(Some).ok_or(e),
+        };
+        let (series, symbols) = (&self.series, &self.symbols);
+        let found = self.by_hash.find_or_insert(hash, id, |cand| {
+            series
+                .get(u64::from(cand))
+                .is_some_and(|s| same_labels(symbols, s, pairs.iter().copied()))
+        });
+        if let Some(existing) = found {
+            return Ok(Some(u64::from(existing)));
         }
+        self.create_unindexed(r, id, pairs.iter().copied(), like);
+        Ok(None)
+    }
+
+    /// Creates series `r` (id `id`) with its symbols and postings, but does not file it
+    /// in the hash index.
+    fn create_unindexed<'a>(
+        &mut self,
+        r: u64,
+        id: SeriesId,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        like: &[(SymbolId, SymbolId)],
+    ) {
         let symbols = &mut self.symbols;
         let mut symbol = |s: &str, hint: Option<SymbolId>| match hint {
             Some(id) if symbols.get(id) == Some(s) => id,
@@ -341,9 +353,7 @@ impl Head {
             r,
             MemSeries::new(InternedLabels::from_pairs(pairs.iter().copied())),
         );
-        self.by_hash.insert(hash, id);
         self.stats.series_created += 1;
-        Ok(())
     }
 
     /// Marks `[mint, maxt]` of series `r` deleted (a WAL tombstones record).
@@ -463,6 +473,27 @@ impl Head {
         }
         m
     }
+}
+
+/// The in-memory id of series ref `r`: refs 0 and from `u32::MAX` on have none.
+fn series_id(r: u64) -> Result<SeriesId, HeadError> {
+    match SeriesId::try_from(r) {
+        Ok(id) if id != 0 && id != SeriesId::MAX => Ok(id),
+        _ => Err(HeadError::TooManySeries(r)),
+    }
+}
+
+/// Whether series `s` has exactly these labels.
+fn same_labels<'a>(
+    symbols: &SymbolTable,
+    s: &MemSeries,
+    pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+) -> bool {
+    let mut mine = s.labels().iter();
+    pairs.into_iter().all(|(ln, lv)| {
+        mine.next()
+            .is_some_and(|(n, v)| symbols.resolve(n) == ln && symbols.resolve(v) == lv)
+    }) && mine.next().is_none()
 }
 
 /// The (name, value) pairs of a label set, borrowed.

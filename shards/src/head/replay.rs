@@ -51,42 +51,111 @@ pub enum ReplayError {
 /// chunks_head chunks not yet attached to a series, read once per start-up, and the refs
 /// mapped onto an earlier series with the same labels.
 pub struct ReplayCarry {
-    mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState>,
-    mmapped_total: u64,
+    mmapped: PendingChunks,
     remap: HashMap<u64, u64, ahash::RandomState>,
 }
 
 impl ReplayCarry {
     /// Reads every chunk record of the head's chunks_head, to be attached to series as
-    /// their records arrive.
-    pub fn read(head: &Head) -> Result<Self, ChunksHeadError> {
-        let mut mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState> = HashMap::default();
-        let mut n = 0;
+    /// their records arrive. `records` is how many chunks_head's open found (a capacity
+    /// hint: the list is made once, not grown by doubling).
+    pub fn read(head: &Head, records: usize) -> Result<Self, ChunksHeadError> {
+        let mut chunks = Vec::with_capacity(records);
         head.chunks.iterate(|c| {
-            n += 1;
-            mmapped.entry(c.series_ref).or_default().push(MmappedChunk {
-                chunk_ref: c.chunk_ref,
-                min_time: c.mint,
-                max_time: c.maxt,
-            });
+            chunks.push((
+                c.series_ref,
+                MmappedChunk {
+                    chunk_ref: c.chunk_ref,
+                    min_time: c.mint,
+                    max_time: c.maxt,
+                },
+            ));
         })?;
         Ok(ReplayCarry {
-            mmapped,
-            mmapped_total: n,
+            mmapped: PendingChunks::new(chunks),
             remap: HashMap::default(),
         })
+    }
+}
+
+/// The chunks_head chunks of a start-up by series ref, each series' taken at most once.
+///
+/// A sorted list rather than a map from ref to a list of chunks: at a million series and
+/// ~300 k chunks, the map's per-series lists and its hashing were ~10 % of a restart
+/// (inserting at read, `remove` at every declared series). Snapshot series come in
+/// ascending ref order, so a cursor finds most refs without searching; WAL series records
+/// (any order) fall back to a binary search.
+struct PendingChunks {
+    /// (series ref, chunk), sorted by ref; a series' chunks in chunks_head's order until
+    /// taken, then by (min time, chunk ref).
+    chunks: Vec<(u64, MmappedChunk)>,
+    /// Per entry of `chunks`: already handed to its series.
+    taken: Vec<bool>,
+    /// Where the last `take` ended.
+    cursor: usize,
+    total: u64,
+    taken_count: u64,
+}
+
+impl PendingChunks {
+    fn new(mut chunks: Vec<(u64, MmappedChunk)>) -> Self {
+        // Stable, so that runs of ascending refs (the chunks one scrape round cut) are
+        // merged rather than sorted again, and each series' chunks stay in file order.
+        chunks.sort_by_key(|&(r, _)| r);
+        let total = chunks.len() as u64;
+        PendingChunks {
+            taken: vec![false; chunks.len()],
+            chunks,
+            cursor: 0,
+            total,
+            taken_count: 0,
+        }
+    }
+
+    /// The chunks of series `r` not yet taken (empty if none, or taken before), sorted by
+    /// (min time, chunk ref).
+    fn take(&mut self, r: u64) -> &[(u64, MmappedChunk)] {
+        let at = self.cursor;
+        let cursor_is_start = (at == 0 || self.chunks[at - 1].0 < r)
+            && self.chunks.get(at).is_none_or(|&(c, _)| c >= r);
+        let start = if cursor_is_start {
+            at
+        } else {
+            self.chunks.partition_point(|&(c, _)| c < r)
+        };
+        let end = start
+            + self.chunks[start..]
+                .iter()
+                .take_while(|&&(c, _)| c == r)
+                .count();
+        self.cursor = end;
+        if start == end || self.taken[start] {
+            return &[];
+        }
+        self.taken[start..end].fill(true);
+        self.taken_count += (end - start) as u64;
+        let chunks = &mut self.chunks[start..end];
+        // File order is time order but after a crash that rewrote chunks.
+        if !chunks.is_sorted_by_key(|&(_, c)| (c.min_time, c.chunk_ref)) {
+            chunks.sort_unstable_by_key(|&(_, c)| (c.min_time, c.chunk_ref));
+        }
+        chunks
+    }
+
+    fn not_taken(&self) -> u64 {
+        self.total - self.taken_count
     }
 }
 
 /// Applies records to a head being rebuilt.
 pub struct Replayer<'h> {
     head: &'h mut Head,
-    mmapped: HashMap<u64, Vec<MmappedChunk>, ahash::RandomState>,
+    mmapped: PendingChunks,
     remap: HashMap<u64, u64, ahash::RandomState>,
     series_buf: Vec<RefSeries>,
     samples_buf: Vec<RefSample>,
     stones_buf: Vec<Stone>,
-    /// The symbol pairs of the series created last (see `Head::create_with_ref`).
+    /// The symbol pairs of the series created last (see `Head::find_or_create_with_ref`).
     like: Vec<(SymbolId, SymbolId)>,
     pub stats: ReplayStats,
 }
@@ -96,7 +165,7 @@ impl<'h> Replayer<'h> {
     /// first).
     pub fn new(head: &'h mut Head, carry: ReplayCarry) -> Self {
         let stats = ReplayStats {
-            mmapped_chunks: carry.mmapped_total,
+            mmapped_chunks: carry.mmapped.total,
             ..Default::default()
         };
         Replayer {
@@ -130,25 +199,29 @@ impl<'h> Replayer<'h> {
     fn declare(&mut self, r: u64, pairs: &[(&str, &str)]) -> Result<(), HeadError> {
         self.stats.series += 1;
         let hash = series_hash(pairs.iter().copied());
-        if let Some(existing) = self.head.lookup_pairs(pairs, hash) {
-            if existing != r {
-                self.remap.insert(r, existing);
+        if self.head.series(r).is_some() {
+            // Declared before: the same series again, or a ref reused for another label
+            // set (a WAL promcore did not write), where the first declaration is kept.
+            match self.head.lookup_pairs(pairs, hash) {
+                Some(existing) if existing != r => {
+                    self.remap.insert(r, existing);
+                }
+                Some(_) => {}
+                None => self.stats.conflicting_refs += 1,
             }
             return Ok(());
         }
-        if self.head.series(r).is_some() {
-            // A ref reused for another label set: the WAL is not one we wrote. Keep the first.
-            self.stats.conflicting_refs += 1;
+        if let Some(existing) = self
+            .head
+            .find_or_create_with_ref(r, pairs, hash, &self.like)?
+        {
+            self.remap.insert(r, existing);
             return Ok(());
         }
-        self.head.create_with_ref(r, pairs, hash, &self.like)?;
-        let chunks = self.mmapped.remove(&r).unwrap_or_default();
-        let floor = self.head.min_valid_time;
+        let chunks = in_order_since(self.mmapped.take(r), self.head.min_valid_time);
         if let Some(ms) = self.head.series_mut(r) {
             self.like.clear();
             self.like.extend(ms.labels());
-            let mut chunks = sorted_in_order(chunks);
-            chunks.retain(|c| c.max_time >= floor);
             ms.set_mmapped(chunks);
         }
         if let Some(ms) = self.head.series(r) {
@@ -233,25 +306,30 @@ impl<'h> Replayer<'h> {
     /// Ends a replay pass, handing on what the next one needs.
     pub fn finish_pass(self) -> (ReplayStats, ReplayCarry) {
         let mut stats = self.stats;
-        stats.orphan_chunks = self.mmapped.values().map(|v| v.len() as u64).sum();
+        stats.orphan_chunks = self.mmapped.not_taken();
         // Replayed samples were accepted once; they are not "appended" again.
         self.head.stats.samples_appended -= stats.samples;
         let carry = ReplayCarry {
             mmapped: self.mmapped,
-            mmapped_total: stats.mmapped_chunks,
             remap: self.remap,
         };
         (stats, carry)
     }
 }
 
-/// Chunks of one series in time order; overlapping ones (a file written twice after a
-/// crash) keep the first.
-fn sorted_in_order(mut chunks: Vec<MmappedChunk>) -> Vec<MmappedChunk> {
-    chunks.sort_by_key(|c| (c.min_time, c.chunk_ref));
-    let mut out: Vec<MmappedChunk> = Vec::with_capacity(chunks.len());
-    for c in chunks {
-        if out.last().is_none_or(|p| c.min_time > p.max_time) {
+/// The chunks of one series (sorted by min time, then chunk ref) that replay keeps: an
+/// overlapping one (a file written twice after a crash) gives way to the first, and those
+/// ending before `floor` are in a block already. Sized exactly in the common case, where
+/// every chunk is kept.
+fn in_order_since(sorted: &[(u64, MmappedChunk)], floor: i64) -> Vec<MmappedChunk> {
+    let mut out: Vec<MmappedChunk> = Vec::with_capacity(sorted.len());
+    let mut last_max = None;
+    for &(_, c) in sorted {
+        if last_max.is_some_and(|m| c.min_time <= m) {
+            continue;
+        }
+        last_max = Some(c.max_time);
+        if c.max_time >= floor {
             out.push(c);
         }
     }
@@ -295,6 +373,71 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Taking series' chunks in any order, ascending (a snapshot) or not (the WAL), with
+        /// refs repeated or without chunks, gives what a map from ref to its chunks gives,
+        /// each series' chunks once, and counts the rest as not taken.
+        #[test]
+        fn pending_chunks_as_a_map(
+            chunks in proptest::collection::vec((1u64..30, 0i64..100), 0..60),
+            mut takes in proptest::collection::vec(0u64..32, 0..40),
+            ascending in any::<bool>(),
+        ) {
+            if ascending {
+                takes.sort_unstable();
+            }
+            let listed: Vec<(u64, MmappedChunk)> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, &(r, t))| {
+                    let c = MmappedChunk {
+                        chunk_ref: i as u64 * 8,
+                        min_time: t,
+                        max_time: t,
+                    };
+                    (r, c)
+                })
+                .collect();
+            let mut model: HashMap<u64, Vec<MmappedChunk>> = HashMap::new();
+            for &(r, c) in &listed {
+                model.entry(r).or_default().push(c);
+            }
+            let mut pending = PendingChunks::new(listed);
+            for r in takes {
+                let mut want = model.remove(&r).unwrap_or_default();
+                want.sort_by_key(|c| (c.min_time, c.chunk_ref));
+                let got: Vec<MmappedChunk> = pending.take(r).iter().map(|&(_, c)| c).collect();
+                prop_assert_eq!(got, want);
+            }
+            let left: u64 = model.values().map(|v| v.len() as u64).sum();
+            prop_assert_eq!(pending.not_taken(), left);
+            prop_assert_eq!(pending.total, chunks.len() as u64);
+        }
+
+        /// One pass over a series' sorted chunks keeps what sorting, dropping overlaps
+        /// (keeping the first) and then dropping what ends before the floor keeps.
+        #[test]
+        fn in_order_since_as_sort_dedup_then_floor(
+            mut spans in proptest::collection::vec((0i64..50, 0i64..8), 0..12),
+            floor in 0i64..60,
+        ) {
+            spans.sort_unstable();
+            let sorted: Vec<(u64, MmappedChunk)> = spans
+                .iter()
+                .enumerate()
+                .map(|(i, &(min_time, len))| {
+                    (1, MmappedChunk { chunk_ref: i as u64, min_time, max_time: min_time + len })
+                })
+                .collect();
+            let mut want: Vec<MmappedChunk> = Vec::new();
+            for &(_, c) in &sorted {
+                if want.last().is_none_or(|p| c.min_time > p.max_time) {
+                    want.push(c);
+                }
+            }
+            want.retain(|c| c.max_time >= floor);
+            prop_assert_eq!(in_order_since(&sorted, floor), want);
+        }
+
         /// Series declared one after another, each taking symbols from the one before when
         /// the strings match, get exactly their own labels, and every string is interned once.
         #[test]
@@ -306,7 +449,7 @@ mod tests {
         ) {
             let dir = tempfile::tempdir().unwrap();
             let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
-            let carry = ReplayCarry::read(&head).unwrap();
+            let carry = ReplayCarry::read(&head, 0).unwrap();
             let mut replayer = Replayer::new(&mut head, carry);
             let mut want = Vec::new();
             for (i, set) in sets.iter().enumerate() {

@@ -39,6 +39,29 @@ impl SeriesIndex {
             .map(|&(_, id)| id)
     }
 
+    /// The first series with this hash for which `is_it` holds; when there is none, files
+    /// `id` under `hash` and returns `None`. One probe for both: a restart declares every
+    /// series, each a lookup that misses and then an insert.
+    pub fn find_or_insert(
+        &mut self,
+        hash: u64,
+        id: SeriesId,
+        mut is_it: impl FnMut(SeriesId) -> bool,
+    ) -> Option<SeriesId> {
+        let h32 = hash as u32;
+        match self.table.entry(
+            place(h32),
+            |&(h, i)| h == h32 && is_it(i),
+            |&(h, _)| place(h),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => Some(e.get().1),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert((h32, id));
+                None
+            }
+        }
+    }
+
     /// Adds series `id` under `hash`; the caller has checked it is not there yet.
     pub fn insert(&mut self, hash: u64, id: SeriesId) {
         let h32 = hash as u32;
@@ -119,6 +142,24 @@ mod tests {
             }
             for &(h, id) in &model {
                 prop_assert_eq!(ix.find(h, |i| i == id), Some(id));
+            }
+        }
+
+        /// `find_or_insert` finds what `find` finds, and otherwise inserts as `insert` does.
+        #[test]
+        fn find_or_insert_as_find_then_insert(ops in proptest::collection::vec((0u64..16, 1u32..40), 0..200)) {
+            let mut one = SeriesIndex::default();
+            let mut two = SeriesIndex::default();
+            for (hash, id) in ops {
+                let hash = hash | ((hash & 1) << 33);
+                // "The same series" is the same id modulo 5: several ids can match.
+                let same = |i: SeriesId| i % 5 == id % 5;
+                let want = one.find(hash, same);
+                if want.is_none() {
+                    one.insert(hash, id);
+                }
+                prop_assert_eq!(two.find_or_insert(hash, id, same), want);
+                prop_assert_eq!(two.len(), one.len());
             }
         }
     }

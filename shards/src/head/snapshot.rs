@@ -144,24 +144,7 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries<'_>, SnapshotError> {
         return Err(SnapshotError::Invalid("not a series record".into()));
     }
     let series_ref = d.be_u64()?;
-    let n = d.uvarint()?;
-    let mut labels = LabelPairs::new();
-    for _ in 0..n {
-        let name = d.uvarint_str()?;
-        let value = d.uvarint_str()?;
-        // The checks of `Labels::from_sorted_unchecked`: names strictly ascending.
-        if let Some(&(prev, _)) = labels.last() {
-            if prev >= name {
-                let e = if prev == name {
-                    LabelsError::DuplicateName(name.to_string())
-                } else {
-                    LabelsError::InvalidName(name.to_string())
-                };
-                return Err(SnapshotError::Invalid(e.to_string()));
-            }
-        }
-        labels.push((name, value));
-    }
+    let labels = decode_labels(&mut d)?;
     let _chunk_range = d.be_i64()?;
     let head_chunk = match d.uvarint()? {
         0 => None,
@@ -200,6 +183,64 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries<'_>, SnapshotError> {
         labels,
         head_chunk,
     })
+}
+
+/// The label pairs of a series record (`#labels` then uvarint-prefixed strings), checked
+/// as `Labels::from_sorted_unchecked` checks them: names strictly ascending.
+///
+/// The strings are checked for UTF-8 in one pass over all of them rather than one call
+/// each: a series' dozen short strings cost more in per-call overhead than in checking.
+/// When every length prefix is one byte (strings under 128 bytes, a byte below 0x80),
+/// each string begins right after and ends right before an ASCII byte (or the end of the
+/// span), so each is valid UTF-8 when the span is, and slicing it is on char boundaries.
+/// Otherwise (a longer string, or invalid bytes to name in the error) each is checked
+/// alone.
+fn decode_labels<'a>(d: &mut Decbuf<'a>) -> Result<LabelPairs<'a>, SnapshotError> {
+    let n = d.uvarint()?;
+    let span = d.rest();
+    let mut spans: SmallVec<[[(usize, usize); 2]; 16]> = SmallVec::new();
+    let mut short = true;
+    for _ in 0..n {
+        let mut pair = [(0, 0); 2];
+        for s in &mut pair {
+            let len = d.uvarint()?;
+            short &= len < 0x80;
+            let start = span.len() - d.remaining();
+            d.skip(usize::try_from(len).map_err(|_| DecodeError::UnexpectedEof)?)?;
+            *s = (start, span.len() - d.remaining());
+        }
+        spans.push(pair);
+    }
+    let span = &span[..span.len() - d.remaining()];
+    let text = if short {
+        std::str::from_utf8(span).ok()
+    } else {
+        None
+    };
+    let string = |(a, b): (usize, usize)| -> Result<&'a str, SnapshotError> {
+        let s = match text {
+            Some(t) => t.get(a..b),
+            None => std::str::from_utf8(&span[a..b]).ok(),
+        };
+        s.ok_or(SnapshotError::Decode(DecodeError::InvalidUtf8))
+    };
+    let mut labels = LabelPairs::new();
+    for [n, v] in spans {
+        let name = string(n)?;
+        let value = string(v)?;
+        if let Some(&(prev, _)) = labels.last() {
+            if prev >= name {
+                let e = if prev == name {
+                    LabelsError::DuplicateName(name.to_string())
+                } else {
+                    LabelsError::InvalidName(name.to_string())
+                };
+                return Err(SnapshotError::Invalid(e.to_string()));
+            }
+        }
+        labels.push((name, value));
+    }
+    Ok(labels)
 }
 
 /// Appends the tombstones record (always written, empty or not) to `buf`.
@@ -242,6 +283,69 @@ mod tests {
     use super::*;
     use crate::head::{AppendBatch, BatchSample, HeadOptions, Prepared, SeriesKey};
     use crate::labels::Labels;
+    use proptest::prelude::*;
+
+    /// The label span of a series record for these raw (name, value) byte strings.
+    fn label_record(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        let mut e = Encbuf::new(&mut b);
+        e.put_uvarint(pairs.len() as u64);
+        for (n, v) in pairs {
+            e.put_uvarint_bytes(n);
+            e.put_uvarint_bytes(v);
+        }
+        b
+    }
+
+    /// What checking each string alone gives: the pairs, or `None` for a refused record.
+    fn one_by_one(pairs: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (n, v) in pairs {
+            let n = std::str::from_utf8(n).ok()?;
+            let v = std::str::from_utf8(v).ok()?;
+            if out.last().is_some_and(|(p, _)| p.as_str() >= n) {
+                return None;
+            }
+            out.push((n.to_string(), v.to_string()));
+        }
+        Some(out)
+    }
+
+    proptest! {
+        /// Checking the whole span at once accepts and refuses exactly what checking each
+        /// string does: multi-byte and invalid UTF-8, strings split inside a character,
+        /// long strings (two-byte length prefixes), unsorted names.
+        #[test]
+        fn labels_checked_at_once_as_one_by_one(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::collection::vec(prop_oneof![
+                        4 => b'a'..=b'e',
+                        1 => any::<u8>(),
+                    ], 0..4),
+                    prop_oneof![
+                        3 => proptest::collection::vec(b'x'..=b'z', 0..6),
+                        1 => "[a-zé€𝄞]{0,5}".prop_map(String::into_bytes),
+                        1 => proptest::collection::vec(any::<u8>(), 0..4),
+                        1 => proptest::collection::vec(b'v'..=b'w', 120..140),
+                    ],
+                ),
+                0..6,
+            ),
+            sort in any::<bool>(),
+        ) {
+            let mut pairs = pairs;
+            if sort {
+                pairs.sort();
+                pairs.dedup_by(|a, b| a.0 == b.0);
+            }
+            let rec = label_record(&pairs);
+            let got = decode_labels(&mut Decbuf::new(&rec)).ok().map(|l| {
+                l.iter().map(|&(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>()
+            });
+            prop_assert_eq!(got, one_by_one(&pairs));
+        }
+    }
 
     #[test]
     fn names() {
