@@ -111,9 +111,16 @@ async fn ingest(dir: &Path, stop_mid_compaction: bool) -> (Samples, usize) {
         // On a loaded machine the low-share queue can trail the appends by several blocks:
         // let it catch up (bounded) rather than count what it managed while they ran.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while shard.read().await.unwrap().compaction_stats().blocks_written < 5
-            && std::time::Instant::now() < deadline
-        {
+        while std::time::Instant::now() < deadline {
+            let written = shard
+                .read()
+                .await
+                .unwrap()
+                .compaction_stats()
+                .blocks_written;
+            if written >= 5 {
+                break;
+            }
             glommio::timer::sleep(Duration::from_millis(10)).await;
         }
     }
