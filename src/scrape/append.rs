@@ -21,7 +21,7 @@ use crate::scrape::cache::{CacheEntry, EntryId, ScrapeCache, Unacknowledged};
 use crate::scrape::metadata::SharedMetadata;
 use crate::scrape::metadata_lines::MetadataLines;
 use crate::scrape::parser::{Entry, Format, LabelPairs, ParseError, Parser};
-use crate::scrape::series_hash::{series_hash, KnownSeries};
+use crate::scrape::series_hash::{series_hash, KnownSeries, SeriesHash};
 
 /// What a miss needs to build a series' labels, and the limits of the job.
 #[derive(Debug, Clone, Default)]
@@ -333,7 +333,7 @@ impl ScrapeAppender {
                     lb.set("__name__", name);
                     // Target labels and a fixed valid name: this cannot fail.
                     let Ok(labels) = lb.to_labels() else { continue };
-                    let id = self.new_entry(key, labels, false, out);
+                    let id = self.new_entry((series_hash(key), key.len()), labels, false, out);
                     self.cache.entry_mut(id).set_synthetic();
                     id
                 }
@@ -410,22 +410,23 @@ impl ScrapeAppender {
                 Some(ts) if self.rules.honor_timestamps => ts,
                 _ => t,
             };
-            let cached = if parser.took_expected() {
-                Some(hint)
+            let id = if parser.took_expected() {
+                hint
             } else {
-                self.cache.get_hinted(series_hash(series), hint)
-            };
-            let id = match cached {
-                Some(id) => id,
-                None => {
-                    parser.labels(series, &mut pairs)?;
-                    let explicit = timestamp_ms.is_some() && self.rules.honor_timestamps;
-                    match self.build_labels(&pairs)? {
-                        Some(labels) => {
-                            report.series_added += 1;
-                            self.new_entry(series, labels, explicit, out)
+                let hash = series_hash(series);
+                match self.cache.get_hinted(hash, hint) {
+                    Some(id) => id,
+                    None => {
+                        parser.labels(series, &mut pairs)?;
+                        let explicit = timestamp_ms.is_some() && self.rules.honor_timestamps;
+                        let key = (hash, series.len());
+                        match self.build_labels(&pairs)? {
+                            Some(labels) => {
+                                report.series_added += 1;
+                                self.new_entry(key, labels, explicit, out)
+                            }
+                            None => self.cache.insert_hashed(key, CacheEntry::dropped()),
                         }
-                        None => self.cache.insert(series, CacheEntry::dropped()),
                     }
                 }
             };
@@ -492,7 +493,7 @@ impl ScrapeAppender {
 
     fn new_entry(
         &mut self,
-        key: &[u8],
+        key: (SeriesHash, usize),
         labels: Labels,
         explicit_timestamps: bool,
         out: &mut ShardBatches,
@@ -503,7 +504,7 @@ impl ScrapeAppender {
         batch.new_series.push(labels.clone());
         let id = self
             .cache
-            .insert(key, CacheEntry::series(shard, explicit_timestamps));
+            .insert_hashed(key, CacheEntry::series(shard, explicit_timestamps));
         self.cache.keep_unacknowledged(
             id,
             Unacknowledged {

@@ -193,11 +193,21 @@ impl ScrapeCache {
     }
 
     /// Caches `entry` for the series whose bytes are `series`.
-    pub fn insert(&mut self, series: &[u8], mut entry: CacheEntry) -> EntryId {
-        entry.key = series_hash(series);
+    pub fn insert(&mut self, series: &[u8], entry: CacheEntry) -> EntryId {
+        self.insert_hashed((series_hash(series), series.len()), entry)
+    }
+
+    /// `insert` for a series whose bytes (`len` of them) hash to `hash`, when the caller has
+    /// hashed them already (a lookup that missed).
+    pub fn insert_hashed(
+        &mut self,
+        (hash, len): (SeriesHash, usize),
+        mut entry: CacheEntry,
+    ) -> EntryId {
+        entry.key = hash;
         entry.len_flags &= !(KEY_LEN | FREE);
-        if series.len() <= KEY_LEN_MAX {
-            entry.len_flags |= series.len() as u16;
+        if len <= KEY_LEN_MAX {
+            entry.len_flags |= len as u16;
         }
         let key = entry.key;
         let id = match self.free.pop() {
