@@ -521,17 +521,7 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
                 glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
             }
         };
-        let waited = futures_lite::future::or(
-            async {
-                compacted.await;
-                true
-            },
-            async {
-                glommio::timer::sleep(std::time::Duration::from_secs(60)).await;
-                false
-            },
-        )
-        .await;
+        let waited = within(std::time::Duration::from_secs(60), compacted).await;
         assert!(waited, "the head was never compacted");
         assert_eq!(label_answer(&router, Values("x"), range).await, ["late"]);
         assert_eq!(label_answer(&router, Values("x"), all).await, before);
@@ -671,17 +661,7 @@ fn label_answers_over_every_series_survive_series_of_known_pairs() {
                 append_to(&router, &first, &[(t, 1.0)]).await;
             }
         };
-        let waited = futures_lite::future::or(
-            async {
-                truncated.await;
-                true
-            },
-            async {
-                glommio::timer::sleep(std::time::Duration::from_secs(60)).await;
-                false
-            },
-        )
-        .await;
+        let waited = within(std::time::Duration::from_secs(60), truncated).await;
         assert!(waited, "the head was never truncated");
         assert_eq!(
             label_answer(&router, Values("instance"), later).await,
@@ -735,4 +715,19 @@ async fn append_to(router: &Router, l: &Labels, samples: &[(i64, f64)]) {
     let p = router.send_append(shard, batch).await.unwrap();
     let out = Router::appended(shard, p).await.unwrap();
     assert_eq!(out.appended as usize, samples.len(), "{out:?}");
+}
+
+/// Whether `f` finished within `limit`: the bound on every wait for the shards' background work.
+async fn within(limit: std::time::Duration, f: impl std::future::Future<Output = ()>) -> bool {
+    futures_lite::future::or(
+        async {
+            f.await;
+            true
+        },
+        async {
+            glommio::timer::sleep(limit).await;
+            false
+        },
+    )
+    .await
 }
