@@ -169,14 +169,14 @@ fn bench(c: &mut Criterion) {
     let mut body = Vec::new();
     g.start();
     g.feed(&wire, &mut body, 0).unwrap();
-    g.finish().unwrap();
+    g.finish(&mut body, 0).unwrap();
     assert_eq!(body, text);
     group.bench_function(format!("client/whole/{BACKEND}"), |b| {
         b.iter(|| {
             body.clear();
             g.start();
             g.feed(black_box(&wire), &mut body, 0).unwrap();
-            g.finish().unwrap();
+            g.finish(&mut body, 0).unwrap();
             black_box(body.len())
         })
     });
@@ -190,7 +190,7 @@ fn bench(c: &mut Criterion) {
                     for read in black_box(&wire).chunks(read_size) {
                         g.feed(read, &mut body, 0).unwrap();
                     }
-                    g.finish().unwrap();
+                    g.finish(&mut body, 0).unwrap();
                     black_box(body.len())
                 })
             },
