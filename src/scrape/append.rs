@@ -9,6 +9,7 @@
 //! the scrape back, and the cache as if the scrape had not happened.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use shards::head::{AppendBatch, AppendOutcome, BatchSample, SeriesKey};
 use shards::labels::{shard_for, Labels, LabelsError};
@@ -131,6 +132,11 @@ const REPORT_SERIES: [(&str, &[u8]); 5] = [
     ),
     ("scrape_series_added", b"\xffscrape_series_added"),
 ];
+
+/// The cache keys' hashes of `REPORT_SERIES`, computed once: every scrape looks all five up
+/// (twice when some entry went unseen).
+static REPORT_HASHES: LazyLock<[SeriesHash; 5]> =
+    LazyLock::new(|| REPORT_SERIES.map(|(_, key)| series_hash(key)));
 
 /// The synthetic samples of one scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -275,8 +281,8 @@ impl ScrapeAppender {
     /// the entries a body touched, and never staleness candidates of a scrape.
     fn synthetic_entries(&self, keep_since: u32) -> (usize, usize) {
         let (mut live, mut kept) = (0, 0);
-        for (_, key) in REPORT_SERIES {
-            if let Some(id) = self.cache.get(series_hash(key)) {
+        for &hash in REPORT_HASHES.iter() {
+            if let Some(id) = self.cache.get(hash) {
                 live += 1;
                 kept += usize::from(self.cache.entry(id).seen >= keep_since);
             }
@@ -325,15 +331,16 @@ impl ScrapeAppender {
             report.body.post_relabel as f64,
             report.body.series_added as f64,
         ];
-        for ((name, key), v) in REPORT_SERIES.iter().zip(values) {
-            let id = match self.cache.get(series_hash(key)) {
+        let keys = REPORT_SERIES.iter().zip(REPORT_HASHES.iter());
+        for (((name, key), &hash), v) in keys.zip(values) {
+            let id = match self.cache.get(hash) {
                 Some(id) => id,
                 None => {
                     let mut lb = LabelBuilder::from_labels(&self.rules.target_labels);
                     lb.set("__name__", name);
                     // Target labels and a fixed valid name: this cannot fail.
                     let Ok(labels) = lb.to_labels() else { continue };
-                    let id = self.new_entry((series_hash(key), key.len()), labels, false, out);
+                    let id = self.new_entry((hash, key.len()), labels, false, out);
                     self.cache.entry_mut(id).set_synthetic();
                     id
                 }

@@ -198,6 +198,7 @@ fn search(
         start_targets: flags.targets,
         factor: flags.step_factor,
         refine: flags.refine,
+        resolution: flags.resolution,
         max_targets: flags.max_targets,
         max_steps: flags.max_steps,
     });
@@ -247,6 +248,13 @@ fn search(
         highest_sustained_targets: s.good,
         highest_sustained_samples_per_s: best
             .and_then(|b| b.result.as_ref().map(|r| r.samples_per_s)),
+        lowest_failed_targets: s.bad,
+        lowest_failed_offered_samples_per_s: s.bad.and_then(|b| {
+            steps
+                .iter()
+                .find(|st| st.targets == b)
+                .map(|st| st.offered_samples_per_s)
+        }),
         capped: s.capped(),
         steps,
     }

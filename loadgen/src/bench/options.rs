@@ -31,9 +31,11 @@ and query latency. Servers that are not installed are skipped.
   --saturate                saturation search instead of one fixed load: raises --targets
                             ×--step-factor per step until a server falls behind
   --step-factor=F           load growth per step (default 2)
-  --refine=N                bisection steps after the first failure (default 1)
+  --refine=N                most bisection steps once a step failed (default 4)
+  --resolution=F            stop bisecting once the failed and sustained target counts
+                            differ by at most F of the sustained one (default 0.05)
   --max-targets=N           highest target count tried (default 4000)
-  --max-steps=N             most steps per server (default 8)
+  --max-steps=N             most steps per server before one fails (default 8)
   --json=PATH               JSON output (default loadgen-bench.json)
   --markdown=PATH           also write the tables into PATH (e.g. BENCHMARKS.md) between
                             markers, replacing the previous section of this mode
@@ -59,6 +61,7 @@ pub struct BenchFlags {
     pub saturate: bool,
     pub step_factor: f64,
     pub refine: usize,
+    pub resolution: f64,
     pub max_targets: usize,
     pub max_steps: usize,
     pub json: PathBuf,
@@ -86,7 +89,8 @@ impl Default for BenchFlags {
             queries: true,
             saturate: false,
             step_factor: 2.0,
-            refine: 1,
+            refine: 4,
+            resolution: 0.05,
             max_targets: 4000,
             max_steps: 8,
             json: PathBuf::from("loadgen-bench.json"),
@@ -182,7 +186,14 @@ pub fn parse<I: Iterator<Item = String>>(mut args: I) -> Result<Option<BenchFlag
                     .filter(|x| x.is_finite() && *x > 1.0 && *x <= 16.0)
                     .ok_or_else(|| invalid("expected a factor above 1, at most 16"))?
             }
-            "--refine" => f.refine = count(0, 10)?,
+            "--refine" => f.refine = count(0, 20)?,
+            "--resolution" => {
+                f.resolution = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0 && *x < 1.0)
+                    .ok_or_else(|| invalid("expected a share from 0 to below 1"))?
+            }
             "--max-targets" => f.max_targets = count(1, 60_000)?,
             "--max-steps" => f.max_steps = count(1, 100)?,
             "--json" => f.json = PathBuf::from(&value),
@@ -224,6 +235,7 @@ mod tests {
             "--interval=5",
             "--saturate",
             "--restart=false",
+            "--resolution=0.02",
             "--markdown=BENCHMARKS.md",
         ])
         .unwrap();
@@ -232,10 +244,11 @@ mod tests {
         assert_eq!(f.interval, Duration::from_secs(5));
         assert_eq!(f.warmup(), Duration::from_secs(10));
         assert!(f.saturate && !f.restart && f.queries);
+        assert_eq!(f.resolution, 0.02);
         assert_eq!(f.markdown, Some(PathBuf::from("BENCHMARKS.md")));
         assert_eq!(
             f.command,
-            "loadgen bench --servers=promcore,victoria-metrics --targets 200 --interval=5 --saturate --restart=false --markdown=BENCHMARKS.md"
+            "loadgen bench --servers=promcore,victoria-metrics --targets 200 --interval=5 --saturate --restart=false --resolution=0.02 --markdown=BENCHMARKS.md"
         );
     }
 

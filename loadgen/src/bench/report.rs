@@ -27,6 +27,10 @@ pub struct Saturation {
     pub steps: Vec<Step>,
     pub highest_sustained_targets: Option<usize>,
     pub highest_sustained_samples_per_s: Option<f64>,
+    /// The bracket's other end: the lowest load it fell behind at, so the ceiling lies
+    /// between the two.
+    pub lowest_failed_targets: Option<usize>,
+    pub lowest_failed_offered_samples_per_s: Option<f64>,
     /// The search stopped at its target limit with the server still keeping up.
     pub capped: bool,
 }
@@ -249,6 +253,13 @@ pub fn saturation_table(results: &[Saturation]) -> String {
                 ),
                 s.highest_sustained_targets
                     .map_or_else(|| "–".to_string(), |t| t.to_string()),
+                match (
+                    s.lowest_failed_offered_samples_per_s,
+                    s.lowest_failed_targets,
+                ) {
+                    (Some(offered), Some(t)) => format!("{} ({t})", grouped(offered)),
+                    _ => "–".to_string(),
+                },
                 steps,
             ]
         })
@@ -258,6 +269,7 @@ pub fn saturation_table(results: &[Saturation]) -> String {
             "server",
             "highest sustained samples/s",
             "targets",
+            "fell behind at, offered (targets)",
             "steps: offered→ingested samples/s",
         ],
         &rows,
@@ -465,11 +477,13 @@ mod tests {
             ],
             highest_sustained_targets: Some(100),
             highest_sustained_samples_per_s: Some(100_476.0),
+            lowest_failed_targets: Some(200),
+            lowest_failed_offered_samples_per_s: Some(201_000.0),
             capped: false,
         }]);
         assert!(
             sat.contains(
-                "| promcore | 100,476 | 100 | 100,500→100,476 ✓, 201,000→190,000 ✗ (527 scrapes missed), 402,000→error ✗ |"
+                "| promcore | 100,476 | 100 | 201,000 (200) | 100,500→100,476 ✓, 201,000→190,000 ✗ (527 scrapes missed), 402,000→error ✗ |"
             ),
             "{sat}"
         );

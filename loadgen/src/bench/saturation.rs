@@ -6,9 +6,12 @@
 //! or failed more than 1 % of the scrapes due (see `scrape_health`), or could not be
 //! measured at all (it exited, stopped answering, or never became ready). Load grows by
 //! adding targets (series per target and interval stay fixed): ×factor per step until the
-//! first step it falls behind, then `refine` bisections between the highest sustained and
-//! the lowest failed target counts. If the first step already fails, the load halves until
-//! one is sustained. The search is pure: the caller passes the measurement in.
+//! first step it falls behind (at most `max_steps` such steps). If the first step already
+//! fails, the load shrinks ÷factor until one is sustained. A factor-wide bracket says little
+//! (a 2× grid bounds a ratio of two ceilings only within 4×), so the bracket between the
+//! highest sustained and the lowest failed target counts is then bisected until it is
+//! narrower than `resolution` of the sustained count, or one target wide, at most `refine`
+//! extra steps. The search is pure: the caller passes the measurement in.
 
 use super::scrape_health::ScrapeHealth;
 
@@ -32,8 +35,12 @@ pub fn falls_behind(
 pub struct SearchConfig {
     pub start_targets: usize,
     pub factor: f64,
+    /// Most bisection steps once the ceiling is bracketed.
     pub refine: usize,
+    /// Bisection stops once `bad - good ≤ resolution × good` (e.g. 0.05: within 5 %).
+    pub resolution: f64,
     pub max_targets: usize,
+    /// Most steps before the ceiling is bracketed (growing or shrinking).
     pub max_steps: usize,
 }
 
@@ -45,7 +52,9 @@ pub struct Search {
     pub good: Option<usize>,
     /// Lowest target count that fell behind so far.
     pub bad: Option<usize>,
+    /// Steps taken before the bracket existed.
     steps: usize,
+    /// Bisection steps taken inside the bracket.
     refined: usize,
 }
 
@@ -63,7 +72,7 @@ impl Search {
     /// The target count to measure next, or `None` when the search is over.
     pub fn next(&self) -> Option<usize> {
         let c = &self.config;
-        if self.steps >= c.max_steps {
+        if !self.bracketed() && self.steps >= c.max_steps {
             return None;
         }
         match (self.good, self.bad) {
@@ -78,17 +87,33 @@ impl Search {
             }
             (Some(good), Some(bad)) => {
                 let mid = good + (bad - good) / 2;
-                (self.refined < c.refine && mid > good && mid < bad).then_some(mid)
+                (self.refined < c.refine && !self.resolved() && mid > good && mid < bad)
+                    .then_some(mid)
             }
+        }
+    }
+
+    fn bracketed(&self) -> bool {
+        self.good.is_some() && self.bad.is_some()
+    }
+
+    /// True when the bracket is as narrow as asked: the ceiling is known to `resolution`.
+    pub fn resolved(&self) -> bool {
+        match (self.good, self.bad) {
+            (Some(good), Some(bad)) => {
+                bad <= good + 1 || (bad - good) as f64 <= self.config.resolution * good as f64
+            }
+            _ => false,
         }
     }
 
     /// Records the verdict for `targets` (the value `next` returned).
     pub fn record(&mut self, targets: usize, behind: bool) {
-        if self.good.is_some() && self.bad.is_some() {
+        if self.bracketed() {
             self.refined += 1;
+        } else {
+            self.steps += 1;
         }
-        self.steps += 1;
         if behind {
             self.bad = Some(self.bad.map_or(targets, |b| b.min(targets)));
         } else {
@@ -112,6 +137,7 @@ mod tests {
             start_targets: 100,
             factor: 2.0,
             refine: 1,
+            resolution: 0.0,
             max_targets: 10_000,
             max_steps: 10,
         }
@@ -161,6 +187,13 @@ mod tests {
             ..config()
         };
         assert_eq!(search(c, usize::MAX).1, vec![100, 200]);
+        // The growth budget does not eat the bisection's: two steps bracket, then one more.
+        let c = SearchConfig {
+            max_steps: 2,
+            refine: 1,
+            ..config()
+        };
+        assert_eq!(search(c, 150).1, vec![100, 200, 150]);
         let (s, seen) = search(
             SearchConfig {
                 refine: 0,
@@ -171,6 +204,75 @@ mod tests {
         // Nothing is sustained, not even one target.
         assert_eq!(seen, vec![100, 50, 25, 13, 7, 4, 2, 1]);
         assert_eq!(s.good, None);
+    }
+
+    #[test]
+    fn bisects_until_the_resolution_is_reached() {
+        let c = SearchConfig {
+            start_targets: 400,
+            refine: 10,
+            resolution: 0.05,
+            ..config()
+        };
+        // The shape of the 09:30 run: 1600 sustained, 3200 not, real ceiling 2650.
+        let (s, seen) = search(c, 2650);
+        // 2600–2700 is within 5 % of 2600: no ninth step.
+        assert_eq!(seen, vec![400, 800, 1600, 3200, 2400, 2800, 2600, 2700]);
+        assert_eq!((s.good, s.bad), (Some(2600), Some(2700)));
+        assert!(s.resolved());
+        assert!(s.next().is_none());
+    }
+
+    #[test]
+    fn the_refine_budget_bounds_the_bisection() {
+        let c = SearchConfig {
+            start_targets: 400,
+            refine: 2,
+            resolution: 0.01,
+            ..config()
+        };
+        let (s, seen) = search(c, 2650);
+        assert_eq!(seen, vec![400, 800, 1600, 3200, 2400, 2800]);
+        assert_eq!((s.good, s.bad), (Some(2400), Some(2800)));
+        assert!(!s.resolved());
+    }
+
+    #[test]
+    fn a_one_target_bracket_is_resolved() {
+        let c = SearchConfig {
+            start_targets: 2,
+            refine: 10,
+            resolution: 0.0,
+            ..config()
+        };
+        let (s, seen) = search(c, 2);
+        assert_eq!(seen, vec![2, 4, 3]);
+        assert_eq!((s.good, s.bad), (Some(2), Some(3)));
+        assert!(s.resolved());
+    }
+
+    /// Whatever the ceiling, the bracket always holds it, and the search ends within its
+    /// budgets.
+    #[test]
+    fn the_bracket_always_holds_the_ceiling() {
+        for limit in [0, 1, 7, 99, 100, 101, 555, 2650, 9_999, 20_000] {
+            let c = SearchConfig {
+                refine: 6,
+                resolution: 0.02,
+                ..config()
+            };
+            let (s, seen) = search(c, limit);
+            assert!(seen.len() <= c.max_steps + c.refine, "{limit}: {seen:?}");
+            if let Some(g) = s.good {
+                assert!(g <= limit, "{limit}: {seen:?}");
+            }
+            if let Some(b) = s.bad {
+                assert!(b > limit, "{limit}: {seen:?}");
+            }
+            if let (Some(g), Some(b)) = (s.good, s.bad) {
+                assert!(g < b);
+            }
+        }
     }
 
     #[test]

@@ -142,7 +142,11 @@ impl Head {
             // never reached the WAL (its batch's write failed) gets its record now; that is
             // rare, so the linear search stays off the hot path.
             let by_ref = matches!(s.series, SeriesKey::Ref(_));
-            if by_ref && self.unlogged.contains(&r) && !p.unlogged_series.contains(&r) {
+            if by_ref
+                && !self.unlogged.is_empty()
+                && self.unlogged.contains(&r)
+                && !p.unlogged_series.contains(&r)
+            {
                 if let Some(labels) = self.series_labels(r) {
                     if p.series_record.is_empty() {
                         record::begin_series_record(&mut p.series_record);

@@ -78,7 +78,8 @@ impl BodyDecoder {
             limit,
         };
         if matches!(decoder.remaining, Remaining::Done) {
-            decoder.finish(bufs)?;
+            // Nothing to inflate: a gzipped empty body fails here (Go's "EOF").
+            decoder.finish(bufs, &mut Vec::new())?;
         }
         Ok(decoder)
     }
@@ -133,17 +134,21 @@ impl BodyDecoder {
         };
         let done = self.is_done();
         if done {
-            self.finish(bufs)?;
+            self.finish(bufs, body)?;
         }
         Ok(Fed { consumed, done })
     }
 
     /// The server closed the connection: the end of a read-to-close body, an error otherwise.
-    pub fn end_of_stream(&mut self, bufs: &mut BodyBuffers) -> Result<(), ScrapeError> {
+    pub fn end_of_stream(
+        &mut self,
+        bufs: &mut BodyBuffers,
+        body: &mut Vec<u8>,
+    ) -> Result<(), ScrapeError> {
         match self.remaining {
             Remaining::UntilClose => {
                 self.remaining = Remaining::Done;
-                self.finish(bufs)
+                self.finish(bufs, body)
             }
             Remaining::Done => Ok(()),
             _ => Err(ScrapeError::Body(BodyError::UnexpectedEof)),
@@ -166,9 +171,9 @@ impl BodyDecoder {
         Ok(())
     }
 
-    fn finish(&self, bufs: &BodyBuffers) -> Result<(), ScrapeError> {
+    fn finish(&self, bufs: &mut BodyBuffers, body: &mut Vec<u8>) -> Result<(), ScrapeError> {
         if self.gzip {
-            bufs.gunzip.finish()?;
+            bufs.gunzip.finish(body, self.limit)?;
         }
         Ok(())
     }
@@ -208,7 +213,7 @@ mod tests {
             pos += d.feed(p, &mut bufs, &mut body)?.consumed;
         }
         if close {
-            d.end_of_stream(&mut bufs)?;
+            d.end_of_stream(&mut bufs, &mut body)?;
         }
         assert!(d.is_done());
         Ok((body, wire.len() - pos))

@@ -1,14 +1,25 @@
-//! Streaming gunzip for scrape bodies: fed the compressed bytes as the socket delivers them,
-//! it inflates straight into the caller's body buffer, checks each member's CRC-32 and length,
-//! and stops as soon as the decompressed size reaches the body size limit.
+//! Gunzip for scrape bodies: fed the compressed bytes as the socket delivers them, it
+//! inflates into the caller's body buffer, checks each member's CRC-32 and length, and fails
+//! once the decompressed size reaches the body size limit.
 //!
-//! The inflate state (and its window) lives as long as the client, so a scrape allocates
-//! nothing here once the body buffer has grown to the target's size. Pure byte
-//! transformation: it never reads a socket and knows nothing of HTTP. It depends on `flate2`
-//! and `thiserror` only, so the gunzip benchmark compiles it as it is.
+//! A body of up to `MAX_WHOLE` compressed bytes (nearly every exporter's) is collected and
+//! inflated at once by libdeflate (`whole_gunzip`) when it ends, if it is exactly one valid
+//! member under the limit. Anything else — a larger body, several members, corrupt data —
+//! goes through the streaming decoder (flate2), which alone decides errors, with Go's
+//! messages; a larger body streams as it arrives, so the limit still caps its memory.
+//!
+//! The inflate states (and the window) live as long as the client, so a scrape allocates
+//! nothing here once the buffers have grown to the target's size. Pure byte
+//! transformation: it never reads a socket and knows nothing of HTTP.
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 use thiserror::Error;
+
+use super::whole_gunzip::WholeGunzip;
+
+/// Compressed bodies up to this size are collected and inflated at once; the scrape
+/// client's larger ones stream.
+const MAX_WHOLE: usize = 1 << 20;
 
 /// Go's gzip reader messages, which Prometheus shows as the scrape error.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -85,6 +96,12 @@ pub struct Gunzip {
     crc: Crc,
     /// Bytes inflated in the current member (gzip's ISIZE is this modulo 2^32).
     member_len: u64,
+    /// The body's compressed bytes so far, while it may still be inflated at once.
+    pending: Vec<u8>,
+    /// The body goes through the streaming decoder (`pending` was handed to it).
+    streaming: bool,
+    /// Allocated on the first body that ends whole.
+    whole: Option<WholeGunzip>,
 }
 
 impl Default for Gunzip {
@@ -100,19 +117,52 @@ impl Gunzip {
             state: FRESH_HEADER,
             crc: Crc::new(),
             member_len: 0,
+            pending: Vec::new(),
+            streaming: false,
+            whole: None,
         }
     }
 
     /// Prepares for a new body.
     pub fn start(&mut self) {
         self.state = FRESH_HEADER;
+        self.pending.clear();
+        self.streaming = false;
     }
 
-    /// Inflates `input`, the next bytes of the compressed body, appending to `out`. With a
-    /// non-zero `limit`, fails with [`GunzipError::SizeLimit`] once `out` holds `limit`
-    /// bytes (Prometheus fails a body that *reaches* the limit); `out` never grows past
-    /// `limit` or its existing capacity, whichever is larger.
+    /// Takes `input`, the next bytes of the compressed body; the decompressed bytes are
+    /// appended to `out` now or by [`Gunzip::finish`]. With a non-zero `limit`, fails with
+    /// [`GunzipError::SizeLimit`] once `out` holds `limit` bytes (Prometheus fails a body
+    /// that *reaches* the limit); `out` never grows past `limit` or its existing capacity,
+    /// whichever is larger.
     pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), GunzipError> {
+        if !self.streaming {
+            if self.pending.len() + input.len() <= MAX_WHOLE {
+                self.pending.extend_from_slice(input);
+                return Ok(());
+            }
+            self.stream_pending(out, limit)?;
+        }
+        self.stream(input, out, limit)
+    }
+
+    /// Hands what was collected to the streaming decoder, from now on the body's only one.
+    fn stream_pending(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), GunzipError> {
+        self.streaming = true;
+        let pending = std::mem::take(&mut self.pending);
+        let result = self.stream(&pending, out, limit);
+        // The collection buffer keeps its capacity for the next body.
+        self.pending = pending;
+        self.pending.clear();
+        result
+    }
+
+    fn stream(
         &mut self,
         mut input: &[u8],
         out: &mut Vec<u8>,
@@ -151,8 +201,26 @@ impl Gunzip {
         Ok(())
     }
 
-    /// Called at the end of the body: succeeds if it ended right after a complete member.
-    pub fn finish(&self) -> Result<(), GunzipError> {
+    /// Called at the end of the body: inflates what was collected, and succeeds if the body
+    /// ended right after a complete member. `out` and `limit` as for [`Gunzip::feed`].
+    pub fn finish(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), GunzipError> {
+        if !self.streaming && !self.pending.is_empty() {
+            let whole = match &mut self.whole {
+                Some(w) => Some(w),
+                None => {
+                    self.whole = WholeGunzip::new();
+                    self.whole.as_mut()
+                }
+            };
+            let limit_or_none = if limit == 0 { usize::MAX } else { limit };
+            if whole.is_some_and(|w| w.inflate(&self.pending, out, limit_or_none)) {
+                self.streaming = true;
+                self.pending.clear();
+                self.state = State::MemberEnd;
+                return Ok(());
+            }
+            self.stream_pending(out, limit)?;
+        }
         match self.state {
             State::MemberEnd => Ok(()),
             s if s == FRESH_HEADER => Err(GunzipError::Empty),
@@ -335,7 +403,7 @@ mod tests {
         for p in wire.chunks(piece.max(1)) {
             g.feed(p, &mut out, limit)?;
         }
-        g.finish()?;
+        g.finish(&mut out, limit)?;
         Ok(out)
     }
 
@@ -361,7 +429,7 @@ mod tests {
             g.start();
             out.clear();
             g.feed(&gzip(&body), &mut out, 0).unwrap();
-            g.finish().unwrap();
+            g.finish(&mut out, 0).unwrap();
             assert_eq!(out, body);
         }
     }
@@ -440,10 +508,30 @@ mod tests {
         g.start();
         let mut out = Vec::new();
         assert_eq!(
-            g.feed(&bomb, &mut out, 1 << 20),
+            g.feed(&bomb, &mut out, 1 << 20)
+                .and_then(|()| g.finish(&mut out, 1 << 20)),
             Err(GunzipError::SizeLimit)
         );
         assert!(out.capacity() <= 1 << 20, "{}", out.capacity());
+        // Past the collected size a body streams: the limit then stops it while it arrives.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..3 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let wire = gzip(&noise);
+        assert!(wire.len() > MAX_WHOLE);
+        g.start();
+        out.clear();
+        assert_eq!(
+            wire.chunks(16 << 10)
+                .try_for_each(|p| g.feed(p, &mut out, 2 << 20)),
+            Err(GunzipError::SizeLimit)
+        );
     }
 
     proptest! {

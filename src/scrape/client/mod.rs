@@ -19,6 +19,7 @@ mod error;
 mod gunzip;
 mod request;
 mod response;
+mod whole_gunzip;
 
 #[cfg(test)]
 mod tests;
@@ -353,7 +354,7 @@ impl ScrapeClient {
         while !decoder.is_done() {
             match conn.stream.read(&mut read[..]).await {
                 Ok(0) => {
-                    decoder.end_of_stream(bodies)?;
+                    decoder.end_of_stream(bodies, body)?;
                     closed = true;
                 }
                 Ok(n) => {
