@@ -3,7 +3,9 @@
 //! after a clean close (head snapshot) and after a crash (WAL replay over chunks_head).
 //!
 //! `cargo run --release -p shards --example restart_head [series] [samples] [clean|crash] [reopens]` prints the
-//! duration of each `Shard::open`. It is a measurement, not a test: it checks only that the
+//! duration of each `Shard::open`; `restart_head dir PATH [reopens]` reopens an existing shard
+//! directory instead (a copy: a crash restart's repairs change it), as `perf stat` of one
+//! shard's rebuild without the other shard or the server around it. It is a measurement, not a test: it checks only that the
 //! reopened head holds every series.
 
 use std::path::Path;
@@ -121,8 +123,34 @@ fn reopen(dir: &Path, series: usize) -> Duration {
     })
 }
 
+/// Opens the shard in `dir` `reopens` times, dropping it each time without a close.
+fn reopen_dir(dir: &Path, reopens: usize) {
+    for _ in 0..reopens {
+        let dir = dir.to_path_buf();
+        let (d, series) = on_executor(move || async move {
+            let start = Instant::now();
+            let (shard, _) = Shard::open(&dir, options(), PageCacheFs, |_| {})
+                .await
+                .expect("reopen");
+            let d = start.elapsed();
+            let series = shard.head().num_series();
+            std::mem::forget(shard);
+            (d, series)
+        });
+        println!("{series} series, open {d:?}");
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
+    if std::env::args().nth(1).as_deref() == Some("dir") {
+        let dir = std::env::args()
+            .nth(2)
+            .expect("usage: restart_head dir PATH [reopens]");
+        let reopens = args.nth(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+        reopen_dir(Path::new(&dir), reopens);
+        return;
+    }
     let series: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let samples: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     let only = args.next();

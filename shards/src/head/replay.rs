@@ -191,14 +191,15 @@ impl<'h> Replayer<'h> {
             .iter()
             .map(|l| (l.name.as_str(), l.value.as_str()))
             .collect();
-        self.declare(s.series_ref, &pairs)
+        let hash = series_hash(pairs.iter().copied());
+        self.declare(s.series_ref, &pairs, hash)
     }
 
     /// Declares series `r` with sorted label pairs borrowed from a record (no owned label
-    /// set is built: a restart declares every series once) and attaches its chunks.
-    fn declare(&mut self, r: u64, pairs: &[(&str, &str)]) -> Result<(), HeadError> {
+    /// set is built: a restart declares every series once) and their `series_hash`, and
+    /// attaches its chunks.
+    fn declare(&mut self, r: u64, pairs: &[(&str, &str)], hash: u64) -> Result<(), HeadError> {
         self.stats.series += 1;
-        let hash = series_hash(pairs.iter().copied());
         if self.head.series(r).is_some() {
             // Declared before: the same series again, or a ref reused for another label
             // set (a WAL promcore did not write), where the first declaration is kept.
@@ -343,7 +344,7 @@ impl Replayer<'_> {
         s: super::snapshot::SnapshotSeries<'_>,
     ) -> Result<(), HeadError> {
         let r = s.series_ref;
-        self.declare(r, &s.labels)?;
+        self.declare(r, &s.labels, s.hash)?;
         let Some((mint, chunk)) = s.head_chunk else {
             return Ok(());
         };

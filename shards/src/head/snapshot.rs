@@ -27,7 +27,8 @@ use crate::chunkenc::{Encoding, FloatChunk};
 use crate::encoding::{Decbuf, DecodeError, Encbuf};
 use smallvec::SmallVec;
 
-use crate::labels::LabelsError;
+use crate::labels::{series_hash, LabelsError};
+use xxhash_rust::xxh64::xxh64;
 
 use super::{Head, Interval};
 
@@ -54,6 +55,8 @@ pub type LabelPairs<'a> = SmallVec<[(&'a str, &'a str); 16]>;
 pub struct SnapshotSeries<'a> {
     pub series_ref: u64,
     pub labels: LabelPairs<'a>,
+    /// `series_hash` of `labels`, taken from the record's bytes (see `span_hash`).
+    pub hash: u64,
     /// The open chunk: its min time and the chunk.
     pub head_chunk: Option<(i64, FloatChunk)>,
 }
@@ -144,7 +147,7 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries<'_>, SnapshotError> {
         return Err(SnapshotError::Invalid("not a series record".into()));
     }
     let series_ref = d.be_u64()?;
-    let labels = decode_labels(&mut d)?;
+    let (labels, hash) = decode_labels(&mut d)?;
     let _chunk_range = d.be_i64()?;
     let head_chunk = match d.uvarint()? {
         0 => None,
@@ -181,12 +184,14 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries<'_>, SnapshotError> {
     Ok(SnapshotSeries {
         series_ref,
         labels,
+        hash,
         head_chunk,
     })
 }
 
 /// The label pairs of a series record (`#labels` then uvarint-prefixed strings), checked
-/// as `Labels::from_sorted_unchecked` checks them: names strictly ascending.
+/// as `Labels::from_sorted_unchecked` checks them: names strictly ascending; and their
+/// `series_hash`.
 ///
 /// The strings are checked for UTF-8 in one pass over all of them rather than one call
 /// each: a series' dozen short strings cost more in per-call overhead than in checking.
@@ -195,7 +200,7 @@ pub fn decode_series(rec: &[u8]) -> Result<SnapshotSeries<'_>, SnapshotError> {
 /// span), so each is valid UTF-8 when the span is, and slicing it is on char boundaries.
 /// Otherwise (a longer string, or invalid bytes to name in the error) each is checked
 /// alone.
-fn decode_labels<'a>(d: &mut Decbuf<'a>) -> Result<LabelPairs<'a>, SnapshotError> {
+fn decode_labels<'a>(d: &mut Decbuf<'a>) -> Result<(LabelPairs<'a>, u64), SnapshotError> {
     let n = d.uvarint()?;
     let span = d.rest();
     let mut spans: SmallVec<[[(usize, usize); 2]; 16]> = SmallVec::new();
@@ -225,7 +230,7 @@ fn decode_labels<'a>(d: &mut Decbuf<'a>) -> Result<LabelPairs<'a>, SnapshotError
         s.ok_or(SnapshotError::Decode(DecodeError::InvalidUtf8))
     };
     let mut labels = LabelPairs::new();
-    for [n, v] in spans {
+    for &[n, v] in &spans {
         let name = string(n)?;
         let value = string(v)?;
         if let Some(&(prev, _)) = labels.last() {
@@ -240,7 +245,50 @@ fn decode_labels<'a>(d: &mut Decbuf<'a>) -> Result<LabelPairs<'a>, SnapshotError
         }
         labels.push((name, value));
     }
-    Ok(labels)
+    let hash = match short {
+        true => span_hash(span, spans.iter().flatten().copied()),
+        false => None,
+    };
+    let hash = hash.unwrap_or_else(|| series_hash(labels.iter().copied()));
+    Ok((labels, hash))
+}
+
+/// Longest label span hashed from the stack; longer ones are hashed pair by pair.
+const SPAN_HASH_MAX: usize = 512;
+
+/// `series_hash` of a record's labels from their span (`len name len value ...`, every
+/// length one byte) and where each string starts and ends in it.
+///
+/// `series_hash` hashes `name 0xff value 0xff ...`; the span is the same bytes but that
+/// each string is preceded by its length byte instead of followed by 0xff. So the span
+/// from its second byte on, with the byte before each later string (its length) set to
+/// 0xff and one 0xff after the last, is exactly that input: one copy of the span and a
+/// store per string instead of two appends per string. `None` when the span is too long
+/// for the buffer, or when a length took more than one byte (a uvarint below 128 written
+/// in two, which no writer does but a decoder accepts).
+fn span_hash(span: &[u8], strings: impl Iterator<Item = (usize, usize)>) -> Option<u64> {
+    let Some(rest) = span.get(1..) else {
+        return Some(series_hash(std::iter::empty()));
+    };
+    if span.len() > SPAN_HASH_MAX {
+        return None;
+    }
+    // Not zeroed: every byte is written before it is hashed.
+    let mut buf: SmallVec<[u8; SPAN_HASH_MAX]> = SmallVec::new();
+    buf.extend_from_slice(rest);
+    buf.push(0xff);
+    let mut end = 0;
+    for (a, b) in strings {
+        if a != end + 1 {
+            return None;
+        }
+        // The length byte at `a - 1` of the span is at `a - 2` of the buffer.
+        if let Some(at) = a.checked_sub(2) {
+            buf[at] = 0xff;
+        }
+        end = b;
+    }
+    (end == span.len()).then(|| xxh64(&buf, 0))
 }
 
 /// Appends the tombstones record (always written, empty or not) to `buf`.
@@ -340,11 +388,27 @@ mod tests {
                 pairs.dedup_by(|a, b| a.0 == b.0);
             }
             let rec = label_record(&pairs);
-            let got = decode_labels(&mut Decbuf::new(&rec)).ok().map(|l| {
+            let decoded = decode_labels(&mut Decbuf::new(&rec)).ok();
+            if let Some((l, hash)) = &decoded {
+                prop_assert_eq!(*hash, series_hash(l.iter().copied()));
+            }
+            let got = decoded.map(|(l, _)| {
                 l.iter().map(|&(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>()
             });
             prop_assert_eq!(got, one_by_one(&pairs));
         }
+    }
+
+    /// A length below 128 written in two bytes (accepted by the decoder) moves the strings
+    /// off the places the in-place hash expects: it falls back to hashing the pairs.
+    #[test]
+    fn two_byte_length_is_hashed_pair_by_pair() {
+        let rec = [2, 1, b'a', 0x81, 0x00, b'b', 1, b'c', 1, b'd'];
+        let (l, hash) = decode_labels(&mut Decbuf::new(&rec)).unwrap();
+        assert_eq!(l.as_slice(), [("a", "b"), ("c", "d")]);
+        assert_eq!(hash, series_hash([("a", "b"), ("c", "d")]));
+        let (_, empty) = decode_labels(&mut Decbuf::new(&[0])).unwrap();
+        assert_eq!(empty, series_hash([]));
     }
 
     #[test]
