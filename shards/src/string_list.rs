@@ -114,6 +114,12 @@ impl StringList {
         self.bytes.len()
     }
 
+    /// Heap bytes the list holds (its buffers' capacities), for callers that keep lists
+    /// within a budget.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+
     /// All strings together, one after the other: for a look at every byte at once.
     pub fn concatenated(&self) -> &str {
         &self.bytes
