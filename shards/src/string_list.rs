@@ -190,6 +190,26 @@ impl<'a, I: Iterator<Item = &'a str>> Iterator for Merged<'a, I> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
+        // Two sources, the router's usual case (two shards' lists of a label's values): one
+        // comparison, no scratch list.
+        if let [(a, _), (b, _)] = self.heads[..] {
+            return Some(match compare(a, b) {
+                std::cmp::Ordering::Less => {
+                    self.advance(0, a);
+                    a
+                }
+                std::cmp::Ordering::Greater => {
+                    self.advance(1, b);
+                    b
+                }
+                // The second first: `swap_remove` of the first would move it.
+                std::cmp::Ordering::Equal => {
+                    self.advance(1, b);
+                    self.advance(0, a);
+                    a
+                }
+            });
+        }
         let mut min = 0;
         let mut s = self.heads.first()?.0;
         // Sources after `min` showing `s` too, ascending.
