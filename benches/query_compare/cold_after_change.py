@@ -11,7 +11,7 @@ connection (small_requests.py's client). NEW=1 changes one shard per scrape; NEW
 always both. Prints the medians and, from promcore's /metrics, how many kept whole answers
 and kept shard lists were given and how many lists the shards were asked for.
 
-usage: BIN=target/release/promcore [NEW=1] [RUNS=30] python3 cold_after_change.py
+usage: BIN=target/release/promcore [NEW=1] [RUNS=30] [PROM_PORT=19391] python3 cold_after_change.py
 """
 
 import os
@@ -30,6 +30,9 @@ from small_requests import connect, get  # noqa: E402
 
 NEW = int(os.environ.get("NEW", "1"))
 RUNS = int(os.environ.get("RUNS", "30"))
+# A Prometheus to ask the same requests right after promcore, each time: it keeps no answers,
+# so every request is cold for it, and the idle time before each is the same.
+PROM_PORT = int(os.environ.get("PROM_PORT", "0"))
 SCRAPES = [0]
 SCRAPED = threading.Condition()
 
@@ -100,6 +103,8 @@ def main():
                     time.sleep(0.1)
             paths = ["/api/v1/labels", "/api/v1/label/job/values"]
             times = {p: [] for p in paths}
+            prom = {p: [] for p in paths}
+            ps = connect(PROM_PORT) if PROM_PORT else None
             names = ["promcore_label_answers_kept_hits_total", "promcore_label_lists_kept_hits_total",
                      "promcore_label_lists_kept_misses_total"]
             before = None
@@ -118,6 +123,11 @@ def main():
                     get(s, p)
                     if run >= 3:
                         times[p].append(time.perf_counter() - t)
+                for p in paths if ps else []:
+                    t = time.perf_counter()
+                    get(ps, p)
+                    if run >= 3:
+                        prom[p].append(time.perf_counter() - t)
             after = [metric(port, n) for n in names]
             s.close()
         finally:
@@ -129,8 +139,13 @@ def main():
               % (p, statistics.median(times[p]) * 1e6, sorted(times[p])[len(times[p]) // 10] * 1e6,
                  len(times[p]), NEW))
     delta = [a - b for a, b in zip(after, before)]
-    print("kept whole answers given %d; shard lists kept %d, asked of the shards %d (of %d lists:"
+    # A build without the counters (before shard lists were kept) shows nan.
+    print("kept whole answers given %s; shard lists kept %s, asked of the shards %s (of %d lists:"
           " %d requests x 2 shards)" % (delta[0], delta[1], delta[2], 4 * RUNS, 2 * RUNS))
+    if PROM_PORT:
+        for p in paths:
+            print("%-28s Prometheus, same pattern: median %.1f us  p10 %.1f us"
+                  % (p, statistics.median(prom[p]) * 1e6, sorted(prom[p])[len(prom[p]) // 10] * 1e6))
 
 
 if __name__ == "__main__":

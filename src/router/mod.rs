@@ -196,6 +196,8 @@ impl Router {
     ///
     /// While every shard's published sources for the range are those a kept answer was
     /// read from, that answer is given without asking the shards (see `label_cache`).
+    /// Label names over every series come from the name tables the shards publish (see
+    /// `shards::label_generation`): no shard is asked, even right after a change.
     /// Otherwise each shard is asked only for the selectors whose list it has not kept for
     /// its current sources (`label_partials`): a request differing from a kept one only in
     /// its limit, or in a range that reads the same sources, wakes no shard, and the first
@@ -206,7 +208,7 @@ impl Router {
         selectors: &[Vec<Matcher>],
         (mint, maxt): (i64, i64),
         key: &str,
-        encode: impl FnOnce(&[Rc<StringList>]) -> Vec<u8>,
+        encode: impl FnOnce(&[&StringList]) -> Vec<u8>,
     ) -> Result<Rc<crate::http::SharedBody>, RouterError> {
         let whole_key = match request {
             LabelRequest::Names => format!("names\0{key}"),
@@ -226,6 +228,23 @@ impl Router {
             .collect();
         if let Some(answer) = self.label_answers.borrow_mut().get(&whole_key, &current) {
             return Ok(answer);
+        }
+        if request == LabelRequest::Names && every_series {
+            // The shards' published name tables answer it without waking any shard.
+            let published: Option<Vec<_>> = self
+                .links
+                .iter()
+                .map(|l| l.published_names(mint, maxt))
+                .collect();
+            if let Some(published) = published {
+                let (read, tables): (Vec<_>, Vec<_>) = published.into_iter().unzip();
+                let lists: Vec<&StringList> = tables.iter().flatten().map(|t| &**t).collect();
+                let answer = Rc::new(crate::http::SharedBody::new(encode(&lists)));
+                self.label_answers
+                    .borrow_mut()
+                    .insert(&whole_key, read, answer.clone());
+                return Ok(answer);
+            }
         }
         let shards = self.links.len();
         // Per selector, per shard: the list, and the sources it was read from.
@@ -293,6 +312,7 @@ impl Router {
             }
             merged.push(list);
         }
+        let merged: Vec<&StringList> = merged.iter().map(|l| &**l).collect();
         let answer = Rc::new(crate::http::SharedBody::new(encode(&merged)));
         let read: Option<Vec<_>> = read.into_iter().collect();
         if let Some(read) = read.filter(|_| agree) {

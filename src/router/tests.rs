@@ -537,6 +537,13 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
         assert!(waited, "the head was never compacted");
         assert_eq!(label_answer(&router, Values("x"), range).await, ["late"]);
         assert_eq!(label_answer(&router, Values("x"), all).await, before);
+        // Names too (from the tables the shards published with the new block list): `y`
+        // only in the first block.
+        assert_eq!(label_answer(&router, Names, range).await, ["__name__", "x"]);
+        assert_eq!(
+            label_answer(&router, Names, all).await,
+            ["__name__", "x", "y"]
+        );
 
         // A delete leaves label values as they are until the block is rewritten without the
         // series (as in Prometheus, whose index readers ignore tombstones).
@@ -767,18 +774,31 @@ fn label_answers_merge_kept_shard_lists_and_ask_only_changed_shards() {
         );
         assert_eq!(asked(), [before[0] + 1, before[1]]);
 
-        // A new name on shard 0, likewise for `labels`.
+        // `labels` over every series comes from the name tables the shards publish: no
+        // shard is asked, even right after a new name on shard 0, which shows.
+        let before = asked();
         assert_eq!(
             label_answer_of(&router, Names, &every, all, &key()).await,
             ["__name__", "k", "x"]
         );
+        assert_eq!(asked(), before);
         append_histories(&router, &[(named.clone(), vec![(300, 1.0)])]).await;
         let before = asked();
         assert_eq!(
             label_answer_of(&router, Names, &every, all, &key()).await,
             ["__name__", "k", "x", "y"]
         );
-        assert_eq!(asked(), [before[0] + 1, before[1]]);
+        // Only the sources overlapping the range: nothing before the first sample.
+        assert!(label_answer_of(&router, Names, &every, (0, 99), &key())
+            .await
+            .is_empty());
+        assert_eq!(asked(), before);
+        // With a selector, the shards are asked.
+        assert_eq!(
+            label_answer_of(&router, Names, &k1, all, &key()).await,
+            ["__name__", "k", "x"]
+        );
+        assert_eq!(asked(), [before[0] + 1, before[1] + 1]);
 
         // With a selector, a list depends on the series: `known` adds no new pair to shard 0
         // but does add its `x` value to those of `{k="1"}`.
