@@ -9,7 +9,9 @@
 //! shard's published sources for the new range (at the generation of what the request reads,
 //! see `shards::label_generation`) equal those the list was read from; it is then exactly
 //! what that shard would answer. This module only names lists (what they depend on: the
-//! request, the selector, the shard); it never reads shard state and never merges.
+//! request, the selector, the shard); it never reads shard state and never merges. The lists
+//! have a budget of their own, the same as the whole answers' (`label_cache::MAX_BYTES`,
+//! `MAX_ENTRIES`): a shard's `instance` list at a million series is ~10 MB.
 
 use std::fmt::Write;
 use std::rc::Rc;
