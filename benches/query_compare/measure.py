@@ -11,10 +11,12 @@ runs, background work included): on a machine shared with other work, wall times
 the load, CPU times much less.
 
 promcore keeps label-name and label-value answers while its shards are unchanged, so a repeated
-metadata request is a cache hit. METADATA_COLD=1 measures the first request after a change
-instead: every labels / label values request then carries its own `limit` (10^9 + a counter,
-never reached, so the answer is the same; Prometheus 2.42 ignores the parameter), which promcore
-keeps answers by, so none is ever given from its cache.
+metadata request is a cache hit. METADATA_COLD=1 makes every labels / label values request carry
+its own `limit` (10^9 + a counter, never reached, so the answer is the same; Prometheus 2.42
+ignores the parameter), which promcore keeps whole answers by, so none is given whole from its
+cache: promcore then merges the answer from the shard lists it kept (and `labels` from the name
+tables the shards publish) without asking the shards. The first request after a real change,
+when the shards must be asked, is what cold_after_change.py times.
 
 Each server is asked over one kept-alive HTTP/1.1 connection (the same client code for both), and
 a request's time covers sending it and reading its whole body: a new connection per request, and

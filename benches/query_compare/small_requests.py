@@ -7,7 +7,9 @@ Where the client runs matters: promcore's router is pinned to core 0, so run it 
 (`taskset -c 0 ...` and `taskset -c 1 ...`) and report both.
 
 COLD=1 makes every request carry its own never-reached `limit` (10^9 + a counter), so promcore
-answers none from the label answers it keeps (Prometheus 2.42 ignores the parameter).
+gives none of the whole label answers it keeps (Prometheus 2.42 ignores the parameter); it merges
+them from the shard lists it kept, without asking the shards. cold_after_change.py times requests
+right after a change, which do ask them.
 
 usage: PORTS=19391,19392 [COLD=1] [RUNS=300] python3 small_requests.py PATH...
 """

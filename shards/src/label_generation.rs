@@ -20,13 +20,27 @@
 //! `LabelScope` says which of these a request depends on; new series made only of existing
 //! (name, value) pairs, the common churn, leave `labels` and `job` values answers valid.
 //!
-//! This is a signal, not shard data: the router never reads the head or the blocks through
-//! it. It is the only thing a shard shares with another thread, behind one short mutex taken
-//! once per append (when the head's span moved), once per label request on the router and
-//! once per label answer on the shard (which tags its answer with what it published).
+//! Besides this signal the shard publishes one piece of its data: copies of its sources'
+//! label-name tables (each block's and the head's, `NameTables`), replaced in the same
+//! critical section as the generation whenever the name set or the block list changes. With
+//! them the router answers `labels` without `match[]` without waking the shard, even for the
+//! first request after a change (a shard's wake-up and the router's wait for it cost more
+//! than the answer). This keeps to the design's rule that a shard's head and blocks are read
+//! by no other executor: a table is a value the shard made and handed over, like a reply
+//! sent ahead of the request, immutable once published (`Arc<StringList>`), never the
+//! head's structures; a reader keeps the copies it took, and the shard replaces the `Arc`s,
+//! never writes through them. Names are few (tens), so the copies cost little to make; value
+//! sets, which can hold a value per series, are not published.
+//!
+//! Otherwise the router never reads the head or the blocks through this module. It is the
+//! only thing a shard shares with another thread, behind one short mutex taken once per
+//! append (when the head's span moved), once per label request on the router and once per
+//! label answer on the shard (which tags its answer with what it published).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use crate::string_list::StringList;
 
 /// What a label answer depends on in a source: everything (a request with `match[]`, which
 /// reads series), its label names, or the values of one name.
@@ -59,6 +73,10 @@ pub struct LabelChange<'a> {
     pub names: bool,
     /// Names whose value set in the head changed.
     pub values: &'a [&'a str],
+    /// The blocks' name tables, in the shard's block order, when the block list changed.
+    pub block_names: Option<&'a [Arc<StringList>]>,
+    /// The head's name table, when it changed.
+    pub head_names: Option<&'a Arc<StringList>>,
 }
 
 /// Which of a shard's sources answer label requests over a time range, at which generation.
@@ -125,6 +143,10 @@ struct Published {
     /// `[min, max)` of each block, in the shard's order.
     blocks: Vec<(i64, i64)>,
     head: Option<(i64, i64)>,
+    /// Each block's label names (as `blocks`) and the head's, as of `names`; `None` until
+    /// the shard published them.
+    block_names: Option<Vec<Arc<StringList>>>,
+    head_names: Option<Arc<StringList>>,
 }
 
 impl Published {
@@ -162,6 +184,34 @@ impl LabelGeneration {
         )
     }
 
+    /// The label names over every series in the shard's sources for `[mint, maxt]`, without
+    /// asking the shard: the name table of each source `sources` picks (their union is the
+    /// shard's answer), and those sources, at the generation of the name set. `None` while
+    /// the shard has not published its tables.
+    pub fn names_over(&self, mint: i64, maxt: i64) -> Option<(LabelSources, Vec<Arc<StringList>>)> {
+        let p = self.lock();
+        let (blocks, head) = (p.block_names.as_ref()?, p.head_names.as_ref()?);
+        if blocks.len() != p.blocks.len() {
+            return None;
+        }
+        let sources = LabelSources::pick(
+            p.scope_generation(LabelScope::Names),
+            p.blocks.iter().copied(),
+            p.head,
+            mint,
+            maxt,
+        );
+        let mut tables: Vec<_> = sources
+            .blocks
+            .iter()
+            .map(|&i| blocks[i as usize].clone())
+            .collect();
+        if sources.head {
+            tables.push(head.clone());
+        }
+        Some((sources, tables))
+    }
+
     /// The generation last published.
     pub fn generation(&self) -> u64 {
         self.lock().generation
@@ -173,8 +223,9 @@ impl LabelGeneration {
     }
 
     /// A new generation: the shard's label sources may answer differently from now on, in
-    /// what `change` names. `blocks` is the new block list's spans, in the shard's order.
-    /// Returns the generation.
+    /// what `change` names. `blocks` is the new block list's spans, in the shard's order;
+    /// `change` carries new name tables for every one of them when the list changed, and
+    /// the head's when its name set did. Returns the generation.
     pub fn advance(
         &self,
         blocks: Vec<(i64, i64)>,
@@ -198,6 +249,13 @@ impl LabelGeneration {
                     p.values.insert(name.to_string(), g);
                 }
             }
+        }
+        // A change without its new tables withdraws the old ones: the router then asks.
+        if change.everything || change.block_names.is_some() {
+            p.block_names = change.block_names.map(<[_]>::to_vec);
+        }
+        if change.everything || change.names || change.head_names.is_some() {
+            p.head_names = change.head_names.cloned();
         }
         p.blocks = blocks;
         p.head = head;
@@ -257,6 +315,62 @@ mod tests {
         let s = g.sources(LabelScope::All, 0, 10);
         assert_eq!((s.generation, s.head), (1, true));
         assert!(!g.sources(LabelScope::All, 9, 10).head);
+    }
+
+    #[test]
+    fn names_come_from_the_tables_published_with_the_generation() {
+        let g = LabelGeneration::new();
+        let list = |names: &[&str]| Arc::new(StringList::from_sorted(names.iter().copied()));
+        assert!(g.names_over(0, 10).is_none());
+        let blocks = [list(&["a", "b"]), list(&["c"])];
+        let head = list(&["d"]);
+        let everything = LabelChange {
+            everything: true,
+            block_names: Some(&blocks),
+            head_names: Some(&head),
+            ..LabelChange::default()
+        };
+        g.advance(vec![(0, 5), (5, 10)], Some((10, 20)), everything);
+        let names = |mint, maxt| {
+            let (sources, tables) = g.names_over(mint, maxt).unwrap();
+            let union = StringList::merge(tables.iter().map(|t| t.iter()));
+            (
+                sources.generation,
+                union.iter().map(str::to_owned).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(names(0, 4), (1, vec!["a".into(), "b".into()]));
+        assert_eq!(names(5, 10), (1, vec!["c".into(), "d".into()]));
+        // Series of known pairs: the same tables, the name set's generation unmoved.
+        g.advance(
+            vec![(0, 5), (5, 10)],
+            Some((10, 20)),
+            LabelChange::default(),
+        );
+        assert_eq!(names(10, 10), (1, vec!["d".into()]));
+        // A new head name comes with its table.
+        let head = list(&["d", "e"]);
+        let change = LabelChange {
+            names: true,
+            head_names: Some(&head),
+            ..LabelChange::default()
+        };
+        g.advance(vec![(0, 5), (5, 10)], Some((10, 20)), change);
+        assert_eq!(names(10, 10), (3, vec!["d".into(), "e".into()]));
+        // A change published without its tables withdraws them.
+        let change = LabelChange {
+            names: true,
+            ..LabelChange::default()
+        };
+        g.advance(vec![(0, 5), (5, 10)], Some((10, 20)), change);
+        assert!(g.names_over(10, 10).is_none());
+        let blocks_only = LabelChange {
+            everything: true,
+            block_names: Some(&blocks),
+            ..LabelChange::default()
+        };
+        g.advance(vec![(0, 5), (5, 10)], Some((10, 20)), blocks_only);
+        assert!(g.names_over(0, 4).is_none());
     }
 
     #[test]

@@ -49,6 +49,7 @@ use crate::head::{
 use crate::index::matcher::Matcher;
 use crate::label_generation::{LabelChange, LabelGeneration, LabelScope, LabelSources};
 use crate::retention::{self, BlockExtent, Deletions, RetentionOptions, RetentionStats};
+use crate::string_list::StringList;
 use crate::wal::{
     self, PageCacheFs, RepairReport, SegmentFs, Wal, WalError, WalOptions, WalReader,
 };
@@ -379,10 +380,22 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 .collect();
             let symbols = self.head.symbols();
             let values: Vec<&str> = changes.values.iter().map(|&n| symbols.resolve(n)).collect();
+            // Copies of the name tables that changed, published with the generation (see
+            // `label_generation`): what `Querier::label_names` reads without matchers.
+            let block_names: Option<Vec<Arc<StringList>>> = everything.then(|| {
+                self.blocks
+                    .iter()
+                    .map(|b| Arc::new(StringList::from_sorted(b.index().label_names())))
+                    .collect()
+            });
+            let head_names = (everything || changes.names)
+                .then(|| Arc::new(StringList::from_sorted(self.head.label_names(&[]))));
             let change = LabelChange {
                 everything,
                 names: changes.names,
                 values: &values,
+                block_names: block_names.as_deref(),
+                head_names: head_names.as_ref(),
             };
             state.generation = self.labels.advance(spans, span, change);
         } else if span != state.head_span {

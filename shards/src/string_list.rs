@@ -114,6 +114,12 @@ impl StringList {
         self.bytes.len()
     }
 
+    /// Heap bytes the list holds (its buffers' capacities), for callers that keep lists
+    /// within a budget.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+
     /// All strings together, one after the other: for a look at every byte at once.
     pub fn concatenated(&self) -> &str {
         &self.bytes
@@ -184,6 +190,26 @@ impl<'a, I: Iterator<Item = &'a str>> Iterator for Merged<'a, I> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
+        // Two sources, the router's usual case (two shards' lists of a label's values): one
+        // comparison, no scratch list.
+        if let [(a, _), (b, _)] = self.heads[..] {
+            return Some(match compare(a, b) {
+                std::cmp::Ordering::Less => {
+                    self.advance(0, a);
+                    a
+                }
+                std::cmp::Ordering::Greater => {
+                    self.advance(1, b);
+                    b
+                }
+                // The second first: `swap_remove` of the first would move it.
+                std::cmp::Ordering::Equal => {
+                    self.advance(1, b);
+                    self.advance(0, a);
+                    a
+                }
+            });
+        }
         let mut min = 0;
         let mut s = self.heads.first()?.0;
         // Sources after `min` showing `s` too, ascending.

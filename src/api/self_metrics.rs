@@ -72,38 +72,66 @@ pub async fn render(app: &App) -> String {
         }
     }
     if let Some(router) = app.router.get() {
-        write_label_answer_metrics(router.label_answer_stats(), &mut w);
+        write_label_answer_metrics(
+            router.label_answer_stats(),
+            router.label_list_stats(),
+            &mut w,
+        );
     }
     write_scrape_metrics(app, &mut w);
     write_notifier_metrics(app, &mut w);
     w.finish()
 }
 
-/// The router's kept label answers (`router::label_cache`).
-fn write_label_answer_metrics(s: LabelAnswerStats, w: &mut MetricsWriter) {
+/// The router's kept label answers (`router::label_cache`) and the shard lists it merges
+/// answers from (`router::label_partials`).
+fn write_label_answer_metrics(
+    answers: LabelAnswerStats,
+    lists: LabelAnswerStats,
+    w: &mut MetricsWriter,
+) {
     let counters = [
         (
             "promcore_label_answers_kept_hits_total",
             "Label name and value requests answered from the router's kept answers.",
-            s.hits,
+            answers.hits,
         ),
         (
             "promcore_label_answers_kept_misses_total",
-            "Label name and value requests the shards were asked for.",
-            s.misses,
+            "Label name and value requests merged from shard lists (kept or asked for).",
+            answers.misses,
+        ),
+        (
+            "promcore_label_lists_kept_hits_total",
+            "Shard lists of label requests taken from those the router keeps.",
+            lists.hits,
+        ),
+        (
+            "promcore_label_lists_kept_misses_total",
+            "Shard lists of label requests the shards were asked for.",
+            lists.misses,
         ),
     ];
     for (name, help, v) in counters {
         w.family(name, help, Kind::Counter);
         w.sample(name, &[], v as f64);
     }
-    let name = "promcore_label_answers_kept_bytes";
-    w.family(
-        name,
-        "Bytes of the label answers the router keeps.",
-        Kind::Gauge,
-    );
-    w.sample(name, &[], s.bytes as f64);
+    let gauges = [
+        (
+            "promcore_label_answers_kept_bytes",
+            "Bytes of the label answers the router keeps.",
+            answers.bytes,
+        ),
+        (
+            "promcore_label_lists_kept_bytes",
+            "Bytes of the shard lists of label requests the router keeps.",
+            lists.bytes,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        w.family(name, help, Kind::Gauge);
+        w.sample(name, &[], v as f64);
+    }
 }
 
 /// Compaction and head GC durations, summed across shards, typed as Prometheus 2.42 has

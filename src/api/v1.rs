@@ -141,7 +141,7 @@ fn metadata_params(req: &Request) -> Result<MetadataParams, Response> {
 /// The answer of the metadata endpoints: the union of `lists` (each sorted: one per shard
 /// and `match[]`), cut to `limit`. The union is written as it is merged, never collected:
 /// an answer can hold a million values.
-fn string_list(lists: Vec<StringList>, limit: usize) -> Vec<u8> {
+fn string_list(lists: &[&StringList], limit: usize) -> Vec<u8> {
     let limit = if limit == 0 { usize::MAX } else { limit };
     // Reserved once for the largest the union can be (every list's strings, quoted and
     // comma-separated, none escaped), rather than grown through the doubling: the lists
@@ -151,7 +151,7 @@ fn string_list(lists: Vec<StringList>, limit: usize) -> Vec<u8> {
     let plain = lists
         .iter()
         .all(|l| json::copied_as_is(l.concatenated().as_bytes()));
-    let mut merged = Merged::new(lists.iter().map(StringList::iter));
+    let mut merged = Merged::new(lists.iter().map(|l| l.iter()));
     json::success_then_warnings(&mut out, |out| {
         if plain {
             json::write_plain_string_list(out, merged.by_ref().take(limit));
@@ -176,7 +176,7 @@ async fn label_answer(app: &App, req: &Request, request: LabelRequest<'_>) -> Re
         Ok(p) => p,
         Err(r) => return r,
     };
-    let encode = |lists| string_list(lists, p.limit);
+    let encode = |lists: &[&StringList]| string_list(lists, p.limit);
     match router
         .label_answer(request, &p.selectors, p.range, &p.key, encode)
         .await

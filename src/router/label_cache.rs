@@ -7,13 +7,16 @@
 //! same generation (nothing a source answers changed) and the same blocks and head overlapping
 //! the range. It is then exactly what the shards would answer (see
 //! `shards::label_generation`). This module never reads shard state and never decides what an
-//! answer holds: answers are bytes encoded by the caller, keyed by the caller's description of
-//! the request. It is bounded in entries and bytes; the least recently used entry goes first.
+//! answer holds: answers are values made by the caller (a whole answer's bytes, or one
+//! shard's list), keyed by the caller's description of the request. It is bounded in entries
+//! and bytes; the least recently used entry goes first.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use shards::label_generation::LabelSources;
+
+use shards::string_list::StringList;
 
 use crate::http::SharedBody;
 
@@ -36,17 +39,35 @@ pub struct LabelAnswerStats {
     pub bytes: usize,
 }
 
-struct Entry {
+/// A kept value: the heap bytes it holds, which the cache's budget counts.
+pub trait Kept: Clone {
+    fn room(&self) -> usize;
+}
+
+/// A whole answer, as sent.
+impl Kept for Rc<SharedBody> {
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// One shard's list, for answers merged from kept lists (see `label_partials`).
+impl Kept for Rc<StringList> {
+    fn room(&self) -> usize {
+        self.heap_bytes()
+    }
+}
+
+struct Entry<V> {
     sources: Vec<LabelSources>,
-    answer: Rc<SharedBody>,
+    answer: V,
     /// When it was last given or kept (`LabelAnswerCache::clock`).
     used: u64,
 }
 
 /// Kept answers by request, and their hits and misses for self-monitoring and tests.
-#[derive(Default)]
-pub struct LabelAnswerCache {
-    entries: HashMap<String, Vec<Entry>>,
+pub struct KeptAnswers<V> {
+    entries: HashMap<String, Vec<Entry<V>>>,
     count: usize,
     bytes: usize,
     clock: u64,
@@ -54,11 +75,27 @@ pub struct LabelAnswerCache {
     pub misses: u64,
 }
 
-impl LabelAnswerCache {
+/// Whole answers, as sent.
+pub type LabelAnswerCache = KeptAnswers<Rc<SharedBody>>;
+
+impl<V> Default for KeptAnswers<V> {
+    fn default() -> Self {
+        KeptAnswers {
+            entries: HashMap::new(),
+            count: 0,
+            bytes: 0,
+            clock: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+}
+
+impl<V: Kept> KeptAnswers<V> {
     /// The answer kept for `key` read from `current` (each shard's published sources for
     /// the request's range, in shard order), if any. Answers of `key` from older generations
     /// go: a shard's generation never goes back, so they can never be given again.
-    pub fn get(&mut self, key: &str, current: &[LabelSources]) -> Option<Rc<SharedBody>> {
+    pub fn get(&mut self, key: &str, current: &[LabelSources]) -> Option<V> {
         self.clock += 1;
         let clock = self.clock;
         let Some(kept) = self.entries.get_mut(key) else {
@@ -74,7 +111,7 @@ impl LabelAnswerCache {
                     .zip(current)
                     .all(|(a, b)| a.generation == b.generation);
             if !live {
-                dropped += e.answer.capacity();
+                dropped += e.answer.room();
             }
             live
         });
@@ -94,12 +131,13 @@ impl LabelAnswerCache {
         found
     }
 
-    /// Keeps `answer` for `key`, read from `sources` (one per shard, in shard order). An
-    /// answer larger than a quarter of the budget is not kept. Answers count by the room
-    /// they hold (their capacity), not only their length; the gzip encoding an answer keeps
-    /// once a client asked for it (smaller than the answer) is not counted.
-    pub fn insert(&mut self, key: &str, sources: Vec<LabelSources>, answer: Rc<SharedBody>) {
-        let size = answer.capacity();
+    /// Keeps `answer` for `key`, read from `sources` (one per shard, in shard order; the
+    /// one shard's for a shard's list). An answer larger than a quarter of the budget is
+    /// not kept. Answers count by the room they hold (`Kept::room`), not only their length;
+    /// the gzip encoding an answer keeps once a client asked for it (smaller than the
+    /// answer) is not counted.
+    pub fn insert(&mut self, key: &str, sources: Vec<LabelSources>, answer: V) {
+        let size = answer.room();
         if size > MAX_BYTES / 4 {
             return;
         }
@@ -107,14 +145,14 @@ impl LabelAnswerCache {
         let kept = self.entries.entry(key.to_string()).or_default();
         if let Some(i) = kept.iter().position(|e| e.sources == sources) {
             let old = kept.remove(i);
-            self.bytes -= old.answer.capacity();
+            self.bytes -= old.answer.room();
             self.count -= 1;
         }
         if kept.len() >= PER_KEY {
             // The least recently used of this request's answers makes room.
             if let Some(i) = (0..kept.len()).min_by_key(|&i| kept[i].used) {
                 let old = kept.remove(i);
-                self.bytes -= old.answer.capacity();
+                self.bytes -= old.answer.room();
                 self.count -= 1;
             }
         }
@@ -159,7 +197,7 @@ impl LabelAnswerCache {
         };
         if let Some(kept) = self.entries.get_mut(&key) {
             let old = kept.remove(i);
-            self.bytes -= old.answer.capacity();
+            self.bytes -= old.answer.room();
             self.count -= 1;
             if kept.is_empty() {
                 self.entries.remove(&key);

@@ -1,13 +1,15 @@
 //! The router's view of the shards: which shard owns a series, and fan-out/merge of requests
 //! over every shard.
 //!
-//! It owns the links to the shards (one per shard, see `shard_link`) and the label answers it
-//! keeps while the shards are unchanged (`label_cache`), nothing else: no storage, no parsing.
+//! It owns the links to the shards (one per shard, see `shard_link`) and the label answers and
+//! shard lists it keeps while the shards are unchanged (`label_cache`, `label_partials`),
+//! nothing else: no storage, no parsing.
 //! Every exchange is one of the messages in `protocol`. Fan-outs send to every shard first and
 //! then collect, so shards work on one query in parallel.
 
 pub mod append_outbox;
 pub mod label_cache;
+pub mod label_partials;
 pub mod protocol;
 pub mod shard_admin;
 pub mod shard_leaf;
@@ -19,13 +21,14 @@ use std::rc::Rc;
 
 use shards::head::{AppendBatch, AppendOutcome};
 use shards::index::matcher::Matcher;
-use shards::label_generation::LabelScope;
+use shards::label_generation::{LabelScope, LabelSources};
 use shards::labels::{shard_for, Labels};
 use shards::string_list::StringList;
 use thiserror::Error;
 
 use append_outbox::{AppendOutbox, PendingAppend, APPEND_WINDOW};
 use label_cache::LabelAnswerCache;
+use label_partials::LabelListCache;
 use protocol::{
     LabelList, LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats, TsdbStatus,
 };
@@ -45,6 +48,7 @@ pub struct Router {
     links: Vec<Rc<ShardLink>>,
     outboxes: Vec<Rc<AppendOutbox>>,
     label_answers: RefCell<LabelAnswerCache>,
+    label_lists: RefCell<LabelListCache>,
 }
 
 /// What a label request asks for.
@@ -65,6 +69,7 @@ impl Router {
             links,
             outboxes,
             label_answers: RefCell::new(LabelAnswerCache::default()),
+            label_lists: RefCell::new(LabelListCache::default()),
         }
     }
 
@@ -191,15 +196,21 @@ impl Router {
     ///
     /// While every shard's published sources for the range are those a kept answer was
     /// read from, that answer is given without asking the shards (see `label_cache`).
+    /// Label names over every series come from the name tables the shards publish (see
+    /// `shards::label_generation`): no shard is asked, even right after a change.
+    /// Otherwise each shard is asked only for the selectors whose list it has not kept for
+    /// its current sources (`label_partials`): a request differing from a kept one only in
+    /// its limit, or in a range that reads the same sources, wakes no shard, and the first
+    /// request after one shard changed wakes that shard alone.
     pub async fn label_answer(
         &self,
         request: LabelRequest<'_>,
         selectors: &[Vec<Matcher>],
         (mint, maxt): (i64, i64),
         key: &str,
-        encode: impl FnOnce(Vec<StringList>) -> Vec<u8>,
+        encode: impl FnOnce(&[&StringList]) -> Vec<u8>,
     ) -> Result<Rc<crate::http::SharedBody>, RouterError> {
-        let key = match request {
+        let whole_key = match request {
             LabelRequest::Names => format!("names\0{key}"),
             LabelRequest::Values(name) => format!("values\0{name}\0{key}"),
         };
@@ -215,34 +226,99 @@ impl Router {
             .iter()
             .map(|l| l.label_sources(scope, mint, maxt))
             .collect();
-        if let Some(answer) = self.label_answers.borrow_mut().get(&key, &current) {
+        if let Some(answer) = self.label_answers.borrow_mut().get(&whole_key, &current) {
             return Ok(answer);
         }
-        let mut lists = Vec::with_capacity(selectors.len() * self.links.len());
-        // Each shard's sources, while all its replies agree (a change between two
-        // selectors' fan-outs leaves the answer uncached).
-        let mut read: Vec<Option<shards::label_generation::LabelSources>> =
-            vec![None; self.links.len()];
-        let mut agree = true;
-        for matchers in selectors {
-            let replies = match request {
-                LabelRequest::Names => self.label_names(matchers, mint, maxt).await?,
-                LabelRequest::Values(name) => self.label_values(name, matchers, mint, maxt).await?,
-            };
-            for (shard, reply) in replies.into_iter().enumerate() {
-                match &read[shard] {
-                    Some(s) => agree &= *s == reply.sources,
-                    None => read[shard] = Some(reply.sources),
-                }
-                lists.push(reply.list);
+        if request == LabelRequest::Names && every_series {
+            // The shards' published name tables answer it without waking any shard.
+            let published: Option<Vec<_>> = self
+                .links
+                .iter()
+                .map(|l| l.published_names(mint, maxt))
+                .collect();
+            if let Some(published) = published {
+                let (read, tables): (Vec<_>, Vec<_>) = published.into_iter().unzip();
+                let lists: Vec<&StringList> = tables.iter().flatten().map(|t| &**t).collect();
+                let answer = Rc::new(crate::http::SharedBody::new(encode(&lists)));
+                self.label_answers
+                    .borrow_mut()
+                    .insert(&whole_key, read, answer.clone());
+                return Ok(answer);
             }
         }
-        let answer = Rc::new(crate::http::SharedBody::new(encode(lists)));
+        let shards = self.links.len();
+        // Per selector, per shard: the list, and the sources it was read from.
+        let mut lists: Vec<Option<(Rc<StringList>, LabelSources)>> =
+            vec![None; selectors.len() * shards];
+        let list_keys: Vec<String> = selectors
+            .iter()
+            .map(|m| label_partials::list_key(request, m))
+            .collect();
+        let mut asked = Vec::new();
+        for (i, matchers) in selectors.iter().enumerate() {
+            for (shard, link) in self.links.iter().enumerate() {
+                let kept = self.label_lists.borrow_mut().get(
+                    &label_partials::shard_key(&list_keys[i], shard),
+                    std::slice::from_ref(&current[shard]),
+                );
+                if let Some(list) = kept {
+                    lists[i * shards + shard] = Some((list, current[shard].clone()));
+                    continue;
+                }
+                let message = match request {
+                    LabelRequest::Names => ShardRequest::LabelNames {
+                        matchers: matchers.clone(),
+                        mint,
+                        maxt,
+                    },
+                    LabelRequest::Values(name) => ShardRequest::LabelValues {
+                        name: name.to_string(),
+                        matchers: matchers.clone(),
+                        mint,
+                        maxt,
+                    },
+                };
+                asked.push((i * shards + shard, link.send(message).await?));
+            }
+        }
+        // Every request is sent before any reply is awaited: the shards work in parallel.
+        for (slot, pending) in asked {
+            let shard = slot % shards;
+            let reply = match pending.wait().await? {
+                ShardResponse::LabelNames(r) | ShardResponse::LabelValues(r) => r,
+                _ => return Err(RouterError::Protocol(shard)),
+            };
+            let reply = reply.map_err(|reason| RouterError::Storage { shard, reason })?;
+            let list = Rc::new(reply.list);
+            self.label_lists.borrow_mut().insert(
+                &label_partials::shard_key(&list_keys[slot / shards], shard),
+                vec![reply.sources.clone()],
+                list.clone(),
+            );
+            lists[slot] = Some((list, reply.sources));
+        }
+        // Each shard's sources, while all its lists agree (a change between two lists'
+        // reads leaves the answer uncached).
+        let mut read: Vec<Option<LabelSources>> = vec![None; shards];
+        let mut agree = true;
+        let mut merged = Vec::with_capacity(lists.len());
+        for (slot, entry) in lists.into_iter().enumerate() {
+            let Some((list, sources)) = entry else {
+                return Err(RouterError::Protocol(slot % shards));
+            };
+            match &read[slot % shards] {
+                Some(s) => agree &= *s == sources,
+                None => read[slot % shards] = Some(sources),
+            }
+            merged.push(list);
+        }
+        let merged: Vec<&StringList> = merged.iter().map(|l| &**l).collect();
+        let answer = Rc::new(crate::http::SharedBody::new(encode(&merged)));
         let read: Option<Vec<_>> = read.into_iter().collect();
         if let Some(read) = read.filter(|_| agree) {
             self.label_answers
                 .borrow_mut()
-                .insert(&key, read, answer.clone());
+                .insert(&whole_key, read, answer.clone());
         }
         Ok(answer)
     }
@@ -250,6 +326,12 @@ impl Router {
     /// Label answers given from the cache and computed so far, and those kept now.
     pub fn label_answer_stats(&self) -> label_cache::LabelAnswerStats {
         self.label_answers.borrow().stats()
+    }
+
+    /// Shard lists given from those kept (`label_partials`) and asked of the shards so far,
+    /// and those kept now.
+    pub fn label_list_stats(&self) -> label_cache::LabelAnswerStats {
+        self.label_lists.borrow().stats()
     }
 
     /// The newest non-stale sample in `(at - lookback, at]` of each matching series, sorted by

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use shards::label_generation::{LabelGeneration, LabelScope, LabelSources};
+use shards::string_list::StringList;
 use thiserror::Error;
 
 use super::protocol::{Envelope, Reply, ShardRequest, ShardResponse};
@@ -101,6 +102,17 @@ impl ShardLink {
     /// generation of what `scope` reads.
     pub fn label_sources(&self, scope: LabelScope<'_>, mint: i64, maxt: i64) -> LabelSources {
         self.labels.sources(scope, mint, maxt)
+    }
+
+    /// The shard's label names over every series in its sources for `[mint, maxt]`, from
+    /// the tables it published (one per source, see `LabelGeneration::names_over`), and
+    /// those sources; `None` while it has published none.
+    pub fn published_names(
+        &self,
+        mint: i64,
+        maxt: i64,
+    ) -> Option<(LabelSources, Vec<Arc<StringList>>)> {
+        self.labels.names_over(mint, maxt)
     }
 
     /// Sends `request` (waiting while the channel is full) and returns the reply to await.

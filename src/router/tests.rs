@@ -414,9 +414,21 @@ async fn label_answer(
     request: super::LabelRequest<'_>,
     range: (i64, i64),
 ) -> Vec<String> {
+    label_answer_of(router, request, &[Vec::new()], range, "").await
+}
+
+/// `label_answer` over the series matching any of `selectors`, kept under `key` (what the
+/// API adds for a limit and the selectors' text).
+async fn label_answer_of(
+    router: &Router,
+    request: super::LabelRequest<'_>,
+    selectors: &[Vec<Matcher>],
+    range: (i64, i64),
+    key: &str,
+) -> Vec<String> {
     let body = router
-        .label_answer(request, &[Vec::new()], range, "", |lists| {
-            let merged = StringList::merge(lists.iter().map(StringList::iter));
+        .label_answer(request, selectors, range, key, |lists| {
+            let merged = StringList::merge(lists.iter().map(|l| l.iter()));
             merged.iter().collect::<Vec<_>>().join("\n").into_bytes()
         })
         .await
@@ -525,6 +537,13 @@ fn kept_label_answers_follow_every_change_of_the_shards() {
         assert!(waited, "the head was never compacted");
         assert_eq!(label_answer(&router, Values("x"), range).await, ["late"]);
         assert_eq!(label_answer(&router, Values("x"), all).await, before);
+        // Names too (from the tables the shards published with the new block list): `y`
+        // only in the first block.
+        assert_eq!(label_answer(&router, Names, range).await, ["__name__", "x"]);
+        assert_eq!(
+            label_answer(&router, Names, all).await,
+            ["__name__", "x", "y"]
+        );
 
         // A delete leaves label values as they are until the block is rewritten without the
         // series (as in Prometheus, whose index readers ignore tombstones).
@@ -669,6 +688,148 @@ fn label_answers_over_every_series_survive_series_of_known_pairs() {
         );
         assert_eq!(label_answer(&router, Values("job"), later).await, want[1]);
         assert_eq!(label_answer(&router, Names, later).await, want[0]);
+    });
+}
+
+/// A label answer not kept whole (here: a new key each time, as a new `limit` gives) is
+/// merged from the shard lists the router kept, and only the shards whose lists are stale
+/// are asked: none for a repeat, the changed shard alone after a change. Each answer is the
+/// shards' answer: a new value, a new name, and (with a selector) a new series of known
+/// pairs in one shard all show, while the other shard's list is reused.
+#[test]
+fn label_answers_merge_kept_shard_lists_and_ask_only_changed_shards() {
+    use super::LabelRequest::{Names, Values};
+    with_router(|router| async move {
+        let series = |x: String, k: &str| {
+            Labels::from_pairs([
+                ("__name__", "m".to_string()),
+                ("k", k.to_string()),
+                ("x", x),
+            ])
+            .unwrap()
+        };
+        let here = |l: &Labels, shard| router.shard_of(l.hash()) == shard;
+        let other = on_shard(&router, 1, |i| series(format!("b-{i}"), "1"));
+        // On shard 0: `first`, `second`, and `known`, made only of their pairs.
+        let (first, second, known) = (0..)
+            .flat_map(|i| (0..50).map(move |j| (i, j)))
+            .map(|(i, j)| {
+                let (a, c) = (format!("a-{i}"), format!("c-{j}"));
+                (series(a, "1"), series(c.clone(), "2"), series(c, "1"))
+            })
+            .find(|(f, s, k)| here(f, 0) && here(s, 0) && here(k, 0))
+            .unwrap();
+        let fresh = on_shard(&router, 0, |i| series(format!("d-{i}"), "1"));
+        let named = on_shard(&router, 0, |i| {
+            Labels::from_pairs([("__name__", "m".to_string()), ("y", i.to_string())]).unwrap()
+        });
+        let all = (i64::MIN, i64::MAX);
+        let x = |l: &Labels| l.get("x").unwrap().to_string();
+        let k1 = [vec![Matcher::new(MatchType::Equal, "k", "1").unwrap()]];
+        let keys = std::cell::Cell::new(0);
+        let key = || {
+            keys.set(keys.get() + 1);
+            format!("limit={}", keys.get())
+        };
+        let asked = || -> Vec<u64> {
+            router
+                .links()
+                .iter()
+                .map(|l| l.stats.requests.get())
+                .collect()
+        };
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        for l in [&other, &first, &second] {
+            append_histories(&router, &[(l.clone(), vec![(100, 1.0)])]).await;
+        }
+        let values = sorted(vec![x(&other), x(&first), x(&second)]);
+        let every = [Vec::new()];
+        assert_eq!(
+            label_answer_of(&router, Values("x"), &every, all, &key()).await,
+            values
+        );
+
+        // Another key: no shard asked, the same answer.
+        let (before, lists) = (asked(), router.label_list_stats());
+        assert_eq!(
+            label_answer_of(&router, Values("x"), &every, all, &key()).await,
+            values
+        );
+        let now = router.label_list_stats();
+        assert_eq!(asked(), before);
+        assert_eq!((now.hits, now.misses), (lists.hits + 2, lists.misses));
+
+        // A new value on shard 0: shard 0 alone is asked, and the value shows.
+        append_histories(&router, &[(fresh.clone(), vec![(200, 1.0)])]).await;
+        let before = asked();
+        let mut with_fresh = values.clone();
+        with_fresh.push(x(&fresh));
+        let with_fresh = sorted(with_fresh);
+        assert_eq!(
+            label_answer_of(&router, Values("x"), &every, all, &key()).await,
+            with_fresh
+        );
+        assert_eq!(asked(), [before[0] + 1, before[1]]);
+
+        // `labels` over every series comes from the name tables the shards publish: no
+        // shard is asked, even right after a new name on shard 0, which shows.
+        let before = asked();
+        assert_eq!(
+            label_answer_of(&router, Names, &every, all, &key()).await,
+            ["__name__", "k", "x"]
+        );
+        assert_eq!(asked(), before);
+        append_histories(&router, &[(named.clone(), vec![(300, 1.0)])]).await;
+        let before = asked();
+        assert_eq!(
+            label_answer_of(&router, Names, &every, all, &key()).await,
+            ["__name__", "k", "x", "y"]
+        );
+        // Only the sources overlapping the range: nothing before the first sample.
+        assert!(label_answer_of(&router, Names, &every, (0, 99), &key())
+            .await
+            .is_empty());
+        assert_eq!(asked(), before);
+        // With a selector, the shards are asked.
+        assert_eq!(
+            label_answer_of(&router, Names, &k1, all, &key()).await,
+            ["__name__", "k", "x"]
+        );
+        assert_eq!(asked(), [before[0] + 1, before[1] + 1]);
+
+        // With a selector, a list depends on the series: `known` adds no new pair to shard 0
+        // but does add its `x` value to those of `{k="1"}`.
+        let selected = sorted(vec![x(&other), x(&first), x(&fresh)]);
+        assert_eq!(
+            label_answer_of(&router, Values("x"), &k1, all, &key()).await,
+            selected
+        );
+        append_histories(&router, &[(known.clone(), vec![(400, 1.0)])]).await;
+        let before = asked();
+        assert_eq!(
+            label_answer_of(&router, Values("x"), &k1, all, &key()).await,
+            sorted([selected, vec![x(&known)]].concat())
+        );
+        assert_eq!(asked(), [before[0] + 1, before[1]]);
+        // Over every series, the same change left `x`'s value set and its lists as they were.
+        let before = asked();
+        assert_eq!(
+            label_answer_of(&router, Values("x"), &every, all, &key()).await,
+            with_fresh
+        );
+        assert_eq!(asked(), before);
+
+        // A range that reads other sources (none: before the first sample) is asked again.
+        let before = asked();
+        assert!(
+            label_answer_of(&router, Values("x"), &every, (0, 99), &key())
+                .await
+                .is_empty()
+        );
+        assert_eq!(asked(), [before[0] + 1, before[1] + 1]);
     });
 }
 
