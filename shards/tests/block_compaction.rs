@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{key, run_local, small_block_options, Samples};
+use shards::block::TMP_FOR_DELETION_SUFFIX;
 use shards::compact::Progress;
 use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::index::{MatchType, Matcher};
@@ -100,10 +101,19 @@ fn check_contents(shard: &Shard, want: &Samples) {
     assert_eq!(&got, want, "querier over head + blocks");
 }
 
+/// Copies a shard directory as a crash would leave it. A parent renamed for deletion is being
+/// removed on the blocking thread meanwhile (its files vanish under the copy), and start-up
+/// removes such a directory anyway, so it is not copied.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
+        if e.file_name()
+            .to_string_lossy()
+            .ends_with(TMP_FOR_DELETION_SUFFIX)
+        {
+            continue;
+        }
         let dst = to.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
             copy_dir(&e.path(), &dst);
