@@ -27,6 +27,7 @@ pub mod querier;
 pub mod retention;
 pub mod shard;
 pub mod string_list;
+pub mod thin_bytes;
 pub mod tombstones;
 pub mod value;
 pub mod wal;

@@ -6,18 +6,43 @@
 //! instead of a second struct. The reader works on a borrowed slice (possibly mmapped) and
 //! returns `None` instead of reading past the end; it never allocates.
 
-/// Appends bits to a byte vector. `free` is how many low bits of the last byte are still
+/// A growable byte buffer a `BitWriter` appends to: a `Vec<u8>`, or the head's compact
+/// open-chunk buffer.
+pub trait ByteSink {
+    fn put_bytes(&mut self, b: &[u8]);
+    fn last_byte_mut(&mut self) -> Option<&mut u8>;
+    fn byte_len(&self) -> usize;
+}
+
+impl ByteSink for Vec<u8> {
+    #[inline]
+    fn put_bytes(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+
+    #[inline]
+    fn last_byte_mut(&mut self) -> Option<&mut u8> {
+        self.last_mut()
+    }
+
+    #[inline]
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Appends bits to a byte buffer. `free` is how many low bits of the last byte are still
 /// unwritten (0..=7; 0 means the next bit starts a new byte).
-pub struct BitWriter<'a> {
-    buf: &'a mut Vec<u8>,
+pub struct BitWriter<'a, B: ByteSink = Vec<u8>> {
+    buf: &'a mut B,
     free: u8,
 }
 
-impl<'a> BitWriter<'a> {
+impl<'a, B: ByteSink> BitWriter<'a, B> {
     /// Continues a stream whose last byte has `free` unwritten low bits (which must be 0).
     #[inline]
-    pub fn new(buf: &'a mut Vec<u8>, free: u8) -> Self {
-        debug_assert!(free < 8 && (free == 0 || !buf.is_empty()));
+    pub fn new(buf: &'a mut B, free: u8) -> Self {
+        debug_assert!(free < 8 && (free == 0 || buf.byte_len() > 0));
         BitWriter { buf, free }
     }
 
@@ -31,7 +56,7 @@ impl<'a> BitWriter<'a> {
     #[inline]
     pub fn write_aligned_bytes(&mut self, b: &[u8]) {
         debug_assert_eq!(self.free, 0);
-        self.buf.extend_from_slice(b);
+        self.buf.put_bytes(b);
     }
 
     /// Writes the low `nbits` bits of `value` (1..=64), most significant first. Bits of
@@ -44,7 +69,7 @@ impl<'a> BitWriter<'a> {
         let mut n = nbits;
         if self.free > 0 {
             let free = u32::from(self.free);
-            if let Some(last) = self.buf.last_mut() {
+            if let Some(last) = self.buf.last_byte_mut() {
                 *last |= (v >> (64 - free)) as u8;
             }
             if n <= free {
@@ -57,8 +82,7 @@ impl<'a> BitWriter<'a> {
         // One copy of up to 8 bytes instead of a loop of pushes; the zero bits of the last
         // byte beyond `n` are exactly the padding the format wants.
         let nbytes = n.div_ceil(8);
-        self.buf
-            .extend_from_slice(&v.to_be_bytes()[..nbytes as usize]);
+        self.buf.put_bytes(&v.to_be_bytes()[..nbytes as usize]);
         self.free = (nbytes * 8 - n) as u8;
     }
 }

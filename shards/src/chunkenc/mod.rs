@@ -10,11 +10,12 @@
 //! typed [`ChunkError`], it never panics.
 
 mod bstream;
+mod chunk_buf;
 mod float;
 mod xor;
 mod xor2;
 
-pub use bstream::{BitReader, BitWriter};
+pub use bstream::{BitReader, BitWriter, ByteSink};
 pub use float::{FloatChunk, FloatIterator};
 pub use xor::{XorChunk, XorIterator};
 pub use xor2::{Xor2Chunk, Xor2Iterator};
@@ -89,6 +90,8 @@ pub enum ChunkError {
     Corrupt { sample: u16, reason: &'static str },
     #[error("corrupt chunk: {extra} unused bytes after the last of {count} samples")]
     TrailingBytes { count: u16, extra: usize },
+    #[error("chunk of {len} bytes is larger than an open chunk can hold (u32::MAX)")]
+    TooLong { len: usize },
     #[error("unknown chunk encoding {0}")]
     UnknownEncoding(u8),
 }

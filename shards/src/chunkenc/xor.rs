@@ -24,23 +24,23 @@
 //! pairs round-trip.
 
 use super::bstream::{BitReader, BitWriter};
+use super::chunk_buf::ChunkBuf;
 use super::ChunkError;
-use crate::encoding::{put_uvarint, unzigzag, zigzag};
+use crate::encoding::{unzigzag, zigzag};
 
 /// Bytes of the sample-count header.
 const HEADER_SIZE: usize = 2;
 /// Prometheus's "leading not set yet" marker: the next non-zero xor opens a new window.
 const LEADING_UNSET: u8 = 0xff;
-/// Largest growth one append can cause: a 68-bit timestamp and a 77-bit value.
-const MAX_APPEND_BYTES: usize = 19;
 /// First allocation: enough for the header, the first two samples and a few more; a
 /// 120-sample counter chunk usually ends at 100-300 bytes.
 const INITIAL_CAPACITY: usize = 32;
 
-/// An appendable XOR chunk: its bytes plus the state to keep appending.
+/// An appendable XOR chunk: its bytes plus the state to keep appending. 40 bytes (the
+/// head holds one inline per series): the buffer is a 13-byte `ChunkBuf`.
 #[derive(Clone)]
 pub struct XorChunk {
-    bytes: Vec<u8>,
+    bytes: ChunkBuf,
     t: i64,
     /// `t_{n-1} - t_{n-2}` as Go's uint64, wrapping.
     t_delta: u64,
@@ -48,7 +48,38 @@ pub struct XorChunk {
     leading: u8,
     trailing: u8,
     /// Unwritten low bits of the last byte.
-    free_bits: u8,
+    free_bits: FreeBits,
+}
+
+/// 0..=7 unwritten bits, as a type with 248 invalid values: `Option<FloatChunk>` keeps its
+/// tags there, so the head's open chunk stays 40 bytes (a `u8` would make it 48).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum FreeBits {
+    B0 = 0,
+    B1,
+    B2,
+    B3,
+    B4,
+    B5,
+    B6,
+    B7,
+}
+
+impl FreeBits {
+    #[inline]
+    fn new(n: u8) -> Self {
+        match n & 7 {
+            0 => FreeBits::B0,
+            1 => FreeBits::B1,
+            2 => FreeBits::B2,
+            3 => FreeBits::B3,
+            4 => FreeBits::B4,
+            5 => FreeBits::B5,
+            6 => FreeBits::B6,
+            _ => FreeBits::B7,
+        }
+    }
 }
 
 impl Default for XorChunk {
@@ -70,7 +101,7 @@ impl std::fmt::Debug for XorChunk {
 
 impl XorChunk {
     pub fn new() -> Self {
-        let mut bytes = Vec::with_capacity(INITIAL_CAPACITY);
+        let mut bytes = ChunkBuf::with_capacity(INITIAL_CAPACITY);
         bytes.extend_from_slice(&[0, 0]);
         XorChunk {
             bytes,
@@ -79,7 +110,7 @@ impl XorChunk {
             v_bits: 0,
             leading: LEADING_UNSET,
             trailing: 0,
-            free_bits: 0,
+            free_bits: FreeBits::B0,
         }
     }
 
@@ -104,6 +135,8 @@ impl XorChunk {
         if let Some(last) = bytes.last_mut() {
             *last &= !((1u16 << free_bits) - 1) as u8;
         }
+        let len = bytes.len();
+        let bytes = ChunkBuf::from_vec(bytes).ok_or(ChunkError::TooLong { len })?;
         Ok(XorChunk {
             bytes,
             t,
@@ -111,7 +144,7 @@ impl XorChunk {
             v_bits,
             leading,
             trailing,
-            free_bits,
+            free_bits: FreeBits::new(free_bits),
         })
     }
 
@@ -123,18 +156,17 @@ impl XorChunk {
         let n = self.num_samples();
         assert!(n < usize::from(u16::MAX), "XOR chunk sample count overflow");
         debug_assert!(n == 0 || t > self.t, "timestamps must increase");
-        self.reserve_for_append();
         let v_bits = v.to_bits();
         match n {
             0 => {
-                put_uvarint(&mut self.bytes, zigzag(t));
+                put_uvarint_to(&mut self.bytes, zigzag(t));
                 self.bytes.extend_from_slice(&v_bits.to_be_bytes());
                 self.leading = LEADING_UNSET;
             }
             1 => {
                 let t_delta = (t as u64).wrapping_sub(self.t as u64);
                 // Everything so far is whole bytes, so the uvarint stays byte aligned.
-                put_uvarint(&mut self.bytes, t_delta);
+                put_uvarint_to(&mut self.bytes, t_delta);
                 let mut w = BitWriter::new(&mut self.bytes, 0);
                 write_value(
                     &mut w,
@@ -142,13 +174,13 @@ impl XorChunk {
                     &mut self.leading,
                     &mut self.trailing,
                 );
-                self.free_bits = w.free();
+                self.free_bits = FreeBits::new(w.free());
                 self.t_delta = t_delta;
             }
             _ => {
                 let t_delta = (t as u64).wrapping_sub(self.t as u64);
                 let dod = t_delta.wrapping_sub(self.t_delta) as i64;
-                let mut w = BitWriter::new(&mut self.bytes, self.free_bits);
+                let mut w = BitWriter::new(&mut self.bytes, self.free_bits as u8);
                 write_dod(&mut w, dod);
                 write_value(
                     &mut w,
@@ -156,57 +188,37 @@ impl XorChunk {
                     &mut self.leading,
                     &mut self.trailing,
                 );
-                self.free_bits = w.free();
+                self.free_bits = FreeBits::new(w.free());
                 self.t_delta = t_delta;
             }
         }
         self.t = t;
         self.v_bits = v_bits;
-        self.bytes[..HEADER_SIZE].copy_from_slice(&(n as u16 + 1).to_be_bytes());
-    }
-
-    /// Grows one capacity step at a time (`next_capacity`, +12.5-25 %) rather than
-    /// doubling: open chunks are the head's largest per-series allocation, and a doubled
-    /// 256-byte buffer for a 130-byte chunk would waste most of it. Still geometric, so
-    /// appends stay amortised O(1) (about ten reallocations of a few hundred bytes over a
-    /// 120-sample chunk).
-    #[inline]
-    fn reserve_for_append(&mut self) {
-        if self.bytes.capacity() - self.bytes.len() < MAX_APPEND_BYTES {
-            self.grow();
-        }
-    }
-
-    #[cold]
-    fn grow(&mut self) {
-        let mut cap = self.bytes.capacity();
-        while cap - self.bytes.len() < MAX_APPEND_BYTES {
-            cap = next_capacity(cap);
-        }
-        self.bytes.reserve_exact(cap - self.bytes.len());
+        self.bytes.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&(n as u16 + 1).to_be_bytes());
     }
 
     #[inline]
     pub fn num_samples(&self) -> usize {
-        usize::from(u16::from_be_bytes([self.bytes[0], self.bytes[1]]))
+        let b = self.bytes.as_slice();
+        usize::from(u16::from_be_bytes([b[0], b[1]]))
     }
 
     /// Exactly Prometheus's chunk bytes, sample-count header included.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.as_slice()
     }
 
-    /// Gives up the bytes, e.g. to hand a full chunk to the chunks_head writer.
+    /// Gives up the bytes, e.g. to hand a full chunk to the chunks_head writer (no copy).
     pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+        self.bytes.into_vec()
     }
 
     pub fn first_time(&self) -> Option<i64> {
         if self.num_samples() == 0 {
             return None;
         }
-        crate::encoding::Decbuf::new(&self.bytes[HEADER_SIZE..])
+        crate::encoding::Decbuf::new(&self.bytes()[HEADER_SIZE..])
             .varint()
             .ok()
     }
@@ -222,7 +234,7 @@ impl XorChunk {
     }
 
     pub fn iter(&self) -> XorIterator<'_> {
-        XorIterator::new(&self.bytes)
+        XorIterator::new(self.bytes())
     }
 
     /// Heap memory held, for the head's memory accounting.
@@ -232,17 +244,22 @@ impl XorChunk {
     }
 }
 
-/// The capacity after `cap`: four steps per doubling, each a multiple of 8 (32, 40, 48,
-/// 56, 64, 80, 96, ..., 256, 320, ...; a capacity between steps goes up to the next). These are also mimalloc's size classes, so what the
-/// chunk asks for is what it gets and what `heap_bytes` reports.
-fn next_capacity(cap: usize) -> usize {
-    let cap = cap.max(INITIAL_CAPACITY / 2);
-    let step = ((1usize << cap.ilog2()) / 4).max(8);
-    (cap / step + 1) * step
+/// `encoding::put_uvarint` for the chunk's own buffer: one copy of the encoded bytes.
+#[inline]
+fn put_uvarint_to(b: &mut ChunkBuf, mut v: u64) {
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        tmp[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    tmp[n] = v as u8;
+    b.extend_from_slice(&tmp[..=n]);
 }
 
 #[inline]
-fn write_dod(w: &mut BitWriter<'_>, dod: i64) {
+fn write_dod(w: &mut BitWriter<'_, ChunkBuf>, dod: i64) {
     let d = dod as u64;
     if dod == 0 {
         w.write_bits(0, 1);
@@ -259,7 +276,7 @@ fn write_dod(w: &mut BitWriter<'_>, dod: i64) {
 }
 
 #[inline]
-fn write_value(w: &mut BitWriter<'_>, x: u64, leading: &mut u8, trailing: &mut u8) {
+fn write_value(w: &mut BitWriter<'_, ChunkBuf>, x: u64, leading: &mut u8, trailing: &mut u8) {
     if x == 0 {
         w.write_bits(0, 1);
         return;
@@ -778,23 +795,31 @@ mod tests {
     }
 
     #[test]
-    fn capacity_steps() {
-        let mut c = 0;
-        let steps: Vec<usize> = std::iter::from_fn(|| {
-            c = next_capacity(c);
-            Some(c)
-        })
-        .take(14)
-        .collect();
-        assert_eq!(
-            steps,
-            [24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256]
-        );
+    fn grows_only_when_a_write_does_not_fit() {
+        let mut c = XorChunk::new();
+        let mut caps = vec![c.heap_bytes()];
+        let mut v = 0.0;
+        for i in 0..120 {
+            v += (i % 7) as f64;
+            c.append(1_700_000_000_000 + i * 15_000 + (i % 3), v);
+            assert!(c.heap_bytes() >= c.bytes().len());
+            if c.heap_bytes() != *caps.last().unwrap() {
+                // Grown for the write that did not fit: the class below was too small.
+                let below = caps.last().copied().unwrap();
+                assert!(below < c.bytes().len(), "{below} {}", c.bytes().len());
+                caps.push(c.heap_bytes());
+            }
+        }
+        assert_eq!(caps[..6], [32, 40, 48, 56, 64, 80]);
     }
 
     #[test]
     fn memory_stays_small() {
-        assert!(std::mem::size_of::<XorChunk>() <= 64);
+        assert_eq!(std::mem::size_of::<XorChunk>(), 40);
+        assert_eq!(
+            std::mem::size_of::<Option<crate::chunkenc::FloatChunk>>(),
+            40
+        );
         let mut c = XorChunk::new();
         let mut v = 0.0;
         for i in 0..120 {

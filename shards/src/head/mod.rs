@@ -12,6 +12,7 @@
 
 mod append;
 mod compaction;
+mod mmapped_list;
 mod read;
 pub(crate) mod replay;
 pub mod series;
@@ -468,7 +469,7 @@ impl Head {
         };
         for (_, s) in self.series.iter() {
             m.label_sets += s.labels().heap_bytes();
-            m.mmapped_lists += std::mem::size_of_val(s.mmapped_chunks());
+            m.mmapped_lists += s.mmapped_heap_bytes();
             m.open_chunks += s.head_chunk().map_or(0, |c| c.heap_bytes());
         }
         m

@@ -8,6 +8,7 @@
 //! them (unique values such as `instance`) holding one id. A list is a `SmallVec` of 24
 //! bytes that keeps up to four ids inline, so those lists cost no allocation of their own.
 
+use crate::index::id_set::IdSet;
 use crate::index::matcher::{MatchType, Matcher};
 use crate::index::postings::{difference_in_place, intersect, intersects, union};
 use crate::labels::symbols::{SymbolId, SymbolTable};
@@ -25,8 +26,9 @@ fn hasher() -> ahash::RandomState {
 }
 
 pub struct MemPostings {
-    /// Every live series, the base from which negative matchers subtract.
-    all: Vec<u32>,
+    /// Every live series, the base from which negative matchers subtract: a bitmap, as it
+    /// holds every id (4 bytes a series as a list, ~1 bit as a bitmap).
+    all: IdSet,
     /// name -> value -> ids. A name or value with no series has no entry.
     by_name: HashMap<SymbolId, Values, ahash::RandomState>,
     /// What changed in the label tables since `take_changes` (see `LabelChanges`).
@@ -67,7 +69,7 @@ impl Default for MemPostings {
 impl MemPostings {
     pub fn new() -> Self {
         MemPostings {
-            all: Vec::new(),
+            all: IdSet::new(),
             by_name: HashMap::with_hasher(hasher()),
             changes: LabelChanges::default(),
         }
@@ -85,9 +87,7 @@ impl MemPostings {
     /// increasingly, so this appends; an older id (WAL replay out of order) is inserted in
     /// place and a repeated one ignored. Values must be non-empty, as in a `Labels`.
     pub fn add(&mut self, id: u32, labels: &[(SymbolId, SymbolId)]) {
-        if let Some(pos) = insert_position(&self.all, id) {
-            self.all.insert(pos, id);
-        }
+        self.all.insert(id);
         for &(name, value) in labels {
             let values = self
                 .by_name
@@ -121,8 +121,7 @@ impl MemPostings {
         affected.sort_unstable();
         affected.dedup();
 
-        let kept = difference_in_place(&mut self.all, ids);
-        self.all.truncate(kept);
+        self.all.remove_all(ids);
         for (name, value) in affected {
             let Some(values) = self.by_name.get_mut(&name) else {
                 continue;
@@ -152,9 +151,9 @@ impl MemPostings {
             .map_or(&[], |l| l.as_slice())
     }
 
-    /// The ids of all series.
-    pub fn all(&self) -> &[u32] {
-        &self.all
+    /// The ids of all series, ascending.
+    pub fn all(&self) -> Vec<u32> {
+        self.all.to_vec()
     }
 
     /// Number of series indexed.
@@ -221,7 +220,7 @@ impl MemPostings {
         intersecting.sort_by_key(|g| total_len(g));
         let mut groups = intersecting.into_iter();
         let mut out = match groups.next() {
-            None => self.all.clone(),
+            None => self.all.to_vec(),
             Some(first) => union_of(first).into_owned(),
         };
         for g in groups {
@@ -336,7 +335,7 @@ impl MemPostings {
                         .sum::<usize>()
             })
             .sum();
-        self.all.capacity() * std::mem::size_of::<u32>() + self.by_name.allocation_size() + lists
+        self.all.heap_bytes() + self.by_name.allocation_size() + lists
     }
 }
 
@@ -527,7 +526,7 @@ mod tests {
         ];
         for (ms, want) in cases {
             assert_eq!(h.select(ms), *want, "{ms:?}");
-            assert_eq!(h.brute_force(h.postings.all(), ms), *want, "model {ms:?}");
+            assert_eq!(h.brute_force(&h.postings.all(), ms), *want, "model {ms:?}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! lists, the head's in-memory inverted index, and a block's `index` file (`writer`,
 //! `reader`).
 
+mod id_set;
 pub mod matcher;
 pub mod mem_postings;
 pub mod postings;

@@ -1,0 +1,304 @@
+//! `ChunkBuf`: the bytes of an open XOR chunk, in 13 bytes instead of a `Vec`'s 24.
+//!
+//! The head keeps one open chunk inline in every series, so the buffer's own size is paid a
+//! million times: a pointer, a u32 length and a one-byte size class (the capacity is
+//! `class_size(class)`) let `XorChunk` pack into 40 bytes and `MemSeries` into 80. The
+//! struct is `repr(packed)` so the chunk's one-byte fields fill what would be its padding.
+//!
+//! The buffer grows only when a write does not fit, one size class at a time (the classes
+//! are mimalloc's small size classes up to 64 bytes, then four per doubling), so an open
+//! chunk never holds a fixed reserve of unused bytes. Its allocation is an ordinary
+//! global-allocator block of exactly `class_size(class)` bytes with alignment 1, which is
+//! what lets `into_vec` hand it to a `Vec<u8>` without a copy. It owns no state of the
+//! encoding: what the bytes mean is `XorChunk`'s business.
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
+
+use super::bstream::ByteSink;
+
+/// Number of size classes: the last one is over 2^32 bytes, so every u32 length has one.
+const CLASSES: usize = 116;
+
+/// Class sizes: 8, 16, ..., 64, then four steps per doubling (80, 96, 112, 128, 160, ...).
+const CLASS_SIZES: [usize; CLASSES] = {
+    let mut sizes = [0usize; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        sizes[c] = if c < 8 {
+            8 * (c + 1)
+        } else {
+            let (e, m) = ((c - 8) / 4, (c - 8) % 4);
+            (64 << e) + (m + 1) * (16 << e)
+        };
+        c += 1;
+    }
+    sizes
+};
+
+/// Bytes allocated for `class`.
+#[inline]
+pub fn class_size(class: u8) -> usize {
+    CLASS_SIZES[usize::from(class)]
+}
+
+/// The smallest class holding `n` bytes; `None` past the largest class.
+pub fn class_for(n: usize) -> Option<u8> {
+    let c = CLASS_SIZES.partition_point(|&s| s < n);
+    (c < CLASSES).then_some(c as u8)
+}
+
+/// An owned, growable byte buffer of at most `u32::MAX` bytes whose capacity is a size class.
+#[repr(C, packed)]
+pub struct ChunkBuf {
+    ptr: NonNull<u8>,
+    len: u32,
+    class: u8,
+}
+
+// SAFETY: a `ChunkBuf` is the only owner of its allocation, like a `Vec<u8>`.
+unsafe impl Send for ChunkBuf {}
+// SAFETY: shared references only read the bytes.
+unsafe impl Sync for ChunkBuf {}
+
+fn layout(class: u8) -> Layout {
+    // Alignment 1 and a size far below isize::MAX: always a valid layout.
+    Layout::from_size_align(class_size(class), 1).expect("size classes are valid layouts")
+}
+
+impl ChunkBuf {
+    /// An empty buffer with room for `capacity` bytes (rounded up to a class).
+    ///
+    /// # Panics
+    /// When `capacity` exceeds every class (over 4 GiB).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let class = class_for(capacity).expect("chunk capacity beyond the largest class");
+        ChunkBuf {
+            ptr: alloc_class(class),
+            len: 0,
+            class,
+        }
+    }
+
+    /// Takes over `v`'s bytes, moving its allocation to a size class (in place when the
+    /// allocator's block already fits, as mimalloc's do). `None` if `v` holds more than
+    /// `u32::MAX` bytes.
+    pub fn from_vec(v: Vec<u8>) -> Option<Self> {
+        let len = u32::try_from(v.len()).ok()?;
+        let class = class_for(v.len().max(1))?;
+        let mut v = std::mem::ManuallyDrop::new(v);
+        let (ptr, cap) = (v.as_mut_ptr(), v.capacity());
+        let ptr = if cap == 0 {
+            alloc_class(class)
+        } else {
+            // SAFETY: `ptr` was allocated by the global allocator with layout (cap, 1), and
+            // the Vec that owned it is forgotten.
+            let p = unsafe {
+                alloc::realloc(
+                    ptr,
+                    Layout::from_size_align_unchecked(cap, 1),
+                    class_size(class),
+                )
+            };
+            NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout(class)))
+        };
+        Some(ChunkBuf { ptr, len, class })
+    }
+
+    /// Gives the bytes to a `Vec<u8>`, without copying.
+    pub fn into_vec(self) -> Vec<u8> {
+        let this = std::mem::ManuallyDrop::new(self);
+        let (ptr, len, class) = (this.ptr, this.len, this.class);
+        // SAFETY: the block was allocated by the global allocator with layout
+        // (class_size(class), 1), holds `len` initialised bytes, and `this` is not dropped.
+        unsafe { Vec::from_raw_parts(ptr.as_ptr(), len as usize, class_size(class)) }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Bytes allocated.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        class_size(self.class)
+    }
+
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        let (ptr, len) = (self.ptr, self.len);
+        // SAFETY: `ptr` points to at least `len` initialised bytes owned by `self`.
+        unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len as usize) }
+    }
+
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let (ptr, len) = (self.ptr, self.len);
+        // SAFETY: as in `as_slice`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len as usize) }
+    }
+
+    /// Appends `b`, growing to the smallest class that holds the result.
+    ///
+    /// # Panics
+    /// When the result would exceed `u32::MAX` bytes.
+    #[inline]
+    pub fn extend_from_slice(&mut self, b: &[u8]) {
+        let new_len = self.len() + b.len();
+        if new_len > self.capacity() {
+            self.grow_to(new_len);
+        }
+        let (ptr, len) = (self.ptr, self.len);
+        // SAFETY: the capacity is at least `new_len` and `b` cannot overlap our allocation,
+        // which only `&mut self` reaches.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), ptr.as_ptr().add(len as usize), b.len());
+        }
+        self.len = new_len as u32;
+    }
+
+    #[cold]
+    fn grow_to(&mut self, n: usize) {
+        let class = match class_for(n) {
+            Some(c) if n <= u32::MAX as usize => c,
+            _ => panic!("chunk buffer of {n} bytes exceeds u32::MAX"),
+        };
+        let (ptr, old) = (self.ptr, self.class);
+        // SAFETY: `ptr` was allocated with `layout(old)`; the new size is non-zero and valid.
+        let p = unsafe { alloc::realloc(ptr.as_ptr(), layout(old), class_size(class)) };
+        self.ptr = NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout(class)));
+        self.class = class;
+    }
+}
+
+fn alloc_class(class: u8) -> NonNull<u8> {
+    // SAFETY: class sizes are non-zero.
+    let p = unsafe { alloc::alloc(layout(class)) };
+    NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout(class)))
+}
+
+impl Drop for ChunkBuf {
+    fn drop(&mut self) {
+        let (ptr, class) = (self.ptr, self.class);
+        // SAFETY: allocated with `layout(class)`, freed once.
+        unsafe { alloc::dealloc(ptr.as_ptr(), layout(class)) }
+    }
+}
+
+impl Clone for ChunkBuf {
+    fn clone(&self) -> Self {
+        let class = self.class;
+        let mut c = ChunkBuf {
+            ptr: alloc_class(class),
+            len: 0,
+            class,
+        };
+        c.extend_from_slice(self.as_slice());
+        c
+    }
+}
+
+impl std::fmt::Debug for ChunkBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkBuf")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+impl ByteSink for ChunkBuf {
+    #[inline]
+    fn put_bytes(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+
+    #[inline]
+    fn last_byte_mut(&mut self) -> Option<&mut u8> {
+        self.as_mut_slice().last_mut()
+    }
+
+    #[inline]
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn classes_are_mimallocs_then_four_per_doubling() {
+        assert_eq!(
+            CLASS_SIZES[..16],
+            [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256]
+        );
+        assert!(CLASS_SIZES.windows(2).all(|w| w[0] < w[1]));
+        assert!(class_size(CLASSES as u8 - 1) > u32::MAX as usize);
+        assert_eq!(class_for(0), Some(0));
+        assert_eq!(class_for(33), Some(4));
+        assert_eq!(class_for(64), Some(7));
+        assert_eq!(class_for(65), Some(8));
+        assert_eq!(class_for(usize::MAX), None);
+        assert_eq!(std::mem::size_of::<ChunkBuf>(), 13);
+        assert_eq!(std::mem::size_of::<Option<ChunkBuf>>(), 13);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Extend(Vec<u8>),
+        SetLast(u8),
+        Clone,
+        ThroughVec,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::Extend),
+            1 => any::<u8>().prop_map(Op::SetLast),
+            1 => Just(Op::Clone),
+            1 => Just(Op::ThroughVec),
+        ]
+    }
+
+    proptest! {
+        /// The buffer holds exactly what a `Vec<u8>` given the same writes holds, and its
+        /// capacity is always the smallest class that holds its length (or its start).
+        #[test]
+        fn behaves_like_a_vec(start in 0usize..300, ops in proptest::collection::vec(op(), 0..60)) {
+            let mut b = ChunkBuf::with_capacity(start);
+            let mut model: Vec<u8> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Extend(bytes) => {
+                        b.extend_from_slice(&bytes);
+                        model.extend_from_slice(&bytes);
+                    }
+                    Op::SetLast(x) => {
+                        if let Some(l) = b.last_byte_mut() {
+                            *l = x;
+                        }
+                        if let Some(l) = model.last_mut() {
+                            *l = x;
+                        }
+                    }
+                    Op::Clone => b = b.clone(),
+                    Op::ThroughVec => {
+                        let v = b.into_vec();
+                        b = ChunkBuf::from_vec(v).unwrap();
+                    }
+                }
+                prop_assert_eq!(b.as_slice(), &model[..]);
+                prop_assert_eq!(b.byte_len(), model.len());
+                prop_assert!(b.capacity() >= b.len());
+                let smallest = class_size(class_for(model.len().max(1)).unwrap());
+                prop_assert!(b.capacity() == smallest || b.capacity() <= class_size(class_for(start).unwrap()));
+            }
+            let v = b.into_vec();
+            prop_assert_eq!(v, model);
+        }
+    }
+}
