@@ -29,9 +29,7 @@ use thiserror::Error;
 use append_outbox::{AppendOutbox, PendingAppend, APPEND_WINDOW};
 use label_cache::LabelAnswerCache;
 use label_partials::LabelListCache;
-use protocol::{
-    LabelList, LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats, TsdbStatus,
-};
+use protocol::{LatestSample, SelectedSeries, ShardRequest, ShardResponse, ShardStats, TsdbStatus};
 use shard_link::{LinkError, ShardLink};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -141,51 +139,6 @@ impl Router {
         // A series lives on exactly one shard, so there is nothing to deduplicate.
         out.sort_unstable();
         Ok(out)
-    }
-
-    /// The label names of the matching series in the sources overlapping `[mint, maxt]`:
-    /// one sorted, deduplicated list per shard, left unmerged so that the caller walks their
-    /// union once, while writing its answer; each with the sources it was read from.
-    pub async fn label_names(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<LabelList>, RouterError> {
-        let replies = self
-            .fan_out(|| ShardRequest::LabelNames {
-                matchers: matchers.to_vec(),
-                mint,
-                maxt,
-            })
-            .await?;
-        shard_lists(replies, |r| match r {
-            ShardResponse::LabelNames(result) => Some(result),
-            _ => None,
-        })
-    }
-
-    /// The values of label `name` over the matching series in the sources overlapping
-    /// `[mint, maxt]`: one list per shard, unmerged (see `label_names`).
-    pub async fn label_values(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<LabelList>, RouterError> {
-        let replies = self
-            .fan_out(|| ShardRequest::LabelValues {
-                name: name.to_string(),
-                matchers: matchers.to_vec(),
-                mint,
-                maxt,
-            })
-            .await?;
-        shard_lists(replies, |r| match r {
-            ShardResponse::LabelValues(result) => Some(result),
-            _ => None,
-        })
     }
 
     /// The answer to a label request over the series matching any of `selectors` (one empty
@@ -501,23 +454,6 @@ fn collect_results<T>(
         }
     }
     Ok(out)
-}
-
-/// Every shard's list in shard order, or the first shard's storage error. A label name or
-/// value can be on several shards, so the caller merges them (`StringList::merge`).
-fn shard_lists(
-    replies: Vec<ShardResponse>,
-    take: impl Fn(ShardResponse) -> Option<Result<LabelList, String>>,
-) -> Result<Vec<LabelList>, RouterError> {
-    let mut lists = Vec::with_capacity(replies.len());
-    for (shard, r) in replies.into_iter().enumerate() {
-        match take(r) {
-            Some(Ok(list)) => lists.push(list),
-            Some(Err(reason)) => return Err(RouterError::Storage { shard, reason }),
-            None => return Err(RouterError::Protocol(shard)),
-        }
-    }
-    Ok(lists)
 }
 
 #[cfg(test)]

@@ -111,21 +111,18 @@ fn appends_land_on_their_shards_and_fan_out_reads_merge() {
         let mut want = series.clone();
         want.sort();
         assert_eq!(found, want);
-        let values = router
-            .label_values("i", &all, i64::MIN, i64::MAX)
-            .await
-            .unwrap();
-        let values = StringList::merge(values.iter().map(|l| l.list.iter()));
+        let values = label_answer_of(
+            &router,
+            super::LabelRequest::Values("i"),
+            &[all.to_vec()],
+            (i64::MIN, i64::MAX),
+            "m",
+        )
+        .await;
         assert_eq!(values.len(), 50);
-        let values: Vec<&str> = values.iter().collect();
         assert!(values.windows(2).all(|w| w[0] < w[1]));
-        let names = router.label_names(&[], i64::MIN, i64::MAX).await.unwrap();
-        assert_eq!(
-            StringList::merge(names.iter().map(|l| l.list.iter()))
-                .iter()
-                .collect::<Vec<_>>(),
-            ["__name__", "i"]
-        );
+        let names = label_answer(&router, super::LabelRequest::Names, (i64::MIN, i64::MAX)).await;
+        assert_eq!(names, ["__name__", "i"]);
         let latest = router.latest(&all, 19, 5).await.unwrap();
         assert_eq!(latest.len(), 50);
         assert!(latest.iter().all(|s| s.t == 19 && s.v == 19.0));
