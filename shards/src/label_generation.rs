@@ -29,8 +29,19 @@
 //! by no other executor: a table is a value the shard made and handed over, like a reply
 //! sent ahead of the request, immutable once published (`Arc<StringList>`), never the
 //! head's structures; a reader keeps the copies it took, and the shard replaces the `Arc`s,
-//! never writes through them. Names are few (tens), so the copies cost little to make; value
-//! sets, which can hold a value per series, are not published.
+//! never writes through them. Names are few (tens), so the copies cost little to make.
+//!
+//! Small value sets go the same way (`ValueSets`): for every name with at most
+//! `PUBLISHED_VALUES_MAX` values in a source (`job`, `le`, `__name__` in most setups: what
+//! dashboard variables list), a copy of those values, published in the same critical
+//! section as the generation that changed them, so that `label/<name>/values` without
+//! `match[]` is answered right after a new `job` value without waking the shard. The same
+//! argument holds: copies handed over, never the head's postings. It holds only because
+//! the sets are small: a set changes only when one of its values is created or removed (the
+//! shard already records that for the generation), and then the shard copies at most
+//! `PUBLISHED_VALUES_MAX` strings; a name with more values (`instance`: one per target)
+//! is not copied, and a request for it goes to the shard as before. A source holding the
+//! name but no published set for it makes the router ask.
 //!
 //! Otherwise the router never reads the head or the blocks through this module. It is the
 //! only thing a shard shares with another thread, behind one short mutex taken once per
@@ -41,6 +52,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::string_list::StringList;
+
+/// A source's value set of a name is published when it holds at most this many values: the
+/// most strings a shard copies for one changed name (see the module doc).
+pub const PUBLISHED_VALUES_MAX: usize = 256;
+
+/// One source's published value sets, by name: each of its names with at most
+/// `PUBLISHED_VALUES_MAX` values.
+pub type ValueSets = HashMap<String, Arc<StringList>>;
+
+/// A name's value set as the shard hands it over: `None` when it is not published (no
+/// value, or more than `PUBLISHED_VALUES_MAX`).
+pub type NamedValueSet<'a> = (&'a str, Option<Arc<StringList>>);
 
 /// What a label answer depends on in a source: everything (a request with `match[]`, which
 /// reads series), its label names, or the values of one name.
@@ -77,6 +100,12 @@ pub struct LabelChange<'a> {
     pub block_names: Option<&'a [Arc<StringList>]>,
     /// The head's name table, when it changed.
     pub head_names: Option<&'a Arc<StringList>>,
+    /// Each block's value sets (as `block_names`), when the block list changed.
+    pub block_values: Option<&'a [Arc<ValueSets>]>,
+    /// The head's value sets of the names in `values` (of every head name when
+    /// `everything`): `None` for a name with no value or more than `PUBLISHED_VALUES_MAX`.
+    /// `None` as a whole: not made, which withdraws the head's published sets.
+    pub head_values: Option<&'a [NamedValueSet<'a>]>,
 }
 
 /// Which of a shard's sources answer label requests over a time range, at which generation.
@@ -147,6 +176,10 @@ struct Published {
     /// the shard published them.
     block_names: Option<Vec<Arc<StringList>>>,
     head_names: Option<Arc<StringList>>,
+    /// Each block's small value sets (as `blocks`) and the head's, as of the generation of
+    /// each name's value set; `None` until published or once withdrawn.
+    block_values: Option<Vec<Arc<ValueSets>>>,
+    head_values: Option<ValueSets>,
 }
 
 impl Published {
@@ -212,6 +245,47 @@ impl LabelGeneration {
         Some((sources, tables))
     }
 
+    /// The values of `name` over every series in the shard's sources for `[mint, maxt]`,
+    /// without asking the shard: the published value set of each source `sources` picks
+    /// that holds the name (their union is the shard's answer), and those sources, at the
+    /// generation of `name`'s value set. `None` when a picked source holds the name without
+    /// a published set (too many values), or while the shard has published none.
+    pub fn values_over(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+    ) -> Option<(LabelSources, Vec<Arc<StringList>>)> {
+        let p = self.lock();
+        let (block_names, head_names) = (p.block_names.as_ref()?, p.head_names.as_ref()?);
+        let (block_values, head_values) = (p.block_values.as_ref()?, p.head_values.as_ref()?);
+        if block_names.len() != p.blocks.len() || block_values.len() != p.blocks.len() {
+            return None;
+        }
+        let sources = LabelSources::pick(
+            p.scope_generation(LabelScope::Values(name)),
+            p.blocks.iter().copied(),
+            p.head,
+            mint,
+            maxt,
+        );
+        // A source without the name adds nothing; one with it must have its set published.
+        let set_of = |names: &StringList, sets: &ValueSets| match sets.get(name) {
+            Some(set) => Some(Some(set.clone())),
+            None if names.contains(name) => None,
+            None => Some(None),
+        };
+        let mut tables = Vec::new();
+        for &i in &sources.blocks {
+            let i = i as usize;
+            tables.extend(set_of(&block_names[i], &block_values[i])?);
+        }
+        if sources.head {
+            tables.extend(set_of(head_names, head_values)?);
+        }
+        Some((sources, tables))
+    }
+
     /// The generation last published.
     pub fn generation(&self) -> u64 {
         self.lock().generation
@@ -256,6 +330,32 @@ impl LabelGeneration {
         }
         if change.everything || change.names || change.head_names.is_some() {
             p.head_names = change.head_names.cloned();
+        }
+        if change.everything || change.block_values.is_some() {
+            p.block_values = change.block_values.map(<[_]>::to_vec);
+        }
+        if change.everything {
+            p.head_values = change.head_values.map(|sets| {
+                sets.iter()
+                    .filter_map(|(name, set)| Some((name.to_string(), set.clone()?)))
+                    .collect()
+            });
+        } else if !change.values.is_empty() || change.head_values.is_some() {
+            match (change.head_values, p.head_values.as_mut()) {
+                (Some(sets), Some(published)) => {
+                    for (name, set) in sets {
+                        match set {
+                            Some(set) => {
+                                published.insert(name.to_string(), set.clone());
+                            }
+                            None => {
+                                published.remove(*name);
+                            }
+                        }
+                    }
+                }
+                _ => p.head_values = None,
+            }
         }
         p.blocks = blocks;
         p.head = head;
@@ -371,6 +471,78 @@ mod tests {
         };
         g.advance(vec![(0, 5), (5, 10)], Some((10, 20)), blocks_only);
         assert!(g.names_over(0, 4).is_none());
+    }
+
+    #[test]
+    fn small_value_sets_come_from_the_sets_published_with_the_generation() {
+        let g = LabelGeneration::new();
+        let list = |names: &[&str]| Arc::new(StringList::from_sorted(names.iter().copied()));
+        let sets = |pairs: &[(&str, &[&str])]| -> ValueSets {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), list(v)))
+                .collect()
+        };
+        assert!(g.values_over("job", 0, 10).is_none());
+        // Block 0 holds `job` and `instance` (too many values: no set), block 1 neither.
+        let block_names = [list(&["instance", "job"]), list(&["x"])];
+        let block_values = [
+            Arc::new(sets(&[("job", &["a", "b"])])),
+            Arc::new(sets(&[("x", &["1"])])),
+        ];
+        let head_names = list(&["instance", "job"]);
+        let head_values = [("job", Some(list(&["c"]))), ("instance", None)];
+        let everything = LabelChange {
+            everything: true,
+            block_names: Some(&block_names),
+            head_names: Some(&head_names),
+            block_values: Some(&block_values),
+            head_values: Some(&head_values),
+            ..LabelChange::default()
+        };
+        let spans = || vec![(0, 5), (5, 10)];
+        g.advance(spans(), Some((10, 20)), everything);
+        let values = |name, mint, maxt| {
+            let (sources, tables) = g.values_over(name, mint, maxt)?;
+            let union = StringList::merge(tables.iter().map(|t| t.iter()));
+            Some((
+                sources.generation,
+                union.iter().map(str::to_owned).collect::<Vec<_>>(),
+            ))
+        };
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(values("job", 0, 20), Some((1, strings(&["a", "b", "c"]))));
+        assert_eq!(values("job", 5, 9), Some((1, vec![])));
+        assert_eq!(values("x", 0, 20), Some((1, strings(&["1"]))));
+        // `instance` is in sources without a set: the router must ask.
+        assert_eq!(values("instance", 0, 20), None);
+        assert_eq!(values("instance", 5, 9), Some((1, vec![])));
+        // A new head value of `job`: its set is replaced with the generation.
+        let head_values = [("job", Some(list(&["c", "d"])))];
+        let change = LabelChange {
+            values: &["job"],
+            head_values: Some(&head_values),
+            ..LabelChange::default()
+        };
+        g.advance(spans(), Some((10, 20)), change);
+        assert_eq!(values("job", 10, 20), Some((2, strings(&["c", "d"]))));
+        // `job` grows past the bound in the head: no set, so no answer without the shard.
+        let head_values = [("job", None)];
+        let change = LabelChange {
+            values: &["job"],
+            head_values: Some(&head_values),
+            ..LabelChange::default()
+        };
+        g.advance(spans(), Some((10, 20)), change);
+        assert_eq!(values("job", 10, 20), None);
+        assert_eq!(values("job", 0, 4), Some((3, strings(&["a", "b"]))));
+        // A change of value sets published without them withdraws the head's.
+        let change = LabelChange {
+            values: &["instance"],
+            ..LabelChange::default()
+        };
+        g.advance(spans(), Some((10, 20)), change);
+        assert_eq!(values("x", 10, 20), None);
     }
 
     #[test]

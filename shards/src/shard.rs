@@ -47,7 +47,10 @@ use crate::head::{
     AppendBatch, AppendOutcome, Head, HeadError, HeadOptions, Prepared, ReplayStats,
 };
 use crate::index::matcher::Matcher;
-use crate::label_generation::{LabelChange, LabelGeneration, LabelScope, LabelSources};
+use crate::label_generation::{
+    LabelChange, LabelGeneration, LabelScope, LabelSources, NamedValueSet, ValueSets,
+    PUBLISHED_VALUES_MAX,
+};
 use crate::retention::{self, BlockExtent, Deletions, RetentionOptions, RetentionStats};
 use crate::string_list::StringList;
 use crate::wal::{
@@ -390,12 +393,29 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
             });
             let head_names = (everything || changes.names)
                 .then(|| Arc::new(StringList::from_sorted(self.head.label_names(&[]))));
+            // And copies of the small value sets that changed (every one with the block list).
+            let block_values: Option<Vec<Arc<ValueSets>>> = everything.then(|| {
+                self.blocks
+                    .iter()
+                    .map(|b| Arc::new(block_value_sets(b.index())))
+                    .collect()
+            });
+            let head_values: Vec<NamedValueSet<'_>> = if everything {
+                self.head.label_names(&[])
+            } else {
+                values.clone()
+            }
+            .into_iter()
+            .map(|name| (name, head_value_set(&self.head, name)))
+            .collect();
             let change = LabelChange {
                 everything,
                 names: changes.names,
                 values: &values,
                 block_names: block_names.as_deref(),
                 head_names: head_names.as_ref(),
+                block_values: block_values.as_deref(),
+                head_values: Some(&head_values),
             };
             state.generation = self.labels.advance(spans, span, change);
         } else if span != state.head_span {
@@ -906,6 +926,30 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
         head.close()?;
         Ok(())
     }
+}
+
+/// The head's value set of `name` to publish (`label_generation::ValueSets`): `None` when it
+/// has no value or more than `PUBLISHED_VALUES_MAX`, counted before any is copied.
+fn head_value_set(head: &Head, name: &str) -> Option<Arc<StringList>> {
+    let count = head.postings().value_count(head.symbols(), name);
+    (1..=PUBLISHED_VALUES_MAX)
+        .contains(&count)
+        .then(|| Arc::new(StringList::from_sorted(head.label_values(name, &[]))))
+}
+
+/// A block's value sets to publish: each name's with at most `PUBLISHED_VALUES_MAX` values
+/// (counted from the postings offset table, no value read). A set that cannot be read is
+/// left out: the router then asks the shard, whose answer carries the error.
+fn block_value_sets(index: &crate::index::reader::IndexReader) -> ValueSets {
+    index
+        .label_names()
+        .into_iter()
+        .filter(|name| index.label_values_iter(name).len() <= PUBLISHED_VALUES_MAX)
+        .filter_map(|name| {
+            let values = index.label_values(name).ok()?;
+            Some((name.to_string(), Arc::new(StringList::from_sorted(values))))
+        })
+        .collect()
 }
 
 fn last_snapshot(dir: &Path) -> Result<Option<(PathBuf, u64, u64)>, ShardError> {

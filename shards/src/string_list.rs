@@ -59,6 +59,21 @@ impl StringList {
         }
     }
 
+    /// Whether `s` is in the list (a binary search: the list is ascending).
+    pub fn contains(&self, s: &str) -> bool {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).map(|m| m.cmp(s)) {
+                Some(std::cmp::Ordering::Less) => lo = mid + 1,
+                Some(std::cmp::Ordering::Greater) => hi = mid,
+                Some(std::cmp::Ordering::Equal) => return true,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Keeps the first `n` strings.
     pub fn truncate(&mut self, n: usize) {
         if n < self.ends.len() {
@@ -316,7 +331,10 @@ mod tests {
             let want: Vec<&str> = want.into_iter().collect();
             prop_assert_eq!(got.iter().collect::<Vec<_>>(), want.clone());
             let lazy: Vec<&str> = Merged::new(lists.iter().map(|l| l.iter().map(String::as_str))).collect();
-            prop_assert_eq!(lazy, want);
+            prop_assert_eq!(lazy, want.clone());
+            for probe in ["", "a", "ab", "abc", "b", "bz", "c", "d"] {
+                prop_assert_eq!(got.contains(probe), want.contains(&probe));
+            }
         }
 
         /// The inline comparison is the byte order of `str`.

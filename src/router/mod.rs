@@ -150,7 +150,8 @@ impl Router {
     /// While every shard's published sources for the range are those a kept answer was
     /// read from, that answer is given without asking the shards (see `label_cache`).
     /// Label names over every series come from the name tables the shards publish (see
-    /// `shards::label_generation`): no shard is asked, even right after a change.
+    /// `shards::label_generation`), and so do the values of a name with few values in every
+    /// source: no shard is asked, even right after a change.
     /// Otherwise each shard is asked only for the selectors whose list it has not kept for
     /// its current sources (`label_partials`): a request differing from a kept one only in
     /// its limit, or in a range that reads the same sources, wakes no shard, and the first
@@ -182,12 +183,16 @@ impl Router {
         if let Some(answer) = self.label_answers.borrow_mut().get(&whole_key, &current) {
             return Ok(answer);
         }
-        if request == LabelRequest::Names && every_series {
-            // The shards' published name tables answer it without waking any shard.
+        if every_series {
+            // The shards' published name tables, or small value sets, answer it without
+            // waking any shard.
             let published: Option<Vec<_>> = self
                 .links
                 .iter()
-                .map(|l| l.published_names(mint, maxt))
+                .map(|l| match request {
+                    LabelRequest::Names => l.published_names(mint, maxt),
+                    LabelRequest::Values(name) => l.published_values(name, mint, maxt),
+                })
                 .collect();
             if let Some(published) = published {
                 let (read, tables): (Vec<_>, Vec<_>) = published.into_iter().unzip();

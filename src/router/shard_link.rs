@@ -115,6 +115,18 @@ impl ShardLink {
         self.labels.names_over(mint, maxt)
     }
 
+    /// The values of `name` over every series in the shard's sources for `[mint, maxt]`,
+    /// from the small value sets it published (`LabelGeneration::values_over`), and those
+    /// sources; `None` when a source holds more values than it publishes, or none published.
+    pub fn published_values(
+        &self,
+        name: &str,
+        mint: i64,
+        maxt: i64,
+    ) -> Option<(LabelSources, Vec<Arc<StringList>>)> {
+        self.labels.values_over(name, mint, maxt)
+    }
+
     /// Sends `request` (waiting while the channel is full) and returns the reply to await.
     /// Send all requests of a fan-out before awaiting any reply, so shards work in parallel.
     pub async fn send(&self, request: ShardRequest) -> Result<PendingReply, LinkError> {

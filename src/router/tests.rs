@@ -8,6 +8,7 @@ use glommio::channels::shared_channel;
 use glommio::LocalExecutorBuilder;
 use shards::head::{AppendBatch, BatchSample, SeriesKey};
 use shards::index::matcher::{MatchType, Matcher};
+use shards::label_generation::PUBLISHED_VALUES_MAX;
 use shards::labels::Labels;
 use shards::shard::{Shard, ShardOptions};
 use shards::string_list::StringList;
@@ -692,7 +693,8 @@ fn label_answers_over_every_series_survive_series_of_known_pairs() {
 /// merged from the shard lists the router kept, and only the shards whose lists are stale
 /// are asked: none for a repeat, the changed shard alone after a change. Each answer is the
 /// shards' answer: a new value, a new name, and (with a selector) a new series of known
-/// pairs in one shard all show, while the other shard's list is reused.
+/// pairs in one shard all show, while the other shard's list is reused. (`x` has more
+/// values on shard 0 than a shard publishes, so its values are asked for.)
 #[test]
 fn label_answers_merge_kept_shard_lists_and_ask_only_changed_shards() {
     use super::LabelRequest::{Names, Values};
@@ -717,6 +719,11 @@ fn label_answers_merge_kept_shard_lists_and_ask_only_changed_shards() {
             .find(|(f, s, k)| here(f, 0) && here(s, 0) && here(k, 0))
             .unwrap();
         let fresh = on_shard(&router, 0, |i| series(format!("d-{i}"), "1"));
+        let fillers: Vec<Labels> = (0..)
+            .map(|i| series(format!("f-{i}"), "3"))
+            .filter(|l| here(l, 0))
+            .take(PUBLISHED_VALUES_MAX)
+            .collect();
         let named = on_shard(&router, 0, |i| {
             Labels::from_pairs([("__name__", "m".to_string()), ("y", i.to_string())]).unwrap()
         });
@@ -739,10 +746,16 @@ fn label_answers_merge_kept_shard_lists_and_ask_only_changed_shards() {
             v.sort();
             v
         };
-        for l in [&other, &first, &second] {
+        for l in [&other, &first, &second].into_iter().chain(&fillers) {
             append_histories(&router, &[(l.clone(), vec![(100, 1.0)])]).await;
         }
-        let values = sorted(vec![x(&other), x(&first), x(&second)]);
+        let values = sorted(
+            [&other, &first, &second]
+                .into_iter()
+                .chain(&fillers)
+                .map(x)
+                .collect(),
+        );
         let every = [Vec::new()];
         assert_eq!(
             label_answer_of(&router, Values("x"), &every, all, &key()).await,
@@ -819,14 +832,85 @@ fn label_answers_merge_kept_shard_lists_and_ask_only_changed_shards() {
         );
         assert_eq!(asked(), before);
 
-        // A range that reads other sources (none: before the first sample) is asked again.
+        // A range that reads other sources is asked again, with a selector.
         let before = asked();
-        assert!(
-            label_answer_of(&router, Values("x"), &every, (0, 99), &key())
-                .await
-                .is_empty()
-        );
+        assert!(label_answer_of(&router, Values("x"), &k1, (0, 99), &key())
+            .await
+            .is_empty());
         assert_eq!(asked(), [before[0] + 1, before[1] + 1]);
+    });
+}
+
+/// The values of a name with few values in every source come from the sets the shards
+/// publish with their generation: no shard is asked, even for the first request after a new
+/// value, which shows. A name with more values in a shard than it publishes is asked of the
+/// shards, and a range reading no source asks none.
+#[test]
+fn small_value_sets_answer_label_values_without_asking_the_shards() {
+    use super::LabelRequest::Values;
+    with_router(|router| async move {
+        let series = |job: String, i: usize| {
+            Labels::from_pairs([
+                ("__name__", "m".to_string()),
+                ("i", i.to_string()),
+                ("job", job),
+            ])
+            .unwrap()
+        };
+        let asked = || -> Vec<u64> {
+            router
+                .links()
+                .iter()
+                .map(|l| l.stats.requests.get())
+                .collect()
+        };
+        let all = (i64::MIN, i64::MAX);
+        let every = [Vec::new()];
+        // A new key each time, as a new `limit` gives: never the kept whole answer.
+        let keys = std::cell::Cell::new(0);
+        let values = async |name: &str, range: (i64, i64)| {
+            keys.set(keys.get() + 1);
+            let key = format!("limit={}", keys.get());
+            label_answer_of(&router, Values(name), &every, range, &key).await
+        };
+        let mut jobs: Vec<String> = Vec::new();
+        for shard in 0..SHARDS {
+            let l = on_shard(&router, shard, |i| series(format!("j-{shard}"), i));
+            append_histories(&router, &[(l, vec![(100, 1.0)])]).await;
+            jobs.push(format!("j-{shard}"));
+        }
+        let before = asked();
+        assert_eq!(values("job", all).await, jobs);
+        assert_eq!(asked(), before);
+
+        // A new `job` value on shard 0, then on shard 1: each shows at once, nobody asked.
+        for shard in 0..SHARDS {
+            let l = on_shard(&router, shard, |i| series(format!("new-{shard}"), i));
+            append_histories(&router, &[(l, vec![(200, 1.0)])]).await;
+            jobs.push(format!("new-{shard}"));
+            jobs.sort();
+            let before = asked();
+            assert_eq!(values("job", all).await, jobs);
+            assert_eq!(values("job", (0, 99)).await, Vec::<String>::new());
+            assert_eq!(asked(), before);
+        }
+
+        // `i` grows past what shard 0 publishes: the shards are asked, and answer it all.
+        let many: Vec<Labels> = (0..)
+            .map(|i| series("j-0".into(), 1000 + i))
+            .filter(|l| router.shard_of(l.hash()) == 0)
+            .take(PUBLISHED_VALUES_MAX)
+            .collect();
+        let histories: Vec<_> = many.iter().map(|l| (l.clone(), vec![(300, 1.0)])).collect();
+        append_histories(&router, &histories).await;
+        let before = asked();
+        let got = values("i", all).await;
+        assert_eq!(asked(), [before[0] + 1, before[1] + 1]);
+        assert!(got.len() > PUBLISHED_VALUES_MAX, "{}", got.len());
+        // `job` is still published by both.
+        let before = asked();
+        assert_eq!(values("job", all).await, jobs);
+        assert_eq!(asked(), before);
     });
 }
 

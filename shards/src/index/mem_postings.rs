@@ -262,6 +262,15 @@ impl MemPostings {
         }
     }
 
+    /// How many values label `name` has (0: no series carries it), without listing them:
+    /// whether its value set is small enough to be published (`label_generation`).
+    pub fn value_count(&self, symbols: &SymbolTable, name: &str) -> usize {
+        symbols
+            .lookup(name)
+            .and_then(|n| self.by_name.get(&n))
+            .map_or(0, |values| values.len())
+    }
+
     /// The label names carried by at least one of the series `ids` (sorted, e.g. from
     /// `select`), sorted. `series_labels` gives a series' label pairs.
     pub fn label_names_for<'s, I: IntoIterator<Item = (SymbolId, SymbolId)>>(
