@@ -369,8 +369,11 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 .iter()
                 .zip(&state.blocks)
                 .all(|(b, ulid)| b.meta().ulid == *ulid);
-        if head != state.head || !same_blocks || !changes.is_empty() {
-            let everything = !same_blocks || state.generation == 0;
+        // The first call publishes even an empty shard's (empty) tables: without them no
+        // answer could be merged from what the shards published.
+        let first = state.generation == 0;
+        if head != state.head || !same_blocks || !changes.is_empty() || first {
+            let everything = !same_blocks || first;
             if !same_blocks {
                 state.blocks = self.blocks.iter().map(|b| b.meta().ulid.clone()).collect();
             }
