@@ -136,8 +136,12 @@ impl Router {
             ShardResponse::Series(result) => Some(result),
             _ => None,
         })?;
-        // A series lives on exactly one shard, so there is nothing to deduplicate.
-        out.sort_unstable();
+        // A series lives on exactly one shard, so there is nothing to deduplicate. A shard
+        // that read blocks answers sorted: the stable sort finds those runs and merges them
+        // (one comparison per series for two shards, where a pattern-defeating quicksort
+        // made ~17 per series, a third of a 50k-series request's CPU); a head-only answer,
+        // in series-ref order, is sorted as before.
+        out.sort();
         Ok(out)
     }
 
