@@ -235,7 +235,20 @@ impl<F: SegmentFs + Clone + 'static> Shard<F> {
                 let reason = format!("WAL checkpoint {n} is newer; replaying from it");
                 progress(OpenProgress::SnapshotIgnored { path, reason });
             } else if chunks_report.is_intact() {
-                match load_snapshot(&mut head, carry, &path) {
+                let mut loaded = load_snapshot(&mut head, carry, &path, true);
+                if matches!(loaded, Ok(None)) {
+                    // A snapshot promcore did not write (a ref or a label set twice): the
+                    // per-series way handles it, on a fresh head.
+                    head = open_head()?.0;
+                    carry = ReplayCarry::read(&head, chunks_report.records)?;
+                    loaded = load_snapshot(&mut head, carry, &path, false);
+                }
+                match loaded.and_then(|l| {
+                    l.ok_or_else(|| ShardError::Snapshot {
+                        path: path.clone(),
+                        source: SnapshotError::Invalid("restored twice".into()),
+                    })
+                }) {
                     Ok((series, rest)) => {
                         progress(OpenProgress::SnapshotLoaded {
                             path: path.clone(),
@@ -963,17 +976,24 @@ fn last_snapshot(dir: &Path) -> Result<Option<(PathBuf, u64, u64)>, ShardError> 
 }
 
 /// Restores series and open chunks from a snapshot; returns the number of series and what
-/// the WAL replay that follows carries on with.
+/// the WAL replay that follows carries on with. `deferred`: label sets are filed in the
+/// hash index at the end, all at once (`Replayer::defer_index`); `Ok(None)` when that
+/// cannot be done for this snapshot, and `head` must be opened again and restored with
+/// `deferred` false (which never returns `None`).
 fn load_snapshot(
     head: &mut Head,
     carry: ReplayCarry,
     path: &Path,
-) -> Result<(u64, ReplayCarry), ShardError> {
+    deferred: bool,
+) -> Result<Option<(u64, ReplayCarry)>, ShardError> {
     let snap_err = |source| ShardError::Snapshot {
         path: path.to_path_buf(),
         source,
     };
     let mut replayer = Replayer::new(head, carry);
+    if deferred {
+        replayer.defer_index();
+    }
     let mut reader = WalReader::open(path)?;
     let mut n = 0;
     while let Some(rec) = reader.next_record()? {
@@ -997,7 +1017,10 @@ fn load_snapshot(
             }
         }
     }
-    Ok((n, replayer.finish_pass().1))
+    if deferred {
+        return Ok(replayer.finish_deferred().map(|(_, carry)| (n, carry)));
+    }
+    Ok(Some((n, replayer.finish_pass().1)))
 }
 
 /// Replays a checkpoint (whose corruption is fatal, as in Prometheus), then WAL records

@@ -62,6 +62,11 @@ impl SeriesIndex {
         }
     }
 
+    /// Makes room for `additional` more entries at once.
+    pub fn reserve(&mut self, additional: usize) {
+        self.table.reserve(additional, |&(h, _)| place(h));
+    }
+
     /// Adds series `id` under `hash`; the caller has checked it is not there yet.
     pub fn insert(&mut self, hash: u64, id: SeriesId) {
         let h32 = hash as u32;
