@@ -70,25 +70,17 @@ impl ChunkBuf {
     pub fn with_capacity(capacity: usize) -> Self {
         let class = class_for(capacity).expect("chunk capacity beyond the largest class");
         ChunkBuf {
-            ptr: chunk_heap::alloc(class, class_size(class)),
+            ptr: chunk_heap::alloc(class_size(class)),
             len: 0,
             class,
         }
     }
 
-    /// Moves the bytes to a new block of the thread's chunk heap of its class when that
-    /// class's group is in `groups` (a bit per `chunk_heap::group`): during a
-    /// `chunk_heap::Renewal` of those groups, into the fresh heap.
-    #[inline]
-    pub fn relocate_in(&mut self, groups: u32) {
-        if groups & (1 << chunk_heap::group(self.class)) != 0 {
-            self.relocate();
-        }
-    }
-
-    fn relocate(&mut self) {
+    /// Moves the bytes to a new block of the thread's chunk heap (during a
+    /// `chunk_heap::Renewal`, the fresh heap).
+    pub fn relocate(&mut self) {
         let (old, len, class) = (self.ptr, self.len, self.class);
-        let p = chunk_heap::alloc(class, class_size(class));
+        let p = chunk_heap::alloc(class_size(class));
         // SAFETY: both blocks hold at least `len` bytes and are distinct.
         unsafe { std::ptr::copy_nonoverlapping(old.as_ptr(), p.as_ptr(), len as usize) };
         chunk_heap::free(old);
@@ -101,7 +93,7 @@ impl ChunkBuf {
     pub fn from_vec(v: Vec<u8>) -> Option<Self> {
         let len = u32::try_from(v.len()).ok()?;
         let class = class_for(v.len().max(1))?;
-        let ptr = chunk_heap::from_global(v, class, class_size(class));
+        let ptr = chunk_heap::from_global(v, class_size(class));
         Some(ChunkBuf { ptr, len, class })
     }
 
@@ -163,7 +155,7 @@ impl ChunkBuf {
             Some(c) if n <= u32::MAX as usize => c,
             _ => panic!("chunk buffer of {n} bytes exceeds u32::MAX"),
         };
-        self.ptr = chunk_heap::realloc(self.ptr, class, class_size(class));
+        self.ptr = chunk_heap::realloc(self.ptr, class_size(class));
         self.class = class;
     }
 }
@@ -178,7 +170,7 @@ impl Clone for ChunkBuf {
     fn clone(&self) -> Self {
         let class = self.class;
         let mut c = ChunkBuf {
-            ptr: chunk_heap::alloc(class, class_size(class)),
+            ptr: chunk_heap::alloc(class_size(class)),
             len: 0,
             class,
         };
@@ -244,7 +236,7 @@ mod tests {
         Relocate,
         /// A renewal of the thread's heap that moves this buffer; a copy made before
         /// (`Keep`) is not moved and must stay valid when the old heap is deleted.
-        Renew(u32),
+        Renew,
         Keep,
     }
 
@@ -255,7 +247,7 @@ mod tests {
             1 => Just(Op::Clone),
             1 => Just(Op::ThroughVec),
             1 => Just(Op::Relocate),
-            1 => any::<u32>().prop_map(Op::Renew),
+            1 => Just(Op::Renew),
             1 => Just(Op::Keep),
         ]
     }
@@ -288,9 +280,9 @@ mod tests {
                         b = ChunkBuf::from_vec(v).unwrap();
                     }
                     Op::Relocate => b.relocate(),
-                    Op::Renew(groups) => {
-                        let renewal = chunk_heap::Renewal::begin(groups);
-                        b.relocate_in(groups);
+                    Op::Renew => {
+                        let renewal = chunk_heap::Renewal::begin();
+                        b.relocate();
                         drop(renewal);
                     }
                     Op::Keep => kept.push((b.clone(), model.clone())),

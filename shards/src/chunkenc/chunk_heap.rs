@@ -1,18 +1,14 @@
-//! Where open chunks' bytes are allocated: mimalloc heaps of each thread, one per size class
-//! (`GROUPS`), that hold nothing else and that the head can renew to give back the pages
-//! its chunks left behind.
+//! Where open chunks' bytes are allocated: a mimalloc heap of each thread that holds nothing
+//! else, which the head can renew to give back the pages its chunks left behind.
 //!
 //! At 1 M series every open chunk grows through the size classes in step with the others
 //! (a round of scrapes moves most of them a class up), and a class's 64 KiB page stays
 //! resident while any block in it is used: by a chunk that grows slowly, or by whatever
 //! small object the allocator put in the gap. Measured at 1 M series, 120 s after start
 //! (mimalloc's page visitor): ~73 MB of pages in the classes the chunks pass through
-//! (8 to 96 bytes) held no live block. In heaps of their own only chunks fill those pages,
-//! and a renewal (`Renewal`) of a class's heap copies the chunks still in that class into a
-//! fresh heap, whose pages are full, and deletes the old heap, whose pages then hold nothing
-//! and go back to the arena. A heap per class means a renewal copies only the few chunks left
-//! behind in a class the others grew out of, not all of them (one heap for all: ~45 ms a
-//! renewal per 500 k series, several a minute while chunks fill).
+//! (8 to 96 bytes) held no live block. In their own heap only chunks fill those pages, and a
+//! renewal (`Renewal`) copies every open chunk into a fresh heap, whose pages are full, and
+//! deletes the old heap, whose pages then hold nothing and go back to the arena.
 //!
 //! Blocks are mimalloc's whatever the process's global allocator is (tests run with the
 //! system's), so they are freed only here; `to_global` / `from_global` cross to the global
@@ -62,53 +58,36 @@ extern "C" {
     fn mi_is_in_heap_region(p: *const c_void) -> bool;
 }
 
-/// Heaps per thread: one per chunk size class up to `GROUPS - 1`, the last for all larger
-/// classes (full chunks of 120 samples are 150–300 bytes; few open chunks get that far).
-pub const GROUPS: usize = 20;
-
-/// The heap group of a `ChunkBuf` size class.
-#[inline]
-pub fn group(class: u8) -> usize {
-    usize::from(class).min(GROUPS - 1)
-}
-
-/// The thread's chunk heaps, each made on first use; deleted with the thread (mimalloc then
-/// moves any block still in one to its main heap, so a chunk outliving the thread stays
-/// valid).
-struct ThreadHeaps {
-    heaps: [Cell<*mut MiHeap>; GROUPS],
+/// The thread's chunk heap, made on first use; deleted with the thread (mimalloc then moves
+/// any block still in it to its main heap, so a chunk outliving the thread stays valid).
+struct ThreadHeap {
+    heap: Cell<*mut MiHeap>,
     /// Bytes allocated since `usage` was last asked.
     allocated: Cell<usize>,
 }
 
-impl Drop for ThreadHeaps {
+impl Drop for ThreadHeap {
     fn drop(&mut self) {
-        for h in &self.heaps {
-            let h = h.get();
-            if !h.is_null() {
-                // SAFETY: a heap made by `mi_heap_new` and deleted once.
-                unsafe { mi_heap_delete(h) }
-            }
+        let h = self.heap.get();
+        if !h.is_null() {
+            // SAFETY: a heap made by `mi_heap_new` and deleted once.
+            unsafe { mi_heap_delete(h) }
         }
     }
 }
 
 thread_local! {
-    static HEAPS: ThreadHeaps = const {
-        ThreadHeaps {
-            heaps: [const { Cell::new(std::ptr::null_mut()) }; GROUPS],
-            allocated: Cell::new(0),
-        }
+    static HEAP: ThreadHeap = const {
+        ThreadHeap { heap: Cell::new(std::ptr::null_mut()), allocated: Cell::new(0) }
     };
 }
 
-fn with_heap<R>(class: u8, f: impl FnOnce(*mut MiHeap, &Cell<usize>) -> R) -> R {
-    HEAPS.with(|t| {
-        let cell = &t.heaps[group(class)];
-        let mut h = cell.get();
+fn with_heap<R>(f: impl FnOnce(*mut MiHeap, &Cell<usize>) -> R) -> R {
+    HEAP.with(|t| {
+        let mut h = t.heap.get();
         if h.is_null() {
             h = new_heap();
-            cell.set(h);
+            t.heap.set(h);
         }
         f(h, &t.allocated)
     })
@@ -129,19 +108,18 @@ fn non_null(p: *mut c_void, size: usize) -> NonNull<u8> {
     })
 }
 
-/// A block of `size` (> 0) bytes, of size class `class`, in the thread's heap of the class.
-pub(crate) fn alloc(class: u8, size: usize) -> NonNull<u8> {
-    with_heap(class, |h, allocated| {
+/// A block of `size` (> 0) bytes in the thread's chunk heap.
+pub(crate) fn alloc(size: usize) -> NonNull<u8> {
+    with_heap(|h, allocated| {
         allocated.set(allocated.get() + size);
         // SAFETY: `h` is a live heap; size is non-zero.
         non_null(unsafe { mi_heap_malloc(h, size) }, size)
     })
 }
 
-/// Resizes block `p` (from this module) to `size` bytes of size class `class`, in the
-/// thread's heap of that class.
-pub(crate) fn realloc(p: NonNull<u8>, class: u8, size: usize) -> NonNull<u8> {
-    with_heap(class, |h, allocated| {
+/// Resizes block `p` (from this module) to `size` bytes, in the thread's chunk heap.
+pub(crate) fn realloc(p: NonNull<u8>, size: usize) -> NonNull<u8> {
+    with_heap(|h, allocated| {
         allocated.set(allocated.get() + size);
         // SAFETY: `p` is a live mimalloc block; the caller gives up its old address.
         non_null(unsafe { mi_heap_realloc(h, p.as_ptr().cast(), size) }, size)
@@ -171,9 +149,8 @@ fn global_is_mimalloc() -> bool {
     }
 }
 
-/// Moves `v`'s bytes into a chunk-heap block of `size` (≥ `v.len()`, > 0) bytes of class
-/// `class`.
-pub(crate) fn from_global(v: Vec<u8>, class: u8, size: usize) -> NonNull<u8> {
+/// Moves `v`'s bytes into a chunk-heap block of `size` (≥ `v.len()`, > 0) bytes.
+pub(crate) fn from_global(v: Vec<u8>, size: usize) -> NonNull<u8> {
     if v.capacity() > 0 && global_is_mimalloc() {
         let mut v = std::mem::ManuallyDrop::new(v);
         // The global allocator is mimalloc: its block is resized where it is (in place when
@@ -185,7 +162,7 @@ pub(crate) fn from_global(v: Vec<u8>, class: u8, size: usize) -> NonNull<u8> {
             size,
         );
     }
-    let p = alloc(class, size);
+    let p = alloc(size);
     // SAFETY: `p` has room for `size >= v.len()` bytes and is a fresh block.
     unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), p.as_ptr(), v.len()) };
     p
@@ -226,48 +203,38 @@ extern "C" fn add_area(
     true
 }
 
-/// Bytes allocated in the thread's chunk heaps since the last call of `usage`.
+/// Bytes allocated in the thread's chunk heap since the last call of `usage`.
 pub fn allocated_since_usage() -> usize {
-    HEAPS.with(|t| t.allocated.get())
+    HEAP.with(|t| t.allocated.get())
 }
 
-/// What each of the thread's chunk heaps holds now (one walk over their pages, not their
-/// blocks).
-pub fn usage() -> [HeapUsage; GROUPS] {
-    HEAPS.with(|t| {
-        t.allocated.set(0);
-        let mut all = [HeapUsage::default(); GROUPS];
-        for (h, u) in t.heaps.iter().zip(&mut all) {
-            let h = h.get();
-            if !h.is_null() {
-                // SAFETY: a live heap, a visitor that only reads the area, `u` outlives the
-                // call.
-                unsafe { mi_heap_visit_blocks(h, false, add_area, (u as *mut HeapUsage).cast()) };
-            }
+/// What the thread's chunk heap holds now (one walk over its pages, not its blocks).
+pub fn usage() -> HeapUsage {
+    with_heap(|h, allocated| {
+        allocated.set(0);
+        let mut u = HeapUsage::default();
+        if !h.is_null() {
+            // SAFETY: a live heap, a visitor that only reads the area, `u` outlives the call.
+            unsafe { mi_heap_visit_blocks(h, false, add_area, (&raw mut u).cast()) };
         }
-        all
+        u
     })
 }
 
-/// A renewal of some of the thread's chunk heaps (a bit per group): from `begin` on, chunk
-/// blocks of those groups come from fresh heaps; the caller moves every chunk it owns in
-/// them there (`ChunkBuf::relocate_in`), then dropping the renewal deletes the old heaps.
-/// Chunks the caller does not own (another head on the same thread) stay valid: mimalloc
-/// moves them to its main heap.
-#[must_use = "dropping the renewal at once deletes the old heaps before any chunk moved"]
+/// A renewal of the thread's chunk heap: from `begin` on, chunk blocks come from a fresh
+/// heap; the caller moves every chunk it owns there (`ChunkBuf::relocate`), then dropping
+/// the renewal deletes the old heap. Chunks the caller does not own (another head on the
+/// same thread) stay valid: mimalloc moves them to its main heap.
+#[must_use = "dropping the renewal at once deletes the old heap before any chunk moved"]
 pub struct Renewal {
-    old: [*mut MiHeap; GROUPS],
+    old: *mut MiHeap,
 }
 
 impl Renewal {
-    pub fn begin(groups: u32) -> Renewal {
-        HEAPS.with(|t| {
-            let mut old = [std::ptr::null_mut(); GROUPS];
-            for (g, (cell, old)) in t.heaps.iter().zip(&mut old).enumerate() {
-                if groups & (1 << g) != 0 {
-                    *old = cell.replace(new_heap());
-                }
-            }
+    pub fn begin() -> Renewal {
+        HEAP.with(|t| {
+            let old = t.heap.get();
+            t.heap.set(new_heap());
             Renewal { old }
         })
     }
@@ -275,11 +242,9 @@ impl Renewal {
 
 impl Drop for Renewal {
     fn drop(&mut self) {
-        for &h in &self.old {
-            if !h.is_null() {
-                // SAFETY: made by `mi_heap_new`, no longer the thread's heap, deleted once.
-                unsafe { mi_heap_delete(h) }
-            }
+        if !self.old.is_null() {
+            // SAFETY: made by `mi_heap_new`, no longer the thread's heap, deleted once.
+            unsafe { mi_heap_delete(self.old) }
         }
     }
 }
@@ -291,9 +256,7 @@ mod tests {
     /// Each test runs on its own thread, so the thread's chunk heap is the test's alone.
     #[test]
     fn a_renewal_gives_back_the_pages_of_blocks_that_left() {
-        const CLASS: u8 = 5; // 48 bytes
-        let g = group(CLASS);
-        let mut blocks: Vec<NonNull<u8>> = (0..100_000).map(|_| alloc(CLASS, 48)).collect();
+        let mut blocks: Vec<NonNull<u8>> = (0..100_000).map(|_| alloc(48)).collect();
         for (i, b) in blocks.iter().enumerate() {
             // SAFETY: 48-byte blocks.
             unsafe { b.as_ptr().write_bytes(i as u8, 48) };
@@ -307,23 +270,23 @@ mod tests {
                 free(b);
             }
         }
-        let sparse = usage()[g];
+        let sparse = usage();
         assert!(
             sparse.used >= 10_000 * 48 && sparse.used < 11_000 * 48,
             "{sparse:?}"
         );
         assert!(sparse.committed > 4_000_000, "{sparse:?}");
 
-        let renewal = Renewal::begin(1 << g);
+        let renewal = Renewal::begin();
         for (_, b) in &mut kept {
-            let p = alloc(CLASS, 48);
+            let p = alloc(48);
             // SAFETY: distinct 48-byte blocks.
             unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p.as_ptr(), 48) };
             free(*b);
             *b = p;
         }
         drop(renewal);
-        let dense = usage()[g];
+        let dense = usage();
         assert_eq!(dense.used, sparse.used);
         assert!(
             dense.committed < sparse.committed / 4,
@@ -339,10 +302,10 @@ mod tests {
 
     #[test]
     fn blocks_cross_to_the_global_allocator_and_back() {
-        let p = from_global(vec![1, 2, 3], 0, 8);
+        let p = from_global(vec![1, 2, 3], 8);
         let v = to_global(p, 3, 8);
         assert_eq!(v, [1, 2, 3]);
-        let p = from_global(Vec::new(), 0, 8);
+        let p = from_global(Vec::new(), 8);
         assert_eq!(to_global(p, 0, 8), Vec::<u8>::new());
     }
 }

@@ -14,13 +14,11 @@ pub enum FloatChunk {
 }
 
 impl FloatChunk {
-    /// Moves an XOR chunk's bytes to the thread's current chunk heap of their class when
-    /// its group is in `groups` (`chunk_heap::Renewal`); XOR2 chunks, rare, keep ordinary
-    /// allocations.
-    #[inline]
-    pub fn relocate_in(&mut self, groups: u32) {
+    /// Moves an XOR chunk's bytes to a new block of the thread's chunk heap
+    /// (`chunk_heap::Renewal`); XOR2 chunks, rare, keep ordinary allocations.
+    pub fn relocate(&mut self) {
         if let FloatChunk::Xor(c) = self {
-            c.relocate_in(groups);
+            c.relocate();
         }
     }
 

@@ -243,11 +243,9 @@ impl XorChunk {
         self.bytes.capacity()
     }
 
-    /// Moves the bytes to the thread's current chunk heap of their class when its group is
-    /// in `groups` (`chunk_heap::Renewal`).
-    #[inline]
-    pub fn relocate_in(&mut self, groups: u32) {
-        self.bytes.relocate_in(groups);
+    /// Moves the bytes to a new block of the thread's chunk heap (`chunk_heap::Renewal`).
+    pub fn relocate(&mut self) {
+        self.bytes.relocate();
     }
 }
 

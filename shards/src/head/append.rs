@@ -329,7 +329,7 @@ mod tests {
             append_round(&mut head, k);
         }
         let before = read_all(&head);
-        head.renew_chunk_heap(u32::MAX);
+        head.renew_chunk_heap();
         assert_eq!(read_all(&head), before);
         assert_eq!(head.stats.chunk_heap_renewals, 1);
         for k in 40..60 {

@@ -448,30 +448,27 @@ impl Head {
         }
     }
 
-    /// Renews the thread's chunk heaps (`chunkenc::chunk_heap`) whose pages hold many bytes
-    /// no open chunk uses: this head's open chunks in those heaps are copied into fresh ones,
-    /// whose pages they fill, and the old heaps' pages go back whole. Looks at the heaps only
+    /// Renews the thread's chunk heap (`chunkenc::chunk_heap`) when its pages hold many
+    /// bytes no open chunk uses: every open chunk of this head is copied into a fresh heap,
+    /// whose pages it fills, and the old heap's pages go back whole. Looks at the pages only
     /// after `CHUNK_HEAP_LOOK_EVERY` bytes of chunk allocations, so appends pay nothing
     /// between looks. Returns whether it renewed.
     pub fn renew_chunk_heap_when_sparse(&mut self) -> bool {
         if chunk_heap::allocated_since_usage() < CHUNK_HEAP_LOOK_EVERY {
             return false;
         }
-        let groups = sparse_chunk_heaps(&chunk_heap::usage());
-        if groups == 0 {
+        if !chunk_heap_sparse(chunk_heap::usage()) {
             return false;
         }
-        self.renew_chunk_heap(groups);
+        self.renew_chunk_heap();
         true
     }
 
-    /// Copies this head's open chunks in the chunk heap groups `groups` (a bit per group)
-    /// into fresh heaps and deletes the old ones: one pass over the series, which reads only
-    /// the chunks it moves.
-    pub(crate) fn renew_chunk_heap(&mut self, groups: u32) {
-        let renewal = chunk_heap::Renewal::begin(groups);
+    /// Copies every open chunk of this head into a fresh chunk heap and deletes the old one.
+    pub(crate) fn renew_chunk_heap(&mut self) {
+        let renewal = chunk_heap::Renewal::begin();
         for s in self.series.values_mut() {
-            s.relocate_head_chunk_in(groups);
+            s.relocate_head_chunk();
         }
         drop(renewal);
         self.stats.chunk_heap_renewals += 1;
@@ -512,19 +509,13 @@ impl Head {
 /// the heap's pages (~1,000 of them per shard at 1 M series), never its blocks.
 const CHUNK_HEAP_LOOK_EVERY: usize = 4 << 20;
 
-/// The chunk heap groups (a bit each) whose unused bytes are worth a renewal, which passes
-/// over every series (~5 ms per 500 k) and copies the group's chunks: at least 2 MiB unused,
-/// and half the group's live bytes, so that a renewal copies at most 2 bytes per byte it
-/// gives back, and a group's pages stay within 1.5 times its live bytes plus 2 MiB.
-fn sparse_chunk_heaps(usage: &[chunk_heap::HeapUsage]) -> u32 {
-    let mut groups = 0;
-    for (g, u) in usage.iter().enumerate() {
-        let idle = u.committed.saturating_sub(u.used);
-        if idle >= 2 << 20 && idle >= u.used / 2 {
-            groups |= 1 << g;
-        }
-    }
-    groups
+/// Whether the chunk heap's unused bytes are worth a renewal, which copies every open chunk
+/// (~30 ms per 500 k series): at least 8 MiB, and a fifth of the live bytes, so that the
+/// copies cost at most ~5 bytes copied per byte given back, and an RSS at most ~20 % over the
+/// chunks' live bytes.
+fn chunk_heap_sparse(u: chunk_heap::HeapUsage) -> bool {
+    let idle = u.committed.saturating_sub(u.used);
+    idle >= 8 << 20 && idle >= u.used / 5
 }
 
 /// The in-memory id of series ref `r`: refs 0 and from `u32::MAX` on have none.
@@ -558,24 +549,16 @@ mod chunk_heap_tests {
     use super::*;
 
     #[test]
-    fn renewal_of_the_groups_with_many_idle_bytes_and_half_the_live() {
+    fn renewal_only_when_idle_bytes_are_many_and_a_fifth_of_the_live() {
         let u = |committed: usize, used: usize| chunk_heap::HeapUsage { committed, used };
-        assert_eq!(sparse_chunk_heaps(&[]), 0);
-        assert_eq!(
-            sparse_chunk_heaps(&[u(0, 0), u(1 << 20, 0)]),
-            0,
-            "under 2 MiB idle"
+        assert!(!chunk_heap_sparse(u(0, 0)));
+        assert!(!chunk_heap_sparse(u(7 << 20, 0)), "under 8 MiB idle");
+        assert!(chunk_heap_sparse(u(8 << 20, 0)));
+        assert!(
+            !chunk_heap_sparse(u(100 << 20, 90 << 20)),
+            "10 MiB idle, a ninth"
         );
-        assert_eq!(sparse_chunk_heaps(&[u(2 << 20, 0), u(0, 0)]), 0b1);
-        assert_eq!(
-            sparse_chunk_heaps(&[u(100 << 20, 90 << 20), u(150 << 20, 100 << 20)]),
-            0b10,
-            "10 MiB idle is a ninth, 50 MiB a half"
-        );
-        assert_eq!(
-            sparse_chunk_heaps(&[u(50 << 20, 60 << 20)]),
-            0,
-            "racy counts"
-        );
+        assert!(chunk_heap_sparse(u(120 << 20, 100 << 20)));
+        assert!(!chunk_heap_sparse(u(50 << 20, 60 << 20)), "racy counts");
     }
 }

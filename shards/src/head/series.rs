@@ -91,12 +91,10 @@ impl MemSeries {
         self.mmapped.heap_bytes()
     }
 
-    /// Moves the open chunk's bytes into the thread's current chunk heap of their class
-    /// when its group is in `groups` (`chunk_heap::Renewal`).
-    #[inline]
-    pub(crate) fn relocate_head_chunk_in(&mut self, groups: u32) {
+    /// Moves the open chunk's bytes into the thread's current chunk heap.
+    pub(crate) fn relocate_head_chunk(&mut self) {
         if let Some(c) = self.head_chunk.as_mut() {
-            c.relocate_in(groups);
+            c.relocate();
         }
     }
 
