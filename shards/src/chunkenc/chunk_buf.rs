@@ -7,15 +7,16 @@
 //!
 //! The buffer grows only when a write does not fit, one size class at a time (the classes
 //! are mimalloc's small size classes up to 64 bytes, then four per doubling), so an open
-//! chunk never holds a fixed reserve of unused bytes. Its allocation is an ordinary
-//! global-allocator block of exactly `class_size(class)` bytes with alignment 1, which is
-//! what lets `into_vec` hand it to a `Vec<u8>` without a copy. It owns no state of the
-//! encoding: what the bytes mean is `XorChunk`'s business.
+//! chunk never holds a fixed reserve of unused bytes. Its allocation is a block of exactly
+//! `class_size(class)` bytes in the thread's chunk heap (`chunk_heap`), which the head
+//! renews with `relocate`; `into_vec` hands it to a `Vec<u8>` (without a copy under the
+//! server's mimalloc). It owns no state of the encoding: what the bytes mean is
+//! `XorChunk`'s business.
 
-use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
 use super::bstream::ByteSink;
+use super::chunk_heap;
 
 /// Number of size classes: the last one is over 2^32 bytes, so every u32 length has one.
 const CLASSES: usize = 116;
@@ -61,11 +62,6 @@ unsafe impl Send for ChunkBuf {}
 // SAFETY: shared references only read the bytes.
 unsafe impl Sync for ChunkBuf {}
 
-fn layout(class: u8) -> Layout {
-    // Alignment 1 and a size far below isize::MAX: always a valid layout.
-    Layout::from_size_align(class_size(class), 1).expect("size classes are valid layouts")
-}
-
 impl ChunkBuf {
     /// An empty buffer with room for `capacity` bytes (rounded up to a class).
     ///
@@ -74,10 +70,21 @@ impl ChunkBuf {
     pub fn with_capacity(capacity: usize) -> Self {
         let class = class_for(capacity).expect("chunk capacity beyond the largest class");
         ChunkBuf {
-            ptr: alloc_class(class),
+            ptr: chunk_heap::alloc(class_size(class)),
             len: 0,
             class,
         }
+    }
+
+    /// Moves the bytes to a new block of the thread's chunk heap (during a
+    /// `chunk_heap::Renewal`, the fresh heap).
+    pub fn relocate(&mut self) {
+        let (old, len, class) = (self.ptr, self.len, self.class);
+        let p = chunk_heap::alloc(class_size(class));
+        // SAFETY: both blocks hold at least `len` bytes and are distinct.
+        unsafe { std::ptr::copy_nonoverlapping(old.as_ptr(), p.as_ptr(), len as usize) };
+        chunk_heap::free(old);
+        self.ptr = p;
     }
 
     /// Takes over `v`'s bytes, moving its allocation to a size class (in place when the
@@ -86,32 +93,16 @@ impl ChunkBuf {
     pub fn from_vec(v: Vec<u8>) -> Option<Self> {
         let len = u32::try_from(v.len()).ok()?;
         let class = class_for(v.len().max(1))?;
-        let mut v = std::mem::ManuallyDrop::new(v);
-        let (ptr, cap) = (v.as_mut_ptr(), v.capacity());
-        let ptr = if cap == 0 {
-            alloc_class(class)
-        } else {
-            // SAFETY: `ptr` was allocated by the global allocator with layout (cap, 1), and
-            // the Vec that owned it is forgotten.
-            let p = unsafe {
-                alloc::realloc(
-                    ptr,
-                    Layout::from_size_align_unchecked(cap, 1),
-                    class_size(class),
-                )
-            };
-            NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout(class)))
-        };
+        let ptr = chunk_heap::from_global(v, class_size(class));
         Some(ChunkBuf { ptr, len, class })
     }
 
-    /// Gives the bytes to a `Vec<u8>`, without copying.
+    /// Gives the bytes to a `Vec<u8>` (without copying when the global allocator is
+    /// mimalloc).
     pub fn into_vec(self) -> Vec<u8> {
         let this = std::mem::ManuallyDrop::new(self);
         let (ptr, len, class) = (this.ptr, this.len, this.class);
-        // SAFETY: the block was allocated by the global allocator with layout
-        // (class_size(class), 1), holds `len` initialised bytes, and `this` is not dropped.
-        unsafe { Vec::from_raw_parts(ptr.as_ptr(), len as usize, class_size(class)) }
+        chunk_heap::to_global(ptr, len as usize, class_size(class))
     }
 
     #[inline]
@@ -164,25 +155,14 @@ impl ChunkBuf {
             Some(c) if n <= u32::MAX as usize => c,
             _ => panic!("chunk buffer of {n} bytes exceeds u32::MAX"),
         };
-        let (ptr, old) = (self.ptr, self.class);
-        // SAFETY: `ptr` was allocated with `layout(old)`; the new size is non-zero and valid.
-        let p = unsafe { alloc::realloc(ptr.as_ptr(), layout(old), class_size(class)) };
-        self.ptr = NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout(class)));
+        self.ptr = chunk_heap::realloc(self.ptr, class_size(class));
         self.class = class;
     }
 }
 
-fn alloc_class(class: u8) -> NonNull<u8> {
-    // SAFETY: class sizes are non-zero.
-    let p = unsafe { alloc::alloc(layout(class)) };
-    NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout(class)))
-}
-
 impl Drop for ChunkBuf {
     fn drop(&mut self) {
-        let (ptr, class) = (self.ptr, self.class);
-        // SAFETY: allocated with `layout(class)`, freed once.
-        unsafe { alloc::dealloc(ptr.as_ptr(), layout(class)) }
+        chunk_heap::free(self.ptr);
     }
 }
 
@@ -190,7 +170,7 @@ impl Clone for ChunkBuf {
     fn clone(&self) -> Self {
         let class = self.class;
         let mut c = ChunkBuf {
-            ptr: alloc_class(class),
+            ptr: chunk_heap::alloc(class_size(class)),
             len: 0,
             class,
         };
@@ -253,6 +233,11 @@ mod tests {
         SetLast(u8),
         Clone,
         ThroughVec,
+        Relocate,
+        /// A renewal of the thread's heap that moves this buffer; a copy made before
+        /// (`Keep`) is not moved and must stay valid when the old heap is deleted.
+        Renew,
+        Keep,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -261,6 +246,9 @@ mod tests {
             1 => any::<u8>().prop_map(Op::SetLast),
             1 => Just(Op::Clone),
             1 => Just(Op::ThroughVec),
+            1 => Just(Op::Relocate),
+            1 => Just(Op::Renew),
+            1 => Just(Op::Keep),
         ]
     }
 
@@ -271,6 +259,7 @@ mod tests {
         fn behaves_like_a_vec(start in 0usize..300, ops in proptest::collection::vec(op(), 0..60)) {
             let mut b = ChunkBuf::with_capacity(start);
             let mut model: Vec<u8> = Vec::new();
+            let mut kept: Vec<(ChunkBuf, Vec<u8>)> = Vec::new();
             for op in ops {
                 match op {
                     Op::Extend(bytes) => {
@@ -290,6 +279,13 @@ mod tests {
                         let v = b.into_vec();
                         b = ChunkBuf::from_vec(v).unwrap();
                     }
+                    Op::Relocate => b.relocate(),
+                    Op::Renew => {
+                        let renewal = chunk_heap::Renewal::begin();
+                        b.relocate();
+                        drop(renewal);
+                    }
+                    Op::Keep => kept.push((b.clone(), model.clone())),
                 }
                 prop_assert_eq!(b.as_slice(), &model[..]);
                 prop_assert_eq!(b.byte_len(), model.len());
@@ -299,6 +295,9 @@ mod tests {
             }
             let v = b.into_vec();
             prop_assert_eq!(v, model);
+            for (k, m) in kept {
+                prop_assert_eq!(k.as_slice(), &m[..]);
+            }
         }
     }
 }

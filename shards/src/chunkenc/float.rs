@@ -14,6 +14,14 @@ pub enum FloatChunk {
 }
 
 impl FloatChunk {
+    /// Moves an XOR chunk's bytes to a new block of the thread's chunk heap
+    /// (`chunk_heap::Renewal`); XOR2 chunks, rare, keep ordinary allocations.
+    pub fn relocate(&mut self) {
+        if let FloatChunk::Xor(c) = self {
+            c.relocate();
+        }
+    }
+
     /// An empty chunk: XOR2 when its first sample has a start timestamp to keep.
     pub fn new(keeps_starts: bool) -> Self {
         if keeps_starts {

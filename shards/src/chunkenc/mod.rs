@@ -11,6 +11,7 @@
 
 mod bstream;
 mod chunk_buf;
+pub mod chunk_heap;
 mod float;
 mod xor;
 mod xor2;

@@ -242,6 +242,11 @@ impl XorChunk {
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity()
     }
+
+    /// Moves the bytes to a new block of the thread's chunk heap (`chunk_heap::Renewal`).
+    pub fn relocate(&mut self) {
+        self.bytes.relocate();
+    }
 }
 
 /// `encoding::put_uvarint` for the chunk's own buffer: one copy of the encoded bytes.

@@ -204,6 +204,7 @@ impl Head {
             before.duplicate_samples_ignored,
         );
         p.reset();
+        self.renew_chunk_heap_when_sparse();
         Ok(outcome)
     }
 
@@ -290,6 +291,55 @@ mod tests {
         assert_eq!(out.out_of_bounds, 1);
         assert_eq!(head.stats.samples_appended, 3);
         assert_eq!(head.stats.out_of_order_samples, 2);
+    }
+
+    /// A renewal of the chunk heap moves every open chunk: what reads back, and what later
+    /// appends add, is unchanged.
+    #[test]
+    fn open_chunks_survive_a_chunk_heap_renewal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
+        let n = 500u32;
+        let new: Vec<Labels> = (0..n).map(|i| labels("r", i)).collect();
+        let value = |i: u32, k: i64| f64::from(i) * 0.37 + (k as f64).sqrt();
+        let first: Vec<_> = (0..n)
+            .map(|i| (SeriesKey::New(i), 0, value(i, 0)))
+            .collect();
+        let refs = head
+            .append_unlogged(&batch(new, &first))
+            .unwrap()
+            .series_refs;
+        let append_round = |head: &mut Head, k: i64| {
+            let s: Vec<_> = refs
+                .iter()
+                .zip(0..n)
+                .map(|(&r, i)| (SeriesKey::Ref(r), k * 10_000, value(i, k)))
+                .collect();
+            head.append_unlogged(&batch(vec![], &s)).unwrap();
+        };
+        let read_all = |head: &Head| -> Vec<Vec<(i64, f64, i64)>> {
+            refs.iter()
+                .map(|&r| {
+                    let s = head.samples(r, i64::MIN, i64::MAX).unwrap();
+                    s.collect_checked_with_starts().unwrap()
+                })
+                .collect()
+        };
+        for k in 1..40 {
+            append_round(&mut head, k);
+        }
+        let before = read_all(&head);
+        head.renew_chunk_heap();
+        assert_eq!(read_all(&head), before);
+        assert_eq!(head.stats.chunk_heap_renewals, 1);
+        for k in 40..60 {
+            append_round(&mut head, k);
+        }
+        let after = read_all(&head);
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(a.len(), b.len() + 20);
+            assert_eq!(&a[..b.len()], &b[..]);
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ use thiserror::Error;
 use series_index::SeriesIndex;
 use series_set::SeriesSet;
 
+use crate::chunkenc::chunk_heap;
 use crate::chunks_head::{ChunkDiskMapper, ChunksHeadError, OpenReport};
 use crate::index::mem_postings::MemPostings;
 use crate::labels::interned::InternedLabels;
@@ -133,6 +134,8 @@ pub struct HeadStats {
     pub series_created: u64,
     pub chunks_created: u64,
     pub unknown_series_refs: u64,
+    /// Renewals of the thread's chunk heap (`renew_chunk_heap_when_sparse`).
+    pub chunk_heap_renewals: u64,
 }
 
 pub struct Head {
@@ -498,6 +501,32 @@ impl Head {
         }
     }
 
+    /// Renews the thread's chunk heap (`chunkenc::chunk_heap`) when its pages hold many
+    /// bytes no open chunk uses: every open chunk of this head is copied into a fresh heap,
+    /// whose pages it fills, and the old heap's pages go back whole. Looks at the pages only
+    /// after `CHUNK_HEAP_LOOK_EVERY` bytes of chunk allocations, so appends pay nothing
+    /// between looks. Returns whether it renewed.
+    pub fn renew_chunk_heap_when_sparse(&mut self) -> bool {
+        if chunk_heap::allocated_since_usage() < CHUNK_HEAP_LOOK_EVERY {
+            return false;
+        }
+        if !chunk_heap_sparse(chunk_heap::usage()) {
+            return false;
+        }
+        self.renew_chunk_heap();
+        true
+    }
+
+    /// Copies every open chunk of this head into a fresh chunk heap and deletes the old one.
+    pub(crate) fn renew_chunk_heap(&mut self) {
+        let renewal = chunk_heap::Renewal::begin();
+        for s in self.series.values_mut() {
+            s.relocate_head_chunk();
+        }
+        drop(renewal);
+        self.stats.chunk_heap_renewals += 1;
+    }
+
     /// Writes buffered chunks_head records and closes the files.
     pub fn close(self) -> Result<(), HeadError> {
         self.chunks.close()?;
@@ -529,6 +558,20 @@ impl Head {
     }
 }
 
+/// Bytes of open-chunk allocations between two looks at the chunk heap's pages: a look walks
+/// the heap's pages (~1,000 of them per shard at 1 M series), never its blocks.
+const CHUNK_HEAP_LOOK_EVERY: usize = 4 << 20;
+
+/// Whether the chunk heap's unused bytes are worth a renewal, which copies every open chunk
+/// (25–65 ms per 500 k series measured at 1 M series under load): at least 12 MiB, and a
+/// third of the live bytes, so that the copies cost at most ~3 bytes copied per byte given
+/// back, and the chunks' pages stay within ~33 % over their live bytes. (At 8 MiB and a
+/// fifth the bench's 2 minutes held 6 renewals per shard: +6–9 % CPU per sample.)
+fn chunk_heap_sparse(u: chunk_heap::HeapUsage) -> bool {
+    let idle = u.committed.saturating_sub(u.used);
+    idle >= 12 << 20 && idle >= u.used / 3
+}
+
 /// The in-memory id of series ref `r`: refs 0 and from `u32::MAX` on have none.
 fn series_id(r: u64) -> Result<SeriesId, HeadError> {
     match SeriesId::try_from(r) {
@@ -553,4 +596,23 @@ fn same_labels<'a>(
 /// The (name, value) pairs of a label set, borrowed.
 fn label_pairs(labels: &Labels) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
     labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+}
+
+#[cfg(test)]
+mod chunk_heap_tests {
+    use super::*;
+
+    #[test]
+    fn renewal_only_when_idle_bytes_are_many_and_a_third_of_the_live() {
+        let u = |committed: usize, used: usize| chunk_heap::HeapUsage { committed, used };
+        assert!(!chunk_heap_sparse(u(0, 0)));
+        assert!(!chunk_heap_sparse(u(11 << 20, 0)), "under 12 MiB idle");
+        assert!(chunk_heap_sparse(u(12 << 20, 0)));
+        assert!(
+            !chunk_heap_sparse(u(120 << 20, 100 << 20)),
+            "20 MiB idle, a fifth"
+        );
+        assert!(chunk_heap_sparse(u(140 << 20, 100 << 20)));
+        assert!(!chunk_heap_sparse(u(50 << 20, 60 << 20)), "racy counts");
+    }
 }

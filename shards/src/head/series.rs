@@ -91,6 +91,13 @@ impl MemSeries {
         self.mmapped.heap_bytes()
     }
 
+    /// Moves the open chunk's bytes into the thread's current chunk heap.
+    pub(crate) fn relocate_head_chunk(&mut self) {
+        if let Some(c) = self.head_chunk.as_mut() {
+            c.relocate();
+        }
+    }
+
     pub fn head_chunk(&self) -> Option<&FloatChunk> {
         self.head_chunk.as_ref()
     }

@@ -73,6 +73,14 @@ impl SeriesSet {
             .filter_map(|(i, s)| s.as_ref().map(|s| (i as u64 + 1, s)))
     }
 
+    /// Live series, mutably, in ref order.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut MemSeries> {
+        self.pages
+            .iter_mut()
+            .flat_map(|page| page.iter_mut())
+            .filter_map(Option::as_mut)
+    }
+
     /// Bytes of the pages' slots, without what each series holds on the heap.
     pub fn slot_bytes(&self) -> usize {
         self.pages.len() * PAGE * std::mem::size_of::<Option<MemSeries>>()
