@@ -55,7 +55,8 @@ Simulates exporters on loopback: every target serves an evolving /metrics body
   --format=text|openmetrics text: always text 0.0.4, as most exporters; openmetrics: serve
                             OpenMetrics to scrapers that ask for it (default text)
   --gzip-level=0..9         gzip level when a scraper asks for gzip; 0 stores without
-                            compressing, cheapest for loadgen (default 1)
+                            compressing; 1..9 search matches harder, once per template
+                            (a scrape costs the same at every level) (default 1)
   --churn=PER_MIN           series replaced per minute on each target (default 0)
   --sd-file=PATH            file_sd targets file to write (default loadgen-targets.json)
   --cores=N                 glommio executors, one pinned per core (default: every core)

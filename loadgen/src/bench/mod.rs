@@ -11,6 +11,7 @@ pub mod counters;
 pub mod load;
 pub mod measure;
 pub mod options;
+pub mod port;
 pub mod proc_stat;
 pub mod queries;
 pub mod report;
