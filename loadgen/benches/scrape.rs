@@ -60,7 +60,65 @@ fn scrape(c: &mut Criterion) {
         })
     });
     eprintln!("flate2 level 1 raw deflate: {} B", out.len());
+
+    // What a scraper pays for each stream: libdeflate's inflate, as in promcore.
+    let body = target.body(Format::Text).to_vec();
+    let mut planned = Vec::new();
+    plan.encode(&body, &mut planned);
+    let mut raw = Vec::with_capacity(body.len() + 64);
+    deflate.reset();
+    let _ = deflate.compress_vec(&body, &mut raw, FlushCompress::Finish);
+    let mut back = vec![0u8; body.len()];
+    let inflater = Inflater::new();
+    g.bench_function("inflate_planned_gzip", |b| {
+        b.iter(|| black_box(inflater.inflate(&planned, &mut back, true)))
+    });
+    g.bench_function("inflate_flate2_level1_deflate", |b| {
+        b.iter(|| black_box(inflater.inflate(&raw, &mut back, false)))
+    });
     g.finish();
+}
+
+/// libdeflate's decompressor, which promcore inflates scrape bodies with.
+struct Inflater(*mut libdeflate_sys::libdeflate_decompressor);
+
+impl Inflater {
+    fn new() -> Inflater {
+        // SAFETY: allocation only; checked for null below.
+        let d = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+        assert!(!d.is_null());
+        Inflater(d)
+    }
+
+    /// Inflates `data` (a gzip member, or raw deflate) into `out`; returns the length.
+    fn inflate(&self, data: &[u8], out: &mut [u8], gzip: bool) -> usize {
+        let mut n = 0usize;
+        // SAFETY: the buffers are valid for the lengths passed; `n` receives the size.
+        let rc = unsafe {
+            let f = if gzip {
+                libdeflate_sys::libdeflate_gzip_decompress
+            } else {
+                libdeflate_sys::libdeflate_deflate_decompress
+            };
+            f(
+                self.0,
+                data.as_ptr().cast(),
+                data.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut n,
+            )
+        };
+        assert_eq!(rc, libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS);
+        n
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new`, freed once.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0) }
+    }
 }
 
 criterion_group!(benches, scrape);

@@ -119,8 +119,12 @@ pub fn run(flags: &ServeFlags) -> Result<(), ServeError> {
             offer_openmetrics: flags.offer_openmetrics,
         };
         let (seed, churn) = (flags.seed, flags.churn_per_minute);
-        let builder =
-            LocalExecutorBuilder::new(Placement::Fixed(e % cores)).name(&format!("loadgen-{e}"));
+        let placement = if flags.pin {
+            Placement::Fixed(e % cores)
+        } else {
+            Placement::Unbound
+        };
+        let builder = LocalExecutorBuilder::new(placement).name(&format!("loadgen-{e}"));
         let handle = builder.spawn(move || async move {
             executor_main(mine, layout, seed, churn, shared, ready).await
         });

@@ -120,6 +120,7 @@ pub fn run(flags: &BenchFlags) -> Result<Report, BenchError> {
         gzip_level: flags.gzip_level,
         churn_per_minute: flags.churn_per_minute,
         cores: flags.loadgen_cores,
+        pin: flags.loadgen_pin,
     };
     let mut report = Report {
         started: log::now(),

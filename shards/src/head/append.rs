@@ -100,7 +100,10 @@ impl Prepared {
 /// How many samples ahead `prepare` asks for a series' open chunk. With millions of series
 /// the chunks' bytes are rarely in cache, and `appendable` (reading the chunk's sample count)
 /// then waited for memory on every sample: 28 % of the server's CPU at 2.7 M samples/s with
-/// 1 s scrapes. Fetches issued this far ahead overlap instead of queuing one by one.
+/// 1 s scrapes. Fetches issued ahead overlap instead of queuing one by one: −4 to −7 % CPU
+/// per sample at 1 M series (BENCHMARKS.md, `sat5`); most of the wait remains, likely
+/// page walks (4 KiB pages over the whole heap), which prefetching the series as well
+/// did not shorten.
 const PREFETCH_AHEAD: usize = 8;
 
 impl Head {
