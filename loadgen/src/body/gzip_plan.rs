@@ -79,6 +79,9 @@ pub struct GzipPlan {
     body_len: usize,
     tokens: Vec<Token>,
     literal: [Code; 256],
+    /// For a run of `k` (3..=258) bytes equal to the byte before them: the match
+    /// (length `k`, distance 1) that repeats it, length part then distance part.
+    runs: Vec<(Code32, Code32)>,
     end_of_block: Code,
     /// The block header (BFINAL, BTYPE, the code lengths), as bits.
     header: Vec<u8>,
@@ -118,8 +121,20 @@ impl GzipPlan {
         let mut dist_freq = [1u32; DIST_SYMBOLS];
         for t in &tokens {
             if let Token::Literals { start, len } = *t {
-                for &b in &sample[start as usize..(start + len) as usize] {
-                    lit_freq[usize::from(b)] += 1;
+                let (start, end) = (start as usize, (start + len) as usize);
+                let mut i = start;
+                while i < end {
+                    match run_at(sample, i, end) {
+                        Some(k) => {
+                            lit_freq[257 + length_symbol(k)] += 1;
+                            dist_freq[0] += 1;
+                            i += k;
+                        }
+                        None => {
+                            lit_freq[usize::from(sample[i])] += 1;
+                            i += 1;
+                        }
+                    }
                 }
             }
         }
@@ -153,11 +168,25 @@ impl GzipPlan {
             .collect();
         let mut literal = [Code::default(); 256];
         literal.copy_from_slice(&lit_codes[..256]);
+        let runs = (0..=MAX_MATCH)
+            .map(
+                |k| match coded_match(k.max(3), 1, &lit_codes, &dist_codes) {
+                    Token::Match {
+                        length,
+                        length_n,
+                        distance,
+                        distance_n,
+                    } => ((length, length_n), (distance, distance_n)),
+                    Token::Literals { .. } => unreachable!("coded_match codes a match"),
+                },
+            )
+            .collect();
         GzipPlan {
             stored: level == 0,
             body_len: sample.len(),
             tokens,
             literal,
+            runs,
             end_of_block: lit_codes[END_OF_BLOCK],
             header,
             header_bits,
@@ -178,9 +207,19 @@ impl GzipPlan {
             for t in &self.tokens {
                 match *t {
                     Token::Literals { start, len } => {
-                        for &b in &body[start as usize..(start + len) as usize] {
-                            let c = self.literal[usize::from(b)];
-                            w.put(u64::from(c.bits), u32::from(c.len));
+                        let (start, end) = (start as usize, (start + len) as usize);
+                        let mut i = start;
+                        while i < end {
+                            if let Some(k) = run_at(body, i, end) {
+                                let ((l, ln), (d, dn)) = self.runs[k];
+                                w.put(u64::from(l), u32::from(ln));
+                                w.put(u64::from(d), u32::from(dn));
+                                i += k;
+                            } else {
+                                let c = self.literal[usize::from(body[i])];
+                                w.put(u64::from(c.bits), u32::from(c.len));
+                                i += 1;
+                            }
                         }
                     }
                     Token::Match {
@@ -219,6 +258,24 @@ impl GzipPlan {
             .sum();
         1.0 - literal as f64 / self.body_len.max(1) as f64
     }
+}
+
+/// A precoded bit string and its length.
+type Code32 = (u32, u8);
+
+/// The length of the run of bytes from `i` (before `end`, at most 258) equal to the byte
+/// before `i`, when it is long enough (3) for a distance-1 match: the leading zeros of a
+/// value slot, most often. Literals always leave the output equal to the body so far, so
+/// the byte before `i` is the decoder's last output byte.
+#[inline]
+fn run_at(body: &[u8], i: usize, end: usize) -> Option<usize> {
+    let prev = *body.get(i.checked_sub(1)?)?;
+    if body[i] != prev {
+        return None;
+    }
+    let limit = end.min(i + MAX_MATCH);
+    let k = body[i..limit].iter().take_while(|&&b| b == prev).count();
+    (k >= 3).then_some(k)
 }
 
 /// Stored blocks (BTYPE 00) of at most 65,535 bytes each.
