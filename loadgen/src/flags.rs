@@ -55,10 +55,14 @@ Simulates exporters on loopback: every target serves an evolving /metrics body
   --format=text|openmetrics text: always text 0.0.4, as most exporters; openmetrics: serve
                             OpenMetrics to scrapers that ask for it (default text)
   --gzip-level=0..9         gzip level when a scraper asks for gzip; 0 stores without
-                            compressing, cheapest for loadgen (default 1)
+                            compressing; 1..9 search matches harder, once per template
+                            (a scrape costs the same at every level) (default 1)
   --churn=PER_MIN           series replaced per minute on each target (default 0)
   --sd-file=PATH            file_sd targets file to write (default loadgen-targets.json)
-  --cores=N                 glommio executors, one pinned per core (default: every core)
+  --cores=N                 glommio executors, one per core (default: every core)
+  --pin=true|false          pin each executor to its core; false leaves placement to the
+                            kernel, which then moves them off a core a server saturates
+                            (default true)
   --report-every=SECONDS    CPU report period (default 10)
   --seed=N                  seed of the simulated values (default 1)
 
@@ -96,6 +100,7 @@ pub struct ServeFlags {
     pub churn_per_minute: f64,
     pub sd_file: PathBuf,
     pub cores: Option<usize>,
+    pub pin: bool,
     pub report_every: Duration,
     pub seed: u64,
 }
@@ -114,6 +119,7 @@ impl Default for ServeFlags {
             churn_per_minute: 0.0,
             sd_file: PathBuf::from("loadgen-targets.json"),
             cores: None,
+            pin: true,
             report_every: Duration::from_secs(10),
             seed: 1,
         }
@@ -190,6 +196,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, FlagErr
             "--churn" => f.churn_per_minute = churn_per_minute(&value).map_err(|r| invalid(&r))?,
             "--sd-file" => f.sd_file = PathBuf::from(&value),
             "--cores" => f.cores = Some(count(1, 1024)?),
+            "--pin" => {
+                f.pin = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("expected true or false")),
+                }
+            }
             "--report-every" => {
                 f.report_every = value
                     .parse::<f64>()
@@ -286,8 +299,11 @@ mod tests {
             "--sd-file=/tmp/x.json",
             "--gzip-level=0",
             "--base-port=0",
+            "--pin=false",
         ])
         .unwrap();
+        assert!(!f.pin);
+        assert!(ServeFlags::default().pin);
         assert_eq!(f.targets, 3);
         assert_eq!(f.series_per_target, 50);
         assert!(f.offer_openmetrics);
@@ -336,6 +352,7 @@ mod tests {
         );
         assert!(serve(&["--format=json"]).is_err());
         assert!(serve(&["--gzip-level=10"]).is_err());
+        assert!(serve(&["--pin=yes"]).is_err());
         assert!(serve(&["--churn=-1"]).is_err());
         assert!(serve(&["--listen=localhost"]).is_err());
         assert_eq!(

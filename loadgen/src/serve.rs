@@ -20,11 +20,10 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
 
-use crate::body::{Format, Layout, ShapeConfig, ShapeError, Target};
+use crate::body::{Format, GzipPlan, Layout, ShapeConfig, ShapeError, Target};
 use crate::cpu;
 use crate::file_sd::{self, FileSdError};
 use crate::flags::ServeFlags;
-use crate::gzip::Gzip;
 use crate::http::{self, Request, Route, Status, MAX_HEAD_BYTES};
 use crate::log;
 
@@ -73,7 +72,8 @@ pub struct Stats {
 
 /// What the connections of one executor share.
 struct Executor {
-    gzip: RefCell<Gzip>,
+    /// Indexed by `Format as usize`: one plan per template, shared by every target.
+    gzip: Arc<[GzipPlan; 2]>,
     stats: Arc<Stats>,
     offer_openmetrics: bool,
 }
@@ -97,6 +97,13 @@ pub fn run(flags: &ServeFlags) -> Result<(), ServeError> {
 
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
+    // The plans' literal codes are fitted to a target like the ones served.
+    let mut sample = Target::new(layout.clone(), flags.seed, 0.0);
+    let gzip = Arc::new(
+        [Format::Text, Format::OpenMetrics]
+            .map(|f| layout.gzip_plan(f, sample.body(f), flags.gzip_level)),
+    );
+    drop(sample);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<Vec<(usize, SocketAddr)>, ServeError>>();
     let mut handles = Vec::with_capacity(executors);
     for e in 0..executors {
@@ -107,13 +114,17 @@ pub fn run(flags: &ServeFlags) -> Result<(), ServeError> {
         let layout = layout.clone();
         let ready = ready_tx.clone();
         let shared = Executor {
-            gzip: RefCell::new(Gzip::new(flags.gzip_level)),
+            gzip: gzip.clone(),
             stats: stats.clone(),
             offer_openmetrics: flags.offer_openmetrics,
         };
         let (seed, churn) = (flags.seed, flags.churn_per_minute);
-        let builder =
-            LocalExecutorBuilder::new(Placement::Fixed(e % cores)).name(&format!("loadgen-{e}"));
+        let placement = if flags.pin {
+            Placement::Fixed(e % cores)
+        } else {
+            Placement::Unbound
+        };
+        let builder = LocalExecutorBuilder::new(placement).name(&format!("loadgen-{e}"));
         let handle = builder.spawn(move || async move {
             executor_main(mine, layout, seed, churn, shared, ready).await
         });
@@ -308,7 +319,7 @@ fn respond(
             let body = sim.target.body(format);
             let payload = if req.gzip {
                 scratch.clear();
-                shared.gzip.borrow_mut().compress(body, scratch);
+                shared.gzip[format as usize].encode(body, scratch);
                 &scratch[..]
             } else {
                 body

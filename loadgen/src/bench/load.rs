@@ -65,6 +65,7 @@ pub struct BodyOptions {
     pub gzip_level: u32,
     pub churn_per_minute: f64,
     pub cores: Option<usize>,
+    pub pin: bool,
 }
 
 /// A running `loadgen serve`; stopped (SIGTERM, then killed) when dropped.
@@ -99,6 +100,9 @@ impl Loadgen {
             .arg(format!("--sd-file={}", sd_file.display()));
         if let Some(c) = body.cores {
             cmd.arg(format!("--cores={c}"));
+        }
+        if !body.pin {
+            cmd.arg("--pin=false");
         }
         let child = cmd
             .stdin(Stdio::null())

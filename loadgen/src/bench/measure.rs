@@ -13,6 +13,7 @@ use thiserror::Error;
 use super::client::{self, ClientError};
 use super::counters;
 use super::load::{Load, Loadgen};
+use super::port;
 use super::proc_stat;
 use super::queries::{self, QueryLatency};
 use super::restart::{self, RestartTimes};
@@ -112,7 +113,7 @@ pub fn run(
         server::scrape_config(&loadgen.sd_file, load.interval),
     )?;
     let log = dir.join(format!("{name}.log"));
-    let mut srv = Running::start(spec, &config, &data, server::free_addr()?, &log)?;
+    let mut srv = Running::start(spec, &config, &data, port::free_addr()?, &log)?;
     let started = Instant::now();
     srv.wait_ready(started, restart::LIMIT)?;
     // A server's counter may appear only with its first scrape (Prometheus applies new

@@ -11,6 +11,7 @@ pub mod counters;
 pub mod load;
 pub mod measure;
 pub mod options;
+pub mod port;
 pub mod proc_stat;
 pub mod queries;
 pub mod report;
@@ -119,6 +120,7 @@ pub fn run(flags: &BenchFlags) -> Result<Report, BenchError> {
         gzip_level: flags.gzip_level,
         churn_per_minute: flags.churn_per_minute,
         cores: flags.loadgen_cores,
+        pin: flags.loadgen_pin,
     };
     let mut report = Report {
         started: log::now(),

@@ -26,6 +26,7 @@ and query latency. Servers that are not installed are skipped.
   --gzip-level=0..9         loadgen's gzip level (servers ask for gzip) (default 1)
   --churn=PER_MIN           series replaced per minute on each target (default 0)
   --loadgen-cores=N         loadgen's executors (default: every core)
+  --loadgen-pin=true|false  pin loadgen's executors to cores (default true)
   --restart=true|false      measure restart times (default true)
   --queries=true|false      measure the query set (default true)
   --saturate                saturation search instead of one fixed load: raises --targets
@@ -56,6 +57,7 @@ pub struct BenchFlags {
     pub gzip_level: u32,
     pub churn_per_minute: f64,
     pub loadgen_cores: Option<usize>,
+    pub loadgen_pin: bool,
     pub restart: bool,
     pub queries: bool,
     pub saturate: bool,
@@ -85,6 +87,7 @@ impl Default for BenchFlags {
             gzip_level: 1,
             churn_per_minute: 0.0,
             loadgen_cores: None,
+            loadgen_pin: true,
             restart: true,
             queries: true,
             saturate: false,
@@ -177,6 +180,7 @@ pub fn parse<I: Iterator<Item = String>>(mut args: I) -> Result<Option<BenchFlag
             "--gzip-level" => f.gzip_level = count(0, 9)? as u32,
             "--churn" => f.churn_per_minute = churn_per_minute(&value).map_err(|r| invalid(&r))?,
             "--loadgen-cores" => f.loadgen_cores = Some(count(1, 1024)?),
+            "--loadgen-pin" => f.loadgen_pin = boolean()?,
             "--restart" => f.restart = boolean()?,
             "--queries" => f.queries = boolean()?,
             "--step-factor" => {
@@ -239,6 +243,8 @@ mod tests {
             "--markdown=BENCHMARKS.md",
         ])
         .unwrap();
+        assert!(f.loadgen_pin);
+        assert!(!bench(&["--loadgen-pin=false"]).unwrap().loadgen_pin);
         assert_eq!(f.servers, vec![Kind::Promcore, Kind::VictoriaMetrics]);
         assert_eq!(f.targets, 200);
         assert_eq!(f.interval, Duration::from_secs(5));

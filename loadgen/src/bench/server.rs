@@ -6,7 +6,7 @@
 //! when dropped); it never measures anything itself. Which counter counts ingested samples
 //! and which path says "ready" are facts about each server, kept here next to its flags.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -171,12 +171,6 @@ impl Spec {
             })
             .unwrap_or_default()
     }
-}
-
-/// A free loopback port (bound and released: another process could take it in between,
-/// which a benchmark on a private machine accepts).
-pub fn free_addr() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 /// A started server; killed when dropped.

@@ -5,10 +5,12 @@
 //! Nothing here does I/O; the server hands these bytes to sockets.
 
 mod churn;
+mod gzip_plan;
 mod render;
 mod shape;
 mod target;
 
+pub use gzip_plan::GzipPlan;
 pub use render::{Format, Rendering, POD_WIDTH};
 pub use shape::{Family, Group, Kind, Shape, ShapeConfig, ShapeError};
 pub use target::{Layout, Target};

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::churn::{pod_value, Churn};
+use super::gzip_plan::GzipPlan;
 use super::render::{Format, Rendering, POD_WIDTH};
 use super::shape::{Kind, Shape, ShapeConfig, ShapeError, BUCKETS, BUCKET_BOUNDS, QUANTILES};
 use crate::rng::Rng;
@@ -72,6 +73,26 @@ impl Layout {
             Format::Text => &self.text,
             Format::OpenMetrics => &self.openmetrics,
         }
+    }
+
+    /// The gzip plan of a format's bodies, fitted to `sample` (a body in that format): the
+    /// value slots change, each on its own, and the `pod` slots, the same for every line of
+    /// a group.
+    pub fn gzip_plan(&self, format: Format, sample: &[u8], level: u32) -> GzipPlan {
+        let r = self.rendering(format);
+        let slots = self.shape.slots.len() as u32;
+        let values = r
+            .value_at
+            .iter()
+            .zip(&self.shape.slots)
+            .zip(0..)
+            .map(|((&at, f), i)| (at as usize, usize::from(f.width), i));
+        let pods = self.shape.groups.iter().flat_map(|g| {
+            let class = slots + g.first_slot as u32;
+            g.slots()
+                .map(move |i| (r.pod_at[i] as usize, POD_WIDTH, class))
+        });
+        GzipPlan::new(sample, values.chain(pods), level)
     }
 }
 
@@ -409,6 +430,34 @@ mod tests {
         let text_now = samples(t.body(Format::Text));
         assert_eq!(om, text_now);
         assert_ne!(text, text_now);
+    }
+
+    #[test]
+    fn planned_gzip_of_every_version_is_the_body() {
+        use flate2::read::GzDecoder;
+        use std::io::Read;
+        let lay = layout(1000, 2, 4);
+        let mut t = Target::new(lay.clone(), 6, 3000.0);
+        for format in [Format::Text, Format::OpenMetrics] {
+            let plan = lay.gzip_plan(format, t.body(format), 1);
+            let mut out = Vec::new();
+            for step in 0..30 {
+                t.advance(if step % 7 == 0 { 3600.0 } else { 1.0 });
+                out.clear();
+                plan.encode(t.body(format), &mut out);
+                let mut back = Vec::new();
+                GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+                assert_eq!(back, t.body(format));
+                // About a fast real compressor's ratio (libdeflate level 1: 1/8.8).
+                assert!(
+                    out.len() * 6 < back.len(),
+                    "{} of {}",
+                    out.len(),
+                    back.len()
+                );
+            }
+        }
+        assert!((0..lay.shape.groups.len()).any(|g| t.generation(g) > 0));
     }
 
     proptest! {
