@@ -26,6 +26,15 @@ fn labels(name: &str, i: usize) -> Labels {
     Labels::from_pairs([("__name__", name.to_string()), ("i", i.to_string())]).unwrap()
 }
 
+/// How many requests the router has sent to each shard so far.
+fn requests_per_shard(router: &Router) -> Vec<u64> {
+    router
+        .links()
+        .iter()
+        .map(|l| l.stats.requests.get())
+        .collect()
+}
+
 /// Starts `SHARDS` real shards on their own executors and runs `test` with a router to them
 /// on another; closes everything afterwards.
 fn with_router<F, Fut>(test: F)
@@ -735,13 +744,7 @@ fn label_answers_merge_kept_shard_lists_and_ask_only_changed_shards() {
             keys.set(keys.get() + 1);
             format!("limit={}", keys.get())
         };
-        let asked = || -> Vec<u64> {
-            router
-                .links()
-                .iter()
-                .map(|l| l.stats.requests.get())
-                .collect()
-        };
+        let asked = || requests_per_shard(&router);
         let sorted = |mut v: Vec<String>| {
             v.sort();
             v
@@ -857,13 +860,7 @@ fn small_value_sets_answer_label_values_without_asking_the_shards() {
             ])
             .unwrap()
         };
-        let asked = || -> Vec<u64> {
-            router
-                .links()
-                .iter()
-                .map(|l| l.stats.requests.get())
-                .collect()
-        };
+        let asked = || requests_per_shard(&router);
         let all = (i64::MIN, i64::MAX);
         let every = [Vec::new()];
         // A new key each time, as a new `limit` gives: never the kept whole answer.
