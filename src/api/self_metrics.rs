@@ -340,7 +340,7 @@ fn write_tsdb_metrics(stats: &[ShardStats], w: &mut MetricsWriter) {
     write_compaction_timings(stats, w);
 
     let shards: Vec<String> = (0..stats.len()).map(|i| i.to_string()).collect();
-    let per_shard: [ShardFamily; 8] = [
+    let per_shard: [ShardFamily; 9] = [
         (
             "promcore_shard_head_series",
             "Series in the shard's head.",
@@ -358,6 +358,12 @@ fn write_tsdb_metrics(stats: &[ShardStats], w: &mut MetricsWriter) {
             "Heap memory of the shard's head: series, chunks, postings, symbols.",
             Kind::Gauge,
             |s| s.heap_bytes as f64,
+        ),
+        (
+            "promcore_shard_chunk_heap_renewals_total",
+            "Times the shard copied its open chunks into a fresh heap to give back sparse pages.",
+            Kind::Counter,
+            |s| s.head.chunk_heap_renewals as f64,
         ),
         (
             "promcore_shard_wal_writes_total",
