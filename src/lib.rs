@@ -3,7 +3,8 @@
 //! The server's parts, each owning one concern (see `../shared/DESIGN.md`): `config`
 //! (prometheus.yml), `http` (the HTTP/1.1 server), `scrape` (targets, scrape loops, the
 //! exposition parser, the scrape cache), `router` (the protocol to the storage shards and the
-//! fan-out over them), `server` (the router executor and reloads), `startup` (process
+//! fan-out over them), `server` (the router executor and reloads), `front` (the HTTP listeners of the other
+//! cores), `startup` (process
 //! lifecycle, executors, signals), `tls` (the TLS client of scrapes and notifications). Storage itself is the `shards` crate. The library exists so
 //! that benchmarks and end-to-end tests reach the same code the binary runs.
 
@@ -11,6 +12,7 @@ pub mod active_queries;
 pub mod api;
 pub mod config;
 pub mod flags;
+pub mod front;
 pub mod http;
 pub mod log;
 pub mod metrics;

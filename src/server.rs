@@ -17,14 +17,17 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_lite::future;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use socket2::Socket;
 
 use crate::active_queries::ActiveQueryTracker;
+use crate::api::front::FrontShared;
 use crate::api::handler::ApiHandler;
 use crate::api::http_metrics::HttpMetrics;
 use crate::api::query_timings::QueryTimings;
 use crate::config::Config;
 use crate::flags::{Flags, LogLevel};
-use crate::http::{Server, ServerConfig};
+use crate::http::forward::{serve_forwarded, ServeEnds};
+use crate::http::{ConnectionSlots, Server, ServerConfig};
 use crate::log::log;
 use crate::notifier::Notifier;
 use crate::promql::engine::{Engine, EngineOptions};
@@ -97,8 +100,10 @@ pub struct App {
     /// The highest WAL segment the shards had when they were all open (replay finished), for
     /// `/api/v1/status/walreplay`; `None` until then.
     pub wal_replayed: Cell<Option<u64>>,
-    /// Requests and latencies per HTTP handler, for `/metrics`.
-    pub http_metrics: HttpMetrics,
+    /// Requests and latencies per HTTP handler, for `/metrics` (the fronts count there too).
+    pub http_metrics: Arc<HttpMetrics>,
+    /// What the listeners of the other cores share with the router (`api::front`).
+    pub fronts: Arc<FrontShared>,
     /// Query queueing and evaluation times, for `/metrics`.
     pub query_timings: QueryTimings,
 }
@@ -201,8 +206,14 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
 pub struct RouterStart {
     pub flags: Flags,
     pub config: LoadedConfig,
-    pub listen: SocketAddr,
+    /// The router's listener (core 0's of the group, see `http::listeners`).
+    pub listener: Socket,
     pub http: ServerConfig,
+    /// `--web.max-connections`, shared with the fronts' listeners.
+    pub slots: Arc<ConnectionSlots>,
+    /// The router's ends of each front's forwarding channel.
+    pub forwarded: Vec<ServeEnds>,
+    pub fronts: Arc<FrontShared>,
     pub control: Arc<Control>,
     pub shards: Vec<ShardChannels>,
     /// Start-up failures (the listener cannot bind) go to the main thread.
@@ -215,8 +226,11 @@ pub async fn run_router(start: RouterStart) {
     let RouterStart {
         flags,
         config,
-        listen,
+        listener,
         http,
+        slots,
+        forwarded,
+        fronts,
         control,
         shards,
         failures,
@@ -246,18 +260,21 @@ pub async fn run_router(start: RouterStart) {
         scrape_metrics: Rc::new(ScrapeMetrics::default()),
         queries,
         wal_replayed: Cell::new(None),
-        http_metrics: HttpMetrics::default(),
+        http_metrics: fronts.http_metrics.clone(),
+        fronts: fronts.clone(),
         query_timings: QueryTimings::new(std::time::Instant::now()),
     });
 
-    let server = match Server::bind(listen, http, ApiHandler::new(app.clone())) {
-        Ok(s) => s,
+    let api = Rc::new(ApiHandler::new(app.clone()));
+    let forwarding_limit = http.drain_timeout + Duration::from_secs(1);
+    let server = Server::from_listener(listener, http, api.clone(), slots);
+    let addr = match server.local_addr() {
+        Ok(a) => a,
         Err(e) => {
             let _ = failures.send(StartupError::Listen(e.to_string()));
             return;
         }
     };
-    let addr = server.local_addr().map_or(listen, |a| a);
     log(
         LogLevel::Info,
         "web",
@@ -271,14 +288,34 @@ pub async fn run_router(start: RouterStart) {
     let http_task = glommio::spawn_local(server.serve_until(async move {
         let _ = http_stopped.recv().await;
     }));
+    // Answered from the start: fronts forward `/-/ready` during the WAL replay too.
+    let forward_tasks: Vec<_> = forwarded
+        .into_iter()
+        .map(|ends| glommio::spawn_local(serve_forwarded(ends, api.clone())))
+        .collect();
+    let forwarding_done = || async {
+        // Fronts close their ends once their connections drained; bounded all the same.
+        let all = async {
+            for t in forward_tasks {
+                t.await;
+            }
+        };
+        let limit = glommio::timer::sleep(forwarding_limit);
+        future::or(all, async {
+            limit.await;
+        })
+        .await;
+    };
 
     let stopping = || control.stop.load(Ordering::SeqCst);
     let opened: Vec<Arc<OnceLock<u64>>> = shards.iter().map(|s| s.opened.clone()).collect();
     let Some(links) = connect_shards(shards, &stopping).await else {
         drop(http_stop);
         let _ = http_task.await;
+        forwarding_done().await;
         return;
     };
+    fronts.publish_labels(links.iter().map(|l| l.shared_label_generation()).collect());
     let router = Rc::new(Router::new(links));
     let _ = app.router.set(router.clone());
     let replayed = opened.iter().filter_map(|o| o.get().copied()).max();
@@ -348,6 +385,7 @@ pub async fn run_router(start: RouterStart) {
     scrape.stop_all().await;
     drop(http_stop);
     let _ = http_task.await;
+    forwarding_done().await;
     // Every acknowledged append is in the WAL; the shards close once their queues drain.
     router.close();
 }

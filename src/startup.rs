@@ -1,5 +1,7 @@
 //! Start-up and shutdown of the process: checks that name their fix, the data directory,
-//! one pinned executor per shard (heads rebuilt in parallel), and the signal wait.
+//! the HTTP listeners (one per core, bound here in core order, see `http::listeners`), one
+//! pinned executor per shard (heads rebuilt in parallel), the router's, one front per core
+//! besides the router's (`front`), and the signal wait.
 //!
 //! Signals are blocked in every thread before any executor starts and taken synchronously
 //! by the main thread with `sigtimedwait`, so no handler runs inside an executor; the main
@@ -19,8 +21,14 @@ use shards::shard::{OpenProgress, Shard, ShardOptions};
 use shards::wal::PageCacheFs;
 use thiserror::Error;
 
+use crate::api::front::FrontShared;
+use crate::api::handler::api_policy;
+use crate::api::http_metrics::HttpMetrics;
 use crate::flags::{Flags, LogLevel};
-use crate::http::ServerConfig;
+use crate::front::{run_front, FrontStart};
+use crate::http::forward;
+use crate::http::listeners::bind_listeners;
+use crate::http::{ConnectionSlots, ServerConfig};
 use crate::log::log;
 use crate::router::protocol::{Envelope, Reply};
 use crate::router::shard_service::ShardService;
@@ -87,8 +95,11 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         .shards
         .or_else(|| DataDir::recorded_shards(&flags.storage_path))
         .unwrap_or(cores);
-    // One executor per shard, plus the router's.
-    check_memlock(shards + 1)?;
+    // A listener on every core (the router's on core 0) when there is more than one core:
+    // connections are served on the client's core (`front`).
+    let fronts = cores.saturating_sub(1);
+    // One executor per shard, plus the router's and the fronts'.
+    check_memlock(shards + 1 + fronts)?;
     let signals = block_signals()?;
 
     let data = DataDir::open(&flags.storage_path, shards)?;
@@ -102,6 +113,12 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             ("shards", &shards),
         ],
     );
+    let mut listeners = bind_listeners(listen, fronts + 1)
+        .map_err(|e| StartupError::Listen(format!("cannot listen on {listen}: {e}")))?
+        .into_iter();
+    let http = http_config(flags);
+    let slots = ConnectionSlots::new(http.max_connections);
+    let front_shared = FrontShared::new(fronts + 1, Arc::new(HttpMetrics::default()));
     let control = Arc::new(Control::default());
     let (fail_tx, fail_rx) = mpsc::channel::<StartupError>();
     let mut router_ends = Vec::with_capacity(shards);
@@ -153,12 +170,19 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             }
         }
     }
+    let (front_ends, forwarded): (Vec<_>, Vec<_>) = (0..fronts).map(|_| forward::channel()).unzip();
     if failure.is_none() {
+        let Some(listener) = listeners.next() else {
+            return Err(StartupError::Listen(format!("cannot listen on {listen}")));
+        };
         let start = RouterStart {
             flags: flags.clone(),
             config: loaded,
-            listen,
-            http: http_config(flags),
+            listener,
+            http: http.clone(),
+            slots: slots.clone(),
+            forwarded,
+            fronts: front_shared.clone(),
             control: control.clone(),
             shards: router_ends,
             failures: fail_tx.clone(),
@@ -173,6 +197,35 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             Err(e) => {
                 failure = Some(StartupError::Executor {
                     shard: shards,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    for (i, (ends, listener)) in front_ends.into_iter().zip(listeners).enumerate() {
+        if failure.is_some() {
+            break;
+        }
+        let core = i + 1;
+        let start = FrontStart {
+            core,
+            listener,
+            http: http.clone(),
+            slots: slots.clone(),
+            forward: ends,
+            shared: front_shared.clone(),
+            policy: api_policy(flags),
+            control: control.clone(),
+        };
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
+            .name(&format!("http-{core}"))
+            .io_memory(IO_MEMORY_PER_EXECUTOR)
+            .spawn(move || async move { run_front(start).await });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                failure = Some(StartupError::Executor {
+                    shard: shards + core,
                     reason: e.to_string(),
                 })
             }

@@ -9,6 +9,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::flags::Flags;
 use crate::http::{Handler, Method, Request, Response, StatusCode};
 use crate::server::App;
 
@@ -25,13 +26,18 @@ pub struct ApiHandler {
 
 impl ApiHandler {
     pub fn new(app: Rc<App>) -> Self {
-        let cors = Cors::new(&app.flags.web_cors_origin);
-        let prefix = route_prefix::route_prefix(
-            &app.flags.web_external_url,
-            app.flags.web_route_prefix.as_deref(),
-        );
+        let (cors, prefix) = api_policy(&app.flags);
         ApiHandler { app, cors, prefix }
     }
+}
+
+/// The CORS policy and the route prefix the flags set: what every listener applies the same
+/// way (`api::front` too).
+pub fn api_policy(flags: &Flags) -> (Cors, String) {
+    let cors = Cors::new(&flags.web_cors_origin);
+    let prefix =
+        route_prefix::route_prefix(&flags.web_external_url, flags.web_route_prefix.as_deref());
+    (cors, prefix)
 }
 
 /// Go's `http.Redirect` answer.

@@ -3,11 +3,11 @@
 //! pattern as Prometheus 2.42 labels them (`/api/v1/label/:name/values`, `/federate`), so
 //! that dashboards and alerts written for Prometheus's own API latency work unchanged. It
 //! only counts; `self_metrics` writes the exposition. A handler appears once it has been
-//! requested, as Prometheus's vectors do. State lives in a `RefCell`: the HTTP server runs
-//! on the router executor alone.
+//! requested, as Prometheus's vectors do. State lives behind a `Mutex`: the router and the
+//! listeners of the other cores (`api::front`) count into the same table.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::metrics::{Kind, MetricsWriter};
@@ -21,7 +21,7 @@ const DURATION: &str = "prometheus_http_request_duration_seconds";
 
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    handlers: RefCell<BTreeMap<&'static str, HandlerStats>>,
+    handlers: Mutex<BTreeMap<&'static str, HandlerStats>>,
 }
 
 #[derive(Debug, Default)]
@@ -36,7 +36,7 @@ struct HandlerStats {
 impl HttpMetrics {
     /// One request to `handler` answered with `code` after `took`.
     pub fn observe(&self, handler: &'static str, code: u16, took: Duration) {
-        let mut handlers = self.handlers.borrow_mut();
+        let mut handlers = self.table();
         let h = handlers.entry(handler).or_default();
         *h.by_code.entry(code).or_default() += 1;
         let s = took.as_secs_f64();
@@ -47,8 +47,13 @@ impl HttpMetrics {
         h.sum_seconds += s;
     }
 
+    /// The table; a thread that panicked while counting left it usable (counts only grow).
+    fn table(&self) -> MutexGuard<'_, BTreeMap<&'static str, HandlerStats>> {
+        self.handlers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn write(&self, w: &mut MetricsWriter) {
-        let handlers = self.handlers.borrow();
+        let handlers = self.table();
         w.family(REQUESTS, "Counter of HTTP requests.", Kind::Counter);
         for (handler, h) in handlers.iter() {
             for (code, n) in &h.by_code {

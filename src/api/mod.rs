@@ -8,6 +8,7 @@ pub mod admin;
 pub mod cors;
 pub mod expression;
 pub mod federate;
+pub mod front;
 pub mod handler;
 pub mod http_metrics;
 pub mod json;

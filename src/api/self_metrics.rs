@@ -29,6 +29,7 @@ pub async fn render(app: &App) -> String {
     );
     write_reload_metrics(app, &mut w);
     app.http_metrics.write(&mut w);
+    app.fronts.write(&mut w);
     app.query_timings.write(&mut w, Instant::now());
     if let Some(router) = app.router.get() {
         if let Ok(stats) = router.stats().await {

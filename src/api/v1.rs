@@ -6,8 +6,12 @@ use shards::index::matcher::Matcher;
 use shards::labels::Labels;
 use shards::string_list::{Merged, StringList};
 
-use crate::http::{Request, Response, StatusCode};
-use crate::router::LabelRequest;
+use std::sync::Arc;
+
+use shards::label_generation::LabelGeneration;
+
+use crate::http::{Request, Response, SharedBody, StatusCode};
+use crate::router::{published_label_lists, LabelRequest};
 use crate::server::App;
 
 use std::collections::BTreeMap;
@@ -184,6 +188,27 @@ async fn label_answer(app: &App, req: &Request, request: LabelRequest<'_>) -> Re
         Ok(body) => Response::json_shared(StatusCode::OK, body),
         Err(e) => error_response(ErrorType::Execution, &e.to_string()),
     }
+}
+
+/// The answer to `labels` or `label/<name>/values` (`request`, the name decoded) without
+/// `match[]`, from the tables the shards published (`generations`): the same bytes the router
+/// gives (`Router::label_answer` reads the same tables with the same encoding), readable on
+/// any thread. `None` when the parameters are refused, a `match[]` is given, or a shard has
+/// not published what the request needs: the router answers those.
+pub fn published_label_answer(
+    generations: &[Arc<LabelGeneration>],
+    req: &Request,
+    request: LabelRequest<'_>,
+) -> Option<Response> {
+    let p = metadata_params(req).ok()?;
+    if !matches!(p.selectors.as_slice(), [only] if only.is_empty()) {
+        return None;
+    }
+    let (mint, maxt) = p.range;
+    let (_, tables) = published_label_lists(generations.iter().map(|g| &**g), request, mint, maxt)?;
+    let lists: Vec<&StringList> = tables.iter().map(|t| &**t).collect();
+    let body = SharedBody::new(string_list(&lists, p.limit));
+    Some(Response::json_shared(StatusCode::OK, Arc::new(body)))
 }
 
 pub async fn labels(app: &App, req: &Request) -> Response {

@@ -1,6 +1,9 @@
 //! The HTTP/1.1 server: a listener on one glommio executor that accepts connections up to a
 //! cap (`--web.max-connections`) and serves each in its own task on the same executor, passing
-//! every request to a [`Handler`].
+//! every request to a [`Handler`]. Several executors can each serve a listener of one
+//! SO_REUSEPORT group (`listeners`: connections steered to the client's core), sharing the
+//! cap (`connection_slots`); a handler on one executor can pass requests to another's
+//! (`forward`).
 //!
 //! This module owns sockets, limits and the wire protocol. It never routes, never knows what
 //! an endpoint means and never blocks the executor; the API plugs in as a `Handler`.
@@ -10,9 +13,12 @@ pub(crate) mod chunked;
 mod compression;
 mod config;
 mod connection;
+mod connection_slots;
 pub(crate) mod date;
 pub(crate) mod form;
+pub mod forward;
 mod head;
+pub mod listeners;
 mod request;
 mod response;
 mod shared_body;
@@ -27,15 +33,17 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use glommio::net::TcpListener;
-use glommio::sync::Semaphore;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 use thiserror::Error;
 
 pub use self::{
     compression::ContentCoding,
     config::ServerConfig,
     connection::ServerState,
+    connection_slots::ConnectionSlots,
     form::{FormError, Params},
     head::Headers,
     request::{Method, ParseRequestError, Request, TargetError, Version},
@@ -71,21 +79,42 @@ pub struct Server<H> {
     handler: Rc<H>,
     config: Rc<ServerConfig>,
     state: Rc<ServerState>,
+    slots: Arc<ConnectionSlots>,
 }
 
 impl<H: Handler> Server<H> {
     /// Binds `addr`; must run inside the glommio executor that will serve it. Port 0 picks a
     /// free port; see [`Server::local_addr`].
     pub fn bind(addr: SocketAddr, config: ServerConfig, handler: H) -> Result<Self, ServerError> {
-        let socket = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let mut sockets = listeners::bind_listeners(addr, 1)
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let slots = ConnectionSlots::new(config.max_connections);
+        Ok(Self::from_listener(
+            sockets.remove(0),
+            config,
+            handler,
+            slots,
+        ))
+    }
+
+    /// Serves `socket`, a listening socket from [`listeners::bind_listeners`], with the
+    /// connection cap `slots` shared with the other listeners; must run inside the glommio
+    /// executor that will serve it.
+    pub fn from_listener(
+        socket: Socket,
+        config: ServerConfig,
+        handler: H,
+        slots: Arc<ConnectionSlots>,
+    ) -> Self {
         // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over.
         let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
-        Ok(Server {
+        Server {
             listener,
             handler: Rc::new(handler),
             config: Rc::new(config),
             state: Rc::new(ServerState::default()),
-        })
+            slots,
+        }
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -120,14 +149,13 @@ impl<H: Handler> Server<H> {
     }
 
     async fn accept_loop(&self) -> Result<(), ServerError> {
-        let slots = Rc::new(Semaphore::new(self.config.max_connections.max(1) as u64));
         let mut backoff = Duration::from_millis(5);
         loop {
-            // Waiting for a slot before accepting leaves excess clients in the kernel's
+            // Waiting for a free slot before accepting leaves excess clients in the kernel's
             // backlog, as Go's LimitListener does, instead of accepting and dropping them.
-            let Ok(permit) = slots.acquire_static_permit(1).await else {
-                return Ok(());
-            };
+            // The slot is taken only once a connection is there: a listener waiting in
+            // `accept` must not hold one that another listener's client needs.
+            self.slots.wait_free().await;
             let stream = match self.listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
@@ -142,6 +170,9 @@ impl<H: Handler> Server<H> {
                 }
             };
             backoff = Duration::from_millis(5);
+            // Another listener may have taken the last slot meanwhile: this client then waits,
+            // accepted but not served, as it would have waited in the backlog.
+            let permit = self.slots.take().await;
             let (handler, config, state) = (
                 self.handler.clone(),
                 self.config.clone(),
@@ -154,23 +185,6 @@ impl<H: Handler> Server<H> {
             .detach();
         }
     }
-}
-
-/// A listening socket with SO_REUSEADDR (restarts while old connections sit in TIME_WAIT) but
-/// not the SO_REUSEPORT that glommio's own `bind` sets: with it a second server on the same
-/// port would start without error and silently receive half of the connections.
-fn listen(addr: SocketAddr) -> io::Result<Socket> {
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    // Clients beyond the connection cap wait here; Go's default is the kernel's somaxconn.
-    socket.listen(1024)?;
-    Ok(socket)
 }
 
 fn is_transient(e: &io::Error) -> bool {

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::io::Write as _;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::compression::{Compressor, ContentCoding};
 use super::date;
@@ -114,7 +114,7 @@ pub struct Response {
 #[derive(Debug, Clone)]
 enum Body {
     Owned(Vec<u8>),
-    Shared(Rc<SharedBody>),
+    Shared(Arc<SharedBody>),
 }
 
 impl std::ops::Deref for Body {
@@ -148,7 +148,7 @@ impl Response {
     }
 
     /// A JSON response whose body is shared with others (see `Body`).
-    pub fn json_shared(status: StatusCode, body: Rc<SharedBody>) -> Response {
+    pub fn json_shared(status: StatusCode, body: Arc<SharedBody>) -> Response {
         let mut r = Response::new(status);
         r.set_header("Content-Type", "application/json");
         r.body = Body::Shared(body);
@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn a_shared_body_is_gzipped_once_and_given_again() {
         let payload = b"{\"status\":\"success\"}".repeat(200);
-        let shared = Rc::new(SharedBody::new(payload.clone()));
+        let shared = Arc::new(SharedBody::new(payload.clone()));
         let r = Response::json_shared(StatusCode::OK, shared.clone());
         let (head, plain) = encode(&r, exchange(None));
         assert!(!head.contains("Content-Encoding"));

@@ -3,24 +3,27 @@
 //! gzip on every request, and deflating a kept answer of several MB again per request cost
 //! far more than giving it.
 //!
+//! It is `Sync` (the encoding is made once under a `OnceLock`): a response the router gives
+//! to a request forwarded by another core's listener (`http::forward`) crosses threads.
+//!
 //! It owns the bytes and their kept encoding; it never decides whether a response is
 //! compressed (the response encoder does) and never compresses itself (the caller's
 //! compressor does, so its level and reused state apply).
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 #[derive(Debug, Default)]
 pub struct SharedBody {
     bytes: Vec<u8>,
     /// The gzip stream of `bytes`, or `None` when compressing them failed or gained nothing.
-    gzip: OnceCell<Option<Vec<u8>>>,
+    gzip: OnceLock<Option<Vec<u8>>>,
 }
 
 impl SharedBody {
     pub fn new(bytes: Vec<u8>) -> SharedBody {
         SharedBody {
             bytes,
-            gzip: OnceCell::new(),
+            gzip: OnceLock::new(),
         }
     }
 

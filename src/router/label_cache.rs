@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use shards::label_generation::LabelSources;
 
@@ -45,7 +46,7 @@ pub trait Kept: Clone {
 }
 
 /// A whole answer, as sent.
-impl Kept for Rc<SharedBody> {
+impl Kept for Arc<SharedBody> {
     fn room(&self) -> usize {
         self.capacity()
     }
@@ -76,7 +77,7 @@ pub struct KeptAnswers<V> {
 }
 
 /// Whole answers, as sent.
-pub type LabelAnswerCache = KeptAnswers<Rc<SharedBody>>;
+pub type LabelAnswerCache = KeptAnswers<Arc<SharedBody>>;
 
 impl<V> Default for KeptAnswers<V> {
     fn default() -> Self {
@@ -219,8 +220,8 @@ mod tests {
         }
     }
 
-    fn answer(s: &str) -> Rc<SharedBody> {
-        Rc::new(SharedBody::new(s.as_bytes().to_vec()))
+    fn answer(s: &str) -> Arc<SharedBody> {
+        Arc::new(SharedBody::new(s.as_bytes().to_vec()))
     }
 
     #[test]
@@ -259,7 +260,7 @@ mod tests {
         assert_eq!(c.size(), (PER_KEY, PER_KEY));
 
         let mut c = LabelAnswerCache::default();
-        let big = Rc::new(SharedBody::new(vec![b'x'; MAX_BYTES / 4]));
+        let big = Arc::new(SharedBody::new(vec![b'x'; MAX_BYTES / 4]));
         for k in ["a", "b", "c", "d"] {
             c.insert(k, vec![at(1, true, &[])], big.clone());
         }
@@ -274,7 +275,7 @@ mod tests {
         c.insert(
             "f",
             vec![at(1, true, &[])],
-            Rc::new(SharedBody::new(vec![0; MAX_BYTES / 4 + 1])),
+            Arc::new(SharedBody::new(vec![0; MAX_BYTES / 4 + 1])),
         );
         assert!(c.get("f", &[at(1, true, &[])]).is_none());
     }

@@ -18,10 +18,11 @@ pub mod shard_service;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use shards::head::{AppendBatch, AppendOutcome};
 use shards::index::matcher::Matcher;
-use shards::label_generation::{LabelScope, LabelSources};
+use shards::label_generation::{LabelGeneration, LabelScope, LabelSources};
 use shards::labels::{shard_for, Labels};
 use shards::string_list::StringList;
 use thiserror::Error;
@@ -40,6 +41,30 @@ pub enum RouterError {
     Storage { shard: usize, reason: String },
     #[error("shard {0} answered a different request")]
     Protocol(usize),
+}
+
+/// The lists answering `request` over every series in `[mint, maxt]` from the tables each
+/// shard published (`LabelGeneration::names_over`, `values_over`; one list per source, every
+/// shard's in shard order), and each shard's sources they were read from; `None` when a shard
+/// has not published what the request needs. Pure: the router and the listeners of the other
+/// cores (`api::front`) answer from the same lists.
+pub fn published_label_lists<'a>(
+    generations: impl Iterator<Item = &'a LabelGeneration>,
+    request: LabelRequest<'_>,
+    mint: i64,
+    maxt: i64,
+) -> Option<(Vec<LabelSources>, Vec<Arc<StringList>>)> {
+    let mut read = Vec::new();
+    let mut lists = Vec::new();
+    for g in generations {
+        let (sources, tables) = match request {
+            LabelRequest::Names => g.names_over(mint, maxt),
+            LabelRequest::Values(name) => g.values_over(name, mint, maxt),
+        }?;
+        read.push(sources);
+        lists.extend(tables);
+    }
+    Some((read, lists))
 }
 
 pub struct Router {
@@ -167,7 +192,7 @@ impl Router {
         (mint, maxt): (i64, i64),
         key: &str,
         encode: impl FnOnce(&[&StringList]) -> Vec<u8>,
-    ) -> Result<Rc<crate::http::SharedBody>, RouterError> {
+    ) -> Result<Arc<crate::http::SharedBody>, RouterError> {
         let whole_key = match request {
             LabelRequest::Names => format!("names\0{key}"),
             LabelRequest::Values(name) => format!("values\0{name}\0{key}"),
@@ -190,18 +215,10 @@ impl Router {
         if every_series {
             // The shards' published name tables, or small value sets, answer it without
             // waking any shard.
-            let published: Option<Vec<_>> = self
-                .links
-                .iter()
-                .map(|l| match request {
-                    LabelRequest::Names => l.published_names(mint, maxt),
-                    LabelRequest::Values(name) => l.published_values(name, mint, maxt),
-                })
-                .collect();
-            if let Some(published) = published {
-                let (read, tables): (Vec<_>, Vec<_>) = published.into_iter().unzip();
-                let lists: Vec<&StringList> = tables.iter().flatten().map(|t| &**t).collect();
-                let answer = Rc::new(crate::http::SharedBody::new(encode(&lists)));
+            let generations = self.links.iter().map(|l| l.label_generation());
+            if let Some((read, tables)) = published_label_lists(generations, request, mint, maxt) {
+                let lists: Vec<&StringList> = tables.iter().map(|t| &**t).collect();
+                let answer = Arc::new(crate::http::SharedBody::new(encode(&lists)));
                 self.label_answers
                     .borrow_mut()
                     .insert(&whole_key, read, answer.clone());
@@ -275,7 +292,7 @@ impl Router {
             merged.push(list);
         }
         let merged: Vec<&StringList> = merged.iter().map(|l| &**l).collect();
-        let answer = Rc::new(crate::http::SharedBody::new(encode(&merged)));
+        let answer = Arc::new(crate::http::SharedBody::new(encode(&merged)));
         let read: Option<Vec<_>> = read.into_iter().collect();
         if let Some(read) = read.filter(|_| agree) {
             self.label_answers

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use shards::label_generation::{LabelGeneration, LabelScope, LabelSources};
-use shards::string_list::StringList;
 use thiserror::Error;
 
 use super::protocol::{Envelope, Reply, ShardRequest, ShardResponse};
@@ -104,27 +103,14 @@ impl ShardLink {
         self.labels.sources(scope, mint, maxt)
     }
 
-    /// The shard's label names over every series in its sources for `[mint, maxt]`, from
-    /// the tables it published (one per source, see `LabelGeneration::names_over`), and
-    /// those sources; `None` while it has published none.
-    pub fn published_names(
-        &self,
-        mint: i64,
-        maxt: i64,
-    ) -> Option<(LabelSources, Vec<Arc<StringList>>)> {
-        self.labels.names_over(mint, maxt)
+    /// What the shard publishes for label answers (`router::published_label_lists`).
+    pub fn label_generation(&self) -> &LabelGeneration {
+        &self.labels
     }
 
-    /// The values of `name` over every series in the shard's sources for `[mint, maxt]`,
-    /// from the small value sets it published (`LabelGeneration::values_over`), and those
-    /// sources; `None` when a source holds more values than it publishes, or none published.
-    pub fn published_values(
-        &self,
-        name: &str,
-        mint: i64,
-        maxt: i64,
-    ) -> Option<(LabelSources, Vec<Arc<StringList>>)> {
-        self.labels.values_over(name, mint, maxt)
+    /// The same, to read from another thread (`api::front`).
+    pub fn shared_label_generation(&self) -> Arc<LabelGeneration> {
+        self.labels.clone()
     }
 
     /// Sends `request` (waiting while the channel is full) and returns the reply to await.
