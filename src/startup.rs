@@ -51,6 +51,12 @@ const MEMLOCK_PER_EXECUTOR: u64 = 512 * 1024;
 /// start its head rebuild.
 const IO_MEMORY_PER_EXECUTOR: usize = 64 * 1024;
 
+/// How long a front executor polls before it sleeps once it has nothing to do. A forwarded
+/// request's answer comes back from the router within ~100 us; parked, the front's core
+/// halted meanwhile and waking it cost ~30 us more per request (BENCHMARKS.md, issue 6,
+/// front6). Spins only right after work, never while the server is idle.
+const FRONT_SPIN: Duration = Duration::from_micros(100);
+
 #[derive(Debug, Error)]
 pub enum StartupError {
     #[error("{0}")]
@@ -220,6 +226,7 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("http-{core}"))
             .io_memory(IO_MEMORY_PER_EXECUTOR)
+            .spin_before_park(FRONT_SPIN)
             .spawn(move || async move { run_front(start).await });
         match spawned {
             Ok(h) => handles.push(h),

@@ -415,13 +415,25 @@ fn leaves_over_many_batches_give_the_router_only_answers() {
 }
 
 /// The label request `request` over every series in `range`, through the router's kept
-/// answers: the merged list, one string per line.
+/// answers: the merged list, one string per line. Whenever the shards' published tables
+/// answer it too (what the other cores' listeners answer from, `api::front`), they must give
+/// the same list.
 async fn label_answer(
     router: &Router,
     request: super::LabelRequest<'_>,
     range: (i64, i64),
 ) -> Vec<String> {
-    label_answer_of(router, request, &[Vec::new()], range, "").await
+    let answer = label_answer_of(router, request, &[Vec::new()], range, "").await;
+    let generations = router.links().iter().map(|l| l.label_generation());
+    if let Some((_, lists)) = super::published_label_lists(generations, request, range.0, range.1) {
+        let merged = StringList::merge(lists.iter().map(|l| l.iter()));
+        let published: Vec<String> = merged.iter().map(str::to_owned).collect();
+        assert_eq!(
+            published, answer,
+            "published tables vs the router, {request:?}"
+        );
+    }
+    answer
 }
 
 /// `label_answer` over the series matching any of `selectors`, kept under `key` (what the
