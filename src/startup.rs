@@ -122,6 +122,10 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
     let mut listeners = bind_listeners(listen, fronts + 1)
         .map_err(|e| StartupError::Listen(format!("cannot listen on {listen}: {e}")))?
         .into_iter();
+    // Core 0's, bound first: the router's.
+    let router_listener = listeners
+        .next()
+        .ok_or_else(|| StartupError::Listen(format!("cannot listen on {listen}")))?;
     let http = http_config(flags);
     let slots = ConnectionSlots::new(http.max_connections);
     let front_shared = FrontShared::new(fronts + 1, Arc::new(HttpMetrics::default()));
@@ -178,13 +182,10 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
     }
     let (front_ends, forwarded): (Vec<_>, Vec<_>) = (0..fronts).map(|_| forward::channel()).unzip();
     if failure.is_none() {
-        let Some(listener) = listeners.next() else {
-            return Err(StartupError::Listen(format!("cannot listen on {listen}")));
-        };
         let start = RouterStart {
             flags: flags.clone(),
             config: loaded,
-            listener,
+            listener: router_listener,
             http: http.clone(),
             slots: slots.clone(),
             forwarded,
