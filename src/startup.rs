@@ -7,6 +7,7 @@
 //! by the main thread with `sigtimedwait`, so no handler runs inside an executor; the main
 //! thread passes them on to the router executor through `Control`.
 
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, OnceLock};
@@ -209,11 +210,26 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             }
         }
     }
+    // Start-up's ends of the fronts' stop sockets: dropped once the process stops.
+    let mut front_stops = Vec::with_capacity(fronts);
     for (i, (ends, listener)) in front_ends.into_iter().zip(listeners).enumerate() {
         if failure.is_some() {
             break;
         }
         let core = i + 1;
+        let front_stop = match StdUnixStream::pair() {
+            Ok((kept, given)) => {
+                front_stops.push(kept);
+                given
+            }
+            Err(e) => {
+                failure = Some(StartupError::Executor {
+                    shard: shards + core,
+                    reason: format!("cannot create the front's stop socket: {e}"),
+                });
+                break;
+            }
+        };
         let start = FrontStart {
             core,
             listener,
@@ -222,7 +238,7 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             forward: ends,
             shared: front_shared.clone(),
             policy: api_policy(flags),
-            control: control.clone(),
+            stop: front_stop,
         };
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("http-{core}"))
@@ -244,6 +260,7 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
         failure = wait_for_stop(&signals, &control, &fail_rx);
     }
     control.stop.store(true, Ordering::SeqCst);
+    drop(front_stops);
     for (i, h) in handles.into_iter().enumerate() {
         if let Err(e) = h.join() {
             failure.get_or_insert(StartupError::Shard {
