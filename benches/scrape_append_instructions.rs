@@ -17,7 +17,8 @@ use acknowledge::acknowledge;
 
 // The server's allocator, so allocation counts as it does there.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: promcore::transient_heap::ServerAllocator =
+    promcore::transient_heap::ServerAllocator;
 
 fn main() {
     // `cargo bench` passes `--bench`; the first number on the command line is N.

@@ -3,10 +3,11 @@
 //! The server's parts, each owning one concern (see `../shared/DESIGN.md`): `config`
 //! (prometheus.yml), `http` (the HTTP/1.1 server), `scrape` (targets, scrape loops, the
 //! exposition parser, the scrape cache), `router` (the protocol to the storage shards and the
-//! fan-out over them), `server` (the router executor and reloads), `front` (the HTTP listeners of the other
-//! cores), `startup` (process
-//! lifecycle, executors, signals), `tls` (the TLS client of scrapes and notifications). Storage itself is the `shards` crate. The library exists so
-//! that benchmarks and end-to-end tests reach the same code the binary runs.
+//! fan-out over them), `server` (the router executor and reloads), `front` (the HTTP
+//! listeners of the other cores), `startup` (process lifecycle, executors, signals), `tls`
+//! (the TLS client of scrapes and notifications), `transient_heap` (the global allocator
+//! and its heap for short-lived bursts). Storage itself is the `shards` crate. The library
+//! exists so that benchmarks and end-to-end tests reach the same code the binary runs.
 
 pub mod active_queries;
 pub mod api;
@@ -25,4 +26,5 @@ pub mod scrape;
 pub mod server;
 pub mod startup;
 pub mod tls;
+pub mod transient_heap;
 pub mod tsdb_tool;

@@ -8,9 +8,11 @@ use promcore::{log, startup};
 
 /// mimalloc rather than glibc's malloc: creating series allocates many small, long-lived
 /// objects next to short-lived batch buffers, and glibc spent more time consolidating its
-/// free lists than the head spent creating series (measured with the head benchmark).
+/// free lists than the head spent creating series (measured with the head benchmark). With
+/// a heap of its own for the new series' labels (`transient_heap`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: promcore::transient_heap::ServerAllocator =
+    promcore::transient_heap::ServerAllocator;
 
 /// mimalloc asks for transparent huge pages on its arenas (`madvise(MADV_HUGEPAGE)`), and a
 /// huge page is resident as a whole once any byte of it is touched: at 1 M scraped series

@@ -23,6 +23,7 @@ use crate::scrape::metadata::SharedMetadata;
 use crate::scrape::metadata_lines::MetadataLines;
 use crate::scrape::parser::{Entry, Format, LabelPairs, ParseError, Parser};
 use crate::scrape::series_hash::{series_hash, KnownSeries, SeriesHash};
+use crate::transient_heap::transient;
 
 /// What a miss needs to build a series' labels, and the limits of the job.
 #[derive(Debug, Clone, Default)]
@@ -567,7 +568,8 @@ impl ScrapeAppender {
             return Ok(None);
         }
         check_limits(rules, lb)?;
-        Ok(Some(lb.to_labels()?))
+        // Freed by the shard once interned: kept out of the pages of what lives on.
+        Ok(Some(transient(|| lb.to_labels())?))
     }
 }
 
