@@ -6,7 +6,8 @@
 //! fan-out over them), `server` (the router executor and reloads), `front` (the HTTP
 //! listeners of the other cores), `startup` (process lifecycle, executors, signals), `tls`
 //! (the TLS client of scrapes and notifications), `transient_heap` (the global allocator
-//! and its heap for short-lived bursts). Storage itself is the `shards` crate. The library
+//! and its heap for short-lived bursts), `waiting_replies` (requests to another executor
+//! waiting for their replies). Storage itself is the `shards` crate. The library
 //! exists so that benchmarks and end-to-end tests reach the same code the binary runs.
 
 pub mod active_queries;
@@ -28,3 +29,4 @@ pub mod startup;
 pub mod tls;
 pub mod transient_heap;
 pub mod tsdb_tool;
+pub mod waiting_replies;

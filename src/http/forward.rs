@@ -8,16 +8,14 @@
 //! response a request accepted there would get, and the connection of the forwarding side
 //! writes it. It owns the channels and the waiting table; it never looks into a request.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
-use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel::{
     self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
 };
 
 use super::{Handler, Request, Response};
+use crate::waiting_replies::WaitingReplies;
 
 /// Requests queued before a forwarding connection waits (back-pressure), and answers back.
 const QUEUE: usize = 256;
@@ -63,8 +61,7 @@ pub fn channel() -> (ForwardEnds, ServeEnds) {
 /// The forwarding side, connected.
 pub struct Forwarder {
     requests: ConnectedSender<Forwarded>,
-    pending: RefCell<HashMap<u64, LocalSender<Response>>>,
-    next_id: Cell<u64>,
+    pending: Rc<WaitingReplies<Response>>,
 }
 
 impl Forwarder {
@@ -73,38 +70,17 @@ impl Forwarder {
     pub async fn connect(ends: ForwardEnds) -> Rc<Forwarder> {
         let requests = ends.requests.connect().await;
         let answers = ends.answers.connect().await;
-        let forwarder = Rc::new(Forwarder {
+        Rc::new(Forwarder {
             requests,
-            pending: RefCell::new(HashMap::new()),
-            next_id: Cell::new(1),
-        });
-        let weak = Rc::downgrade(&forwarder);
-        glommio::spawn_local(async move {
-            while let Some(Answered { id, response }) = answers.recv().await {
-                let Some(f) = weak.upgrade() else { break };
-                let waiter = f.pending.borrow_mut().remove(&id);
-                if let Some(tx) = waiter {
-                    // The connection may have gone meanwhile: nothing to do.
-                    let _ = tx.try_send(response);
-                }
-            }
-            // The serving side is gone: every waiting request gets `None`.
-            if let Some(f) = weak.upgrade() {
-                f.pending.borrow_mut().clear();
-            }
+            pending: WaitingReplies::start(answers, |a: Answered| (a.id, a.response)),
         })
-        .detach();
-        forwarder
     }
 
     /// The serving side's response to `request`; `None` when it stopped serving.
     pub async fn forward(&self, request: Request) -> Option<Response> {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        let (tx, rx) = local_channel::new_bounded(1);
-        self.pending.borrow_mut().insert(id, tx);
+        let (id, rx) = self.pending.wait();
         if self.requests.send(Forwarded { id, request }).await.is_err() {
-            self.pending.borrow_mut().remove(&id);
+            self.pending.forget(id);
             return None;
         }
         rx.recv().await

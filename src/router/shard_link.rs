@@ -1,5 +1,5 @@
 //! The router's end of one router–shard link: a bounded request channel to the shard, a reply
-//! channel back, and the table of requests waiting for their replies.
+//! channel back, and the table of requests waiting for their replies (`waiting_replies`).
 //!
 //! One pair of `shared_channel`s per link (not glommio's `channel_mesh`, which has an open
 //! deadlock report). A dispatcher task drains the reply channel all the time, so a shard never
@@ -7,17 +7,17 @@
 //! makes the sender wait: that wait is the back-pressure of a slow shard, counted, never a
 //! drop.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::channels::local_channel::LocalReceiver;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use shards::label_generation::{LabelGeneration, LabelScope, LabelSources};
 use thiserror::Error;
 
 use super::protocol::{Envelope, Reply, ShardRequest, ShardResponse};
+use crate::waiting_replies::WaitingReplies;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum LinkError {
@@ -40,8 +40,8 @@ pub struct ShardLink {
     /// What the shard publishes for label answers (read without a round trip).
     labels: Arc<LabelGeneration>,
     requests: ConnectedSender<Envelope>,
-    pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
-    next_id: Cell<u64>,
+    /// Requests waiting for their replies; a closed shard wakes them with an error.
+    pending: Rc<WaitingReplies<ShardResponse>>,
     pub stats: LinkStats,
 }
 
@@ -66,31 +66,13 @@ impl ShardLink {
         replies: ConnectedReceiver<Reply>,
         labels: Arc<LabelGeneration>,
     ) -> Rc<ShardLink> {
-        let link = Rc::new(ShardLink {
+        Rc::new(ShardLink {
             shard,
             labels,
             requests,
-            pending: RefCell::new(HashMap::new()),
-            next_id: Cell::new(1),
+            pending: WaitingReplies::start(replies, |r: Reply| (r.id, r.response)),
             stats: LinkStats::default(),
-        });
-        let weak = Rc::downgrade(&link);
-        glommio::spawn_local(async move {
-            while let Some(Reply { id, response }) = replies.recv().await {
-                let Some(link) = weak.upgrade() else { break };
-                let waiter = link.pending.borrow_mut().remove(&id);
-                if let Some(tx) = waiter {
-                    // The asker may have given up (its scrape was cancelled): nothing to do.
-                    let _ = tx.try_send(response);
-                }
-            }
-            // The shard is gone: wake everybody still waiting with an error.
-            if let Some(link) = weak.upgrade() {
-                link.pending.borrow_mut().clear();
-            }
         })
-        .detach();
-        link
     }
 
     pub fn shard(&self) -> usize {
@@ -116,10 +98,7 @@ impl ShardLink {
     /// Sends `request` (waiting while the channel is full) and returns the reply to await.
     /// Send all requests of a fan-out before awaiting any reply, so shards work in parallel.
     pub async fn send(&self, request: ShardRequest) -> Result<PendingReply, LinkError> {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        let (tx, rx) = local_channel::new_bounded(1);
-        self.pending.borrow_mut().insert(id, tx);
+        let (id, rx) = self.pending.wait();
         self.stats.requests.set(self.stats.requests.get() + 1);
         let env = Envelope { id, request };
         let sent = match self.requests.try_send(env) {
@@ -136,7 +115,7 @@ impl ShardLink {
             Err(_) => Err(()),
         };
         if sent.is_err() {
-            self.pending.borrow_mut().remove(&id);
+            self.pending.forget(id);
             return Err(LinkError::Closed(self.shard));
         }
         Ok(PendingReply {
