@@ -1,5 +1,7 @@
-//! `IdSet`: the set of every live series id of the head, the base from which negative
-//! matchers subtract. It owns only the ids; which series they are is the head's business.
+//! `IdSet`: a set of series ids as a bitmap over the window between its lowest and highest
+//! id: the set of every live series of the head (the base from which negative matchers
+//! subtract) and the dense (name, value) lists of its postings. It owns only the ids; which
+//! series they are is the head's business.
 //!
 //! Memory is why it exists: as a sorted `Vec<u32>` it cost 4 bytes a series (plus up to
 //! as much again of growth capacity). The head hands out ids increasingly and garbage
@@ -30,8 +32,30 @@ impl IdSet {
         self.len == 0
     }
 
-    #[cfg(test)]
-    fn contains(&self, id: u32) -> bool {
+    /// Builds the set of `ids` (sorted, no duplicates) with no spare capacity.
+    pub fn from_sorted(ids: &[u32]) -> Self {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return Self::new();
+        };
+        let base = first & !63;
+        let mut words = vec![0u64; ((last - base) / 64) as usize + 1];
+        for &id in ids {
+            let i = id - base;
+            words[(i / 64) as usize] |= 1 << (i % 64);
+        }
+        IdSet {
+            base,
+            words,
+            len: ids.len(),
+        }
+    }
+
+    /// Words of the window, what the set costs as a bitmap (8 bytes each).
+    pub fn window_words(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
         let Some(i) = id.checked_sub(self.base) else {
             return false;
         };
@@ -53,6 +77,13 @@ impl IdSet {
         let i = id - self.base;
         let (w, b) = ((i / 64) as usize, i % 64);
         if w >= self.words.len() {
+            // An eighth more than needed rather than Vec's doubling: the window grows a word
+            // per 64 ids, so this still reallocates rarely, and a large set keeps at most
+            // ~12 % of spare capacity instead of up to 100 %.
+            if w >= self.words.capacity() {
+                let spare = ((w + 1) / 8).max(4);
+                self.words.reserve_exact(w + 1 + spare - self.words.len());
+            }
             self.words.resize(w + 1, 0);
         }
         let was = self.words[w] >> b & 1 == 1;
