@@ -135,6 +135,33 @@ impl IdSet {
         v
     }
 
+    /// The ids in any of `sets`, ascending: their words OR-ed over the joint window, no
+    /// merge of decoded lists.
+    pub fn union_to_vec(sets: &[&IdSet]) -> Vec<u32> {
+        let sets: Vec<&IdSet> = sets.iter().copied().filter(|s| !s.is_empty()).collect();
+        let Some(base) = sets.iter().map(|s| s.base).min() else {
+            return Vec::new();
+        };
+        let words = sets
+            .iter()
+            .map(|s| ((s.base - base) / 64) as usize + s.words.len())
+            .max()
+            .unwrap_or(0);
+        let mut union = IdSet {
+            base,
+            words: vec![0; words],
+            len: 0,
+        };
+        for s in &sets {
+            let at = ((s.base - base) / 64) as usize;
+            for (u, &x) in union.words[at..].iter_mut().zip(&s.words) {
+                *u |= x;
+            }
+        }
+        union.len = union.words.iter().map(|x| x.count_ones() as usize).sum();
+        union.to_vec()
+    }
+
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.words.capacity() * std::mem::size_of::<u64>()
@@ -180,6 +207,18 @@ mod tests {
         assert_eq!(s.iter().next(), Some(500_000));
         assert_eq!(s.words.len(), 500_000 / 64 + 1);
         assert_eq!(s.base, 499_968);
+    }
+
+    #[test]
+    fn union_ors_windows_apart_and_overlapping() {
+        let a = IdSet::from_sorted(&[1, 64, 200]);
+        let b = IdSet::from_sorted(&[64, 65, 1_000_000]);
+        let c = IdSet::new();
+        assert_eq!(
+            IdSet::union_to_vec(&[&b, &c, &a]),
+            [1, 64, 65, 200, 1_000_000]
+        );
+        assert_eq!(IdSet::union_to_vec(&[&c]), [] as [u32; 0]);
     }
 
     #[derive(Debug, Clone)]

@@ -524,6 +524,16 @@ fn union_of<'a>(lists: &[Ids<'a>]) -> Cow<'a, [u32]> {
     match lists {
         [Ids::Sorted(one)] => Cow::Borrowed(*one),
         [Ids::Bits(one)] => Cow::Owned(one.to_vec()),
+        _ if lists.iter().all(Ids::is_bits) => {
+            let sets: Vec<&IdSet> = lists
+                .iter()
+                .filter_map(|l| match l {
+                    Ids::Bits(b) => Some(*b),
+                    Ids::Sorted(_) => None,
+                })
+                .collect();
+            Cow::Owned(IdSet::union_to_vec(&sets))
+        }
         _ => {
             let decoded: Vec<Vec<u32>> = lists
                 .iter()
