@@ -1,5 +1,7 @@
-//! `IdSet`: the set of every live series id of the head, the base from which negative
-//! matchers subtract. It owns only the ids; which series they are is the head's business.
+//! `IdSet`: a set of series ids as a bitmap over the window between its lowest and highest
+//! id: the set of every live series of the head (the base from which negative matchers
+//! subtract) and the dense (name, value) lists of its postings. It owns only the ids; which
+//! series they are is the head's business.
 //!
 //! Memory is why it exists: as a sorted `Vec<u32>` it cost 4 bytes a series (plus up to
 //! as much again of growth capacity). The head hands out ids increasingly and garbage
@@ -30,8 +32,30 @@ impl IdSet {
         self.len == 0
     }
 
-    #[cfg(test)]
-    fn contains(&self, id: u32) -> bool {
+    /// Builds the set of `ids` (sorted, no duplicates) with no spare capacity.
+    pub fn from_sorted(ids: &[u32]) -> Self {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return Self::new();
+        };
+        let base = first & !63;
+        let mut words = vec![0u64; ((last - base) / 64) as usize + 1];
+        for &id in ids {
+            let i = id - base;
+            words[(i / 64) as usize] |= 1 << (i % 64);
+        }
+        IdSet {
+            base,
+            words,
+            len: ids.len(),
+        }
+    }
+
+    /// Words of the window, what the set costs as a bitmap (8 bytes each).
+    pub fn window_words(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
         let Some(i) = id.checked_sub(self.base) else {
             return false;
         };
@@ -53,6 +77,13 @@ impl IdSet {
         let i = id - self.base;
         let (w, b) = ((i / 64) as usize, i % 64);
         if w >= self.words.len() {
+            // An eighth more than needed rather than Vec's doubling: the window grows a word
+            // per 64 ids, so this still reallocates rarely, and a large set keeps at most
+            // ~12 % of spare capacity instead of up to 100 %.
+            if w >= self.words.capacity() {
+                let spare = ((w + 1) / 8).max(4);
+                self.words.reserve_exact(w + 1 + spare - self.words.len());
+            }
             self.words.resize(w + 1, 0);
         }
         let was = self.words[w] >> b & 1 == 1;
@@ -104,6 +135,33 @@ impl IdSet {
         v
     }
 
+    /// The ids in any of `sets`, ascending: their words OR-ed over the joint window, no
+    /// merge of decoded lists.
+    pub fn union_to_vec(sets: &[&IdSet]) -> Vec<u32> {
+        let sets: Vec<&IdSet> = sets.iter().copied().filter(|s| !s.is_empty()).collect();
+        let Some(base) = sets.iter().map(|s| s.base).min() else {
+            return Vec::new();
+        };
+        let words = sets
+            .iter()
+            .map(|s| ((s.base - base) / 64) as usize + s.words.len())
+            .max()
+            .unwrap_or(0);
+        let mut union = IdSet {
+            base,
+            words: vec![0; words],
+            len: 0,
+        };
+        for s in &sets {
+            let at = ((s.base - base) / 64) as usize;
+            for (u, &x) in union.words[at..].iter_mut().zip(&s.words) {
+                *u |= x;
+            }
+        }
+        union.len = union.words.iter().map(|x| x.count_ones() as usize).sum();
+        union.to_vec()
+    }
+
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.words.capacity() * std::mem::size_of::<u64>()
@@ -149,6 +207,18 @@ mod tests {
         assert_eq!(s.iter().next(), Some(500_000));
         assert_eq!(s.words.len(), 500_000 / 64 + 1);
         assert_eq!(s.base, 499_968);
+    }
+
+    #[test]
+    fn union_ors_windows_apart_and_overlapping() {
+        let a = IdSet::from_sorted(&[1, 64, 200]);
+        let b = IdSet::from_sorted(&[64, 65, 1_000_000]);
+        let c = IdSet::new();
+        assert_eq!(
+            IdSet::union_to_vec(&[&b, &c, &a]),
+            [1, 64, 65, 200, 1_000_000]
+        );
+        assert_eq!(IdSet::union_to_vec(&[&c]), [] as [u32; 0]);
     }
 
     #[derive(Debug, Clone)]

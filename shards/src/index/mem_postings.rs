@@ -7,17 +7,154 @@
 //! Memory shapes it: at 1M series x ~10 labels it holds ~10M ids in ~1M lists, most of
 //! them (unique values such as `instance`) holding one id. A list is a `SmallVec` of 24
 //! bytes that keeps up to four ids inline, so those lists cost no allocation of their own.
+//! The few lists holding a large share of the ids (`job`, `handler`) are bitmaps instead
+//! (see `posting_list`), kept in a side table of their name so that the common list stays
+//! 24 bytes: their entry in the value table holds an empty list, which a sorted list
+//! never is.
 
 use crate::index::id_set::IdSet;
 use crate::index::matcher::{MatchType, Matcher};
-use crate::index::postings::{difference_in_place, intersect, intersects, union};
+use crate::index::posting_list::{bits_want_sorted, sorted_wants_bits, Ids};
+use crate::index::postings::{difference_in_place, intersect, union};
 use crate::labels::symbols::{SymbolId, SymbolTable};
 use hashbrown::{HashMap, HashSet};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
 type List = SmallVec<[u32; 4]>;
-type Values = HashMap<SymbolId, List, ahash::RandomState>;
+
+/// The lists of one label name's values.
+struct Values {
+    /// value -> its sorted ids; empty when the ids are in `dense`.
+    lists: HashMap<SymbolId, List, ahash::RandomState>,
+    /// value -> its ids as a bitmap, for the values whose list is dense.
+    dense: HashMap<SymbolId, IdSet, ahash::RandomState>,
+}
+
+impl Values {
+    fn new() -> Self {
+        Values {
+            lists: HashMap::with_hasher(hasher()),
+            dense: HashMap::with_hasher(hasher()),
+        }
+    }
+
+    fn get(&self, value: &SymbolId) -> Option<Ids<'_>> {
+        let list = self.lists.get(value)?;
+        if list.is_empty() {
+            self.dense.get(value).map(Ids::Bits)
+        } else {
+            Some(Ids::Sorted(list.as_slice()))
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (SymbolId, Ids<'_>)> {
+        self.lists.iter().filter_map(|(&v, list)| {
+            if list.is_empty() {
+                self.dense.get(&v).map(|b| (v, Ids::Bits(b)))
+            } else {
+                Some((v, Ids::Sorted(list.as_slice())))
+            }
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.lists.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lists.is_empty()
+    }
+
+    /// Adds `id` to `value`'s list, creating it; true if the list is new.
+    fn add(&mut self, value: SymbolId, id: u32) -> bool {
+        let list = self.lists.entry(value).or_default();
+        if list.is_empty() {
+            let Some(bits) = self.dense.get_mut(&value) else {
+                list.push(id);
+                return true;
+            };
+            // Only an id far outside the window can spread a bitmap thin.
+            if bits.insert(id) && bits_want_sorted(bits) {
+                *list = bits.iter().collect();
+                self.dense.remove(&value);
+            }
+            return false;
+        }
+        let Some(pos) = insert_position(list, id) else {
+            return false;
+        };
+        if list.len() == list.capacity() {
+            // Growing: the moment to switch to a bitmap if the ids are dense, which costs no
+            // more than the reallocation it replaces.
+            let (first, last) = (list[0].min(id), list[list.len() - 1].max(id));
+            if sorted_wants_bits(list.len() + 1, first, last) {
+                let mut bits = IdSet::from_sorted(list);
+                bits.insert(id);
+                *list = List::new();
+                self.dense.insert(value, bits);
+                return false;
+            }
+        }
+        list.insert(pos, id);
+        false
+    }
+
+    /// Removes `ids` (sorted) from `value`'s list, dropping the list if left empty and
+    /// switching its form if its density crossed a threshold; true if the list is gone.
+    fn remove(&mut self, value: SymbolId, ids: &[u32]) -> bool {
+        let Some(list) = self.lists.get_mut(&value) else {
+            return false;
+        };
+        if list.is_empty() {
+            let Some(bits) = self.dense.get_mut(&value) else {
+                // Unreachable: an empty list always has its bitmap. Drop the entry rather
+                // than keep a value with no series.
+                self.lists.remove(&value);
+                return true;
+            };
+            bits.remove_all(ids);
+            if bits.is_empty() {
+                self.dense.remove(&value);
+                self.lists.remove(&value);
+                return true;
+            }
+            if bits_want_sorted(bits) {
+                let mut sorted = List::with_capacity(bits.len());
+                sorted.extend(bits.iter());
+                *list = sorted;
+                self.dense.remove(&value);
+            }
+            return false;
+        }
+        let kept = difference_in_place(list, ids);
+        list.truncate(kept);
+        if list.is_empty() {
+            self.lists.remove(&value);
+            return true;
+        }
+        if sorted_wants_bits(list.len(), list[0], list[list.len() - 1]) {
+            // Garbage collection shrank the window under the ids left.
+            let bits = IdSet::from_sorted(list);
+            *list = List::new();
+            self.dense.insert(value, bits);
+        } else if list.spilled() && list.len() * 4 < list.capacity() {
+            list.shrink_to_fit();
+        }
+        false
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let sorted: usize = self
+            .lists
+            .values()
+            .filter(|l| l.spilled())
+            .map(|l| l.capacity() * std::mem::size_of::<u32>())
+            .sum();
+        let bits: usize = self.dense.values().map(IdSet::heap_bytes).sum();
+        self.lists.allocation_size() + self.dense.allocation_size() + sorted + bits
+    }
+}
 
 /// Keys are the head's own sequential ids, never chosen by a client, so a fixed seed is
 /// safe and saves each map a trip to the random source.
@@ -89,18 +226,10 @@ impl MemPostings {
     pub fn add(&mut self, id: u32, labels: &[(SymbolId, SymbolId)]) {
         self.all.insert(id);
         for &(name, value) in labels {
-            let values = self
-                .by_name
-                .entry(name)
-                .or_insert_with(|| HashMap::with_hasher(hasher()));
+            let values = self.by_name.entry(name).or_insert_with(Values::new);
             self.changes.names |= values.is_empty();
-            let list = values.entry(value).or_default();
-            // Lists are never left empty, so an empty one was just created.
-            if list.is_empty() {
+            if values.add(value, id) {
                 self.changes.values.insert(name);
-            }
-            if let Some(pos) = insert_position(list, id) {
-                list.insert(pos, id);
             }
         }
     }
@@ -126,15 +255,8 @@ impl MemPostings {
             let Some(values) = self.by_name.get_mut(&name) else {
                 continue;
             };
-            if let Some(list) = values.get_mut(&value) {
-                let kept = difference_in_place(list, ids);
-                list.truncate(kept);
-                if list.is_empty() {
-                    values.remove(&value);
-                    self.changes.values.insert(name);
-                } else if list.spilled() && list.len() * 4 < list.capacity() {
-                    list.shrink_to_fit();
-                }
+            if values.remove(value, ids) {
+                self.changes.values.insert(name);
             }
             if values.is_empty() {
                 self.by_name.remove(&name);
@@ -144,11 +266,11 @@ impl MemPostings {
     }
 
     /// The ids of series carrying `name=value`.
-    pub fn postings(&self, name: SymbolId, value: SymbolId) -> &[u32] {
+    pub fn postings(&self, name: SymbolId, value: SymbolId) -> Ids<'_> {
         self.by_name
             .get(&name)
             .and_then(|values| values.get(&value))
-            .map_or(&[], |l| l.as_slice())
+            .unwrap_or(Ids::EMPTY)
     }
 
     /// The ids of all series, ascending.
@@ -185,8 +307,8 @@ impl MemPostings {
                 .any(|m| m.name == name && !m.matches_empty())
         };
 
-        let mut intersecting: Vec<Vec<&[u32]>> = Vec::new();
-        let mut subtracting: Vec<Vec<&[u32]>> = Vec::new();
+        let mut intersecting: Vec<Vec<Ids<'_>>> = Vec::new();
+        let mut subtracting: Vec<Vec<Ids<'_>>> = Vec::new();
         for m in matchers {
             if m.positive_matches_all() {
                 match m.kind {
@@ -214,23 +336,24 @@ impl MemPostings {
             }
         }
 
-        // Start from the smallest group; a group much larger than what is left is applied
-        // by looking each remaining id up in its lists instead of merging them (a
-        // `mode=~"user|system"` next to a metric name must not merge 500k ids for 5k).
+        // Start from the smallest group; a group much larger than what is left, or holding
+        // bitmaps, is applied by looking each remaining id up in its lists instead of
+        // merging them (a `mode=~"user|system"` next to a metric name must not merge 500k
+        // ids for 5k).
         intersecting.sort_by_key(|g| total_len(g));
         let mut groups = intersecting.into_iter();
         let mut out = match groups.next() {
             None => self.all.to_vec(),
-            Some(first) => union_of(first).into_owned(),
+            Some(first) => union_of(&first).into_owned(),
         };
         for g in groups {
             if out.is_empty() {
                 return out;
             }
-            if total_len(&g) > LOOKUP_RATIO * out.len() {
+            if lookups_pay(&g, out.len()) {
                 out.retain(|id| in_any(&g, *id));
             } else {
-                let u = union_of(g);
+                let u = union_of(&g);
                 out = intersect(&[&out, &u]);
             }
         }
@@ -238,10 +361,10 @@ impl MemPostings {
             if out.is_empty() {
                 break;
             }
-            if total_len(g) > LOOKUP_RATIO * out.len() {
+            if lookups_pay(g, out.len()) {
                 out.retain(|id| !in_any(g, *id));
             } else {
-                let u = union_of(g.clone());
+                let u = union_of(g);
                 let kept = difference_in_place(&mut out, &u);
                 out.truncate(kept);
             }
@@ -257,7 +380,7 @@ impl MemPostings {
     /// All values of label `name` with at least one series, sorted.
     pub fn label_values<'s>(&self, symbols: &'s SymbolTable, name: &str) -> Vec<&'s str> {
         match symbols.lookup(name).and_then(|n| self.by_name.get(&n)) {
-            Some(values) => sorted_strings(symbols, values.keys().copied()),
+            Some(values) => sorted_strings(symbols, values.lists.keys().copied()),
             None => Vec::new(),
         }
     }
@@ -310,8 +433,8 @@ impl MemPostings {
             // the first shared id.
             let found = values
                 .iter()
-                .filter(|(_, list)| intersects(list, ids))
-                .map(|(&v, _)| v);
+                .filter(|(_, list)| list.intersects(ids))
+                .map(|(v, _)| v);
             sorted_strings(symbols, found)
         } else {
             // Many values (`instance`) for few series: read the series' own labels.
@@ -332,18 +455,7 @@ impl MemPostings {
 
     /// Bytes allocated on the heap by the index (capacities, not lengths).
     pub fn heap_bytes(&self) -> usize {
-        let lists: usize = self
-            .by_name
-            .values()
-            .map(|values| {
-                values.allocation_size()
-                    + values
-                        .values()
-                        .filter(|l| l.spilled())
-                        .map(|l| l.capacity() * std::mem::size_of::<u32>())
-                        .sum::<usize>()
-            })
-            .sum();
+        let lists: usize = self.by_name.values().map(Values::heap_bytes).sum();
         self.all.heap_bytes() + self.by_name.allocation_size() + lists
     }
 }
@@ -363,7 +475,7 @@ fn lists_where<'a>(
     values: Option<&'a Values>,
     m: &Matcher,
     want: bool,
-) -> Vec<&'a [u32]> {
+) -> Vec<Ids<'a>> {
     let Some(values) = values else {
         return Vec::new();
     };
@@ -375,32 +487,71 @@ fn lists_where<'a>(
                 .iter()
                 .filter_map(|s| symbols.lookup(s))
                 .filter_map(|v| values.get(&v))
-                .map(|l| l.as_slice())
                 .collect();
         }
     }
     values
         .iter()
-        .filter(|(&v, _)| m.matches(symbols.resolve(v)) == want)
-        .map(|(_, l)| l.as_slice())
+        .filter(|(v, _)| m.matches(symbols.resolve(*v)) == want)
+        .map(|(_, l)| l)
         .collect()
 }
 
 /// Above this ratio of a group's ids to the ids left, lookups beat a merge.
 const LOOKUP_RATIO: usize = 16;
 
-fn total_len(lists: &[&[u32]]) -> usize {
+/// Above this many sorted lists next to a bitmap, a group is merged rather than probed.
+const LOOKUP_MAX_SORTED: usize = 8;
+
+fn total_len(lists: &[Ids<'_>]) -> usize {
     lists.iter().map(|l| l.len()).sum()
 }
 
-fn in_any(lists: &[&[u32]], id: u32) -> bool {
-    lists.iter().any(|l| l.binary_search(&id).is_ok())
+/// Whether probing `lists` for each of `left` ids beats merging them: when they are much
+/// longer, or hold a bitmap (O(1) a probe, where a merge would first decode it) and few
+/// sorted lists to binary-search.
+fn lookups_pay(lists: &[Ids<'_>], left: usize) -> bool {
+    let sorted = lists.iter().filter(|l| !l.is_bits()).count();
+    (sorted < lists.len() && sorted <= LOOKUP_MAX_SORTED) || total_len(lists) > LOOKUP_RATIO * left
 }
 
-fn union_of(lists: Vec<&[u32]>) -> Cow<'_, [u32]> {
-    match lists.as_slice() {
-        [one] => Cow::Borrowed(*one),
-        _ => Cow::Owned(union(&lists)),
+fn in_any(lists: &[Ids<'_>], id: u32) -> bool {
+    lists.iter().any(|l| l.contains(id))
+}
+
+/// The union of `lists`, borrowed when it is a single sorted list.
+fn union_of<'a>(lists: &[Ids<'a>]) -> Cow<'a, [u32]> {
+    match lists {
+        [Ids::Sorted(one)] => Cow::Borrowed(*one),
+        [Ids::Bits(one)] => Cow::Owned(one.to_vec()),
+        _ if lists.iter().all(Ids::is_bits) => {
+            let sets: Vec<&IdSet> = lists
+                .iter()
+                .filter_map(|l| match l {
+                    Ids::Bits(b) => Some(*b),
+                    Ids::Sorted(_) => None,
+                })
+                .collect();
+            Cow::Owned(IdSet::union_to_vec(&sets))
+        }
+        _ => {
+            let decoded: Vec<Vec<u32>> = lists
+                .iter()
+                .filter_map(|l| match l {
+                    Ids::Bits(b) => Some(b.to_vec()),
+                    Ids::Sorted(_) => None,
+                })
+                .collect();
+            let mut slices: Vec<&[u32]> = lists
+                .iter()
+                .filter_map(|l| match l {
+                    Ids::Sorted(s) => Some(*s),
+                    Ids::Bits(_) => None,
+                })
+                .collect();
+            slices.extend(decoded.iter().map(|d| d.as_slice()));
+            Cow::Owned(union(&slices))
+        }
     }
 }
 
@@ -547,8 +698,8 @@ mod tests {
         assert_eq!(h.postings.label_values(s, "a"), ["1", "2"]);
         assert_eq!(h.postings.label_values(s, "zz"), Vec::<String>::new());
         let (a, one) = (s.lookup("a").unwrap(), s.lookup("1").unwrap());
-        assert_eq!(h.postings.postings(a, one), [0, 1, 4]);
-        assert_eq!(h.postings.postings(one, a), [] as [u32; 0]);
+        assert_eq!(h.postings.postings(a, one).to_vec(), [0, 1, 4]);
+        assert!(h.postings.postings(one, a).is_empty());
 
         let ids = h.select(&[m(EQ, "b", "1")]);
         assert_eq!(
@@ -649,7 +800,7 @@ mod tests {
         p.add(5, &[(0, 1)]);
         p.add(7, &[(0, 1)]);
         assert_eq!(p.all(), [2, 5, 7]);
-        assert_eq!(p.postings(0, 1), [2, 5, 7]);
+        assert_eq!(p.postings(0, 1).to_vec(), [2, 5, 7]);
     }
 
     /// 100k series; correctness of selections with 1 to 3 matchers at a realistic size.
@@ -698,6 +849,199 @@ mod tests {
             10_000
         );
         assert!(h.postings.heap_bytes() > 0);
+    }
+
+    impl MemPostings {
+        /// How many lists are bitmaps.
+        fn bitmaps(&self) -> usize {
+            self.by_name.values().map(|v| v.dense.len()).sum()
+        }
+    }
+
+    /// Ids 0..n each labelled `a=x`, `b=<id % 50>`: `a=x` dense, `b`'s values sparse.
+    fn dense_head(ids: impl Iterator<Item = u32>) -> (MemPostings, SymbolTable) {
+        let mut symbols = SymbolTable::default();
+        let (a, x) = (symbols.intern("a"), symbols.intern("x"));
+        let b = symbols.intern("b");
+        let bv: Vec<SymbolId> = (0..50).map(|i| symbols.intern(&i.to_string())).collect();
+        let mut p = MemPostings::new();
+        for id in ids {
+            p.add(id, &[(a, x), (b, bv[id as usize % 50])]);
+        }
+        (p, symbols)
+    }
+
+    #[test]
+    fn dense_lists_become_bitmaps_and_back() {
+        let (mut p, symbols) = dense_head(0..100_000);
+        let (a, x) = (symbols.lookup("a").unwrap(), symbols.lookup("x").unwrap());
+        assert_eq!(p.bitmaps(), 1);
+        assert!(p.postings(a, x).is_bits());
+        assert_eq!(p.postings(a, x).to_vec(), (0..100_000).collect::<Vec<_>>());
+        // A bitmap of 100k ids: ~12.5 KB where the list took 400 KB (up to 512 KB).
+        let mut alone = MemPostings::new();
+        for id in 0..100_000u32 {
+            alone.add(id, &[(a, x)]);
+        }
+        assert!(
+            alone.heap_bytes() < 2 * 12_500 + 2 * 14_000,
+            "{}",
+            alone.heap_bytes()
+        );
+        // Garbage collection thins it to 1 id in 40: back to a list.
+        let gone: Vec<u32> = (0..100_000).filter(|i| i % 40 != 0).collect();
+        let labels = |id: u32| {
+            [
+                (a, x),
+                (
+                    symbols.lookup("b").unwrap(),
+                    symbols.lookup(&(id % 50).to_string()).unwrap(),
+                ),
+            ]
+        };
+        p.delete(&gone, labels);
+        assert_eq!(p.bitmaps(), 0);
+        assert!(!p.postings(a, x).is_bits());
+        assert_eq!(
+            p.postings(a, x).to_vec(),
+            (0..100_000).step_by(40).collect::<Vec<_>>()
+        );
+        // b=0 held every 50th id; deleting all but the last 2,000 shrinks the window
+        // under what is left and makes the list dense.
+        let b0 = symbols.lookup("0").unwrap();
+        let b = symbols.lookup("b").unwrap();
+        let before: Vec<u32> = p.postings(b, b0).to_vec();
+        let old: Vec<u32> = before.iter().copied().filter(|&i| i < 99_000).collect();
+        p.delete(&old, labels);
+        assert!(p.postings(b, b0).to_vec().iter().all(|&i| i >= 99_000));
+        // The ids of a=x left: 1 in 40 over 99,000..100,000, still a list.
+        assert!(!p.postings(a, x).is_bits());
+    }
+
+    #[test]
+    fn a_far_id_spreads_a_bitmap_back_into_a_list() {
+        let (mut p, symbols) = dense_head(0..1_000);
+        let (a, x) = (symbols.lookup("a").unwrap(), symbols.lookup("x").unwrap());
+        assert!(p.postings(a, x).is_bits());
+        p.add(10_000_000, &[(a, x)]);
+        assert!(!p.postings(a, x).is_bits());
+        let mut want: Vec<u32> = (0..1_000).collect();
+        want.push(10_000_000);
+        assert_eq!(p.postings(a, x).to_vec(), want);
+        // Out of order below the window, repeated, then dense again from the front.
+        let (mut p, _) = dense_head((500..1_000).chain(0..500).chain(200..300));
+        assert!(p.postings(a, x).is_bits());
+        assert_eq!(p.postings(a, x).to_vec(), (0..1_000).collect::<Vec<_>>());
+        p.add(2_000, &[(a, x)]);
+        assert_eq!(p.postings(a, x).len(), 1_001);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// The next id above all so far, or `back` below the highest (replay out of
+        /// order, possibly an id already there).
+        Add { back: Option<u32>, a: u8, b: u8 },
+        /// Garbage collection of the ids at these positions among the live ones.
+        Delete(Vec<prop::sample::Index>),
+        /// Garbage collection of the oldest `n` live ids.
+        DeleteOldest(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // `a` mostly one value (dense), `b` spread over a few values of varying density.
+        let a = prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)];
+        let b = prop_oneof![4 => Just(0u8), 2 => Just(1u8), 1 => 2u8..6];
+        prop_oneof![
+            200 => (proptest::option::weighted(0.05, 0u32..3000), a, b)
+                .prop_map(|(back, a, b)| Op::Add { back, a, b }),
+            1 => proptest::collection::vec(any::<prop::sample::Index>(), 0..600).prop_map(Op::Delete),
+            1 => (0u16..300).prop_map(Op::DeleteOldest),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Lists switching between forms under appends, replay out of order and garbage
+        /// collection hold the same ids as a model, and every reader agrees with it.
+        #[test]
+        fn lists_of_both_forms_behave_like_the_model(ops in proptest::collection::vec(op(), 1..3000)) {
+            let mut h = Head::default();
+            let mut labels_by_id: std::collections::BTreeMap<u32, [(&str, &str); 2]> = Default::default();
+            let mut live: std::collections::BTreeSet<u32> = Default::default();
+            let mut next = 0u32;
+            const A: [&str; 3] = ["x", "y", "z"];
+            const B: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
+            for op in ops {
+                match op {
+                    Op::Add { back, a, b } => {
+                        let id = match back {
+                            Some(k) => next.saturating_sub(1 + k),
+                            None => { next += 1; next - 1 }
+                        };
+                        let labels = *labels_by_id.entry(id).or_insert([("a", A[a as usize]), ("b", B[b as usize])]);
+                        let pairs: Vec<_> = labels.iter().map(|(n, v)| (h.symbols.intern(n), h.symbols.intern(v))).collect();
+                        h.postings.add(id, &pairs);
+                        live.insert(id);
+                    }
+                    Op::Delete(picks) => {
+                        let ids: Vec<u32> = live.iter().copied().collect();
+                        if ids.is_empty() { continue; }
+                        let mut gone: Vec<u32> = picks.iter().map(|i| ids[i.index(ids.len())]).collect();
+                        gone.sort_unstable();
+                        gone.dedup();
+                        h.postings.delete(&gone, |id| labels_by_id[&id].map(|(n, v)| (h.symbols.lookup(n).unwrap(), h.symbols.lookup(v).unwrap())));
+                        for id in gone { live.remove(&id); }
+                    }
+                    Op::DeleteOldest(n) => {
+                        let gone: Vec<u32> = live.iter().copied().take(n as usize).collect();
+                        h.postings.delete(&gone, |id| labels_by_id[&id].map(|(n, v)| (h.symbols.lookup(n).unwrap(), h.symbols.lookup(v).unwrap())));
+                        for id in gone { live.remove(&id); }
+                    }
+                }
+            }
+            // Each list against the model.
+            for (name, values) in [("a", &A[..]), ("b", &B[..])] {
+                for v in values {
+                    let want: Vec<u32> = live.iter().copied().filter(|id| labels_by_id[id].contains(&(name, *v))).collect();
+                    let got = match (h.symbols.lookup(name), h.symbols.lookup(v)) {
+                        (Some(n), Some(v)) => h.postings.postings(n, v).to_vec(),
+                        _ => vec![],
+                    };
+                    prop_assert_eq!(&got, &want, "{}={}", name, v);
+                }
+                let mut want: Vec<&str> = values.iter().copied()
+                    .filter(|v| live.iter().any(|id| labels_by_id[id].contains(&(name, *v))))
+                    .collect();
+                want.sort_unstable();
+                prop_assert_eq!(h.postings.label_values(&h.symbols, name), want);
+            }
+            let live_ids: Vec<u32> = live.iter().copied().collect();
+            prop_assert_eq!(h.postings.all(), live_ids.clone());
+            // Selections over lists of both forms, against a filter of the live series.
+            let value = |id: u32, name: &str| labels_by_id[&id].iter().find(|(n, _)| *n == name).map_or("", |(_, v)| *v);
+            let selectors = [
+                vec![m(EQ, "a", "x")],
+                vec![m(EQ, "a", "x"), m(EQ, "b", "0")],
+                vec![m(EQ, "b", "3"), m(EQ, "a", "x")],
+                vec![m(RE, "a", "x|y"), m(NEQ, "b", "1")],
+                vec![m(RE, "b", "[0-4]"), m(NEQ, "a", "x")],
+                vec![m(NRE, "b", "0|2"), m(RE, "a", "x|z")],
+                vec![m(RE, "b", "0|1|2|3|4"), m(NRE, "a", "y")],
+                vec![m(NEQ, "a", "y")],
+                vec![m(EQ, "b", "1"), m(RE, "a", ".+"), m(NEQ, "b", "0")],
+            ];
+            for ms in &selectors {
+                let want: Vec<u32> = live_ids.iter().copied().filter(|&id| ms.iter().all(|mt| mt.matches(value(id, &mt.name)))).collect();
+                prop_assert_eq!(h.select(ms), want, "{:?}", ms);
+            }
+            // Values of `a` among a selection, by probing each value's list.
+            let some: Vec<u32> = live_ids.iter().copied().step_by(7).collect();
+            let mut want: Vec<&str> = some.iter().map(|&id| value(id, "a")).collect();
+            want.sort_unstable();
+            want.dedup();
+            let labels_of = |id: u32| labels_by_id[&id].map(|(n, v)| (h.symbols.lookup(n).unwrap(), h.symbols.lookup(v).unwrap()));
+            prop_assert_eq!(h.postings.label_values_for(&h.symbols, "a", &some, labels_of), want);
+        }
     }
 
     fn matcher_strategy() -> impl Strategy<Value = Matcher> {

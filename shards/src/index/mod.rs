@@ -5,6 +5,7 @@
 mod id_set;
 pub mod matcher;
 pub mod mem_postings;
+pub mod posting_list;
 pub mod postings;
 pub mod reader;
 pub mod writer;
