@@ -7,6 +7,10 @@
 //! both per series.
 //!
 //!     cargo bench --bench head_memory
+//!
+//! `HEAD_MEMORY_SERIES=502500` sets another number of series (a shard's share of loadgen's
+//! 1,005,000 on two shards). The times it prints (creating the series, appending the
+//! samples) are one run's, for comparing builds back to back, not a benchmark.
 
 // The server's allocator, so that the figures are the server's.
 #[global_allocator]
@@ -80,11 +84,16 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list; this is not a criterion bench
     }
+    let series: usize = std::env::var("HEAD_MEMORY_SERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SERIES);
     let dir = tempfile::tempdir().unwrap();
     let before = rss_bytes();
+    let started = std::time::Instant::now();
     let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
-    let mut refs = Vec::with_capacity(SERIES);
-    for chunk in (0..SERIES).collect::<Vec<_>>().chunks(100_000) {
+    let mut refs = Vec::with_capacity(series);
+    for chunk in (0..series).collect::<Vec<_>>().chunks(100_000) {
         let b = AppendBatch {
             new_series: chunk.iter().map(|&i| loadgen_like_labels(i)).collect(),
             samples: vec![],
@@ -92,6 +101,8 @@ fn main() {
         };
         refs.extend(head.append_unlogged(&b).unwrap().series_refs);
     }
+    let created = started.elapsed();
+    let started = std::time::Instant::now();
     let mut batch = AppendBatch {
         new_series: vec![],
         samples: refs
@@ -114,6 +125,7 @@ fn main() {
         head.append_unlogged(&batch).unwrap();
     }
     drop(batch);
+    let appended = started.elapsed();
     let rss = rss_bytes().saturating_sub(before);
     println!(
         "head_memory: {} series, {} samples each",
@@ -122,9 +134,15 @@ fn main() {
     );
     println!(
         "head_memory: accounted heap {:.0} bytes/series",
-        head.heap_bytes() as f64 / SERIES as f64
+        head.heap_bytes() as f64 / series as f64
     );
-    let per = |b: usize| b as f64 / SERIES as f64;
+    println!(
+        "head_memory: created in {:.3} s, {} samples appended in {:.3} s",
+        created.as_secs_f64(),
+        SAMPLES as usize * series,
+        appended.as_secs_f64()
+    );
+    let per = |b: usize| b as f64 / series as f64;
     let m = head.memory();
     for (part, bytes) in [
         ("series structs (slots)", m.series_slots),
@@ -135,7 +153,11 @@ fn main() {
         ("symbols", m.symbols),
         ("postings", m.postings),
     ] {
-        println!("head_memory:   {part:<24} {:>6.1} bytes/series", per(bytes));
+        println!(
+            "head_memory:   {part:<24} {:>6.1} bytes/series {:>12} bytes",
+            per(bytes),
+            bytes
+        );
     }
     println!(
         "head_memory: size_of Option<MemSeries> {}",
@@ -143,6 +165,6 @@ fn main() {
     );
     println!(
         "head_memory: RSS growth {:.0} bytes/series (includes allocator slack)",
-        rss as f64 / SERIES as f64
+        rss as f64 / series as f64
     );
 }

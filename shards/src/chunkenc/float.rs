@@ -59,6 +59,24 @@ impl FloatChunk {
         }
     }
 
+    /// A word the chunk keeps for its owner and never encodes (the head's cut time); a
+    /// chunk re-encoded by `append` starts again from 0.
+    #[inline]
+    pub fn owner_word(&self) -> u32 {
+        match self {
+            FloatChunk::Xor(c) => c.owner_word(),
+            FloatChunk::Xor2(c) => c.owner_word(),
+        }
+    }
+
+    #[inline]
+    pub fn set_owner_word(&mut self, w: u32) {
+        match self {
+            FloatChunk::Xor(c) => c.set_owner_word(w),
+            FloatChunk::Xor2(c) => c.set_owner_word(w),
+        }
+    }
+
     pub fn encoding(&self) -> Encoding {
         match self {
             FloatChunk::Xor(_) => Encoding::Xor,

@@ -32,19 +32,28 @@ use crate::encoding::{unzigzag, zigzag};
 const HEADER_SIZE: usize = 2;
 /// Prometheus's "leading not set yet" marker: the next non-zero xor opens a new window.
 const LEADING_UNSET: u8 = 0xff;
+/// `XorChunk::t_delta` of a delta that does not fit an i32.
+const FAR_DELTA: i32 = i32::MIN;
+
 /// First allocation: enough for the header, the first two samples and a few more; a
 /// 120-sample counter chunk usually ends at 100-300 bytes.
 const INITIAL_CAPACITY: usize = 32;
 
 /// An appendable XOR chunk: its bytes plus the state to keep appending. 40 bytes (the
-/// head holds one inline per series): the buffer is a 13-byte `ChunkBuf`.
+/// head holds one inline per series): the buffer is a 13-byte `ChunkBuf`, the last time
+/// delta 4 bytes, and 4 bytes are the owner's (`owner_word`).
 #[derive(Clone)]
 pub struct XorChunk {
     bytes: ChunkBuf,
     t: i64,
-    /// `t_{n-1} - t_{n-2}` as Go's uint64, wrapping.
-    t_delta: u64,
+    /// `t_{n-1} - t_{n-2}` when it fits an i32 (25 days, and a head chunk never spans more
+    /// than its chunk range), else `FAR_DELTA`: the next append then decodes the chunk to
+    /// find it. Half of a u64 is what lets the owner keep its word here.
+    t_delta: i32,
     v_bits: u64,
+    /// Never encoded nor read by the chunk: the head keeps its cut time of the open chunk
+    /// here (`MemSeries`), where the 4 bytes cost nothing, instead of beside it in 8 more.
+    owner_word: u32,
     leading: u8,
     trailing: u8,
     /// Unwritten low bits of the last byte.
@@ -108,6 +117,7 @@ impl XorChunk {
             t: 0,
             t_delta: 0,
             v_bits: 0,
+            owner_word: 0,
             leading: LEADING_UNSET,
             trailing: 0,
             free_bits: FreeBits::B0,
@@ -140,8 +150,9 @@ impl XorChunk {
         Ok(XorChunk {
             bytes,
             t,
-            t_delta,
+            t_delta: compact_delta(t_delta),
             v_bits,
+            owner_word: 0,
             leading,
             trailing,
             free_bits: FreeBits::new(free_bits),
@@ -175,11 +186,11 @@ impl XorChunk {
                     &mut self.trailing,
                 );
                 self.free_bits = FreeBits::new(w.free());
-                self.t_delta = t_delta;
+                self.t_delta = compact_delta(t_delta);
             }
             _ => {
                 let t_delta = (t as u64).wrapping_sub(self.t as u64);
-                let dod = t_delta.wrapping_sub(self.t_delta) as i64;
+                let dod = t_delta.wrapping_sub(self.last_delta()) as i64;
                 let mut w = BitWriter::new(&mut self.bytes, self.free_bits as u8);
                 write_dod(&mut w, dod);
                 write_value(
@@ -189,12 +200,40 @@ impl XorChunk {
                     &mut self.trailing,
                 );
                 self.free_bits = FreeBits::new(w.free());
-                self.t_delta = t_delta;
+                self.t_delta = compact_delta(t_delta);
             }
         }
         self.t = t;
         self.v_bits = v_bits;
         self.bytes.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&(n as u16 + 1).to_be_bytes());
+    }
+
+    /// `t_{n-1} - t_{n-2}` as Go's uint64, wrapping.
+    #[inline]
+    fn last_delta(&self) -> u64 {
+        if self.t_delta != FAR_DELTA {
+            return i64::from(self.t_delta) as u64;
+        }
+        self.decoded_last_delta()
+    }
+
+    /// The last delta of a chunk whose samples are weeks apart: rare enough to decode for.
+    #[cold]
+    fn decoded_last_delta(&self) -> u64 {
+        let mut it = self.iter();
+        for _ in it.by_ref() {}
+        it.t_delta
+    }
+
+    /// The owner's word (`owner_word` field), 0 until set.
+    #[inline]
+    pub fn owner_word(&self) -> u32 {
+        self.owner_word
+    }
+
+    #[inline]
+    pub fn set_owner_word(&mut self, w: u32) {
+        self.owner_word = w;
     }
 
     #[inline]
@@ -246,6 +285,15 @@ impl XorChunk {
     /// Moves the bytes to a new block of the thread's chunk heap (`chunk_heap::Renewal`).
     pub fn relocate(&mut self) {
         self.bytes.relocate();
+    }
+}
+
+/// `XorChunk::t_delta` for a delta (as Go's uint64).
+#[inline]
+fn compact_delta(d: u64) -> i32 {
+    match i32::try_from(d as i64) {
+        Ok(d) if d != FAR_DELTA => d,
+        _ => FAR_DELTA,
     }
 }
 
@@ -816,6 +864,39 @@ mod tests {
             }
         }
         assert_eq!(caps[..6], [32, 40, 48, 56, 64, 80]);
+    }
+
+    proptest::proptest! {
+        /// Deltas too far for the chunk's i32 (decoded again at the next append) encode as
+        /// near ones do: the samples read back, and a chunk restored from the bytes and
+        /// appended to gives the bytes of one appended to all along.
+        #[test]
+        fn far_deltas_read_back(
+            start in -(1i64 << 60)..(1i64 << 60),
+            gaps in proptest::collection::vec(proptest::prop_oneof![1i64..100, (1i64 << 30)..(1i64 << 33), (1i64 << 40)..(1i64 << 50)], 1..60),
+            split in 0usize..60,
+        ) {
+            let mut ts = vec![start];
+            for g in gaps {
+                ts.push(ts.last().unwrap() + g);
+            }
+            let samples: Vec<(i64, f64)> = ts.iter().enumerate().map(|(i, &t)| (t, i as f64 * 0.5)).collect();
+            let mut whole = XorChunk::new();
+            for &(t, v) in &samples {
+                whole.append(t, v);
+            }
+            proptest::prop_assert_eq!(whole.iter().collect::<Vec<_>>(), samples.clone());
+            let split = split.min(samples.len());
+            let mut part = XorChunk::new();
+            for &(t, v) in &samples[..split] {
+                part.append(t, v);
+            }
+            let mut part = XorChunk::from_bytes(part.bytes().to_vec()).unwrap();
+            for &(t, v) in &samples[split..] {
+                part.append(t, v);
+            }
+            proptest::prop_assert_eq!(part.bytes(), whole.bytes());
+        }
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Xor2Chunk {
     /// `t_{n-1} - st_n` of the newest sample, once start-timestamp deltas are written.
     st_diff: i64,
     first_st_change_on: u16,
+    /// Never encoded nor read by the chunk: as `XorChunk`'s, the head's.
+    owner_word: u32,
     leading: u8,
     trailing: u8,
     free_bits: u8,
@@ -106,6 +108,7 @@ impl Xor2Chunk {
             last_v_bits: 0,
             st_diff: 0,
             first_st_change_on: 0,
+            owner_word: 0,
             leading: LEADING_UNSET,
             trailing: 0,
             free_bits: 0,
@@ -130,6 +133,7 @@ impl Xor2Chunk {
             last_v_bits: it.v_bits,
             st_diff: it.st_diff,
             first_st_change_on: u16::from(it.first_st_change_on),
+            owner_word: 0,
             leading: it.leading,
             trailing: it.trailing,
             free_bits: 0,
@@ -234,6 +238,17 @@ impl Xor2Chunk {
             self.v_bits = v_bits;
         }
         self.bytes[..2].copy_from_slice(&(n as u16 + 1).to_be_bytes());
+    }
+
+    /// The owner's word, 0 until set (see `XorChunk::owner_word`).
+    #[inline]
+    pub fn owner_word(&self) -> u32 {
+        self.owner_word
+    }
+
+    #[inline]
+    pub fn set_owner_word(&mut self, w: u32) {
+        self.owner_word = w;
     }
 
     #[inline]

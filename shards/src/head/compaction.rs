@@ -155,8 +155,8 @@ impl Head {
             });
         }
         for &r in &emptied {
-            if let Some(labels) = self.series_labels(r) {
-                let hash = labels.hash();
+            if self.series(r).is_some() {
+                let hash = super::filed_hash(&self.series, &self.symbols, r as SeriesId);
                 self.by_hash.remove(hash, r as SeriesId);
             }
             self.series.remove(r);

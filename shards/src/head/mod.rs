@@ -294,7 +294,9 @@ impl Head {
     fn create_hashed(&mut self, r: u64, labels: &Labels, hash: u64) -> Result<(), HeadError> {
         let id = series_id(r)?;
         self.create_unindexed(r, id, label_pairs(labels), &[]);
-        self.by_hash.insert(hash, id);
+        let (series, symbols) = (&self.series, &self.symbols);
+        self.by_hash
+            .insert(hash, id, |i| filed_hash(series, symbols, i));
         Ok(())
     }
 
@@ -319,11 +321,16 @@ impl Head {
             Err(e) => return self.lookup_pairs(pairs, hash).map(Some).ok_or(e),
         };
         let (series, symbols) = (&self.series, &self.symbols);
-        let found = self.by_hash.find_or_insert(hash, id, |cand| {
-            series
-                .get(u64::from(cand))
-                .is_some_and(|s| same_labels(symbols, s, pairs.iter().copied()))
-        });
+        let found = self.by_hash.find_or_insert(
+            hash,
+            id,
+            |cand| {
+                series
+                    .get(u64::from(cand))
+                    .is_some_and(|s| same_labels(symbols, s, pairs.iter().copied()))
+            },
+            |i| filed_hash(series, symbols, i),
+        );
         if let Some(existing) = found {
             return Ok(Some(u64::from(existing)));
         }
@@ -356,26 +363,29 @@ impl Head {
     /// of them has the labels of a series filed before it (a snapshot promcore did not
     /// write): the index is then incomplete and the head must be opened again.
     pub(crate) fn index_deferred(&mut self, created: &[(u32, SeriesId)]) -> bool {
-        self.by_hash.reserve(created.len());
         let (series, symbols) = (&self.series, &self.symbols);
+        self.by_hash
+            .reserve(created.len(), |i| filed_hash(series, symbols, i));
         for &(h32, id) in created {
             let Some(s) = series.get(u64::from(id)) else {
                 return false;
             };
-            // By the strings, not the symbol ids: a hash match is rare enough for it.
+            // By the strings, not the symbol ids: a candidate is rare enough for it.
             let is_same = |cand: SeriesId| {
                 series.get(u64::from(cand)).is_some_and(|c| {
                     let strings = |l: &InternedLabels| {
                         l.iter()
                             .map(|(n, v)| (symbols.resolve(n), symbols.resolve(v)))
-                            .collect::<Vec<_>>()
+                            .collect::<SmallVec<[_; 16]>>()
                     };
                     strings(c.labels()) == strings(s.labels())
                 })
             };
             if self
                 .by_hash
-                .find_or_insert(u64::from(h32), id, is_same)
+                .find_or_insert(u64::from(h32), id, is_same, |i| {
+                    filed_hash(series, symbols, i)
+                })
                 .is_some()
             {
                 return false;
@@ -581,6 +591,19 @@ fn series_id(r: u64) -> Result<SeriesId, HeadError> {
 }
 
 /// Whether series `s` has exactly these labels.
+/// The `series_hash` of series `id`, from its labels: the hash index keeps only ids, and
+/// asks for their hashes when it grows. 0 for an id without a series, which the index never
+/// holds (a series leaves the index before the set).
+fn filed_hash(series: &SeriesSet, symbols: &SymbolTable, id: SeriesId) -> u64 {
+    series.get(u64::from(id)).map_or(0, |s| {
+        crate::labels::series_hash(
+            s.labels()
+                .iter()
+                .map(|(n, v)| (symbols.resolve(n), symbols.resolve(v))),
+        )
+    })
+}
+
 fn same_labels<'a>(
     symbols: &SymbolTable,
     s: &MemSeries,

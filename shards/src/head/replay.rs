@@ -405,7 +405,7 @@ impl Replayer<'_> {
             if overlap {
                 ms.retain_mmapped(|m| m.max_time < mint);
             }
-            ms.restore_head_chunk(mint, chunk);
+            ms.restore_head_chunk(chunk);
             self.head.min_time = self.head.min_time.min(mint);
             self.head.max_time = self.head.max_time.max(maxt);
         }

@@ -42,7 +42,8 @@ pub enum Appendable {
     No(AppendRefusal),
 }
 
-/// 64 bytes (the open chunk is 40, labels and written-out chunks one pointer each). Fields that most series never need live beside the series instead: whether its
+/// 56 bytes (the open chunk is 40, with its cut time inside, labels and written-out chunks
+/// one pointer each). Fields that most series never need live beside the series instead: whether its
 /// record reached the WAL (`Head`'s unlogged set), the XOR2 state (boxed in `FloatChunk`).
 /// The open chunk's first timestamp is read from the chunk rather than kept.
 pub struct MemSeries {
@@ -51,10 +52,9 @@ pub struct MemSeries {
     /// Delta-encoded behind one pointer: it grows by one chunk every ~120 samples, so
     /// re-encoding then is cheap, and ~9 chunks of a 3 h head take ~60 bytes, not 216.
     pub(crate) mmapped: MmappedList,
-    /// The open chunk; `None` until the first sample (and never kept empty).
+    /// The open chunk; `None` until the first sample (and never kept empty). Its owner
+    /// word holds when it must be cut (Prometheus's `nextAt`), as `next_at_word`.
     pub(crate) head_chunk: Option<FloatChunk>,
-    /// When the open chunk must be cut (Prometheus's `nextAt`).
-    next_at: i64,
 }
 
 impl MemSeries {
@@ -63,7 +63,6 @@ impl MemSeries {
             labels,
             mmapped: MmappedList::default(),
             head_chunk: None,
-            next_at: i64::MIN,
         }
     }
 
@@ -149,7 +148,7 @@ impl MemSeries {
     /// Appends an in-order sample (checked with `appendable` before) with its start
     /// timestamp `st` (0 = none; a chunk given one is XOR2). If the open chunk had to be cut
     /// first, the full chunk is returned for the caller to write to chunks_head; the caller
-    /// then records it with `push_mmapped`.
+    /// then records it with `push_mmapped`. `chunk_range` must be the same on every call.
     pub fn append(
         &mut self,
         st: i64,
@@ -158,33 +157,33 @@ impl MemSeries {
         chunk_range: i64,
     ) -> Option<(i64, FloatChunk)> {
         let mut cut = None;
-        match self.head_chunk.as_mut() {
-            None => self.start_chunk(st, t, chunk_range),
+        let next_at = match self.head_chunk.as_ref() {
+            None => range_for_timestamp(t, chunk_range),
             Some(c) => {
                 let n = c.num_samples();
+                let last = c.last_time().unwrap_or(t);
+                let mut next_at = next_at_of(c, n, last, chunk_range);
                 if n == SAMPLES_PER_CHUNK / 4 {
-                    let max_time = c.last_time().unwrap_or(t);
-                    let min_time = c.first_time().unwrap_or(max_time);
-                    self.next_at = compute_chunk_end_time(min_time, max_time, self.next_at);
+                    let min_time = c.first_time().unwrap_or(last);
+                    next_at = compute_chunk_end_time(min_time, last, next_at);
                 }
-                if t >= self.next_at || n >= SAMPLES_PER_CHUNK * 2 {
+                if t >= next_at || n >= SAMPLES_PER_CHUNK * 2 {
                     cut = self.head_chunk.take().map(|c| {
                         let min_time = c.first_time().unwrap_or(t);
                         (min_time, c)
                     });
-                    self.start_chunk(st, t, chunk_range);
+                    range_for_timestamp(t, chunk_range)
+                } else {
+                    next_at
                 }
             }
-        }
-        if let Some(c) = self.head_chunk.as_mut() {
-            c.append(st, t, v);
-        }
+        };
+        let c = self
+            .head_chunk
+            .get_or_insert_with(|| FloatChunk::new(st != 0));
+        c.append(st, t, v);
+        c.set_owner_word(next_at_word(next_at, t));
         cut
-    }
-
-    fn start_chunk(&mut self, st: i64, t: i64, chunk_range: i64) {
-        self.head_chunk = Some(FloatChunk::new(st != 0));
-        self.next_at = range_for_timestamp(t, chunk_range);
     }
 
     /// Records a chunk that was written to chunks_head (on cut, or found at start-up).
@@ -211,12 +210,60 @@ impl MemSeries {
         dropped
     }
 
-    /// Installs an open chunk restored from a snapshot (`min_time` is the record's, which
-    /// is the chunk's first sample). Like Prometheus, the next append cuts a new chunk,
+    /// Installs an open chunk restored from a snapshot. Like Prometheus, the next append cuts a new chunk,
     /// since the restored chunk's cut time is not part of the snapshot.
-    pub fn restore_head_chunk(&mut self, min_time: i64, chunk: FloatChunk) {
-        self.next_at = chunk.last_time().unwrap_or(min_time);
+    pub fn restore_head_chunk(&mut self, mut chunk: FloatChunk) {
+        // A cut time at the newest sample: the next sample, newer, is at or past it.
+        let Some(last) = chunk.last_time() else {
+            // An empty chunk has nothing to keep (Prometheus never snapshots one); the next
+            // sample starts a new one.
+            self.head_chunk = None;
+            return;
+        };
+        chunk.set_owner_word(next_at_word(last, last));
         self.head_chunk = Some(chunk);
+    }
+}
+
+/// The owner word of an open chunk whose cut time is `next_at` and newest sample `last`:
+/// `next_at - last`, which is at most the chunk range (every sample of a chunk is below its
+/// cut time, which is at most one range past the first), or `FAR_NEXT_AT` when that does not
+/// fit, as with chunk ranges over 49 days.
+#[inline]
+fn next_at_word(next_at: i64, last: i64) -> u32 {
+    match next_at.checked_sub(last).map(u32::try_from) {
+        Some(Ok(w)) if w != FAR_NEXT_AT => w,
+        _ => FAR_NEXT_AT,
+    }
+}
+
+/// The owner word of a chunk whose cut time is kept as the rules that set it.
+const FAR_NEXT_AT: u32 = u32::MAX;
+
+/// The cut time of open chunk `c` (with `n` samples, the newest at `last`).
+#[inline]
+fn next_at_of(c: &FloatChunk, n: usize, last: i64, chunk_range: i64) -> i64 {
+    match c.owner_word() {
+        FAR_NEXT_AT => next_at_by_rules(c, n, chunk_range),
+        w => last + i64::from(w),
+    }
+}
+
+/// The cut time found again by the rules that set it: the end of the first sample's
+/// range, predicted again from the 30th sample once the chunk is past it (`append`). Only
+/// a chunk `append` started gets here: a restored one's word is 0, never `FAR_NEXT_AT`.
+#[cold]
+fn next_at_by_rules(c: &FloatChunk, n: usize, chunk_range: i64) -> i64 {
+    let Some(first) = c.first_time() else {
+        return i64::MIN;
+    };
+    let end = range_for_timestamp(first, chunk_range);
+    if n <= SAMPLES_PER_CHUNK / 4 {
+        return end;
+    }
+    match c.iter().nth(SAMPLES_PER_CHUNK / 4 - 1) {
+        Some((quarter, _)) => compute_chunk_end_time(first, quarter, end),
+        None => end,
     }
 }
 
@@ -262,9 +309,9 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_series_takes_64_bytes() {
+    fn a_series_takes_56_bytes() {
         // The head's largest per-series part: a field added here costs 1 MB per million.
-        assert_eq!(std::mem::size_of::<Option<MemSeries>>(), 64);
+        assert_eq!(std::mem::size_of::<Option<MemSeries>>(), 56);
     }
 
     #[test]
@@ -351,5 +398,102 @@ mod tests {
             s.appendable(20, f64::NAN, i64::MIN),
             Appendable::No(AppendRefusal::DuplicateTimestamp)
         );
+    }
+
+    /// Prometheus's cut rules with the cut time kept as an i64, as the head kept it.
+    struct ReferenceSeries {
+        open: Vec<i64>,
+        next_at: i64,
+    }
+
+    impl ReferenceSeries {
+        /// The timestamps of the chunk cut before `t`, if one was.
+        fn append(&mut self, t: i64, chunk_range: i64) -> Option<Vec<i64>> {
+            let n = self.open.len();
+            if n == 0 {
+                self.open.push(t);
+                self.next_at = range_for_timestamp(t, chunk_range);
+                return None;
+            }
+            if n == SAMPLES_PER_CHUNK / 4 {
+                self.next_at = compute_chunk_end_time(self.open[0], self.open[n - 1], self.next_at);
+            }
+            if t >= self.next_at || n >= SAMPLES_PER_CHUNK * 2 {
+                let cut = std::mem::replace(&mut self.open, vec![t]);
+                self.next_at = range_for_timestamp(t, chunk_range);
+                return Some(cut);
+            }
+            self.open.push(t);
+            None
+        }
+    }
+
+    fn times(c: &FloatChunk) -> Vec<i64> {
+        c.iter().map(|(t, _)| t).collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A sample this far after the previous one.
+        After(i64),
+        /// A snapshot restore of the open chunk (its cut time is not kept).
+        Restore,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (1i64..20).prop_map(Step::After),
+            6 => (14_000i64..16_000).prop_map(Step::After),
+            2 => (1i64..(1 << 24)).prop_map(Step::After),
+            1 => (1i64..(1 << 42)).prop_map(Step::After),
+            1 => Just(Step::Restore),
+        ]
+    }
+
+    fn chunk_range() -> impl proptest::strategy::Strategy<Value = i64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(RANGE),
+            1i64..2_000,
+            1_000i64..100_000_000,
+            // Over 49 days: cut times too far for the chunk's 32-bit word.
+            (1i64 << 32)..(1i64 << 44),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The cut points, and what every chunk holds, are those of the i64 reference.
+        #[test]
+        fn cuts_where_the_i64_reference_cuts(
+            range in chunk_range(),
+            start in -(1i64 << 50)..(1i64 << 50),
+            steps in proptest::collection::vec(step(), 1..700),
+        ) {
+            let mut s = MemSeries::new(InternedLabels::default());
+            let mut reference = ReferenceSeries { open: Vec::new(), next_at: i64::MIN };
+            let mut t = start;
+            for (i, st) in steps.into_iter().enumerate() {
+                match st {
+                    Step::After(d) => t += d,
+                    Step::Restore => {
+                        if let Some(c) = s.head_chunk.take() {
+                            let restored = FloatChunk::from_bytes(c.encoding(), c.bytes().to_vec()).unwrap();
+                            s.restore_head_chunk(restored);
+                            reference.next_at = *reference.open.last().unwrap();
+                        }
+                        continue;
+                    }
+                }
+                let got = s.append(0, t, i as f64, range);
+                let want = reference.append(t, range);
+                proptest::prop_assert_eq!(got.as_ref().map(|(_, c)| times(c)), want.clone(), "at {}", t);
+                if let (Some((min, _)), Some(w)) = (got, want) {
+                    proptest::prop_assert_eq!(min, w[0]);
+                }
+                let open = s.head_chunk().map(times).unwrap_or_default();
+                proptest::prop_assert_eq!(&open, &reference.open);
+            }
+        }
     }
 }
