@@ -269,7 +269,7 @@ impl ScrapeLoop {
                 }
             }
         }
-        self.appender.commit(&self.batches, &outcomes);
+        self.appender.commit(&mut self.batches, &outcomes);
         error.map_or(Ok(()), Err)
     }
 }
