@@ -185,6 +185,9 @@ pub struct ScrapeAppender {
     last_ok: ScrapeNumber,
     /// The successful scrape whose series already got staleness markers (after a failure).
     stale_through: ScrapeNumber,
+    /// Entries this scrape touched, marked seen only if it succeeds: the thread's `TOUCHED`
+    /// while `append_body` runs, empty (no memory) between scrapes.
+    touched: Vec<EntryId>,
     label_buf: LabelBuilder,
     relabel_scratch: RelabelScratch,
     /// No OpenMetrics body was ever appended, so every cache key passed the text format's
@@ -205,6 +208,7 @@ impl ScrapeAppender {
             scrape: 0,
             last_ok: 0,
             stale_through: 0,
+            touched: Vec::new(),
             label_buf: LabelBuilder::new(),
             relabel_scratch: RelabelScratch::default(),
             text_keys_only: true,
@@ -228,21 +232,21 @@ impl ScrapeAppender {
     ) -> Result<BodyReport, AppendError> {
         out.clear();
         self.next_scrape();
-        let mut touched = TOUCHED.take();
-        touched.clear();
-        let result = self.parse_into(body, format, t, out, &mut touched);
+        self.touched = TOUCHED.take();
+        self.touched.clear();
+        let result = self.parse_into(body, format, t, out);
         self.metadata_lines
             .end(&mut self.metadata.borrow_mut(), result.is_ok());
         // Entries seen in this scrape, each once (a body may repeat a series).
         let mut seen_now = 0;
         if result.is_ok() {
-            for &id in &touched {
+            for &id in &self.touched {
                 let e = self.cache.entry_mut(id);
                 seen_now += usize::from(e.seen != self.scrape);
                 e.seen = self.scrape;
             }
         }
-        TOUCHED.set(touched);
+        TOUCHED.set(std::mem::take(&mut self.touched));
         match result {
             Ok(report) => {
                 // Staleness markers and eviction each scan every entry. Only entries this
@@ -405,7 +409,6 @@ impl ScrapeAppender {
         format: Format,
         t: i64,
         out: &mut ShardBatches,
-        touched: &mut Vec<EntryId>,
     ) -> Result<BodyReport, AppendError> {
         let mut report = BodyReport::default();
         let mut parser = Parser::new(body, format);
@@ -470,7 +473,7 @@ impl ScrapeAppender {
                 }
             };
             hint = id.wrapping_add(1);
-            touched.push(id);
+            self.touched.push(id);
             if self.cache.entry(id).is_dropped() {
                 continue;
             }
