@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
         let mut t = 0;
         a.append_body(body.as_bytes(), Format::PrometheusText, t, &mut out)
             .ok();
-        acknowledge(&mut a, &out);
+        acknowledge(&mut a, &mut out);
         b.iter(|| {
             t += 15_000;
             let r = a.append_body(body.as_bytes(), Format::PrometheusText, t, &mut out);

@@ -38,7 +38,7 @@ fn main() {
     if let Err(e) = a.append_body(body.as_bytes(), Format::PrometheusText, 0, &mut out) {
         panic!("the bench body does not parse: {e}");
     }
-    acknowledge(&mut a, &out);
+    acknowledge(&mut a, &mut out);
     let mut appended = 0;
     for i in 1..=n {
         let t = i as i64 * 15_000;

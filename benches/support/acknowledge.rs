@@ -5,7 +5,7 @@ use promcore::scrape::append::{ScrapeAppender, ShardBatches};
 use shards::head::AppendOutcome;
 
 /// Assigns refs to every new series of `out`, as the shards would.
-pub fn acknowledge(a: &mut ScrapeAppender, out: &ShardBatches) {
+pub fn acknowledge(a: &mut ScrapeAppender, out: &mut ShardBatches) {
     let mut next = 0u64;
     let outcomes: Vec<Option<AppendOutcome>> = out
         .batches

@@ -9,6 +9,7 @@
 //! the scrape back, and the cache as if the scrape had not happened.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::LazyLock;
 
 use shards::head::{AppendBatch, AppendOutcome, BatchSample, SeriesKey};
@@ -18,7 +19,9 @@ use thiserror::Error;
 
 use crate::config::label_builder::LabelBuilder;
 use crate::config::relabel::{self, RelabelConfig, RelabelScratch};
-use crate::scrape::cache::{CacheEntry, EntryId, ScrapeCache, Unacknowledged};
+use crate::scrape::cache::{
+    CacheEntry, EntryId, ScrapeCache, ScrapeNumber, Unacknowledged, MAX_SHARDS,
+};
 use crate::scrape::metadata::SharedMetadata;
 use crate::scrape::metadata_lines::MetadataLines;
 use crate::scrape::parser::{Entry, Format, LabelPairs, ParseError, Parser};
@@ -93,9 +96,13 @@ pub struct ShardBatches {
 }
 
 impl ShardBatches {
-    /// At most 65,536 shards (a cache entry keeps its shard in 16 bits).
+    /// At most 4,096 shards (a cache entry keeps its shard in 12 bits; `--shards` allows
+    /// 1,024).
     pub fn new(shards: usize) -> Self {
-        assert!(shards <= 1 << 16, "{shards} shards: at most 65,536");
+        assert!(
+            shards <= MAX_SHARDS,
+            "{shards} shards: at most {MAX_SHARDS}"
+        );
         ShardBatches {
             batches: vec![AppendBatch::default(); shards],
             new_entries: vec![Vec::new(); shards],
@@ -119,6 +126,25 @@ impl ShardBatches {
     pub fn samples(&self) -> usize {
         self.batches.iter().map(|b| b.samples.len()).sum()
     }
+
+    /// Frees the lists of new entries once the shards have answered: after a target's first
+    /// scrape they are needed only by a scrape with new series, and kept they would hold
+    /// what the first scrape grew them to (~4 KiB for 1,000 series) for the target's life.
+    fn release_new_entries(&mut self) {
+        for n in &mut self.new_entries {
+            if n.capacity() != 0 {
+                *n = Vec::new();
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The entries the scrape being appended on this thread touched, marked seen only if it
+    /// succeeds. `append_body` never yields, so one list serves every target of the thread
+    /// instead of each target keeping one as long as its last scrape (4 KiB for 1,000
+    /// series); it holds what the largest target needed.
+    static TOUCHED: Cell<Vec<EntryId>> = const { Cell::new(Vec::new()) };
 }
 
 /// The names and cache keys of the synthetic series. A key starts with a byte no exposition
@@ -152,14 +178,15 @@ pub struct Report {
 pub struct ScrapeAppender {
     pub rules: SeriesRules,
     cache: ScrapeCache,
-    /// Number of the scrape being appended (starts at 1). Scrape numbers are 32-bit, as in
-    /// every cache entry (4 bytes a series fewer); `next_scrape` renumbers before they wrap.
-    scrape: u32,
+    /// Number of the scrape being appended (starts at 1). Scrape numbers are 16-bit, as in
+    /// every cache entry (2 bytes a series fewer); `next_scrape` renumbers before they wrap.
+    scrape: ScrapeNumber,
     /// The last scrape whose samples were stored (0: none yet).
-    last_ok: u32,
+    last_ok: ScrapeNumber,
     /// The successful scrape whose series already got staleness markers (after a failure).
-    stale_through: u32,
-    /// Entries this scrape touched, marked seen only if it succeeds.
+    stale_through: ScrapeNumber,
+    /// Entries this scrape touched, marked seen only if it succeeds: the thread's `TOUCHED`
+    /// while `append_body` runs, empty (no memory) between scrapes.
     touched: Vec<EntryId>,
     label_buf: LabelBuilder,
     relabel_scratch: RelabelScratch,
@@ -205,19 +232,23 @@ impl ScrapeAppender {
     ) -> Result<BodyReport, AppendError> {
         out.clear();
         self.next_scrape();
+        self.touched = TOUCHED.take();
         self.touched.clear();
         let result = self.parse_into(body, format, t, out);
         self.metadata_lines
             .end(&mut self.metadata.borrow_mut(), result.is_ok());
+        // Entries seen in this scrape, each once (a body may repeat a series).
+        let mut seen_now = 0;
+        if result.is_ok() {
+            for &id in &self.touched {
+                let e = self.cache.entry_mut(id);
+                seen_now += usize::from(e.seen != self.scrape);
+                e.seen = self.scrape;
+            }
+        }
+        TOUCHED.set(std::mem::take(&mut self.touched));
         match result {
             Ok(report) => {
-                // Entries seen in this scrape, each once (a body may repeat a series).
-                let mut seen_now = 0;
-                for &id in &self.touched {
-                    let e = self.cache.entry_mut(id);
-                    seen_now += usize::from(e.seen != self.scrape);
-                    e.seen = self.scrape;
-                }
                 // Staleness markers and eviction each scan every entry. Only entries this
                 // scrape did not see can need either, and the synthetic series need neither
                 // while they are written after every scrape: when those are all the unseen
@@ -248,14 +279,14 @@ impl ScrapeAppender {
         }
     }
 
-    /// Moves on to the next scrape number. After 2³² − 1 scrapes (136 years at one a second)
-    /// every number is renumbered first, keeping all that the appender ever compares: a
+    /// Moves on to the next scrape number. After 2¹⁶ − 1 scrapes (18 hours at one a second;
+    /// the pass over the entries costs less than one scrape) every number is renumbered first, keeping all that the appender ever compares: a
     /// number against the last successful scrape (`<`, `==`, `>`, and 0 for never) and the
     /// pending series against the current scrape (none is pending between scrapes).
     fn next_scrape(&mut self) {
-        if self.scrape == u32::MAX {
+        if self.scrape == ScrapeNumber::MAX {
             let last_ok = self.last_ok;
-            let renumber = move |n: u32| match n {
+            let renumber = move |n: ScrapeNumber| match n {
                 0 => 0,
                 n if n < last_ok => 1,
                 n if n == last_ok => 2,
@@ -272,7 +303,7 @@ impl ScrapeAppender {
     /// Starts the appender as if it had made `scrape` scrapes already (none successful), to
     /// test the renumbering.
     #[cfg(test)]
-    fn with_scrape_number(mut self, scrape: u32) -> Self {
+    fn with_scrape_number(mut self, scrape: ScrapeNumber) -> Self {
         self.scrape = scrape;
         self
     }
@@ -280,7 +311,7 @@ impl ScrapeAppender {
     /// How many entries of synthetic series there are, and how many of them
     /// `evict_older_than(keep_since)` would keep. They are never in a body, so never among
     /// the entries a body touched, and never staleness candidates of a scrape.
-    fn synthetic_entries(&self, keep_since: u32) -> (usize, usize) {
+    fn synthetic_entries(&self, keep_since: ScrapeNumber) -> (usize, usize) {
         let (mut live, mut kept) = (0, 0);
         for &hash in REPORT_HASHES.iter() {
             if let Some(id) = self.cache.get(hash) {
@@ -295,7 +326,6 @@ impl ScrapeAppender {
     /// marker (once), as if the target had answered with an empty body.
     pub fn append_failure(&mut self, t: i64, out: &mut ShardBatches) {
         out.clear();
-        self.touched.clear();
         self.next_scrape();
         self.stale_markers_for_last_scrape(t, false, out);
     }
@@ -333,7 +363,7 @@ impl ScrapeAppender {
             report.body.series_added as f64,
         ];
         let keys = REPORT_SERIES.iter().zip(REPORT_HASHES.iter());
-        for (((name, key), &hash), v) in keys.zip(values) {
+        for (((name, _), &hash), v) in keys.zip(values) {
             let id = match self.cache.get(hash) {
                 Some(id) => id,
                 None => {
@@ -341,7 +371,7 @@ impl ScrapeAppender {
                     lb.set("__name__", name);
                     // Target labels and a fixed valid name: this cannot fail.
                     let Ok(labels) = lb.to_labels() else { continue };
-                    let id = self.new_entry((hash, key.len()), labels, false, out);
+                    let id = self.new_entry(hash, labels, false, out);
                     self.cache.entry_mut(id).set_synthetic();
                     id
                 }
@@ -353,7 +383,12 @@ impl ScrapeAppender {
 
     /// Takes the shards' answers to the batches of `out` (`None` for a shard that was sent
     /// nothing or whose append failed): new refs go into the cache.
-    pub fn commit(&mut self, out: &ShardBatches, outcomes: &[Option<AppendOutcome>]) {
+    pub fn commit(&mut self, out: &mut ShardBatches, outcomes: &[Option<AppendOutcome>]) {
+        self.take_refs(out, outcomes);
+        out.release_new_entries();
+    }
+
+    fn take_refs(&mut self, out: &ShardBatches, outcomes: &[Option<AppendOutcome>]) {
         for (shard, outcome) in outcomes.iter().enumerate() {
             let Some(outcome) = outcome else { continue };
             if outcome.unknown_refs > 0 {
@@ -427,13 +462,12 @@ impl ScrapeAppender {
                     None => {
                         parser.labels(series, &mut pairs)?;
                         let explicit = timestamp_ms.is_some() && self.rules.honor_timestamps;
-                        let key = (hash, series.len());
                         match self.build_labels(&pairs)? {
                             Some(labels) => {
                                 report.series_added += 1;
-                                self.new_entry(key, labels, explicit, out)
+                                self.new_entry(hash, labels, explicit, out)
                             }
-                            None => self.cache.insert_hashed(key, CacheEntry::dropped()),
+                            None => self.cache.insert_hashed(hash, CacheEntry::dropped()),
                         }
                     }
                 }
@@ -470,7 +504,7 @@ impl ScrapeAppender {
     fn push_sample(&mut self, id: EntryId, t: i64, v: f64, out: &mut ShardBatches) {
         let e = self.cache.entry(id);
         let shard = e.shard();
-        let series = match e.series_ref {
+        let series = match e.series_ref() {
             0 => match self.unacknowledged(id, shard, out) {
                 Some(pending) => SeriesKey::New(pending),
                 None => return,
@@ -501,7 +535,7 @@ impl ScrapeAppender {
 
     fn new_entry(
         &mut self,
-        key: (SeriesHash, usize),
+        key: SeriesHash,
         labels: Labels,
         explicit_timestamps: bool,
         out: &mut ShardBatches,
@@ -637,7 +671,7 @@ mod tests {
     }
 
     /// Plays the shards: hands out refs for new series, in order, per shard.
-    fn ack(a: &mut ScrapeAppender, out: &ShardBatches, next_ref: &mut u64) -> Vec<Labels> {
+    fn ack(a: &mut ScrapeAppender, out: &mut ShardBatches, next_ref: &mut u64) -> Vec<Labels> {
         let mut created = Vec::new();
         let outcomes: Vec<Option<AppendOutcome>> = out
             .batches
@@ -687,7 +721,7 @@ mod tests {
                 series_added: 3
             }
         );
-        let created = ack(&mut a, &out, &mut next);
+        let created = ack(&mut a, &mut out, &mut next);
         assert_eq!(created.len(), 3);
         for l in &created {
             assert_eq!(l.get("job"), Some("node"));
@@ -721,12 +755,12 @@ mod tests {
         let mut next = 0;
         a.append_body(BODY, Format::PrometheusText, 1000, &mut out)
             .unwrap();
-        ack(&mut a, &out, &mut next);
+        ack(&mut a, &mut out, &mut next);
         a.append_body(b"b 3\n", Format::PrometheusText, 2000, &mut out)
             .unwrap();
         let s = samples(&out);
         assert_eq!(s.iter().filter(|(_, _, v)| is_stale_nan(*v)).count(), 2);
-        ack(&mut a, &out, &mut next);
+        ack(&mut a, &mut out, &mut next);
         a.append_body(b"b 3\n", Format::PrometheusText, 3000, &mut out)
             .unwrap();
         assert_eq!(samples(&out).len(), 1, "markers are written once");
@@ -739,7 +773,7 @@ mod tests {
         let mut next = 0;
         a.append_body(BODY, Format::PrometheusText, 1000, &mut out)
             .unwrap();
-        ack(&mut a, &out, &mut next);
+        ack(&mut a, &mut out, &mut next);
         a.append_failure(2000, &mut out);
         let s = samples(&out);
         assert_eq!(s.len(), 3);
@@ -865,7 +899,7 @@ mod tests {
             .unwrap();
         let times: Vec<i64> = samples(&out).iter().map(|s| s.1).collect();
         assert_eq!(times, vec![500, 1000]);
-        ack(&mut a, &out, &mut next);
+        ack(&mut a, &mut out, &mut next);
         a.append_body(b"", Format::PrometheusText, 2000, &mut out)
             .unwrap();
         assert_eq!(samples(&out).len(), 1, "only b gets a marker");
@@ -886,7 +920,7 @@ mod tests {
                 .unwrap();
             a.append_report(t, &report, &mut out);
             assert!(samples(&out).iter().all(|(_, _, v)| !v.is_nan()), "at {t}");
-            ack(&mut a, &out, &mut next);
+            ack(&mut a, &mut out, &mut next);
         }
         a.append_failure(4000, &mut out);
         assert_eq!(samples(&out).len(), 3, "only the scraped series");
@@ -947,7 +981,7 @@ mod tests {
                     a.append_report(t, &report, &mut out);
                     reported = true;
                 }
-                ack(&mut a, &out, &mut next);
+                ack(&mut a, &mut out, &mut next);
             }
         });
     }
@@ -978,7 +1012,7 @@ mod tests {
             body: BodyReport::default(),
         };
         a.append_report(1000, &report, &mut out);
-        let created = ack(&mut a, &out, &mut next);
+        let created = ack(&mut a, &mut out, &mut next);
         let names: Vec<&str> = created.iter().filter_map(|l| l.metric_name()).collect();
         assert_eq!(
             names,
@@ -1063,7 +1097,7 @@ mod tests {
             1 => Just(ModelScrape::FetchFailed),
         ];
         let scrapes = proptest::collection::vec((scrape, any::<bool>()), 1..14);
-        let start = prop_oneof![Just(0u32), (u32::MAX - 8..=u32::MAX)];
+        let start = prop_oneof![Just(0u16), (u16::MAX - 8..=u16::MAX)];
         let labels_of = |i: usize| {
             let mut lb = LabelBuilder::from_labels(&target());
             for (n, v) in MODEL_SERIES[i].1 {
@@ -1193,7 +1227,7 @@ mod tests {
                         shards_answer.then_some(AppendOutcome { series_refs, ..Default::default() })
                     })
                     .collect();
-                a.commit(&out, &outcomes);
+                a.commit(&mut out, &outcomes);
             }
         });
     }

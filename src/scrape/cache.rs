@@ -13,11 +13,13 @@
 //! are forgotten. The cache never talks to a shard itself, and never needs a series' text
 //! again once it has its hash.
 //!
-//! Memory per series (a target of 1,000 series): the entry 32 bytes, the table ~5–10 (a
-//! 4-byte id and a control byte per bucket, buckets a power of two at most 7/8 full), the
-//! appender's list of touched entries 4; the free list 4 bytes per slot evicted and not yet
+//! Memory per series (a target of 1,000 series): the entry 24 bytes (the key with the
+//! series' length in it, the shard's 32-bit ref, a 16-bit scrape number, the shard and the
+//! flags in 16 bits), the table ~5–10 (a 4-byte id and a control byte per bucket, buckets a
+//! power of two at most 7/8 full); the free list 4 bytes per slot evicted and not yet
 //! reused; the side map of unacknowledged series only between a series' first scrape and the
-//! shard's answer.
+//! shard's answer. A shard's refs fit 32 bits: the head refuses to make a series whose ref
+//! would not (`shards::head`'s `series_id`).
 
 use hashbrown::{HashMap, HashTable};
 
@@ -28,10 +30,13 @@ use crate::scrape::series_hash::{series_hash, KnownSeries, SeriesHash};
 /// Index of an entry in the slab.
 pub type EntryId = u32;
 
-/// The longest series (in bytes) whose length an entry keeps for the parser's hint
-/// (`KnownSeries`); a longer one is still cached, only looked up the long way.
-const KEY_LEN_MAX: usize = 0x0fff;
-const KEY_LEN: u16 = 0x0fff;
+/// The number of a scrape of the target, as entries keep it (see `ScrapeAppender`'s
+/// renumbering before it wraps).
+pub type ScrapeNumber = u16;
+
+/// Shards an entry can name: the low 12 bits of `shard_flags`.
+pub const MAX_SHARDS: usize = 1 << 12;
+const SHARD: u16 = 0x0fff;
 /// Relabeling dropped the series: its samples are skipped.
 const DROPPED: u16 = 1 << 12;
 /// The series came with its own timestamps: it gets no staleness markers, as in Prometheus
@@ -43,25 +48,25 @@ const SYNTHETIC: u16 = 1 << 14;
 /// A free slot of the slab.
 const FREE: u16 = 1 << 15;
 
-/// Where a series' samples go: 32 bytes, 8-aligned.
+/// Where a series' samples go: 24 bytes, 8-aligned.
 #[derive(Debug, Clone)]
 pub struct CacheEntry {
     key: SeriesHash,
     /// The shard's ref; 0 until the shard answered (refs start at 1). Until then the cache
     /// also keeps the series' labels (`Unacknowledged`).
-    pub series_ref: u64,
+    series_ref: u32,
     /// The last successful scrape (its number) that contained the series.
-    pub seen: u32,
-    shard: u16,
-    /// The key's length (`KEY_LEN`, 0 when longer than `KEY_LEN_MAX`) and the flags above.
-    len_flags: u16,
+    pub seen: ScrapeNumber,
+    /// The shard (`SHARD`) and the flags above.
+    shard_flags: u16,
 }
 
-const _: () = assert!(std::mem::size_of::<CacheEntry>() == 32);
+const _: () = assert!(std::mem::size_of::<CacheEntry>() == 24);
 
 impl CacheEntry {
-    /// A series whose samples go to `shard`.
+    /// A series whose samples go to `shard` (below `MAX_SHARDS`: `ShardBatches` has no more).
     pub fn series(shard: usize, explicit_timestamps: bool) -> Self {
+        debug_assert!(shard < MAX_SHARDS);
         let flags = if explicit_timestamps {
             EXPLICIT_TIMESTAMPS
         } else {
@@ -71,45 +76,49 @@ impl CacheEntry {
             key: SeriesHash::default(),
             series_ref: 0,
             seen: 0,
-            // `ShardBatches` never has more shards than a u16 counts.
-            shard: shard as u16,
-            len_flags: flags,
+            shard_flags: (shard as u16 & SHARD) | flags,
         }
     }
 
     /// A series relabeling dropped.
     pub fn dropped() -> Self {
         CacheEntry {
-            len_flags: DROPPED,
+            shard_flags: DROPPED,
             ..CacheEntry::series(0, false)
         }
     }
 
     #[inline(always)]
     pub fn shard(&self) -> usize {
-        usize::from(self.shard)
+        usize::from(self.shard_flags & SHARD)
+    }
+
+    /// The shard's ref, 0 until the shard answered.
+    #[inline(always)]
+    pub fn series_ref(&self) -> u64 {
+        u64::from(self.series_ref)
     }
 
     #[inline(always)]
     pub fn is_dropped(&self) -> bool {
-        self.len_flags & DROPPED != 0
+        self.shard_flags & DROPPED != 0
     }
 
     pub fn is_synthetic(&self) -> bool {
-        self.len_flags & SYNTHETIC != 0
+        self.shard_flags & SYNTHETIC != 0
     }
 
     pub fn set_synthetic(&mut self) {
-        self.len_flags |= SYNTHETIC;
+        self.shard_flags |= SYNTHETIC;
     }
 
     fn has_explicit_timestamps(&self) -> bool {
-        self.len_flags & EXPLICIT_TIMESTAMPS != 0
+        self.shard_flags & EXPLICIT_TIMESTAMPS != 0
     }
 
     #[inline(always)]
     fn is_free(&self) -> bool {
-        self.len_flags & FREE != 0
+        self.shard_flags & FREE != 0
     }
 }
 
@@ -120,7 +129,7 @@ pub struct Unacknowledged {
     pub labels: Labels,
     /// In scrape `pending_scrape`, the series is `new_series[pending]` of its shard's batch.
     pub pending: u32,
-    pub pending_scrape: u32,
+    pub pending_scrape: ScrapeNumber,
 }
 
 #[derive(Default)]
@@ -175,7 +184,7 @@ impl ScrapeCache {
     pub fn known(&self, id: EntryId) -> KnownSeries {
         match self.entries.get(id as usize) {
             Some(e) if !e.is_free() => KnownSeries {
-                len: usize::from(e.len_flags & KEY_LEN),
+                len: e.key.series_len(),
                 hash: e.key,
             },
             _ => KnownSeries::NONE,
@@ -194,21 +203,14 @@ impl ScrapeCache {
 
     /// Caches `entry` for the series whose bytes are `series`.
     pub fn insert(&mut self, series: &[u8], entry: CacheEntry) -> EntryId {
-        self.insert_hashed((series_hash(series), series.len()), entry)
+        self.insert_hashed(series_hash(series), entry)
     }
 
-    /// `insert` for a series whose bytes (`len` of them) hash to `hash`, when the caller has
-    /// hashed them already (a lookup that missed).
-    pub fn insert_hashed(
-        &mut self,
-        (hash, len): (SeriesHash, usize),
-        mut entry: CacheEntry,
-    ) -> EntryId {
+    /// `insert` for a series whose bytes hash to `hash`, when the caller has hashed them
+    /// already (a lookup that missed).
+    pub fn insert_hashed(&mut self, hash: SeriesHash, mut entry: CacheEntry) -> EntryId {
         entry.key = hash;
-        entry.len_flags &= !(KEY_LEN | FREE);
-        if len <= KEY_LEN_MAX {
-            entry.len_flags |= len as u16;
-        }
+        entry.shard_flags &= !FREE;
         let key = entry.key;
         let id = match self.free.pop() {
             Some(id) => {
@@ -246,10 +248,14 @@ impl ScrapeCache {
         self.unacknowledged.get_mut(&id)
     }
 
-    /// Records the ref a shard gave to a series this cache created.
+    /// Records the ref a shard gave to a series this cache created. A ref beyond 32 bits,
+    /// which no head gives, leaves the series unacknowledged: its labels are sent again and
+    /// its samples are never stored under a wrong ref.
     pub fn set_ref(&mut self, id: EntryId, series_ref: u64) {
-        self.entries[id as usize].series_ref = series_ref;
-        self.forget_unacknowledged(id);
+        if let Ok(r) = u32::try_from(series_ref) {
+            self.entries[id as usize].series_ref = r;
+            self.forget_unacknowledged(id);
+        }
     }
 
     fn forget_unacknowledged(&mut self, id: EntryId) {
@@ -265,7 +271,7 @@ impl ScrapeCache {
     /// when they vanish. The synthetic series only when `synthetic` (the target is gone).
     pub fn stale_candidates(
         &self,
-        scrape: Option<u32>,
+        scrape: Option<ScrapeNumber>,
         synthetic: bool,
     ) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.live().filter_map(move |e| {
@@ -274,18 +280,18 @@ impl ScrapeCache {
             } else {
                 Some(e.seen) == scrape && !e.has_explicit_timestamps()
             };
-            (wanted && !e.is_dropped() && e.series_ref != 0).then_some((e.shard(), e.series_ref))
+            (wanted && !e.is_dropped() && e.series_ref != 0).then_some((e.shard(), e.series_ref()))
         })
     }
 
     /// Forgets entries not seen since before successful scrape `keep_since`.
-    pub fn evict_older_than(&mut self, keep_since: u32) {
+    pub fn evict_older_than(&mut self, keep_since: ScrapeNumber) {
         for id in 0..self.entries.len() {
             let e = &mut self.entries[id];
             if e.is_free() || e.seen >= keep_since {
                 continue;
             }
-            e.len_flags = FREE;
+            e.shard_flags = FREE;
             if let Ok(found) = self.index.find_entry(e.key.short(), |&i| i as usize == id) {
                 found.remove();
             }
@@ -296,7 +302,7 @@ impl ScrapeCache {
 
     /// Rewrites every entry's `seen` with `renumber`, and forgets in which scrape an
     /// unacknowledged series was last sent (see `ScrapeAppender`'s scrape numbers).
-    pub fn renumber_scrapes(&mut self, renumber: impl Fn(u32) -> u32) {
+    pub fn renumber_scrapes(&mut self, renumber: impl Fn(ScrapeNumber) -> ScrapeNumber) {
         for e in &mut self.entries {
             e.seen = renumber(e.seen);
         }
@@ -330,6 +336,7 @@ impl std::fmt::Debug for ScrapeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scrape::series_hash::LEN_MAX;
 
     fn h(series: &[u8]) -> SeriesHash {
         series_hash(series)
@@ -356,7 +363,7 @@ mod tests {
             Some(x.clone())
         );
         c.set_ref(a, 7);
-        assert_eq!(c.entry(a).series_ref, 7);
+        assert_eq!(c.entry(a).series_ref(), 7);
         assert!(c.unacknowledged_mut(a).is_none());
         assert!(c.unacknowledged_mut(b).is_some());
         // Evicted before its ref came: its labels go with it, and a reused slot has none.
@@ -396,10 +403,10 @@ mod tests {
     #[test]
     fn entries_know_their_series_length_and_flags_apart() {
         let mut c = ScrapeCache::new();
-        let long = vec![b'a'; KEY_LEN_MAX + 1];
-        let at_max = vec![b'b'; KEY_LEN_MAX];
+        let long = vec![b'a'; LEN_MAX + 1];
+        let at_max = vec![b'b'; LEN_MAX];
         let l = c.insert(&long, CacheEntry::dropped());
-        let m = c.insert(&at_max, CacheEntry::series(65_535, true));
+        let m = c.insert(&at_max, CacheEntry::series(MAX_SHARDS - 1, true));
         c.entry_mut(m).set_synthetic();
         // Too long for the parser's hint, still cached; the flags untouched by the length.
         assert_eq!(c.known(l).len, 0);
@@ -408,7 +415,27 @@ mod tests {
         assert_eq!(c.known(m), KnownSeries::of(&at_max));
         let e = c.entry(m);
         assert!(!e.is_dropped() && e.is_synthetic() && e.has_explicit_timestamps());
-        assert_eq!(e.shard(), 65_535);
+        assert_eq!(e.shard(), MAX_SHARDS - 1);
+    }
+
+    #[test]
+    fn refs_up_to_32_bits_are_kept_and_others_never_stored() {
+        let mut c = ScrapeCache::new();
+        let x = Labels::from_pairs([("__name__", "x")]).unwrap();
+        let a = c.insert(b"a", CacheEntry::series(3, false));
+        let b = c.insert(b"b", CacheEntry::series(3, false));
+        c.keep_unacknowledged(a, unacknowledged(&x));
+        c.keep_unacknowledged(b, unacknowledged(&x));
+        c.set_ref(a, u64::from(u32::MAX));
+        c.set_ref(b, 1 << 32);
+        assert_eq!(c.entry(a).series_ref(), u64::from(u32::MAX));
+        assert!(c.unacknowledged_mut(a).is_none());
+        // Not truncated to 0 (or anything else): still waiting, its labels kept.
+        assert_eq!(c.entry(b).series_ref(), 0);
+        assert!(c.unacknowledged_mut(b).is_some());
+        c.entry_mut(a).seen = 2;
+        let stale: Vec<_> = c.stale_candidates(Some(2), false).collect();
+        assert_eq!(stale, vec![(3, u64::from(u32::MAX))]);
     }
 
     #[test]
