@@ -106,6 +106,9 @@ impl Prepared {
 /// did not shorten.
 const PREFETCH_AHEAD: usize = 8;
 
+/// Series the unlogged set keeps room for once empty: a steady round of new series per batch.
+const UNLOGGED_CAPACITY_KEPT: usize = 1024;
+
 impl Head {
     /// Asks the CPU to bring the open chunk of `key`'s series into cache: its first line,
     /// which `appendable` reads, and its last, where `commit` appends. Only a hint: it never
@@ -223,6 +226,11 @@ impl Head {
     pub fn commit(&mut self, p: &mut Prepared) -> Result<AppendOutcome, HeadError> {
         for r in &p.unlogged_series {
             self.unlogged.remove(r);
+        }
+        // A burst of new series (a first scrape round) fills the set and leaves it empty; its
+        // table would stay at the burst's size (1.2 MB per shard at 1 M series).
+        if self.unlogged.is_empty() && self.unlogged.capacity() > UNLOGGED_CAPACITY_KEPT {
+            self.unlogged.shrink_to(UNLOGGED_CAPACITY_KEPT);
         }
         let mut outcome = std::mem::take(&mut p.outcome);
         let before = self.stats.clone();
@@ -342,6 +350,21 @@ mod tests {
         assert_eq!(out.out_of_bounds, 1);
         assert_eq!(head.stats.samples_appended, 3);
         assert_eq!(head.stats.out_of_order_samples, 2);
+    }
+
+    #[test]
+    fn a_burst_of_new_series_leaves_no_unlogged_table_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut head, _) = Head::open(dir.path(), HeadOptions::default()).unwrap();
+        let n = 20_000u32;
+        let new: Vec<Labels> = (0..n).map(|i| labels("u", i)).collect();
+        let first: Vec<_> = (0..n).map(|i| (SeriesKey::New(i), 0, 1.0)).collect();
+        let mut p = Prepared::default();
+        head.prepare(&batch(new, &first), &mut p).unwrap();
+        assert!(head.unlogged.capacity() >= n as usize);
+        head.commit(&mut p).unwrap();
+        assert!(head.unlogged.is_empty());
+        assert!(head.unlogged.capacity() <= 2 * UNLOGGED_CAPACITY_KEPT);
     }
 
     /// A renewal of the chunk heap moves every open chunk: what reads back, and what later
