@@ -28,7 +28,7 @@ use crate::api::http_metrics::HttpMetrics;
 use crate::flags::{Flags, LogLevel};
 use crate::front::{run_front, FrontStart};
 use crate::http::forward;
-use crate::http::listeners::bind_listeners;
+use crate::http::listeners::bind_listeners_patiently;
 use crate::http::{ConnectionSlots, ServerConfig};
 use crate::log::log;
 use crate::router::protocol::{Envelope, Reply};
@@ -50,6 +50,9 @@ const MEMLOCK_PER_EXECUTOR: u64 = 512 * 1024;
 /// glommio's default of 10 MiB, registering (pinning, so faulting in and zeroing) the
 /// arenas cost three executors 30 MiB of RSS and ~7,700 page faults before a shard could
 /// start its head rebuild.
+/// How long start-up waits for its address to be free (`bind_listeners_patiently`).
+const LISTEN_PATIENCE: Duration = Duration::from_secs(2);
+
 const IO_MEMORY_PER_EXECUTOR: usize = 64 * 1024;
 
 /// How long a front executor polls before it sleeps once it has nothing to do. A forwarded
@@ -120,7 +123,7 @@ pub fn run(flags: &Flags) -> Result<(), StartupError> {
             ("shards", &shards),
         ],
     );
-    let mut listeners = bind_listeners(listen, fronts + 1)
+    let mut listeners = bind_listeners_patiently(listen, fronts + 1, LISTEN_PATIENCE)
         .map_err(|e| StartupError::Listen(format!("cannot listen on {listen}: {e}")))?
         .into_iter();
     // Core 0's, bound first: the router's.

@@ -19,6 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -58,6 +59,27 @@ pub fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<Socket>>
     }
     attach_cpu_steering(&sockets[0])?;
     Ok(sockets)
+}
+
+/// `bind_listeners`, trying again while the address is in use, for at most `patience`: a
+/// predecessor killed a moment ago (a crash, then a restart by systemd or a benchmark) can
+/// hold its listening sockets for some milliseconds after it was reaped, and a restart
+/// would fail on its own port. A server that really listens there is still refused, only
+/// `patience` later.
+pub fn bind_listeners_patiently(
+    addr: SocketAddr,
+    count: usize,
+    patience: Duration,
+) -> io::Result<Vec<Socket>> {
+    let started = Instant::now();
+    loop {
+        match bind_listeners(addr, count) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < patience => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
@@ -139,6 +161,20 @@ mod tests {
         let addr = first[0].local_addr().unwrap().as_socket().unwrap();
         assert!(bind_listeners(addr, 1).is_err());
         assert!(bind_listeners(addr, 2).is_err());
+    }
+
+    #[test]
+    fn a_restart_waits_for_its_predecessors_sockets_to_go() {
+        let first = bind_listeners(loopback(), 2).unwrap();
+        let addr = first[0].local_addr().unwrap().as_socket().unwrap();
+        assert!(bind_listeners_patiently(addr, 2, Duration::ZERO).is_err());
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(first);
+        });
+        let second = bind_listeners_patiently(addr, 2, Duration::from_secs(20)).unwrap();
+        release.join().unwrap();
+        assert_eq!(second[0].local_addr().unwrap().as_socket(), Some(addr));
     }
 
     #[test]
